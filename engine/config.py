@@ -1,0 +1,241 @@
+"""Typed configuration of a run and the NGC/Cambricon-compatible command line. No torch import here.
+
+The flag names, defaults and meanings follow the port's `main.py` so the seed's scripts run unchanged;
+upstream's later flags (`--image-size`, `--end-lr`, `--gather-checkpoints`, `--topk`) are added.
+Everything that can be checked without torch is checked here, before any work starts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+ARCHS = ("resnet50",)
+MODEL_CONFIGS = ("classic", "fanin")
+DEVICES = ("auto", "mlu", "gpu", "cuda", "cpu")
+DATA_BACKENDS = ("pytorch", "synthetic")
+
+
+class ConfigError(ValueError):
+    """A flag value that cannot work; the message names the flag and the fix."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Every setting of one engine run."""
+
+    data: Optional[str] = None
+    data_backend: str = "pytorch"
+    arch: str = "resnet50"
+    model_config: str = "classic"
+    num_classes: int = 1000
+    workers: int = 5
+    prefetch: int = 2
+    epochs: int = 90
+    run_epochs: int = -1
+    batch_size: int = 256
+    optimizer_batch_size: int = -1
+    lr: float = 0.1
+    lr_schedule: str = "step"
+    end_lr: float = 0.0
+    warmup: int = 0
+    label_smoothing: float = 0.0
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    bn_weight_decay: bool = False
+    nesterov: bool = False
+    print_freq: int = 10
+    resume: Optional[str] = None
+    pretrained_from_file: Optional[str] = None
+    evaluate: bool = False
+    training_only: bool = False
+    save_checkpoints: bool = True
+    checkpoint_filename: str = "checkpoint.pth.tar"
+    workspace: str = "./"
+    raport_file: str = "experiment_raport.json"
+    seed: Optional[int] = None
+    prof: int = -1
+    amp: bool = False
+    static_loss_scale: float = 1.0
+    dynamic_loss_scale: bool = False
+    memory_format: str = "nchw"
+    device: str = "auto"
+    dist_backend: Optional[str] = None
+    image_size: Optional[int] = None
+    gather_checkpoints: int = 0
+    topk: int = 5
+    zero_init_residual: bool = False
+    synthetic_size: int = 0
+    max_bad_fraction: float = 0.01
+
+    @property
+    def train_image_size(self) -> int:
+        return self.image_size or 224
+
+    @property
+    def val_resize(self) -> int:
+        """Resize before the center crop: size / 0.875, as 224 → 256."""
+        return int(round(self.train_image_size / 0.875))
+
+    @property
+    def do_train(self) -> bool:
+        return not self.evaluate
+
+    @property
+    def do_validate(self) -> bool:
+        return self.evaluate or not self.training_only
+
+    def workspace_path(self, name: str) -> Path:
+        """A file of the run's workspace; absolute names stay as given."""
+        p = Path(name)
+        return p if p.is_absolute() else Path(self.workspace) / p
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m engine.train",
+        description="Train or evaluate ResNet-50 v1.5 with NVIDIA's NGC recipe on MLU, CUDA or CPU.",
+        allow_abbrev=False,
+    )
+    p.add_argument("data", nargs="?", default=None, metavar="DIR",
+                   help="dataset root with train/ and val/ (ImageFolder; train.txt/val.txt lists are used when present)")
+    p.add_argument("--data-backend", default="pytorch", choices=DATA_BACKENDS,
+                   help="pytorch: decode images from DIR; synthetic: random tensors, no dataset needed")
+    p.add_argument("--arch", "-a", default="resnet50", choices=ARCHS, help="model architecture")
+    p.add_argument("--model-config", "-c", default="classic", choices=MODEL_CONFIGS,
+                   help="weight init: classic (torchvision's) or fanin (Kaiming normal, fan_in)")
+    p.add_argument("--num-classes", type=int, default=1000, help="number of classes")
+    p.add_argument("-j", "--workers", type=int, default=5, help="data-loading worker processes per rank")
+    p.add_argument("--prefetch", type=int, default=2, help="batches each worker loads ahead")
+    p.add_argument("--epochs", type=int, default=90, help="total epochs of the schedule")
+    p.add_argument("--run-epochs", type=int, default=-1, help="stop after this many epochs of this attempt (-1: all)")
+    p.add_argument("-b", "--batch-size", type=int, default=256, help="mini-batch size per card")
+    p.add_argument("--optimizer-batch-size", type=int, default=-1,
+                   help="global batch per optimizer step; a multiple of batch size × cards (gradient accumulation)")
+    p.add_argument("--lr", type=float, default=0.1, help="base learning rate")
+    p.add_argument("--lr-schedule", default="step", choices=("step", "linear", "cosine"), help="learning-rate schedule")
+    p.add_argument("--end-lr", type=float, default=0.0, help="final learning rate of the linear and cosine schedules")
+    p.add_argument("--warmup", type=int, default=0, help="epochs of linear warm-up")
+    p.add_argument("--label-smoothing", type=float, default=0.0, help="label smoothing factor")
+    p.add_argument("--momentum", "--mom", type=float, default=0.9, help="SGD momentum")
+    p.add_argument("--weight-decay", "--wd", type=float, default=1e-4, help="weight decay")
+    p.add_argument("--bn-weight-decay", action="store_true", help="apply weight decay to BN parameters too")
+    p.add_argument("--nesterov", action="store_true", help="Nesterov momentum")
+    p.add_argument("-p", "--print-freq", type=int, default=10, help="log every N iterations")
+    p.add_argument("--resume", default=None, metavar="PATH", help="continue from this checkpoint (strict)")
+    p.add_argument("--pretrained-from-file", "--pretrained-weights", default=None, metavar="PATH",
+                   help="initialise the model's weights from this checkpoint (no optimizer state)")
+    p.add_argument("--evaluate", action="store_true", help="one validation pass, no training")
+    p.add_argument("--training-only", action="store_true", help="skip validation (then no best model is kept)")
+    p.add_argument("--no-checkpoints", action="store_false", dest="save_checkpoints", help="write no checkpoints")
+    p.add_argument("--checkpoint-filename", default="checkpoint.pth.tar", help="name of the rolling checkpoint")
+    p.add_argument("--workspace", default="./", metavar="DIR", help="where checkpoints and the report go")
+    p.add_argument("--raport-file", default="experiment_raport.json",
+                   help="DLLogger report file, relative to --workspace (appended across resumes)")
+    p.add_argument("--seed", type=int, default=None, help="random seed (weights agree across ranks)")
+    p.add_argument("--prof", type=int, default=-1, help="stop each phase after N iterations (profiling)")
+    p.add_argument("--amp", action="store_true", help="automatic mixed precision (autocast + GradScaler)")
+    p.add_argument("--pyamp", action="store_true", dest="amp", help="the port's name for --amp")
+    p.add_argument("--static-loss-scale", type=float, default=1.0, help="accepted for compatibility; scaling is dynamic")
+    p.add_argument("--dynamic-loss-scale", action="store_true", help="accepted for compatibility; scaling is dynamic")
+    p.add_argument("--memory-format", default="nchw", choices=("nchw", "nhwc"), help="activation memory layout")
+    p.add_argument("--device", default="auto", choices=DEVICES, help="mlu, gpu/cuda or cpu; auto picks MLU, then CUDA, then CPU")
+    p.add_argument("--dist-backend", default=None, help="process-group backend (default: cncl, nccl or gloo by device)")
+    p.add_argument("--image-size", type=int, default=None, help="training crop size (default 224); val resizes to size/0.875")
+    p.add_argument("--gather-checkpoints", type=int, default=0, metavar="N",
+                   help="also keep checkpoint-<epoch>.pth.tar of the last N epochs")
+    p.add_argument("--topk", type=int, default=5, help="the k of the top-k accuracy reported besides top-1")
+    p.add_argument("--zero-init-residual", action="store_true", help="zero the last BN of each block")
+    p.add_argument("--synthetic-size", type=int, default=0, metavar="N",
+                   help="images per epoch of the synthetic backend (default: 40 batches per card)")
+    p.add_argument("--max-bad-fraction", type=float, default=0.01,
+                   help="unreadable images are skipped until this fraction is reached, then the run stops")
+    p.add_argument("--local_rank", "--local-rank", type=int, default=None, help=argparse.SUPPRESS)
+    return p
+
+
+def parse_args(argv: Sequence[str] | None = None) -> TrainConfig:
+    """Parse and check the command line; raise ConfigError for a value that cannot work."""
+    ns = build_parser().parse_args(argv)
+    values = {f.name: getattr(ns, f.name) for f in dataclasses.fields(TrainConfig)}
+    if values["device"] == "gpu":
+        values["device"] = "cuda"
+    cfg = TrainConfig(**values)
+    check(cfg)
+    return cfg
+
+
+def check(cfg: TrainConfig, world_size: int | None = None) -> None:
+    """Refuse settings that cannot work, naming the flag and what to pass instead."""
+    positive = {"--batch-size": cfg.batch_size, "--epochs": cfg.epochs, "--num-classes": cfg.num_classes,
+                "--print-freq": cfg.print_freq, "--topk": cfg.topk}
+    for flag, value in positive.items():
+        if value < 1:
+            raise ConfigError(f"{flag} must be at least 1, got {value}")
+    if cfg.workers < 0:
+        raise ConfigError(f"--workers must be 0 or more, got {cfg.workers}")
+    if cfg.lr < 0 or cfg.end_lr < 0:
+        raise ConfigError("--lr and --end-lr must not be negative")
+    if not 0.0 <= cfg.label_smoothing < 1.0:
+        raise ConfigError(f"--label-smoothing must be in [0, 1), got {cfg.label_smoothing}")
+    if cfg.warmup < 0 or (cfg.warmup >= cfg.epochs and not cfg.evaluate):
+        raise ConfigError(f"--warmup must be between 0 and --epochs - 1 ({cfg.epochs - 1}), got {cfg.warmup}")
+    if cfg.run_epochs == 0 or cfg.run_epochs < -1:
+        raise ConfigError(f"--run-epochs must be -1 (all) or at least 1, got {cfg.run_epochs}")
+    if cfg.gather_checkpoints < 0:
+        raise ConfigError(f"--gather-checkpoints must be 0 or more, got {cfg.gather_checkpoints}")
+    if cfg.image_size is not None and cfg.image_size < 32:
+        raise ConfigError(f"--image-size must be at least 32 (ResNet-50 downsamples 32×), got {cfg.image_size}")
+    if cfg.topk > cfg.num_classes:
+        raise ConfigError(f"--topk {cfg.topk} is more than --num-classes {cfg.num_classes}")
+    if not 0.0 <= cfg.max_bad_fraction < 1.0:
+        raise ConfigError("--max-bad-fraction must be in [0, 1)")
+    if cfg.evaluate and cfg.training_only:
+        raise ConfigError("--evaluate and --training-only exclude each other: evaluation is validation")
+    if cfg.evaluate and not cfg.resume and not cfg.pretrained_from_file:
+        raise ConfigError("--evaluate needs weights: pass --resume CHECKPOINT (or --pretrained-from-file)")
+    for flag, path in (("--resume", cfg.resume), ("--pretrained-from-file", cfg.pretrained_from_file)):
+        if path and not Path(path).is_file():
+            raise ConfigError(f"{flag} {path}: no such file (a missing checkpoint is never a fresh start)")
+    _check_data(cfg)
+    _check_batch(cfg, world_size if world_size is not None else int(os.environ.get("WORLD_SIZE", "1")))
+
+
+def _check_data(cfg: TrainConfig) -> None:
+    if cfg.data_backend == "synthetic":
+        return
+    if not cfg.data:
+        raise ConfigError("no dataset given: pass DIR (with train/ and val/), or --data-backend synthetic")
+    root = Path(cfg.data)
+    if not root.is_dir():
+        raise ConfigError(f"dataset directory {root} does not exist (or pass --data-backend synthetic)")
+    needed = (["train"] if cfg.do_train else []) + (["val"] if cfg.do_validate else [])
+    for split in needed:
+        if not (root / split).is_dir() and not (root / f"{split}.txt").is_file():
+            hint = " (or pass --training-only)" if split == "val" else ""
+            raise ConfigError(f"dataset {root} has no {split}/ folder and no {split}.txt list{hint}")
+
+
+def _check_batch(cfg: TrainConfig, world_size: int) -> None:
+    if cfg.optimizer_batch_size == -1:
+        return
+    per_step = cfg.batch_size * world_size
+    if cfg.optimizer_batch_size < per_step or cfg.optimizer_batch_size % per_step:
+        raise ConfigError(
+            f"--optimizer-batch-size {cfg.optimizer_batch_size} must be a multiple of batch size × cards "
+            f"({cfg.batch_size} × {world_size} = {per_step})"
+        )
+
+
+def accumulation_steps(cfg: TrainConfig, world_size: int) -> int:
+    """Mini-batches per optimizer step."""
+    if cfg.optimizer_batch_size == -1:
+        return 1
+    return cfg.optimizer_batch_size // (cfg.batch_size * world_size)

@@ -1,0 +1,247 @@
+"""The engine's event stream: DLLogger-compatible `raport.json` lines, and the status records beside them.
+
+This module is the one place the schema lives. It imports no torch, so the job manager can follow a
+running engine's file with it.
+
+Every line is ``DLLL {json}``. Every record has ``timestamp`` (seconds since the epoch), ``datetime``
+(ISO 8601, local time), ``elapsedtime`` (seconds since this writer opened) and ``type``:
+
+``LOG``       DLLogger's metric records: ``step`` and ``data``.
+              step ``"PARAMETER"``          data = every argument of the run (once per attempt)
+              step ``[epoch, it]``          training, every ``-p`` iterations; epoch is 1-based, ``it`` 1-based
+              step ``[epoch, it, val_it]``  validation, every ``-p`` iterations
+              step ``[epoch]``              epoch summary (train.* means, val.* exact)
+              step ``[]``                   run summary
+``METADATA``  ``metric`` and ``metadata`` (``{"unit": ..., "format": ...}``), once per metric per attempt.
+``STATUS``    what DLLogger has no word for: ``event`` and ``data``, one of :data:`STATUS_EVENTS`.
+
+Readers (the supervisor, NGC's own parsers) ignore record types they do not know; DLLogger's tools
+read ``LOG`` and ``METADATA`` only, so ``STATUS`` lines do not disturb them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TextIO
+
+PREFIX = "DLLL "
+
+# Exit statuses of `python -m engine.train`; the supervisor maps them to job states.
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_STOPPED = 75  # sysexits EX_TEMPFAIL: stopped on a signal after a checkpoint; resume continues it
+
+# Units and formats of the metrics the engine writes, as DLLogger METADATA records.
+METRICS: dict[str, dict[str, Any]] = {
+    "train.loss": {"unit": None, "format": ":>5.5f"},
+    "train.top1": {"unit": "%", "format": ":>3.2f"},
+    "train.total_ips": {"unit": "img/s", "format": ":>.2f"},
+    "train.compute_ips": {"unit": "img/s", "format": ":>.2f"},
+    "train.data_time": {"unit": "s", "format": ":>.5f"},
+    "train.compute_time": {"unit": "s", "format": ":>.5f"},
+    "train.lr": {"unit": None, "format": ":>.6f"},
+    "train.grad_scale": {"unit": None, "format": ":>.1f"},
+    "val.loss": {"unit": None, "format": ":>5.5f"},
+    "val.top1": {"unit": "%", "format": ":>3.2f"},
+    "val.top5": {"unit": "%", "format": ":>3.2f"},
+    "val.total_ips": {"unit": "img/s", "format": ":>.2f"},
+    "val.compute_ips": {"unit": "img/s", "format": ":>.2f"},
+    "val.compute_latency": {"unit": "s", "format": ":>.5f"},
+    "val.compute_latency_at95": {"unit": "s", "format": ":>.5f"},
+    "val.compute_latency_at99": {"unit": "s", "format": ":>.5f"},
+    "val.compute_latency_at100": {"unit": "s", "format": ":>.5f"},
+    "data.skipped_images": {"unit": "images", "format": ":d"},
+}
+
+# STATUS events and the keys their `data` must carry (more keys are allowed).
+STATUS_EVENTS: dict[str, tuple[str, ...]] = {
+    # config: every argument; train_iters / val_iters: iterations per epoch (0 when that phase is off)
+    "run_start": ("config", "start_epoch", "epochs", "train_iters", "val_iters", "world_size", "device"),
+    "epoch_start": ("epoch", "train_iters", "start_iter"),
+    "checkpoint": ("path", "epoch", "iteration", "is_best"),
+    "stopping": ("signal", "epoch", "iteration"),
+    "error": ("message",),
+    "run_end": ("status",),
+}
+
+
+class SchemaError(ValueError):
+    """A record that does not follow the event schema."""
+
+
+@dataclass(frozen=True)
+class Record:
+    """One parsed line of raport.json."""
+
+    type: str
+    timestamp: float
+    step: Any = None
+    data: dict[str, Any] | None = None
+    event: str | None = None
+    metric: str | None = None
+    metadata: dict[str, Any] | None = None
+
+    @property
+    def phase(self) -> str | None:
+        """'train', 'val', 'epoch', 'summary' or 'parameter' for LOG records, else None."""
+        if self.type != "LOG":
+            return None
+        if self.step == "PARAMETER":
+            return "parameter"
+        return {0: "summary", 1: "epoch", 2: "train", 3: "val"}.get(len(self.step))
+
+
+def validate(obj: dict[str, Any]) -> None:
+    """Raise SchemaError unless `obj` is a record this schema allows."""
+    for key, kind in (("timestamp", (int, float)), ("datetime", str), ("elapsedtime", (int, float))):
+        if not isinstance(obj.get(key), kind):
+            raise SchemaError(f"record lacks {key!r}: {obj}")
+    rtype = obj.get("type")
+    if rtype == "LOG":
+        step, data = obj.get("step"), obj.get("data")
+        if not isinstance(data, dict):
+            raise SchemaError(f"LOG record without a data object: {obj}")
+        if step == "PARAMETER":
+            return
+        if not isinstance(step, list) or len(step) > 3 or not all(isinstance(s, int) for s in step):
+            raise SchemaError(f"LOG step must be 'PARAMETER' or a list of up to 3 ints: {step!r}")
+        unknown = [k for k in data if k not in METRICS]
+        if unknown:
+            raise SchemaError(f"LOG record with metrics not in METRICS: {unknown}")
+        bad = [k for k, v in data.items() if not isinstance(v, (int, float))]
+        if bad:
+            raise SchemaError(f"LOG record with non-numeric values: {bad}")
+    elif rtype == "METADATA":
+        if obj.get("metric") not in METRICS or not isinstance(obj.get("metadata"), dict):
+            raise SchemaError(f"METADATA record for an unknown metric: {obj}")
+    elif rtype == "STATUS":
+        event, data = obj.get("event"), obj.get("data")
+        if event not in STATUS_EVENTS:
+            raise SchemaError(f"unknown STATUS event {event!r}")
+        if not isinstance(data, dict):
+            raise SchemaError(f"STATUS record without a data object: {obj}")
+        missing = [k for k in STATUS_EVENTS[event] if k not in data]
+        if missing:
+            raise SchemaError(f"STATUS {event} lacks {missing}")
+    else:
+        raise SchemaError(f"unknown record type {rtype!r}")
+
+
+def parse_line(line: str) -> Record | None:
+    """Parse one line; None for lines that are not DLLogger records (blank, foreign, torn)."""
+    line = line.strip()
+    if not line.startswith(PREFIX):
+        return None
+    try:
+        obj = json.loads(line[len(PREFIX) :])
+    except json.JSONDecodeError:
+        return None
+    if not isinstance(obj, dict) or "type" not in obj:
+        return None
+    return Record(
+        type=obj["type"],
+        timestamp=float(obj.get("timestamp", 0.0)),
+        step=obj.get("step"),
+        data=obj.get("data"),
+        event=obj.get("event"),
+        metric=obj.get("metric"),
+        metadata=obj.get("metadata"),
+    )
+
+
+def read_from(path: str | os.PathLike[str], offset: int = 0) -> tuple[list[Record], int]:
+    """Read the complete lines after `offset`; return the records and the offset to continue from.
+
+    A last line without its newline is being written: it is left for the next call.
+    """
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(offset)
+            chunk = fh.read()
+    except FileNotFoundError:
+        return [], offset
+    end = chunk.rfind(b"\n") + 1
+    records = []
+    for raw in chunk[:end].decode("utf-8", errors="replace").splitlines():
+        rec = parse_line(raw)
+        if rec is not None:
+            records.append(rec)
+    return records, offset + end
+
+
+def iter_records(path: str | os.PathLike[str]) -> Iterator[Record]:
+    """Every record of a finished file."""
+    yield from read_from(path)[0]
+
+
+class EventWriter:
+    """Appends records to raport.json (and optionally echoes a readable line to a stream).
+
+    Rank 0 alone writes; other ranks get a writer with ``path=None`` that drops everything.
+    Each record is flushed at once so a follower sees it while the run goes on.
+    """
+
+    def __init__(self, path: str | os.PathLike[str] | None, echo: TextIO | None = None) -> None:
+        self._fh = open(path, "a", encoding="utf-8") if path else None  # append: resumes keep history
+        self._echo = echo
+        self._start = time.time()
+        self._metadata_written: set[str] = set()
+
+    def _write(self, obj: dict[str, Any]) -> None:
+        if self._fh is None:
+            return
+        now = time.time()
+        rec = {
+            "timestamp": now,
+            "datetime": datetime.fromtimestamp(now).isoformat(),
+            "elapsedtime": now - self._start,
+            **obj,
+        }
+        self._fh.write(PREFIX + json.dumps(rec, default=_jsonable) + "\n")
+        self._fh.flush()
+
+    def parameters(self, params: dict[str, Any]) -> None:
+        self._write({"type": "LOG", "step": "PARAMETER", "data": params})
+
+    def metrics(self, step: list[int], data: dict[str, float]) -> None:
+        for name in data:
+            if name not in self._metadata_written:
+                self._metadata_written.add(name)
+                self._write({"type": "METADATA", "metric": name, "metadata": METRICS[name]})
+        self._write({"type": "LOG", "step": list(step), "data": data})
+        if self._echo is not None and self._fh is not None:
+            label = "Summary" if not step else "Epoch" if len(step) == 1 else "Iter"
+            values = " ".join(f"{k} : {_fmt(k, v)}" for k, v in data.items())
+            print(f"{label}: {tuple(step)} {values}", file=self._echo, flush=True)
+
+    def status(self, event: str, **data: Any) -> None:
+        self._write({"type": "STATUS", "event": event, "data": data})
+        if self._echo is not None and self._fh is not None and event != "run_start":
+            print(f"[{event}] " + " ".join(f"{k}={v}" for k, v in data.items()), file=self._echo, flush=True)
+
+    def close(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+
+
+def _fmt(name: str, value: float) -> str:
+    spec = METRICS[name]["format"].lstrip(":")
+    try:
+        return format(value, spec)
+    except ValueError:
+        return str(value)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, (tuple, set)):
+        return list(value)
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    return str(value)

@@ -1,0 +1,3 @@
+"""rn50tui: the terminal home of ResNet-50 training jobs."""
+
+__version__ = "0.1.0"
