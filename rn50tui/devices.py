@@ -1,0 +1,245 @@
+"""`rn50tui devices [--json] [--watch [SECONDS]]`: every card of every kind, its stats and its holder.
+
+rich and the telemetry backends are imported inside `run`, so `rn50tui --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from typing import TYPE_CHECKING, Any, Optional, TextIO
+
+if TYPE_CHECKING:
+    from rich.console import Console, RenderableType
+
+    from engine.telemetry.detect import HostReport
+    from engine.telemetry.stats import CardStats
+
+Holders = dict[tuple[str, int], str]
+NONE = "—"  # what the table shows for a value the device does not report
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of `rn50tui devices`."""
+    parser.add_argument("--json", action="store_true", help="print JSON; with --watch, one line per refresh")
+    parser.add_argument(
+        "--watch",
+        nargs="?",
+        type=float,
+        const=2.0,
+        default=None,
+        metavar="SECONDS",
+        help="refresh every SECONDS (default 2) until Ctrl-C",
+    )
+    parser.add_argument(
+        "--count", type=int, default=None, metavar="N", help="with --watch, stop after N refreshes"
+    )
+    parser.add_argument(
+        "--cnmon", default=None, metavar="PATH", help="cnmon executable (default: $RN50TUI_CNMON, else PATH)"
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=5.0, metavar="SECONDS", help="how long to wait for cnmon (default 5)"
+    )
+
+
+def run(
+    args: argparse.Namespace, holders: Optional[Holders] = None, *, console: Optional[Console] = None
+) -> int:
+    """Print every card (a table, or JSON) once, or every `--watch` seconds until Ctrl-C. Returns 0.
+
+    `holders` maps (kind, physical index) to the job holding that card, e.g. "job 12 (demo)"; without
+    it the table has no "held by" column, since nobody knows whether a card is free.
+    """
+    from engine.telemetry.detect import HostSampler
+
+    watch = getattr(args, "watch", None)
+    if watch is not None and watch <= 0:
+        print("rn50tui devices: --watch needs a positive number of seconds", file=sys.stderr)
+        return 2
+    console = console or _default_console()
+    sampler = HostSampler(cnmon_path=getattr(args, "cnmon", None), timeout=getattr(args, "timeout", 5.0))
+    try:
+        if watch is None:
+            _show(sampler.sample(), holders, args, console, watching=False)
+        else:
+            _watch(sampler, holders, args, console, watch)
+    except KeyboardInterrupt:
+        pass  # Ctrl-C is how --watch is meant to end
+    finally:
+        sampler.close()
+    return 0
+
+
+def _default_console() -> Console:
+    from rich.console import Console
+
+    # Piped output keeps whole rows instead of squeezing them into 80 columns.
+    return Console() if sys.stdout.isatty() else Console(width=160)
+
+
+def _watch(
+    sampler: Any, holders: Optional[Holders], args: argparse.Namespace, console: Console, every: float
+) -> None:
+    """Refresh until Ctrl-C (or `--count` refreshes): in place on a terminal, one after another otherwise."""
+    count = getattr(args, "count", None)
+    live_terminal = console.is_terminal and not args.json
+    live = None
+    if live_terminal:
+        from rich.live import Live
+
+        live = Live(console=console, auto_refresh=False)
+        live.start()
+    try:
+        done = 0
+        while count is None or done < count:
+            report = sampler.sample()
+            if live is not None:
+                live.update(render(report, holders), refresh=True)
+            else:
+                _show(report, holders, args, console, watching=True)
+            done += 1
+            if count is None or done < count:
+                time.sleep(every)
+    finally:
+        if live is not None:
+            live.stop()
+
+
+def _show(
+    report: HostReport, holders: Optional[Holders], args: argparse.Namespace, console: Console, watching: bool
+) -> None:
+    if args.json:
+        payload = to_json(report, holders)
+        _write(console.file, json.dumps(payload) if watching else json.dumps(payload, indent=2))
+    else:
+        console.print(render(report, holders))
+
+
+def _write(out: TextIO, text: str) -> None:
+    out.write(text + "\n")
+    out.flush()
+
+
+def to_json(report: HostReport, holders: Optional[Holders] = None) -> dict[str, Any]:
+    """The report as JSON-ready data, each card with its `holder` (None: free or unknown)."""
+    payload = report.to_dict()
+    for card, data in zip(report.all_cards(), payload["cards"]):
+        data["holder"] = (holders or {}).get(card.key)
+    payload["messages"] = absence_lines(report)
+    return payload
+
+
+def absence_lines(report: HostReport) -> list[str]:
+    """Plain sentences for the kinds with no card: 'no MLU card found (cnmon not on PATH)'."""
+    from engine.telemetry.detect import LABELS
+    from engine.telemetry.stats import KINDS
+
+    lines = []
+    for kind in KINDS:
+        if kind in report.errors:
+            lines.append(f"{LABELS[kind]} cards could not be read: {report.errors[kind]}")
+        elif kind in report.unavailable:
+            lines.append(f"no {LABELS[kind]} card found ({report.unavailable[kind]})")
+    return lines
+
+
+def render(report: HostReport, holders: Optional[Holders] = None) -> RenderableType:
+    """The cards table, a processes table when any card has processes, and the absence lines."""
+    from rich.console import Group
+    from rich.text import Text
+
+    parts: list[Any] = [_cards_table(report, holders)]
+    processes = _processes_table(report)
+    if processes is not None:
+        parts.append(processes)
+    parts.extend(Text(line) for line in absence_lines(report))
+    return Group(*parts)
+
+
+def _cards_table(report: HostReport, holders: Optional[Holders]) -> Any:
+    from rich.table import Table
+    from rich.text import Text
+
+    stamp = time.strftime("%H:%M:%S", time.localtime(report.sampled_at))
+    table = Table(title=f"devices at {stamp}", title_justify="left")
+    columns = ["kind", "card", "name", "util", "memory", "temp", "power", "bus id"]
+    columns += ["held by"] if holders is not None else []
+    for column in columns:
+        table.add_column(column, justify="right" if column in ("card", "util", "temp", "power") else "left")
+    for card in report.all_cards():
+        cells = _card_cells(card)
+        if holders is not None:
+            cells.append(holders.get(card.key, "free"))
+        table.add_row(*(Text(cell) for cell in cells))  # Text: names and reasons may hold [brackets]
+    return table
+
+
+def _card_cells(card: CardStats) -> list[str]:
+    return [
+        card.kind,
+        str(card.index),
+        _name(card),
+        _fmt(card.util_percent, "{:.0f} %"),
+        _memory(card),
+        _fmt(card.temp_c, "{:.0f} °C"),
+        _power(card),
+        card.bus_id or NONE,
+    ]
+
+
+def _name(card: CardStats) -> str:
+    name = card.name or NONE
+    cores = card.extra.get("cores_logical") if card.kind == "cpu" else None
+    return f"{name} ({cores} cores)" if cores else name
+
+
+def _fmt(value: Optional[float], pattern: str) -> str:
+    return NONE if value is None else pattern.format(value)
+
+
+def _memory(card: CardStats) -> str:
+    if card.mem_used_mib is None and card.mem_total_mib is None:
+        return NONE
+    used = NONE if card.mem_used_mib is None else str(card.mem_used_mib)
+    total = NONE if card.mem_total_mib is None else str(card.mem_total_mib)
+    return f"{used} / {total} MiB"
+
+
+def _power(card: CardStats) -> str:
+    if card.power_w is None and card.power_cap_w is None:
+        return NONE
+    used = _fmt(card.power_w, "{:g}")
+    cap = _fmt(card.power_cap_w, "{:g}")
+    return f"{used} / {cap} W"
+
+
+def _processes_table(report: HostReport) -> Any:
+    from rich.table import Table
+    from rich.text import Text
+
+    rows = [(card, p) for card in report.all_cards() for p in card.processes]
+    if not rows:
+        return None
+    table = Table(title="processes on cards", title_justify="left")
+    for column in ("kind", "card", "pid", "memory", "command"):
+        table.add_column(column)
+    for card, process in rows:
+        memory = NONE if process.mem_used_mib is None else f"{process.mem_used_mib} MiB"
+        cells = [card.kind, str(card.index), str(process.pid), memory, process.command or NONE]
+        table.add_row(*(Text(cell) for cell in cells))
+    return table
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    """Stand-alone entry (`python -m rn50tui.devices`) until `rn50tui devices` is wired in cli.py."""
+    parser = argparse.ArgumentParser(
+        prog="rn50tui devices", description="Every MLU, CUDA and CPU card on this host."
+    )
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
