@@ -10,9 +10,10 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Optional
 
 ARCHS = ("resnet50",)
 MODEL_CONFIGS = ("classic", "fanin")
@@ -104,24 +105,48 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train or evaluate ResNet-50 v1.5 with NVIDIA's NGC recipe on MLU, CUDA or CPU.",
         allow_abbrev=False,
     )
-    p.add_argument("data", nargs="?", default=None, metavar="DIR",
-                   help="dataset root with train/ and val/ (ImageFolder; train.txt/val.txt lists are used when present)")
-    p.add_argument("--data-backend", default="pytorch", choices=DATA_BACKENDS,
-                   help="pytorch: decode images from DIR; synthetic: random tensors, no dataset needed")
+    p.add_argument(
+        "data",
+        nargs="?",
+        default=None,
+        metavar="DIR",
+        help="dataset root with train/ and val/ (ImageFolder; train.txt/val.txt lists are used when present)",
+    )
+    p.add_argument(
+        "--data-backend",
+        default="pytorch",
+        choices=DATA_BACKENDS,
+        help="pytorch: decode images from DIR; synthetic: random tensors, no dataset needed",
+    )
     p.add_argument("--arch", "-a", default="resnet50", choices=ARCHS, help="model architecture")
-    p.add_argument("--model-config", "-c", default="classic", choices=MODEL_CONFIGS,
-                   help="weight init: classic (torchvision's) or fanin (Kaiming normal, fan_in)")
+    p.add_argument(
+        "--model-config",
+        "-c",
+        default="classic",
+        choices=MODEL_CONFIGS,
+        help="weight init: classic (torchvision's) or fanin (Kaiming normal, fan_in)",
+    )
     p.add_argument("--num-classes", type=int, default=1000, help="number of classes")
     p.add_argument("-j", "--workers", type=int, default=5, help="data-loading worker processes per rank")
     p.add_argument("--prefetch", type=int, default=2, help="batches each worker loads ahead")
     p.add_argument("--epochs", type=int, default=90, help="total epochs of the schedule")
-    p.add_argument("--run-epochs", type=int, default=-1, help="stop after this many epochs of this attempt (-1: all)")
+    p.add_argument(
+        "--run-epochs", type=int, default=-1, help="stop after this many epochs of this attempt (-1: all)"
+    )
     p.add_argument("-b", "--batch-size", type=int, default=256, help="mini-batch size per card")
-    p.add_argument("--optimizer-batch-size", type=int, default=-1,
-                   help="global batch per optimizer step; a multiple of batch size × cards (gradient accumulation)")
+    p.add_argument(
+        "--optimizer-batch-size",
+        type=int,
+        default=-1,
+        help="global batch per optimizer step; a multiple of batch size × cards (gradient accumulation)",
+    )
     p.add_argument("--lr", type=float, default=0.1, help="base learning rate")
-    p.add_argument("--lr-schedule", default="step", choices=("step", "linear", "cosine"), help="learning-rate schedule")
-    p.add_argument("--end-lr", type=float, default=0.0, help="final learning rate of the linear and cosine schedules")
+    p.add_argument(
+        "--lr-schedule", default="step", choices=("step", "linear", "cosine"), help="learning-rate schedule"
+    )
+    p.add_argument(
+        "--end-lr", type=float, default=0.0, help="final learning rate of the linear and cosine schedules"
+    )
     p.add_argument("--warmup", type=int, default=0, help="epochs of linear warm-up")
     p.add_argument("--label-smoothing", type=float, default=0.0, help="label smoothing factor")
     p.add_argument("--momentum", "--mom", type=float, default=0.9, help="SGD momentum")
@@ -130,33 +155,79 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--nesterov", action="store_true", help="Nesterov momentum")
     p.add_argument("-p", "--print-freq", type=int, default=10, help="log every N iterations")
     p.add_argument("--resume", default=None, metavar="PATH", help="continue from this checkpoint (strict)")
-    p.add_argument("--pretrained-from-file", "--pretrained-weights", default=None, metavar="PATH",
-                   help="initialise the model's weights from this checkpoint (no optimizer state)")
+    p.add_argument(
+        "--pretrained-from-file",
+        "--pretrained-weights",
+        default=None,
+        metavar="PATH",
+        help="initialise the model's weights from this checkpoint (no optimizer state)",
+    )
     p.add_argument("--evaluate", action="store_true", help="one validation pass, no training")
-    p.add_argument("--training-only", action="store_true", help="skip validation (then no best model is kept)")
-    p.add_argument("--no-checkpoints", action="store_false", dest="save_checkpoints", help="write no checkpoints")
-    p.add_argument("--checkpoint-filename", default="checkpoint.pth.tar", help="name of the rolling checkpoint")
+    p.add_argument(
+        "--training-only", action="store_true", help="skip validation (then no best model is kept)"
+    )
+    p.add_argument(
+        "--no-checkpoints", action="store_false", dest="save_checkpoints", help="write no checkpoints"
+    )
+    p.add_argument(
+        "--checkpoint-filename", default="checkpoint.pth.tar", help="name of the rolling checkpoint"
+    )
     p.add_argument("--workspace", default="./", metavar="DIR", help="where checkpoints and the report go")
-    p.add_argument("--raport-file", default="experiment_raport.json",
-                   help="DLLogger report file, relative to --workspace (appended across resumes)")
+    p.add_argument(
+        "--raport-file",
+        default="experiment_raport.json",
+        help="DLLogger report file, relative to --workspace (appended across resumes)",
+    )
     p.add_argument("--seed", type=int, default=None, help="random seed (weights agree across ranks)")
     p.add_argument("--prof", type=int, default=-1, help="stop each phase after N iterations (profiling)")
     p.add_argument("--amp", action="store_true", help="automatic mixed precision (autocast + GradScaler)")
     p.add_argument("--pyamp", action="store_true", dest="amp", help="the port's name for --amp")
-    p.add_argument("--static-loss-scale", type=float, default=1.0, help="accepted for compatibility; scaling is dynamic")
-    p.add_argument("--dynamic-loss-scale", action="store_true", help="accepted for compatibility; scaling is dynamic")
-    p.add_argument("--memory-format", default="nchw", choices=("nchw", "nhwc"), help="activation memory layout")
-    p.add_argument("--device", default="auto", choices=DEVICES, help="mlu, gpu/cuda or cpu; auto picks MLU, then CUDA, then CPU")
-    p.add_argument("--dist-backend", default=None, help="process-group backend (default: cncl, nccl or gloo by device)")
-    p.add_argument("--image-size", type=int, default=None, help="training crop size (default 224); val resizes to size/0.875")
-    p.add_argument("--gather-checkpoints", type=int, default=0, metavar="N",
-                   help="also keep checkpoint-<epoch>.pth.tar of the last N epochs")
+    p.add_argument(
+        "--static-loss-scale", type=float, default=1.0, help="accepted for compatibility; scaling is dynamic"
+    )
+    p.add_argument(
+        "--dynamic-loss-scale", action="store_true", help="accepted for compatibility; scaling is dynamic"
+    )
+    p.add_argument(
+        "--memory-format", default="nchw", choices=("nchw", "nhwc"), help="activation memory layout"
+    )
+    p.add_argument(
+        "--device",
+        default="auto",
+        choices=DEVICES,
+        help="mlu, gpu/cuda or cpu; auto picks MLU, then CUDA, then CPU",
+    )
+    p.add_argument(
+        "--dist-backend", default=None, help="process-group backend (default: cncl, nccl or gloo by device)"
+    )
+    p.add_argument(
+        "--image-size",
+        type=int,
+        default=None,
+        help="training crop size (default 224); val resizes to size/0.875",
+    )
+    p.add_argument(
+        "--gather-checkpoints",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also keep checkpoint-<epoch>.pth.tar of the last N epochs",
+    )
     p.add_argument("--topk", type=int, default=5, help="the k of the top-k accuracy reported besides top-1")
     p.add_argument("--zero-init-residual", action="store_true", help="zero the last BN of each block")
-    p.add_argument("--synthetic-size", type=int, default=0, metavar="N",
-                   help="images per epoch of the synthetic backend (default: 40 batches per card)")
-    p.add_argument("--max-bad-fraction", type=float, default=0.01,
-                   help="unreadable images are skipped until this fraction is reached, then the run stops")
+    p.add_argument(
+        "--synthetic-size",
+        type=int,
+        default=0,
+        metavar="N",
+        help="images per epoch of the synthetic backend (default: 40 batches per card)",
+    )
+    p.add_argument(
+        "--max-bad-fraction",
+        type=float,
+        default=0.01,
+        help="unreadable images are skipped until this fraction is reached, then the run stops",
+    )
     p.add_argument("--local_rank", "--local-rank", type=int, default=None, help=argparse.SUPPRESS)
     return p
 
@@ -174,8 +245,13 @@ def parse_args(argv: Sequence[str] | None = None) -> TrainConfig:
 
 def check(cfg: TrainConfig, world_size: int | None = None) -> None:
     """Refuse settings that cannot work, naming the flag and what to pass instead."""
-    positive = {"--batch-size": cfg.batch_size, "--epochs": cfg.epochs, "--num-classes": cfg.num_classes,
-                "--print-freq": cfg.print_freq, "--topk": cfg.topk}
+    positive = {
+        "--batch-size": cfg.batch_size,
+        "--epochs": cfg.epochs,
+        "--num-classes": cfg.num_classes,
+        "--print-freq": cfg.print_freq,
+        "--topk": cfg.topk,
+    }
     for flag, value in positive.items():
         if value < 1:
             raise ConfigError(f"{flag} must be at least 1, got {value}")
@@ -192,7 +268,9 @@ def check(cfg: TrainConfig, world_size: int | None = None) -> None:
     if cfg.gather_checkpoints < 0:
         raise ConfigError(f"--gather-checkpoints must be 0 or more, got {cfg.gather_checkpoints}")
     if cfg.image_size is not None and cfg.image_size < 32:
-        raise ConfigError(f"--image-size must be at least 32 (ResNet-50 downsamples 32×), got {cfg.image_size}")
+        raise ConfigError(
+            f"--image-size must be at least 32 (ResNet-50 downsamples 32×), got {cfg.image_size}"
+        )
     if cfg.topk > cfg.num_classes:
         raise ConfigError(f"--topk {cfg.topk} is more than --num-classes {cfg.num_classes}")
     if not 0.0 <= cfg.max_bad_fraction < 1.0:

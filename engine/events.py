@@ -188,7 +188,7 @@ class EventWriter:
     """
 
     def __init__(self, path: str | os.PathLike[str] | None, echo: TextIO | None = None) -> None:
-        self._fh = open(path, "a", encoding="utf-8") if path else None  # append: resumes keep history
+        self._fh = open(path, "a", encoding="utf-8") if path else None  # noqa: SIM115 - append: resumes keep history
         self._echo = echo
         self._start = time.time()
         self._metadata_written: set[str] = set()

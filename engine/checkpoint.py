@@ -1,0 +1,163 @@
+"""Checkpoints: atomic save, keep-last-N, best model, strict resume, and the port's files.
+
+The dict keeps the port's keys (`epoch`, `arch`, `state_dict`, `best_prec1`, `optimizer`, `amp`) so
+files load on either side, and adds what exact resume needs: `scaler`, `rng`, and `iteration` (the
+position inside the epoch `epoch` after a stop on a signal; 0 at an epoch's end).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Optional
+
+import torch
+
+from engine.config import TrainConfig
+
+FORMAT_VERSION = 1
+BEST_FILENAME = "model_best.pth.tar"
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint that cannot be used for this run; the message says why and what to pass."""
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def save_atomic(obj: Any, path: Path) -> None:
+    """Write to a temp file beside `path`, fsync, rename: a crash never leaves a torn checkpoint."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            torch.save(obj, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def copy_atomic(src: Path, dst: Path) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".tmp", dir=dst.parent)
+    os.close(fd)
+    try:
+        shutil.copyfile(src, tmp)
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, dst)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    _fsync_dir(dst.parent)
+
+
+def rng_state(device_kind: str) -> dict[str, Any]:
+    state: dict[str, Any] = {"torch": torch.get_rng_state(), "python": random.getstate()}
+    if device_kind == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state()
+    return state
+
+
+def restore_rng(state: Optional[dict[str, Any]], device_kind: str) -> None:
+    if not state:
+        return
+    torch.set_rng_state(state["torch"])
+    random.setstate(state["python"])
+    if device_kind == "cuda" and "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"])
+
+
+class Checkpointer:
+    """Saves every piece of training state in one file; rank 0 alone writes (`enabled`)."""
+
+    def __init__(self, cfg: TrainConfig, enabled: bool) -> None:
+        self.cfg = cfg
+        self.enabled = enabled and cfg.save_checkpoints
+        self.path = cfg.workspace_path(cfg.checkpoint_filename)
+        self.keep = cfg.gather_checkpoints
+
+    def save(self, state: dict[str, Any], is_best: bool = False, end_of_epoch: bool = True) -> Optional[Path]:
+        if not self.enabled:
+            return None
+        state = {**state, "format_version": FORMAT_VERSION}
+        save_atomic(state, self.path)
+        if is_best:
+            copy_atomic(self.path, self.path.with_name(BEST_FILENAME))
+        if end_of_epoch and self.keep > 0:
+            self._gather(state["epoch"])
+        return self.path
+
+    def _gather(self, epoch: int) -> None:
+        """Keep `checkpoint-<epoch>.pth.tar` for the last N epochs."""
+        copy_atomic(self.path, self.path.with_name(f"checkpoint-{epoch}.pth.tar"))
+        pattern = re.compile(r"checkpoint-(\d+)\.pth\.tar$")
+        backups = sorted(
+            (int(m.group(1)), p) for p in self.path.parent.iterdir() if (m := pattern.match(p.name))
+        )
+        for _, old in backups[: max(0, len(backups) - self.keep)]:
+            old.unlink(missing_ok=True)
+
+
+def load_checkpoint(path: str) -> dict[str, Any]:
+    """Read a checkpoint onto the CPU; an unreadable file is a CheckpointError, not a traceback."""
+    if not Path(path).is_file():
+        raise CheckpointError(
+            f"checkpoint {path} does not exist (a missing checkpoint is never a fresh start)"
+        )
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # torch raises many kinds for a torn or foreign file
+        raise CheckpointError(f"checkpoint {path} cannot be read ({type(exc).__name__}: {exc})") from exc
+    if not isinstance(ckpt, dict):
+        raise CheckpointError(f"checkpoint {path} is not a checkpoint dict")
+    if "state_dict" not in ckpt and all(isinstance(k, str) and "." in k for k in ckpt):
+        ckpt = {"state_dict": ckpt}  # a bare state_dict (torchvision weights) is accepted as weights only
+    return ckpt
+
+
+def arch_of(ckpt: dict[str, Any]) -> tuple[Optional[str], Optional[str], Optional[int]]:
+    """(arch, model config, classes) from either side's `arch` key: a string or the port's tuple."""
+    arch = ckpt.get("arch")
+    if isinstance(arch, (tuple, list)):
+        padded = list(arch) + [None] * (3 - len(arch))
+        classes = padded[2] if isinstance(padded[2], int) else None
+        return padded[0], padded[1], classes
+    return (arch if isinstance(arch, str) else None), None, None
+
+
+def check_resume(ckpt: dict[str, Any], cfg: TrainConfig, path: str) -> None:
+    """Refuse a checkpoint of another architecture or class count, or a schedule already finished."""
+    arch, _, classes = arch_of(ckpt)
+    if arch is not None and arch != cfg.arch:
+        raise CheckpointError(f"{path} holds a {arch} model, but --arch is {cfg.arch}")
+    fc = ckpt.get("state_dict", {}).get("fc.weight", ckpt.get("state_dict", {}).get("module.fc.weight"))
+    found = classes if classes is not None else (int(fc.shape[0]) if fc is not None else None)
+    if found is not None and found != cfg.num_classes:
+        raise CheckpointError(
+            f"{path} has {found} classes, but --num-classes is {cfg.num_classes}: pass --num-classes {found}"
+        )
+    epoch = int(ckpt.get("epoch", 0))
+    if not cfg.evaluate and epoch >= cfg.epochs and int(ckpt.get("iteration", 0)) == 0:
+        raise CheckpointError(
+            f"{path} already finished {epoch} epochs and --epochs is {cfg.epochs}: pass --epochs N with "
+            f"N > {epoch} to train further, or --evaluate to validate it"
+        )

@@ -1,0 +1,175 @@
+"""`python -m engine.train DATA [NGC flags]`: parse, build, run, shut down. Nothing else lives here."""
+
+from __future__ import annotations
+
+import random
+import sys
+import traceback
+from collections.abc import Sequence
+from typing import Any, Optional
+
+from engine.config import ConfigError, TrainConfig, accumulation_steps, check, parse_args
+from engine.events import EXIT_ERROR, EXIT_USAGE, EventWriter
+
+
+def _log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    try:
+        cfg = parse_args(argv)
+    except ConfigError as exc:
+        _log(f"error: {exc}")
+        return EXIT_USAGE
+    return run(cfg)
+
+
+def run(cfg: TrainConfig) -> int:
+    """Run training or evaluation; every failure becomes an `error` record and a non-zero exit."""
+    from engine.distributed import env_dist_info
+
+    dist = env_dist_info()
+    cfg.workspace_path("").mkdir(parents=True, exist_ok=True)
+    writer = EventWriter(cfg.workspace_path(cfg.raport_file) if dist.is_main else None, echo=sys.stdout)
+    try:
+        check(cfg, dist.world_size)
+        return _run(cfg, dist, writer)
+    except KeyboardInterrupt:
+        writer.status("error", message="interrupted twice: stopped without a checkpoint")
+        return 130
+    except Exception as exc:
+        usage = _is_usage_error(exc)
+        message = f"{exc}" if usage else f"{type(exc).__name__}: {exc}"
+        writer.status("error", message=message, kind=type(exc).__name__)
+        writer.status("run_end", status="failed")
+        if not usage:
+            traceback.print_exc()
+        _log(f"error: {message}")
+        return EXIT_USAGE if usage else EXIT_ERROR
+    finally:
+        writer.close()
+        from engine.distributed import shutdown
+
+        shutdown()
+
+
+def _is_usage_error(exc: BaseException) -> bool:
+    from engine.checkpoint import CheckpointError
+    from engine.devices import DeviceError
+    from engine.model import StateDictMismatch
+
+    return isinstance(exc, (ConfigError, CheckpointError, DeviceError, StateDictMismatch))
+
+
+def _run(cfg: TrainConfig, dist: Any, writer: EventWriter) -> int:
+    import torch
+
+    from engine.checkpoint import Checkpointer, check_resume, load_checkpoint, restore_rng
+    from engine.data import build_train_loader, build_val_loader
+    from engine.devices import resolve_device
+    from engine.distributed import init_process_group
+    from engine.model import build_model, load_weights_strict, to_memory_format
+    from engine.optim import build_optimizer
+    from engine.trainer import StopFlag, Trainer
+
+    stop = StopFlag()
+    stop.install()  # before the slow set-up, so an early SIGTERM is still a clean stop
+    dev = resolve_device(cfg.device, cfg.amp, dist.local_rank, cfg.dist_backend)
+    init_process_group(dist, dev.dist_backend, dev.device)
+    if cfg.seed is not None:
+        torch.manual_seed(cfg.seed)  # same initial weights on every rank
+        random.seed(cfg.seed + dist.rank)
+
+    model = build_model(cfg.arch, cfg.model_config, cfg.num_classes, cfg.zero_init_residual)
+    ckpt = load_checkpoint(cfg.resume) if cfg.resume else None
+    if ckpt is not None:
+        check_resume(ckpt, cfg, cfg.resume)
+        load_weights_strict(model, ckpt["state_dict"])
+    elif cfg.pretrained_from_file:
+        load_weights_strict(model, load_checkpoint(cfg.pretrained_from_file)["state_dict"])
+    model = to_memory_format(model.to(dev.device), cfg.memory_format)
+    ddp_model = model
+    if dist.enabled:
+        ids = None if dev.kind == "cpu" else [dev.device.index]
+        ddp_model = torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
+    optimizer = build_optimizer(model, cfg)
+    scaler = dev.grad_scaler()
+
+    pin = dev.kind != "cpu"
+    train_loader = build_train_loader(cfg, dist.rank, dist.world_size, pin) if cfg.do_train else None
+    val_loader = build_val_loader(cfg, dist.rank, dist.world_size, pin) if cfg.do_validate else None
+    trainer = Trainer(
+        cfg,
+        dev,
+        dist,
+        model,
+        ddp_model,
+        optimizer,
+        scaler,
+        train_loader,
+        val_loader,
+        writer,
+        Checkpointer(cfg, enabled=dist.is_main),
+        stop,
+        accumulation_steps(cfg, dist.world_size),
+    )
+    start_epoch, start_iter = _restore(trainer, ckpt, cfg)
+
+    writer.parameters({**cfg.to_dict(), "world_size": dist.world_size, "device_kind": dev.kind})
+    writer.status(
+        "run_start",
+        config=cfg.to_dict(),
+        start_epoch=start_epoch,
+        start_iter=start_iter,
+        epochs=cfg.epochs,
+        train_iters=len(train_loader) if train_loader is not None else 0,
+        val_iters=len(val_loader) if val_loader is not None else 0,
+        world_size=dist.world_size,
+        device=dev.kind,
+        device_name=dev.name,
+        amp=str(dev.amp_dtype).replace("torch.", "") if dev.amp_dtype else "off",
+        note=dev.note,
+        evaluate=cfg.evaluate,
+    )
+    if dev.note:
+        _log(f"warning: {dev.note}")
+    if cfg.evaluate:
+        return trainer.evaluate()
+    if ckpt is not None:
+        restore_rng(ckpt.get("rng"), dev.kind)
+    return trainer.fit(start_epoch, start_iter)
+
+
+def _restore(trainer: Any, ckpt: Optional[dict[str, Any]], cfg: TrainConfig) -> tuple[int, int]:
+    """Optimizer, scaler, best top-1 and position from a checkpoint; (0, 0) for a fresh run."""
+    if ckpt is None:
+        return 0, 0
+    trainer.best_top1 = float(ckpt.get("best_prec1", 0.0))
+    if cfg.evaluate:
+        return 0, 0
+    if ckpt.get("optimizer"):
+        try:
+            trainer.optimizer.load_state_dict(ckpt["optimizer"])
+        except ValueError as exc:
+            _log(f"warning: optimizer state of {cfg.resume} does not fit ({exc}); momentum starts from zero")
+    scaler_state = ckpt.get("scaler") or ckpt.get("amp")
+    if trainer.dev.use_scaler and isinstance(scaler_state, dict) and scaler_state:
+        trainer.scaler.load_state_dict(scaler_state)
+    epoch, iteration = int(ckpt.get("epoch", 0)), int(ckpt.get("iteration", 0))
+    if iteration:
+        same = (
+            ckpt.get("iters_per_epoch") == len(trainer.train_loader)
+            and ckpt.get("global_batch") == cfg.batch_size * trainer.dist.world_size
+        )
+        if not same:
+            _log(
+                f"warning: {cfg.resume} stopped inside epoch {epoch + 1} with another batch layout: "
+                "that epoch restarts from its first iteration"
+            )
+            iteration = 0
+    return epoch, iteration
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,386 @@
+"""Train, validate, fit: one AMP code path for every device, exact metrics across ranks, clean stops."""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+import torch
+from torch import nn
+
+from engine import distributed as dist_utils
+from engine.checkpoint import Checkpointer, rng_state
+from engine.config import TrainConfig
+from engine.data import normalize
+from engine.devices import DeviceInfo
+from engine.distributed import DistInfo
+from engine.events import EXIT_OK, EXIT_STOPPED, EventWriter
+from engine.model import torch_memory_format
+from engine.optim import lr_at, set_lr
+
+STOP_AFTER_ITERS_VAR = (
+    "RN50TUI_STOP_AFTER_ITERS"  # test hook: the engine sends itself SIGTERM after N iterations
+)
+
+
+class DataError(RuntimeError):
+    """Too many images of the dataset could not be read."""
+
+
+class StopFlag:
+    """Set by SIGTERM or Ctrl-C; the loop finishes its optimizer step, checkpoints and exits."""
+
+    def __init__(self) -> None:
+        self.signum: Optional[int] = None
+
+    def install(self) -> None:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, self._handle)
+
+    def _handle(self, signum: int, _frame: Any) -> None:
+        if self.signum is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt  # a second Ctrl-C means now
+        self.signum = signum
+
+    @property
+    def requested(self) -> bool:
+        return self.signum is not None
+
+    @property
+    def name(self) -> str:
+        return signal.Signals(self.signum).name if self.signum else ""
+
+
+@dataclass
+class Meter:
+    """Sums over a window of iterations; the loss stays on the device until a log point."""
+
+    loss: Any = 0.0
+    images: int = 0
+    iters: int = 0
+    data_time: float = 0.0
+    skipped: int = 0
+    start: float = field(default_factory=time.perf_counter)
+
+
+@dataclass
+class EpochOutcome:
+    metrics: dict[str, float]
+    iterations_done: int
+    stopped: bool
+
+
+class Trainer:
+    """Owns the model, optimizer, scaler and loaders of one run, and the loop over them."""
+
+    def __init__(
+        self,
+        cfg: TrainConfig,
+        dev: DeviceInfo,
+        dist: DistInfo,
+        model: nn.Module,
+        ddp_model: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        scaler: Any,
+        train_loader: Any,
+        val_loader: Any,
+        writer: EventWriter,
+        checkpointer: Checkpointer,
+        stop: StopFlag,
+        accumulation: int,
+    ) -> None:
+        self.cfg, self.dev, self.dist = cfg, dev, dist
+        self.model, self.ddp_model = model, ddp_model
+        self.optimizer, self.scaler = optimizer, scaler
+        self.train_loader, self.val_loader = train_loader, val_loader
+        self.writer, self.checkpointer, self.stop = writer, checkpointer, stop
+        self.accumulation = accumulation
+        self.criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+        self.memory_format = torch_memory_format(cfg.memory_format)
+        self.best_top1 = 0.0
+        self.seen_images = 0
+        self.skipped_images = 0
+        self._stop_after = int(os.environ.get(STOP_AFTER_ITERS_VAR, "0"))
+        self._iters_run = 0
+
+    # -- state ---------------------------------------------------------------------------------------
+    def state_dict(self, epoch: int, iteration: int) -> dict[str, Any]:
+        """The port's keys plus what exact resume needs."""
+        cfg = self.cfg
+        scaler_state = self.scaler.state_dict() if self.dev.use_scaler else None
+        return {
+            "epoch": epoch,
+            "iteration": iteration,
+            "arch": (cfg.arch, cfg.model_config, cfg.num_classes),
+            "state_dict": self.model.state_dict(),
+            "best_prec1": self.best_top1,
+            "optimizer": self.optimizer.state_dict(),
+            "amp": scaler_state,
+            "scaler": scaler_state,
+            "rng": rng_state(self.dev.kind),
+            "iters_per_epoch": len(self.train_loader) if self.train_loader is not None else 0,
+            "global_batch": cfg.batch_size * self.dist.world_size,
+            "config": cfg.to_dict(),
+        }
+
+    # -- one batch -------------------------------------------------------------------------------------
+    def _to_device(self, batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        images = batch.images.to(self.dev.device, non_blocking=True)
+        labels = batch.labels.to(self.dev.device, non_blocking=True)
+        return normalize(images, self.memory_format), labels
+
+    def _train_step(self, batch: Any, boundary: bool) -> torch.Tensor:
+        x, y = self._to_device(batch)
+        sync = self.ddp_model.no_sync() if self.dist.enabled and not boundary else nullcontext()
+        with sync:  # accumulation steps skip the gradient all-reduce
+            with self.dev.autocast():
+                loss = self.criterion(self.ddp_model(x), y)
+            self.scaler.scale(loss / self.accumulation).backward()
+        if boundary:
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            self.optimizer.zero_grad(set_to_none=True)
+        return loss.detach()
+
+    def _next(self, it: Any) -> Any:
+        try:
+            return next(it)
+        except StopIteration:
+            return None
+        except Exception:
+            if self.stop.requested:
+                return None  # the signal also reached the loader's workers
+            raise
+
+    # -- epochs ----------------------------------------------------------------------------------------
+    def train_epoch(self, epoch: int, start_iter: int) -> EpochOutcome:
+        """Train epoch `epoch` (0-based) from iteration `start_iter`; stop early on a signal."""
+        loader, cfg = self.train_loader, self.cfg
+        loader.set_epoch(epoch)
+        loader.set_start_iteration(start_iter)
+        iters = len(loader)
+        self.ddp_model.train()
+        window, total = Meter(), Meter()
+        it, data_iter, lr = start_iter, iter(loader), cfg.lr
+        while True:
+            t0 = time.perf_counter()
+            batch = self._next(data_iter)
+            if batch is None:
+                break
+            data_time = time.perf_counter() - t0
+            if it % self.accumulation == 0:
+                lr = lr_at(cfg, epoch, it, iters)
+                set_lr(self.optimizer, lr)
+            boundary = (it + 1) % self.accumulation == 0 or it + 1 == iters
+            loss = self._train_step(batch, boundary)
+            n = int(batch.labels.shape[0])
+            for m in (window, total):
+                m.loss, m.images, m.iters = m.loss + loss * n, m.images + n, m.iters + 1
+                m.data_time += data_time
+                m.skipped += int(batch.skipped)
+            it += 1
+            self._iters_run += 1
+            if it % cfg.print_freq == 0 or it == iters:
+                self._log_train_window(epoch, it, window, lr)
+                window = Meter()
+            if self._stop_after and self._iters_run == self._stop_after:
+                os.kill(os.getpid(), signal.SIGTERM)
+            if boundary and self._stop_now():
+                return EpochOutcome({}, it, stopped=True)
+            if 0 < cfg.prof <= it - start_iter:
+                break
+        return EpochOutcome(self._epoch_train_metrics(total, lr), it, stopped=False)
+
+    def _stop_now(self) -> bool:
+        if not self.dist.enabled:
+            return self.stop.requested
+        return dist_utils.any_rank(self.stop.requested, self.dev.device)  # every rank stops together
+
+    def _reduce_meter(self, m: Meter) -> tuple[float, float, float, float]:
+        """(mean loss, global images, data time, skipped) over all ranks; a device sync point."""
+        self.dev.synchronize()
+        loss_sum = float(m.loss) if isinstance(m.loss, float) else float(m.loss.item())
+        loss_sum, images, data_time, skipped = dist_utils.all_reduce_sum(
+            [loss_sum, m.images, m.data_time, m.skipped], self.dev.device
+        )
+        return loss_sum / max(1.0, images), images, data_time / self.dist.world_size, skipped
+
+    def _log_train_window(self, epoch: int, it: int, m: Meter, lr: float) -> None:
+        loss, images, data_time, skipped = self._reduce_meter(m)
+        self._check_bad_images(images, skipped)
+        elapsed = time.perf_counter() - m.start
+        compute = max(1e-9, elapsed - data_time)
+        data = {
+            "train.loss": loss,
+            "train.total_ips": images / max(1e-9, elapsed),
+            "train.compute_ips": images / compute,
+            "train.data_time": data_time / max(1, m.iters),
+            "train.compute_time": compute / max(1, m.iters),
+            "train.lr": lr,
+        }
+        if self.dev.use_scaler:
+            data["train.grad_scale"] = float(self.scaler.get_scale())
+        self.writer.metrics([epoch + 1, it], data)
+
+    def _check_bad_images(self, images: float, skipped: float) -> None:
+        self.seen_images += int(images)
+        self.skipped_images += int(skipped)
+        total = self.seen_images + self.skipped_images
+        if self.skipped_images and total >= 100 and self.skipped_images / total > self.cfg.max_bad_fraction:
+            raise DataError(
+                f"{self.skipped_images} of {total} images could not be read (more than "
+                f"{self.cfg.max_bad_fraction:.1%}): check the dataset, or raise --max-bad-fraction"
+            )
+
+    def _epoch_train_metrics(self, m: Meter, lr: float) -> dict[str, float]:
+        if m.iters == 0:
+            return {}
+        loss, images, data_time, _ = self._reduce_meter(m)
+        elapsed = time.perf_counter() - m.start
+        compute = max(1e-9, elapsed - data_time)
+        return {
+            "train.loss": loss,
+            "train.total_ips": images / max(1e-9, elapsed),
+            "train.compute_ips": images / compute,
+            "train.data_time": data_time / m.iters,
+            "train.compute_time": compute / m.iters,
+            "train.lr": lr,
+        }
+
+    # -- validation ------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def validate(self, epoch: int) -> dict[str, float]:
+        """One pass over this rank's shard; sums and counts are all-reduced, so the result is exact."""
+        self.ddp_model.eval()
+        k = self.cfg.topk
+        loss_sum = correct1 = correctk = count = skipped = 0.0
+        latencies: list[float] = []
+        t_start = data_time = 0.0
+        t_start, it = time.perf_counter(), 0
+        data_iter = iter(self.val_loader)
+        while True:
+            t0 = time.perf_counter()
+            batch = self._next(data_iter)
+            if batch is None:
+                break
+            data_time += time.perf_counter() - t0
+            x, y = self._to_device(batch)
+            self.dev.synchronize()
+            tc = time.perf_counter()
+            with self.dev.autocast():
+                out = self.model(x)
+            loss = self.criterion(out.float(), y)
+            top = out.topk(k, dim=1).indices
+            hits = top.eq(y[:, None])
+            c1, ck = float(hits[:, 0].sum()), float(hits.any(dim=1).sum())  # .sum() → CPU: a sync point
+            latencies.append(time.perf_counter() - tc)
+            n = int(y.shape[0])
+            loss_sum, correct1, correctk, count = (
+                loss_sum + float(loss) * n,
+                correct1 + c1,
+                correctk + ck,
+                count + n,
+            )
+            skipped += int(batch.skipped)
+            it += 1
+            if it % self.cfg.print_freq == 0:
+                self.writer.metrics(
+                    [epoch + 1, len(self.train_loader or []), it],
+                    {"val.loss": loss_sum / count, "val.top1": 100.0 * correct1 / count},
+                )
+            if 0 < self.cfg.prof <= it:
+                break
+        elapsed = time.perf_counter() - t_start
+        compute = sum(latencies)
+        loss_sum, correct1, correctk, count, skipped, compute, elapsed = dist_utils.all_reduce_sum(
+            [loss_sum, correct1, correctk, count, skipped, compute, elapsed], self.dev.device
+        )
+        self._check_bad_images(0, skipped)
+        ranks = self.dist.world_size
+        count = max(1.0, count)
+        metrics = {
+            "val.loss": loss_sum / count,
+            "val.top1": 100.0 * correct1 / count,
+            "val.top5": 100.0 * correctk / count,
+            "val.total_ips": count / max(1e-9, elapsed / ranks),
+            "val.compute_ips": count / max(1e-9, compute / ranks),
+        }
+        metrics.update(latency_percentiles(latencies))
+        return metrics
+
+    # -- the run ---------------------------------------------------------------------------------------
+    def fit(self, start_epoch: int, start_iter: int) -> int:
+        """Train from (start_epoch, start_iter) to the end of the schedule or of `--run-epochs`."""
+        cfg = self.cfg
+        end = cfg.epochs if cfg.run_epochs < 0 else min(cfg.epochs, start_epoch + cfg.run_epochs)
+        last: dict[str, float] = {}
+        for epoch in range(start_epoch, end):
+            self.writer.status(
+                "epoch_start", epoch=epoch + 1, train_iters=len(self.train_loader), start_iter=start_iter
+            )
+            outcome = self.train_epoch(epoch, start_iter)
+            if outcome.stopped:
+                return self._stop(epoch, outcome.iterations_done)
+            val = self.validate(epoch) if cfg.do_validate else {}
+            is_best = bool(val) and val["val.top1"] > self.best_top1
+            if is_best:
+                self.best_top1 = val["val.top1"]
+            last = {**outcome.metrics, **val}
+            self.writer.metrics([epoch + 1], last)
+            self._save(epoch + 1, 0, is_best)
+            start_iter = 0
+            if self.stop.requested and epoch + 1 < end:
+                return self._stop(epoch + 1, 0)
+        summary = {k: v for k, v in last.items() if k.startswith("train.")}
+        if cfg.do_validate and last:
+            summary.update({k: v for k, v in last.items() if k.startswith("val.")})
+            summary["val.top1"] = self.best_top1
+        summary["data.skipped_images"] = self.skipped_images
+        self.writer.metrics([], summary)
+        self.writer.status("run_end", status="completed", epoch=end, best_top1=self.best_top1)
+        return EXIT_OK
+
+    def _save(self, epoch: int, iteration: int, is_best: bool) -> None:
+        path = self.checkpointer.save(
+            self.state_dict(epoch, iteration), is_best=is_best, end_of_epoch=iteration == 0
+        )
+        if path is not None:
+            self.writer.status(
+                "checkpoint", path=str(path), epoch=epoch, iteration=iteration, is_best=is_best
+            )
+
+    def _stop(self, epoch: int, iteration: int) -> int:
+        """Checkpoint the position (completed epochs, iterations into the next) and report the stop."""
+        self._save(epoch, iteration, is_best=False)
+        self.writer.status("stopping", signal=self.stop.name or "SIGTERM", epoch=epoch, iteration=iteration)
+        self.writer.status("run_end", status="stopped", epoch=epoch, iteration=iteration)
+        return EXIT_STOPPED
+
+    def evaluate(self) -> int:
+        """One validation pass (`--evaluate`), whatever `--epochs` says."""
+        metrics = self.validate(0)
+        self.writer.metrics([], metrics)
+        self.writer.status("run_end", status="completed", epoch=0)
+        return EXIT_OK
+
+
+def latency_percentiles(latencies: list[float]) -> dict[str, float]:
+    """Mean and 95th/99th/100th percentile of per-batch compute latency (seconds)."""
+    if not latencies:
+        return {}
+    s = sorted(latencies)
+
+    def pct(p: float) -> float:
+        return s[min(len(s) - 1, max(0, math.ceil(p / 100 * len(s)) - 1))]
+
+    return {
+        "val.compute_latency": sum(s) / len(s),
+        "val.compute_latency_at95": pct(95),
+        "val.compute_latency_at99": pct(99),
+        "val.compute_latency_at100": s[-1],
+    }
