@@ -1,0 +1,164 @@
+"""``python -m engine.bench data [DIR]``: input-pipeline images/s, the port's PIL path beside ours.
+
+OLD: PIL open + convert, torchvision.transforms (v1) RandomResizedCrop + flip + ToTensor + Normalize,
+float collate — the port's pipeline. NEW: the engine's loader (header-planned crop, libjpeg-turbo or
+reduced-size decode, v2 transforms on uint8, uint8 collate; normalisation is left to the device).
+Both run through a DataLoader with 1 and with N workers; per-core = images/s ÷ workers. Without DIR a
+set of 500×375 quality-90 JPEGs is generated in a temporary folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import tempfile
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+import torchvision.transforms as T
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset
+
+from engine.data import IMAGENET_MEAN, IMAGENET_STD, BatchPlan, ImageBatches, Loader, load_split
+from engine.data.datasets import SampleList
+from engine.data.decode import read_bytes
+from engine.data.testing import make_jpeg_set
+from engine.data.transforms import TrainTransform, ValTransform
+
+
+class _PilDataset(Dataset):
+    """The port's per-sample path: PIL decode + v1 transforms to a normalised float tensor."""
+
+    def __init__(self, samples: SampleList, transform: Callable[[Image.Image], torch.Tensor]) -> None:
+        self.samples, self.transform = samples, transform
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        with open(self.samples.path(i), "rb") as f:
+            img = Image.open(f).convert("RGB")
+        return self.transform(img), int(self.samples.labels[i])
+
+
+def old_transform(split: str, size: int) -> Callable[[Image.Image], torch.Tensor]:
+    norm = [T.ToTensor(), T.Normalize(IMAGENET_MEAN, IMAGENET_STD)]
+    if split == "train":
+        return T.Compose([T.RandomResizedCrop(size), T.RandomHorizontalFlip(), *norm])
+    return T.Compose([T.Resize(int(round(size / 0.875))), T.CenterCrop(size), *norm])
+
+
+def old_loader(samples: SampleList, split: str, size: int, batch: int, workers: int) -> DataLoader:
+    return DataLoader(
+        _PilDataset(samples, old_transform(split, size)),
+        batch_size=batch,
+        shuffle=True,
+        num_workers=workers,
+        persistent_workers=workers > 0,
+    )
+
+
+def new_loader(samples: SampleList, split: str, size: int, batch: int, workers: int) -> Loader:
+    transform = TrainTransform(size) if split == "train" else ValTransform(size, int(round(size / 0.875)))
+    plan = BatchPlan(len(samples), batch, 0, 1, shuffle=True, seed=0)
+    return Loader(ImageBatches(samples, transform, size, 0), plan, workers, 2, pin_memory=False)
+
+
+def timed_pass(loader: Iterable[Any], epoch: int) -> float:
+    """Images/s of one full pass over the set."""
+    if isinstance(loader, Loader):
+        loader.set_epoch(epoch)
+    n, start = 0, time.perf_counter()
+    for batch in loader:
+        n += len(batch[1]) if isinstance(batch, (list, tuple)) else len(batch)
+    return n / (time.perf_counter() - start)
+
+
+def decode_rates(samples: SampleList, limit: int = 64) -> dict[str, float]:
+    """Decode-only images/s on one thread (PIL and torchvision), for reference."""
+    from torchvision.io import ImageReadMode, decode_jpeg
+
+    blobs = [read_bytes(samples.path(i)) for i in range(min(limit, len(samples)))]
+    rates = {}
+    for name, fn in {
+        "PIL decode": lambda b: Image.open(io.BytesIO(b)).convert("RGB"),
+        "torchvision decode_jpeg": lambda b: decode_jpeg(
+            torch.frombuffer(b, dtype=torch.uint8), mode=ImageReadMode.RGB
+        ),
+    }.items():
+        start = time.perf_counter()
+        for b in blobs:
+            fn(b)
+        rates[name] = len(blobs) / (time.perf_counter() - start)
+    return rates
+
+
+def run(samples: SampleList, args: argparse.Namespace) -> list[tuple[str, int, float]]:
+    """Best-of-`repeat` images/s for (path, workers); the paths alternate so load changes hit both."""
+    counts = sorted({1, args.workers})
+    loaders = {
+        (path, w): make(samples, args.split, args.image_size, args.batch_size, w)
+        for w in counts
+        for path, make in (("old", old_loader), ("new", new_loader))
+    }
+    for loader in loaders.values():
+        timed_pass(loader, 0)  # warm-up: worker start, page cache
+    best = dict.fromkeys(loaders, 0.0)
+    for rep in range(args.repeat):
+        for key, loader in loaders.items():
+            best[key] = max(best[key], timed_pass(loader, rep + 1))
+    return [(path, w, best[(path, w)]) for (path, w) in loaders]
+
+
+def report(results: list[tuple[str, int, float]], decode: dict[str, float]) -> None:
+    rates = {(p, w): r for p, w, r in results}
+    print(
+        f"{'workers':>7}  {'old img/s':>10} {'per core':>9}  {'new img/s':>10} {'per core':>9}  {'speed-up':>8}"
+    )
+    for w in sorted({w for _, w, _ in results}):
+        old, new = rates[("old", w)], rates[("new", w)]
+        print(f"{w:>7}  {old:>10.0f} {old / w:>9.0f}  {new:>10.0f} {new / w:>9.0f}  {new / old:>7.2f}×")
+    for name, r in decode.items():
+        print(f"reference, one thread: {name} {r:.0f} img/s")
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m engine.bench data", description=__doc__.split("\n")[0])
+    p.add_argument(
+        "data",
+        nargs="?",
+        default=None,
+        metavar="DIR",
+        help="dataset root (train/ or train.txt…); default: generated 500×375 JPEGs",
+    )
+    p.add_argument("--workers", "-j", type=int, default=2, help="the N of the N-worker row")
+    p.add_argument("--image-size", type=int, default=224, help="training crop size")
+    p.add_argument("--batch-size", "-b", type=int, default=32, help="images per batch")
+    p.add_argument("--images", type=int, default=320, help="images in the generated set (or used from DIR)")
+    p.add_argument("--split", choices=("train", "val"), default="train", help="which transform to time")
+    p.add_argument("--repeat", type=int, default=2, help="timed passes per configuration (best is shown)")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str]) -> int:
+    args = parse(argv)
+    with tempfile.TemporaryDirectory(prefix="rn50tui-bench-") as tmp:
+        root = Path(args.data) if args.data else make_jpeg_set(Path(tmp), args.images, splits=(args.split,))
+        samples = _subset(load_split(str(root), args.split, num_classes=1 << 30), args.images)
+        print(
+            f"{len(samples)} images from {samples.source}, {args.split} transform at {args.image_size} px, "
+            f"batch {args.batch_size}, torch threads per worker 1"
+        )
+        report(run(samples, args), decode_rates(samples))
+    return 0
+
+
+def _subset(samples: SampleList, count: int) -> SampleList:
+    """The first `count` samples (spread over the classes by taking every k-th)."""
+    step = max(1, len(samples) // count)
+    pick = list(range(0, len(samples), step))[:count]
+    pairs = [(samples.path(i), int(samples.labels[i])) for i in pick]
+    return SampleList.pack("", pairs, samples.classes, samples.source)

@@ -1,0 +1,90 @@
+"""The engine's input pipeline: datasets, the recipe's transforms, samplers, synthetic data, loaders.
+
+The trainer calls :func:`build_train_loader` / :func:`build_val_loader`, iterates :class:`Batch` es of
+uint8 images, and normalises them on the device with :func:`normalize`.
+
+Layout: ``datasets`` (ImageFolder / list files), ``decode`` (JPEG with reduced-size decoding, fallbacks),
+``transforms`` (seeded augmentation, normalisation), ``synthetic``, ``loaders`` (sampler, Loader),
+``testing`` (tiny image sets for tests and benchmarks).
+"""
+
+from __future__ import annotations
+
+from engine.config import ConfigError, TrainConfig
+from engine.data.batch import Batch
+from engine.data.datasets import IMG_EXTENSIONS, SampleList, load_split
+from engine.data.loaders import BadImageWarning, BatchPlan, ImageBatches, Loader
+from engine.data.synthetic import SyntheticImages
+from engine.data.transforms import (
+    CROP_RATIO,
+    CROP_SCALE,
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    TrainTransform,
+    ValTransform,
+    normalize,
+    sample_crop,
+)
+
+__all__ = [
+    "CROP_RATIO",
+    "CROP_SCALE",
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "IMG_EXTENSIONS",
+    "BadImageWarning",
+    "Batch",
+    "BatchPlan",
+    "ConfigError",
+    "ImageBatches",
+    "Loader",
+    "SampleList",
+    "SyntheticImages",
+    "TrainTransform",
+    "ValTransform",
+    "build_train_loader",
+    "build_val_loader",
+    "load_split",
+    "normalize",
+    "sample_crop",
+    "synthetic_sizes",
+]
+
+SYNTHETIC_WORKERS = 2  # rendering a synthetic batch is a few uint8 adds: two workers keep any card fed
+
+
+def synthetic_sizes(cfg: TrainConfig, world_size: int) -> tuple[int, int]:
+    """(train, val) images per epoch of the synthetic backend, over all ranks."""
+    per_step = cfg.batch_size * world_size
+    train = cfg.synthetic_size or 40 * per_step
+    return train, max(train // 4, min(train, per_step))
+
+
+def build_train_loader(cfg: TrainConfig, rank: int, world_size: int, pin_memory: bool) -> Loader:
+    """This rank's training loader: shuffled per epoch, padded shards, the recipe's augmentation."""
+    return _build(cfg, "train", rank, world_size, pin_memory)
+
+
+def build_val_loader(cfg: TrainConfig, rank: int, world_size: int, pin_memory: bool) -> Loader:
+    """This rank's validation loader: fixed order, exact shards (every sample on exactly one rank)."""
+    return _build(cfg, "val", rank, world_size, pin_memory)
+
+
+def _build(cfg: TrainConfig, split: str, rank: int, world_size: int, pin_memory: bool) -> Loader:
+    seed = cfg.seed if cfg.seed is not None else 0
+    size = cfg.train_image_size
+    workers = cfg.workers
+    if cfg.data_backend == "synthetic":
+        n = synthetic_sizes(cfg, world_size)[0 if split == "train" else 1]
+        source = SyntheticImages(n, cfg.num_classes, size, seed, split)
+        workers = min(workers, SYNTHETIC_WORKERS)
+    else:
+        if not cfg.data:
+            raise ConfigError(
+                "no dataset given: pass DIR (with train/ and val/), or --data-backend synthetic"
+            )
+        samples = load_split(cfg.data, split, cfg.num_classes)
+        transform = TrainTransform(size) if split == "train" else ValTransform(size, cfg.val_resize)
+        source = ImageBatches(samples, transform, size, seed)
+    plan = BatchPlan(len(source), cfg.batch_size, rank, world_size, shuffle=split == "train", seed=seed)
+    return Loader(source, plan, workers, cfg.prefetch, pin_memory)

@@ -1,0 +1,43 @@
+"""What the loaders yield: one collated batch of uint8 images and their labels."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Union
+
+import torch
+
+
+@dataclass
+class Batch:
+    """uint8 N×3×H×W images (CPU; pinned when the loader was asked), int64 labels, and the skip count.
+
+    `skipped` images failed to decode and were dropped, so N may be a few short of the batch size (even
+    0); `bad_files` names them, for a log line from the main process.
+    """
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    skipped: int = 0
+    bad_files: tuple[str, ...] = field(default_factory=tuple)
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+    def pin_memory(self) -> Batch:
+        """Called by DataLoader's pinning thread (it pins any object that has this method)."""
+        return Batch(self.images.pin_memory(), self.labels.pin_memory(), self.skipped, self.bad_files)
+
+    def to(self, device: Union[torch.device, str], non_blocking: bool = False) -> Batch:
+        return Batch(
+            self.images.to(device, non_blocking=non_blocking),
+            self.labels.to(device, non_blocking=non_blocking),
+            self.skipped,
+            self.bad_files,
+        )
+
+
+def collate(images: list[torch.Tensor], labels: list[int], size: int, bad: list[str]) -> Batch:
+    """Stack the images that decoded; an all-bad batch is an empty one, not an error."""
+    stacked = torch.stack(images) if images else torch.empty((0, 3, size, size), dtype=torch.uint8)
+    return Batch(stacked, torch.tensor(labels, dtype=torch.int64), len(bad), tuple(bad))
