@@ -7,7 +7,7 @@
 The supervisor keeps one sampler open for its job's cards: `open_sampler("mlu").sample([2, 3])`.
 """
 
-from engine.telemetry.detect import HostReport, HostSampler, detect, open_sampler, sample_all
+from engine.telemetry.detect import HostReport, HostSampler, detect_backends, open_sampler, sample_all
 from engine.telemetry.stats import KINDS, CardStats, ProcessInfo, Sampler, TelemetryUnavailable
 
 __all__ = [
@@ -18,7 +18,7 @@ __all__ = [
     "ProcessInfo",
     "Sampler",
     "TelemetryUnavailable",
-    "detect",
+    "detect_backends",
     "open_sampler",
     "sample_all",
 ]

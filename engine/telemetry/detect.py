@@ -113,7 +113,7 @@ def _empty_reason(kind: str) -> str:
     return {"mlu": "cnmon lists no card", "cuda": "NVML sees no card"}.get(kind, "no card reported")
 
 
-def detect(
+def detect_backends(
     *,
     cnmon_path: Optional[str] = None,
     env: Optional[Mapping[str, str]] = None,
