@@ -2,6 +2,7 @@
 
 Column positions differ between driver generations, so both parsers work by pattern (see
 tests/fixtures/cnmon/SOURCES.md). Any value may be `N/A` or masked (`xxxxx`): that is None.
+The sampler never runs `cnmon info -j`: that writes ./cnmon_info.json wherever it is run.
 """
 
 from __future__ import annotations
