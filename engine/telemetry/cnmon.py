@@ -286,7 +286,7 @@ def find_cnmon(path: Optional[str] = None, env: Optional[Mapping[str, str]] = No
     env = os.environ if env is None else env
     chosen = path or env.get(ENV_CNMON)
     if chosen:
-        found = shutil.which(chosen) if os.sep not in chosen else chosen
+        found = shutil.which(chosen, path=env.get("PATH")) if os.sep not in chosen else chosen
         if found and os.path.isfile(found) and os.access(found, os.X_OK):
             return found
         origin = "--cnmon" if path else ENV_CNMON

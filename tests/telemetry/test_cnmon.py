@@ -299,6 +299,8 @@ def test_cnmon_from_argument_and_environment_variable(tmp_path: Path, fake_cnmon
     assert CnmonSampler(env={"PATH": "", "RN50TUI_CNMON": elsewhere}).sample()[0].temp_c == 51
     # The argument wins over the environment variable.
     assert find_cnmon(elsewhere, {"RN50TUI_CNMON": "/nowhere/cnmon"}) == elsewhere
+    # A bare name is looked up on the PATH the sampler was given.
+    assert find_cnmon(env={"PATH": str(bindir), "RN50TUI_CNMON": "cnmon"}) == elsewhere
 
 
 def test_missing_cnmon_is_a_reason_not_a_crash(tmp_path: Path) -> None:
