@@ -15,7 +15,7 @@ from typing import Optional
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 from engine.data.transforms import Transform
 
@@ -71,6 +71,8 @@ def load_image(path: str, transform: Transform, rng: random.Random) -> torch.Ten
         buf = read_bytes(path)
     except OSError as e:
         raise BadImage(f"{path}: {e.strerror or e}") from e
+    if not buf:
+        raise BadImage(f"{path}: empty file")
     hw = jpeg_size(buf)
     if hw is not None:
         plan = transform.plan(hw[0], hw[1], rng)
@@ -106,6 +108,8 @@ def _decode_pil(buf: bytearray, path: str, scale: int) -> torch.Tensor:
             if scale > 1:  # DCT-domain downscale: decodes 1/scale² of the pixels
                 im.draft("RGB", (im.size[0] // scale, im.size[1] // scale))
             arr = np.array(im.convert("RGB"))  # a writable copy: from_numpy shares it
+    except UnidentifiedImageError as e:
+        raise BadImage(f"{path}: not an image any decoder here reads") from e
     except Exception as e:  # PIL raises many types (OSError, SyntaxError, ValueError, DecompressionBomb…)
         raise BadImage(f"{path}: {type(e).__name__}: {e}") from e
     return torch.from_numpy(arr).permute(2, 0, 1)
