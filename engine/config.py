@@ -271,8 +271,6 @@ def check(cfg: TrainConfig, world_size: int | None = None) -> None:
         raise ConfigError(
             f"--image-size must be at least 32 (ResNet-50 downsamples 32×), got {cfg.image_size}"
         )
-    if cfg.topk > cfg.num_classes:
-        raise ConfigError(f"--topk {cfg.topk} is more than --num-classes {cfg.num_classes}")
     if not 0.0 <= cfg.max_bad_fraction < 1.0:
         raise ConfigError("--max-bad-fraction must be in [0, 1)")
     if cfg.evaluate and cfg.training_only:

@@ -62,10 +62,16 @@ def _is_usage_error(exc: BaseException) -> bool:
     return isinstance(exc, (ConfigError, CheckpointError, DeviceError, StateDictMismatch))
 
 
-def _run(cfg: TrainConfig, dist: Any, writer: EventWriter) -> int:
+def build_trainer(
+    cfg: TrainConfig, dist: Any, writer: EventWriter, stop: Any = None
+) -> tuple[Any, Optional[dict]]:
+    """Device, process group, model, optimizer, scaler and loaders of a run, and its checkpoint if resuming.
+
+    Shared by training, evaluation and `engine.bench train`, so a benchmark measures the real engine.
+    """
     import torch
 
-    from engine.checkpoint import Checkpointer, check_resume, load_checkpoint, restore_rng
+    from engine.checkpoint import Checkpointer, check_resume, load_checkpoint
     from engine.data import build_train_loader, build_val_loader
     from engine.devices import resolve_device
     from engine.distributed import init_process_group
@@ -73,8 +79,6 @@ def _run(cfg: TrainConfig, dist: Any, writer: EventWriter) -> int:
     from engine.optim import build_optimizer
     from engine.trainer import StopFlag, Trainer
 
-    stop = StopFlag()
-    stop.install()  # before the slow set-up, so an early SIGTERM is still a clean stop
     dev = resolve_device(cfg.device, cfg.amp, dist.local_rank, cfg.dist_backend)
     init_process_group(dist, dev.dist_backend, dev.device)
     if cfg.seed is not None:
@@ -94,7 +98,6 @@ def _run(cfg: TrainConfig, dist: Any, writer: EventWriter) -> int:
         ids = None if dev.kind == "cpu" else [dev.device.index]
         ddp_model = torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
     optimizer = build_optimizer(model, cfg)
-    scaler = dev.grad_scaler()
 
     pin = dev.kind != "cpu"
     train_loader = build_train_loader(cfg, dist.rank, dist.world_size, pin) if cfg.do_train else None
@@ -106,14 +109,25 @@ def _run(cfg: TrainConfig, dist: Any, writer: EventWriter) -> int:
         model,
         ddp_model,
         optimizer,
-        scaler,
+        dev.grad_scaler(),
         train_loader,
         val_loader,
         writer,
         Checkpointer(cfg, enabled=dist.is_main),
-        stop,
+        stop or StopFlag(),
         accumulation_steps(cfg, dist.world_size),
     )
+    return trainer, ckpt
+
+
+def _run(cfg: TrainConfig, dist: Any, writer: EventWriter) -> int:
+    from engine.checkpoint import restore_rng
+    from engine.trainer import StopFlag
+
+    stop = StopFlag()
+    stop.install()  # before the slow set-up, so an early SIGTERM is still a clean stop
+    trainer, ckpt = build_trainer(cfg, dist, writer, stop)
+    dev, train_loader, val_loader = trainer.dev, trainer.train_loader, trainer.val_loader
     start_epoch, start_iter = _restore(trainer, ckpt, cfg)
 
     writer.parameters({**cfg.to_dict(), "world_size": dist.world_size, "device_kind": dev.kind})

@@ -134,7 +134,7 @@ class Trainer:
         labels = batch.labels.to(self.dev.device, non_blocking=True)
         return normalize(images, self.memory_format), labels
 
-    def _train_step(self, batch: Any, boundary: bool) -> torch.Tensor:
+    def train_step(self, batch: Any, boundary: bool) -> torch.Tensor:
         x, y = self._to_device(batch)
         sync = self.ddp_model.no_sync() if self.dist.enabled and not boundary else nullcontext()
         with sync:  # accumulation steps skip the gradient all-reduce
@@ -177,7 +177,7 @@ class Trainer:
                 lr = lr_at(cfg, epoch, it, iters)
                 set_lr(self.optimizer, lr)
             boundary = (it + 1) % self.accumulation == 0 or it + 1 == iters
-            loss = self._train_step(batch, boundary)
+            loss = self.train_step(batch, boundary)
             n = int(batch.labels.shape[0])
             for m in (window, total):
                 m.loss, m.images, m.iters = m.loss + loss * n, m.images + n, m.iters + 1
@@ -194,6 +194,7 @@ class Trainer:
                 return EpochOutcome({}, it, stopped=True)
             if 0 < cfg.prof <= it - start_iter:
                 break
+        self._check_bad_images(0, 0, final=True)
         return EpochOutcome(self._epoch_train_metrics(total, lr), it, stopped=False)
 
     def _stop_now(self) -> bool:
@@ -227,11 +228,16 @@ class Trainer:
             data["train.grad_scale"] = float(self.scaler.get_scale())
         self.writer.metrics([epoch + 1, it], data)
 
-    def _check_bad_images(self, images: float, skipped: float) -> None:
+    def _check_bad_images(self, images: float, skipped: float, final: bool = False) -> None:
+        """Fail once unreadable images pass --max-bad-fraction (judged after 100 images, or at an epoch end)."""
         self.seen_images += int(images)
         self.skipped_images += int(skipped)
         total = self.seen_images + self.skipped_images
-        if self.skipped_images and total >= 100 and self.skipped_images / total > self.cfg.max_bad_fraction:
+        if (
+            self.skipped_images
+            and (total >= 100 or final)
+            and self.skipped_images / total > self.cfg.max_bad_fraction
+        ):
             raise DataError(
                 f"{self.skipped_images} of {total} images could not be read (more than "
                 f"{self.cfg.max_bad_fraction:.1%}): check the dataset, or raise --max-bad-fraction"
@@ -257,7 +263,7 @@ class Trainer:
     def validate(self, epoch: int) -> dict[str, float]:
         """One pass over this rank's shard; sums and counts are all-reduced, so the result is exact."""
         self.ddp_model.eval()
-        k = self.cfg.topk
+        k = min(self.cfg.topk, self.cfg.num_classes)  # top-5 of 4 classes is top-4
         loss_sum = correct1 = correctk = count = skipped = 0.0
         latencies: list[float] = []
         t_start = data_time = 0.0

@@ -47,7 +47,6 @@ def test_gpu_is_an_alias_of_cuda_and_image_size_scales_val_resize():
         (["--epochs", "5", "--warmup", "5"], "--warmup must be between 0 and --epochs - 1"),
         (["--label-smoothing", "1.5"], "--label-smoothing"),
         (["--optimizer-batch-size", "100", "-b", "64"], "must be a multiple of batch size"),
-        (["--topk", "20", "--num-classes", "10"], "--topk 20 is more than --num-classes 10"),
         (["--evaluate"], "--evaluate needs weights"),
         (["--resume", "/nonexistent/ckpt.pth.tar"], "no such file"),
         (["--image-size", "16"], "--image-size must be at least 32"),

@@ -1,0 +1,70 @@
+"""DESIGN.md's two boundaries, enforced: the engine never imports the interface, and the interface and
+the torch-free parts of the engine never import torch (the CLI must start fast). Each module is imported
+in a fresh interpreter, so one test cannot hide another's imports."""
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT, engine_env
+
+TORCH_FREE_PACKAGES = ["engine/jobs", "engine/telemetry", "rn50tui"]
+TORCH_FREE_MODULES = ["engine.config", "engine.events"]
+
+
+def modules_under(rel: str) -> list[str]:
+    base = ROOT / rel
+    mods = []
+    for path in sorted(base.rglob("*.py")):
+        parts = path.relative_to(ROOT).with_suffix("").parts
+        mods.append(".".join(parts[:-1] if parts[-1] == "__init__" else parts))
+    return mods
+
+
+def loaded_after_import(module: str) -> set[str]:
+    code = f"import sys, json, {module}; print(json.dumps(sorted(sys.modules)))"
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        env=engine_env(),
+        cwd=ROOT.parent,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, f"importing {module} failed:\n{out.stderr}"
+    return set(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def torch_free_modules() -> list[str]:
+    mods = TORCH_FREE_MODULES + [m for pkg in TORCH_FREE_PACKAGES for m in modules_under(pkg)]
+    return [m for m in mods if not m.endswith("__main__")]
+
+
+@pytest.mark.parametrize("module", torch_free_modules())
+def test_torch_free_module_does_not_load_torch(module):
+    loaded = loaded_after_import(module)
+    assert "torch" not in loaded, f"{module} imports torch at module level"
+    if module.startswith("engine"):
+        assert "textual" not in loaded and "rn50tui" not in loaded
+
+
+def test_engine_never_imports_the_interface():
+    pattern = re.compile(r"^\s*(import|from)\s+(textual|rn50tui)\b", re.MULTILINE)
+    offenders = [
+        str(p.relative_to(ROOT)) for p in (ROOT / "engine").rglob("*.py") if pattern.search(p.read_text())
+    ]
+    assert offenders == []
+
+
+def test_training_entry_point_loads_no_textual():
+    loaded = loaded_after_import("engine.train")
+    assert "textual" not in loaded and "rn50tui" not in loaded
+
+
+def test_package_directories_are_found():
+    assert len(torch_free_modules()) > len(TORCH_FREE_MODULES)  # the globbing really found the packages
+    assert Path(ROOT / "engine" / "jobs").is_dir()
