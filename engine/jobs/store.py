@@ -137,6 +137,30 @@ def _m0001_initial(db: sqlite_utils.Database) -> None:
     db["claims"].create_index(["job_id"], index_name="claims_job")
 
 
+@migration("0002_device_samples")
+def _m0002_device_samples(db: sqlite_utils.Database) -> None:
+    db["device_samples"].create(
+        {
+            "id": int,
+            "job_id": int,
+            "time": float,
+            "device": str,
+            "card": int,
+            "name": str,
+            "util_percent": float,
+            "mem_used_mib": float,
+            "mem_total_mib": float,
+            "temp_c": float,
+            "power_w": float,
+            "power_cap_w": float,
+        },
+        pk="id",
+        not_null={"job_id", "time", "device", "card"},
+        foreign_keys=[("job_id", "jobs", "id")],
+    )
+    db["device_samples"].create_index(["job_id", "time"], index_name="device_samples_job")
+
+
 def migrate(db: sqlite_utils.Database) -> list[str]:
     """Apply the migrations this database lacks, in one IMMEDIATE transaction; return their names."""
     known = [name for name, _ in MIGRATIONS]
@@ -326,6 +350,28 @@ class MetricRow:
 
 
 @dataclass(frozen=True)
+class DeviceSample:
+    """One card at one time; a value the device does not report is None."""
+
+    time: float
+    device: str
+    card: int
+    name: Optional[str] = None
+    util_percent: Optional[float] = None
+    mem_used_mib: Optional[float] = None
+    mem_total_mib: Optional[float] = None
+    temp_c: Optional[float] = None
+    power_w: Optional[float] = None
+    power_cap_w: Optional[float] = None
+
+    def as_tuple(self) -> tuple[Any, ...]:
+        return tuple(getattr(self, f.name) for f in fields(self))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+@dataclass(frozen=True)
 class Claim:
     device: str
     card: int
@@ -426,12 +472,13 @@ class JobStore:
         TransitionError, so a stale caller never overwrites a newer state.
         """
         with self.transaction():
-            self._transition_locked(job_id, new, expect, values)
+            self.transition_locked(job_id, new, expect, values)
         return self.get_job(job_id)
 
-    def _transition_locked(
+    def transition_locked(
         self, job_id: int, new: Status, expect: Optional[Sequence[Status]], values: dict[str, Any]
     ) -> Job:
+        """transition() for a caller already inside store.transaction(); returns the job as it was."""
         job = self.get_job(job_id)
         if expect is not None and job.status not in expect:
             check_transition(job_id, job.status, new)  # the clearer message when the move itself is wrong
@@ -511,6 +558,38 @@ class JobStore:
             sql += " AND attempt = ?"
             params.append(attempt)
         return int(self.db.execute(sql, params).fetchone()[0])
+
+    # ----- device samples
+
+    def add_samples(self, job_id: int, samples: Sequence[DeviceSample]) -> None:
+        """Insert one round of card samples (call inside a transaction with the heartbeat)."""
+        self.db.conn.executemany(
+            "INSERT INTO device_samples (job_id, time, device, card, name, util_percent, mem_used_mib,"
+            " mem_total_mib, temp_c, power_w, power_cap_w) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [(job_id, *s.as_tuple()) for s in samples],
+        )
+
+    def prune_samples(self, job_id: int, keep: int) -> None:
+        """Keep only the newest `keep` samples of a job (the retention limit)."""
+        self.db.execute(
+            "DELETE FROM device_samples WHERE job_id = ? AND id <= (SELECT id FROM device_samples"
+            " WHERE job_id = ? ORDER BY id DESC LIMIT 1 OFFSET ?)",
+            [job_id, job_id, int(keep)],
+        )
+
+    def device_samples(
+        self, job_id: int, since: Optional[float] = None, card: Optional[int] = None
+    ) -> list[DeviceSample]:
+        """A job's card samples in time order; `since` (a time) returns only newer ones."""
+        sql, params = "SELECT * FROM device_samples WHERE job_id = ?", [job_id]
+        if since is not None:
+            sql += " AND time > ?"
+            params.append(since)
+        if card is not None:
+            sql += " AND card = ?"
+            params.append(card)
+        cols = [f.name for f in fields(DeviceSample)]
+        return [DeviceSample(**{c: r[c] for c in cols}) for r in self.db.query(sql + " ORDER BY id", params)]
 
 
 def _encode(values: dict[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,399 @@
+"""`rn50tui`: the command line of the job manager (no arguments: the terminal app).
+
+    rn50tui submit [--preset P] [--name N] [--cards K] [--device D] [--data DIR] [-- ENGINE FLAGS…]
+    rn50tui jobs list [--status S] [--json] | jobs show JOB [--json] | jobs rm JOB
+    rn50tui cancel JOB | resume JOB | logs JOB [-f] | export JOB --format csv|json | devices | presets
+
+Every command takes --db PATH (else $RN50TUI_DB, else ./jobs.db). Exit status 0 on success; otherwise
+non-zero with a one-line reason on stderr. This path imports neither torch nor textual, so it starts fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import importlib.util
+import json
+import os
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any, Optional
+
+from engine.jobs.capacity import CARDS_ENV, CapacityError, parse_spec
+from engine.jobs.errors import JobsError, StoreMissing
+from engine.jobs.presets import PRESETS
+from engine.jobs.states import Status
+from engine.jobs.store import Job, default_db_path
+
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+
+
+class CliError(Exception):
+    """A refusal of the CLI itself (not of the job manager): printed as one line, exit 1."""
+
+
+# ------------------------------------------------------------------------------------------------ parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--db", default=argparse.SUPPRESS, metavar="PATH",
+                        help=f"job store (default: ${'RN50TUI_DB'} or ./jobs.db)")  # fmt: skip
+    p = argparse.ArgumentParser(prog="rn50tui", parents=[common],
+                                description="Train ResNet-50 the NGC way and run the jobs from a terminal. "
+                                "Without a command, opens the terminal app.")  # fmt: skip
+    p.add_argument("--host-cards", metavar="SPEC",
+                   help=f"cards the scheduler may use, e.g. mlu=4,cuda=0,cpu=1 (also ${CARDS_ENV}; "
+                   "default: what telemetry finds, one CPU job at a time)")  # fmt: skip
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    _add_submit(sub, common)
+    _add_jobs(sub, common)
+    c = sub.add_parser("cancel", parents=[common], help="stop a job: SIGTERM (it checkpoints), then SIGKILL",
+                       description="Cancel a queued job, or stop a running one: SIGTERM so it checkpoints, "
+                       "SIGKILL after the grace period. Waits until it has stopped unless --no-wait.")  # fmt: skip
+    c.add_argument("job", type=int, help="job id")
+    c.add_argument("--no-wait", action="store_true", help="return once the cancel is requested")
+    r = sub.add_parser("resume", parents=[common], help="queue the next attempt of a stopped job",
+                       description="Queue the next attempt of a failed, cancelled or interrupted job; "
+                       "it continues from its last checkpoint.")  # fmt: skip
+    r.add_argument("job", type=int, help="job id")
+    r.add_argument("--json", action="store_true", help="print the job as JSON")
+    lg = sub.add_parser("logs", parents=[common], help="print a job's output (-f to follow)",
+                        description="Print the engine's stdout of a job (or its stderr, or the supervisor's log).")  # fmt: skip
+    lg.add_argument("job", type=int, help="job id")
+    lg.add_argument("-f", "--follow", action="store_true", help="keep printing until the job ends")
+    lg.add_argument("-n", "--lines", type=int, default=None, metavar="N", help="start with the last N lines")
+    lg.add_argument("--stream", choices=("stdout", "stderr", "supervisor"), default="stdout",
+                    help="which log (default stdout)")  # fmt: skip
+    ex = sub.add_parser("export", parents=[common], help="write a job's full-resolution metrics as CSV or JSON",
+                        description="Every metric record of a job, one row per engine log line.")  # fmt: skip
+    ex.add_argument("job", type=int, help="job id")
+    ex.add_argument("--format", choices=("csv", "json"), default="csv", help="output format (default csv)")
+    ex.add_argument("--attempt", type=int, default=None, help="only this attempt")
+    ex.add_argument("-o", "--output", default="-", metavar="FILE", help="file to write (default stdout)")
+    sub.add_parser("devices", add_help=False, parents=[common], help="the host's cards and which job holds each",
+                   description="Cards per kind with live stats (`rn50tui devices --help` for its options).")  # fmt: skip
+    sub.add_parser("presets", parents=[common], help="list the presets `submit --preset` accepts",
+                   description="The presets: the seed's NGC scripts and a CPU demo.")  # fmt: skip
+    return p
+
+
+def _add_submit(sub: Any, common: argparse.ArgumentParser) -> None:
+    s = sub.add_parser("submit", parents=[common], help="queue a training, inference or benchmark job",
+                       description="Queue a job and start it when its cards are free. Presets: "
+                       + "; ".join(f"{p.name}: {p.description}" for p in PRESETS.values())
+                       + ". Engine flags after -- come after the preset's, so they win.")  # fmt: skip
+    s.add_argument("--preset", choices=list(PRESETS), metavar="P", help=f"one of {', '.join(PRESETS)}")
+    s.add_argument("--name", help="job name (default: the preset's name)")
+    s.add_argument("--cards", type=int, help="cards (CPU: processes) the job uses (default: the preset's)")
+    s.add_argument(
+        "--device", choices=("mlu", "cuda", "gpu", "cpu"), help="device kind (default: the host's best)"
+    )
+    s.add_argument("--data", metavar="DIR", help="dataset root with train/ and val/")
+    s.add_argument("--checkpoint", metavar="PATH", help="weights to evaluate or start from (--resume)")
+    s.add_argument("--json", action="store_true", help="print the new job as JSON instead of its id")
+    s.add_argument(
+        "engine_flags", nargs="*", metavar="-- ENGINE FLAGS", help="flags for python -m engine.train"
+    )
+
+
+def _add_jobs(sub: Any, common: argparse.ArgumentParser) -> None:
+    j = sub.add_parser("jobs", parents=[common], help="list, show or remove jobs",
+                       description="List, show or remove jobs.")  # fmt: skip
+    jsub = j.add_subparsers(dest="jobs_command", metavar="COMMAND", required=True)
+    ls = jsub.add_parser("list", parents=[common], help="one line per job", description="One line per job.")
+    ls.add_argument("--status", action="append", metavar="S",
+                    help=f"only jobs with this status ({', '.join(s.value for s in Status)}); repeatable")  # fmt: skip
+    ls.add_argument("--limit", type=int, help="only the newest N jobs")
+    ls.add_argument("--json", action="store_true", help="a JSON list of job objects")
+    sh = jsub.add_parser("show", parents=[common], help="everything the store knows about a job",
+                         description="Everything the store knows about a job.")  # fmt: skip
+    sh.add_argument("job", type=int, help="job id")
+    sh.add_argument("--json", action="store_true", help="one JSON object")
+    rm = jsub.add_parser("rm", parents=[common], help="remove a job that is not running (files stay on disk)",
+                         description="Remove a job and its metrics from the store; refuses a running job.")  # fmt: skip
+    rm.add_argument("job", type=int, help="job id")
+
+
+# ------------------------------------------------------------------------------------------------- main
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = build_parser()
+    args, extra = parser.parse_known_args(list(sys.argv[1:] if argv is None else argv))
+    if args.command != "devices" and extra:
+        hint = " (engine flags go after --)" if args.command == "submit" else ""
+        parser.error(f"unrecognized arguments: {' '.join(extra)}{hint}")
+    try:
+        if args.host_cards is not None:
+            parse_spec(args.host_cards)
+            os.environ[CARDS_ENV] = args.host_cards  # the supervisors it starts see it too
+        return _dispatch(args, extra)
+    except CapacityError as exc:
+        return _fail(str(exc), EXIT_USAGE)
+    except (JobsError, CliError) as exc:
+        return _fail(str(exc), EXIT_ERROR)
+    except BrokenPipeError:  # `rn50tui jobs list | head`
+        return 0
+    except KeyboardInterrupt:
+        return 130
+
+
+def _fail(message: str, code: int) -> int:
+    print(f"rn50tui: error: {message.splitlines()[0] if message else 'failed'}", file=sys.stderr)
+    return code
+
+
+def _db(args: argparse.Namespace) -> str:
+    return str(default_db_path(getattr(args, "db", None)))
+
+
+def _manager(args: argparse.Namespace, create: bool = False) -> Any:
+    from engine.jobs.manager import JobManager
+
+    jm = JobManager(_db(args), create=create)
+    jm.reconcile()  # every client reconciles on start: dead supervisors → interrupted
+    return jm
+
+
+def _dispatch(args: argparse.Namespace, extra: list[str]) -> int:
+    command = args.command
+    if command is None:
+        return _open_app(args)
+    if command == "devices":
+        return _devices(args, extra)
+    if command == "presets":
+        return _presets()
+    if command == "jobs":
+        command = f"jobs {args.jobs_command}"
+    handler = {
+        "submit": _submit, "jobs list": _list, "jobs show": _show, "jobs rm": _rm, "cancel": _cancel,
+        "resume": _resume, "logs": _logs, "export": _export,
+    }[command]  # fmt: skip
+    return handler(args)
+
+
+def _open_app(args: argparse.Namespace) -> int:
+    if importlib.util.find_spec("rn50tui.app") is None:
+        print("rn50tui: the terminal app is not part of this build yet; use the commands "
+              "(`rn50tui --help`), e.g. `rn50tui jobs list`", file=sys.stderr)  # fmt: skip
+        return EXIT_USAGE
+    from rn50tui.app import run_app
+
+    return int(run_app(_db(args)) or 0)
+
+
+# ------------------------------------------------------------------------------------------------ commands
+
+
+def _submit(args: argparse.Namespace) -> int:
+    jm = _manager(args, create=True)
+    job = jm.submit(preset=args.preset, name=args.name, cards=args.cards, device=args.device, data=args.data,
+                    checkpoint=args.checkpoint, engine_flags=args.engine_flags)  # fmt: skip
+    print(json.dumps(job.to_dict()) if args.json else job.id)
+    return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    statuses = [s for arg in args.status or [] for s in arg.split(",") if s]
+    from engine.jobs.states import parse_status
+
+    wanted = [parse_status(s) for s in statuses] or None
+    try:
+        jm = _manager(args)
+    except StoreMissing as exc:
+        if args.json:
+            print("[]")
+        else:
+            print(f"no jobs yet ({exc})", file=sys.stderr)
+        return 0
+    jobs = jm.list_jobs(wanted, args.limit)
+    if args.json:
+        print(json.dumps([j.to_dict() for j in jobs]))
+    else:
+        _print_table(jobs)
+    return 0
+
+
+LIST_COLUMNS = ("ID", "NAME", "STATUS", "DEVICE", "TRY", "EPOCH", "PROGRESS", "LOSS", "TOP1", "IMG/S", "AGE")
+
+
+def _print_table(jobs: list[Job]) -> None:
+    now = time.time()
+    rows = [LIST_COLUMNS] + [_row(j, now) for j in jobs]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(LIST_COLUMNS))]
+    out = sys.stdout
+    for r in rows:
+        out.write("  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip() + "\n")
+
+
+def _row(j: Job, now: float) -> tuple[str, ...]:
+    cards = ",".join(map(str, j.cards_granted)) if j.cards_granted else f"×{j.cards_requested}"
+    epoch = f"{j.epoch}/{j.epochs}" if j.epoch and j.epochs else "-"
+    progress = f"{100 * j.progress:.0f}%" if j.progress is not None else "-"
+    return (str(j.id), j.name[:24], j.status.value, f"{j.device}:{cards}", str(j.attempt), epoch, progress,
+            _num(j.loss, ".4f"), _num(j.top1, ".2f"), _num(j.ips, ".1f"), _age(now - (j.updated_at or now)))  # fmt: skip
+
+
+def _num(value: Optional[float], spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def _age(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{int(seconds // size)}{unit}"
+    return f"{int(max(seconds, 0))}s"
+
+
+def _show(args: argparse.Namespace) -> int:
+    jm = _manager(args)
+    job = jm.get_job(args.job)
+    info = job.to_dict()
+    info["claims"] = [f"{c.device}:{c.card}" for c in jm.store.claims_of(job.id)]
+    info["metric_rows"] = jm.store.metric_count(job.id)
+    info["logs"] = {stream: str(jm.log_path(job.id, stream)) for stream in ("stdout", "stderr", "supervisor")}
+    if args.json:
+        print(json.dumps(info))
+        return 0
+    width = max(len(k) for k in info)
+    for key, value in info.items():
+        text = (
+            json.dumps(value) if isinstance(value, (list, dict)) else ("-" if value is None else str(value))
+        )
+        lines = text.splitlines() or [""]
+        print(f"{key.ljust(width)}  {lines[0]}")
+        for line in lines[1:]:
+            print(f"{' ' * width}  {line}")
+    return 0
+
+
+def _rm(args: argparse.Namespace) -> int:
+    jm = _manager(args)
+    workspace = jm.get_job(args.job).workspace
+    jm.delete(args.job)
+    print(f"removed job {args.job} (its files stay in {workspace})")
+    return 0
+
+
+def _cancel(args: argparse.Namespace) -> int:
+    jm = _manager(args)
+    job = jm.cancel(args.job, wait=not args.no_wait)
+    state = job.status.value if job.status.terminal else f"{job.status.value}, stop requested"
+    print(f"job {job.id}: {state}")
+    return 0
+
+
+def _resume(args: argparse.Namespace) -> int:
+    jm = _manager(args)
+    job = jm.resume(args.job)
+    print(
+        json.dumps(job.to_dict()) if args.json else f"job {job.id}: attempt {job.attempt} {job.status.value}"
+    )
+    return 0
+
+
+def _logs(args: argparse.Namespace) -> int:
+    jm = _manager(args)
+    path = jm.log_path(args.job, args.stream)
+    offset = _print_start(path, args.lines)
+    while args.follow:
+        offset = _print_from(path, offset)
+        if jm.get_job(args.job).status.terminal:
+            _print_from(path, offset)  # what was written while the job ended
+            break
+        time.sleep(0.5)
+    return 0
+
+
+def _print_start(path: Any, lines: Optional[int]) -> int:
+    if not path.exists():
+        return 0
+    data = path.read_bytes()
+    if lines is not None:
+        data = b"".join(data.splitlines(keepends=True)[-lines:]) if lines > 0 else b""
+    sys.stdout.buffer.write(data)
+    sys.stdout.flush()
+    return path.stat().st_size if lines is None or lines >= 0 else 0
+
+
+def _print_from(path: Any, offset: int) -> int:
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(offset)
+            data = fh.read()
+    except FileNotFoundError:
+        return offset
+    if data:
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+    return offset + len(data)
+
+
+def _export(args: argparse.Namespace) -> int:
+    jm = _manager(args)
+    jm.get_job(args.job)
+    rows = [r.to_dict() for r in jm.metrics(args.job, attempt=args.attempt)]
+    if args.output == "-":
+        _write_rows(rows, args.format, sys.stdout)
+    else:
+        with open(args.output, "w", newline="", encoding="utf-8") as out:
+            _write_rows(rows, args.format, out)
+    return 0
+
+
+def _write_rows(rows: list[dict[str, Any]], fmt: str, out: Any) -> None:
+    if fmt == "json":
+        json.dump(rows, out)
+        out.write("\n")
+    else:
+        _write_csv(rows, out)
+
+
+def _write_csv(rows: list[dict[str, Any]], out: Any) -> None:
+    from engine.events import METRICS
+
+    fixed = ["id", "job_id", "attempt", "time", "epoch", "iteration", "phase"]
+    seen = {k for r in rows for k in r} - set(fixed)
+    names = [m for m in METRICS if m in seen] + sorted(seen - set(METRICS))
+    writer = csv.DictWriter(out, fieldnames=fixed + names, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+
+
+def _presets() -> int:
+    for p in PRESETS.values():
+        print(f"{p.name:<14} {p.kind:<6} {p.description}")
+    return 0
+
+
+def _devices(args: argparse.Namespace, extra: list[str]) -> int:
+    if importlib.util.find_spec("rn50tui.devices") is None:
+        print("rn50tui: the devices view is not part of this build yet", file=sys.stderr)
+        return EXIT_USAGE
+    from rn50tui import devices
+
+    parser = argparse.ArgumentParser(prog="rn50tui devices", conflict_handler="resolve",
+                                     description="The host's cards, live stats, and which job holds each.")  # fmt: skip
+    parser.add_argument("--db", default=getattr(args, "db", None), metavar="PATH", help="job store")
+    devices.add_arguments(parser)
+    dargs = parser.parse_args(extra)
+    return int(devices.run(dargs, _holders(getattr(dargs, "db", None))) or 0)
+
+
+def _holders(db: Optional[str]) -> Optional[dict[tuple[str, int], str]]:
+    """Which job holds each card, or None when there is no job store here."""
+    from engine.jobs.manager import JobManager
+
+    try:
+        jm = JobManager(default_db_path(db), create=False)
+    except StoreMissing:
+        return None
+    jm.reconcile()
+    return jm.holders()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,67 @@
+"""Fixtures of the job-manager tests: a real SQLite store in tmp_path, and a way to occupy a card."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from engine.jobs import procs
+from engine.jobs.manager import JobManager
+from engine.jobs.states import Status
+from engine.jobs.store import Job, JobStore
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def cli_env(**extra: str) -> dict[str, str]:
+    """Environment of an `rn50tui` / supervisor subprocess: this checkout importable, few threads."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
+    env.setdefault("OMP_NUM_THREADS", "1")
+    env.update(extra)
+    return env
+
+
+def run_cli(*args: str, db: Path, timeout: float = 60, **env: str) -> subprocess.CompletedProcess:
+    """`python -m rn50tui --db DB ARGS` in a subprocess."""
+    return subprocess.run([sys.executable, "-m", "rn50tui", "--db", str(db), *args], capture_output=True,
+                          text=True, timeout=timeout, env=cli_env(**env), cwd=db.parent)  # fmt: skip
+
+
+def occupy(store: JobStore, device: str = "cpu", card: int = 0) -> Job:
+    """A `running` job holding one card, supervised (as far as reconcile can tell) by this test process."""
+    job = store.insert_job(name="holder", kind="train", argv=[], device=device, cards_requested=1,
+                           workspace=str(store.path.parent / "runs" / "{id}"))  # fmt: skip
+    me = os.getpid()
+    with store.transaction():
+        store.db.execute("INSERT INTO claims (device, card, job_id, claimed_at) VALUES (?, ?, ?, ?)",
+                         [device, card, job.id, time.time()])  # fmt: skip
+        store.update_job(job.id, status=Status.RUNNING.value, cards_granted=[card], supervisor_pid=me,
+                         supervisor_started=procs.start_time(me))  # fmt: skip
+    return store.get_job(job.id)
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "jobs.db"
+
+
+@pytest.fixture
+def store(db_path: Path) -> JobStore:
+    s = JobStore(db_path)
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def manager(db_path: Path, monkeypatch: pytest.MonkeyPatch) -> JobManager:
+    """A manager with one CPU slot and no MLU/CUDA cards, whatever the host has."""
+    monkeypatch.setenv("RN50TUI_CARDS", "mlu=0,cuda=0,cpu=1")
+    jm = JobManager(db_path, capacity={"mlu": 0, "cuda": 0, "cpu": 1})
+    yield jm
+    jm.close()

@@ -1,0 +1,76 @@
+from __future__ import annotations
+
+import time
+
+from engine.events import EventWriter
+from engine.jobs.follower import Follower, commit
+from engine.jobs.store import JobStore
+
+
+def _write_attempt(path, epochs=2, iters=3, stop_at=None):
+    w = EventWriter(path)
+    w.parameters({"lr": 0.1})
+    w.status("run_start", config={}, start_epoch=0, start_iter=0, epochs=epochs, train_iters=iters, val_iters=1,
+             world_size=1, device="cpu")  # fmt: skip
+    for e in range(1, epochs + 1):
+        w.status("epoch_start", epoch=e, train_iters=iters, start_iter=0)
+        for it in range(1, iters + 1):
+            w.metrics([e, it], {"train.loss": 3.0 - it / 10, "train.total_ips": 10.0 * it, "train.lr": 0.1})
+            if (e, it) == stop_at:
+                w.status("checkpoint", path="c.pth.tar", epoch=e - 1, iteration=it, is_best=False)
+                w.status("stopping", signal="SIGTERM", epoch=e - 1, iteration=it)
+                w.status("run_end", status="stopped", epoch=e - 1, iteration=it)
+                w.close()
+                return
+        w.metrics([e, iters, 1], {"val.loss": 1.0, "val.top1": 10.0})
+        w.metrics([e], {"train.loss": 2.5, "val.top1": 20.0 * e, "val.top5": 50.0 + e, "val.loss": 1.5})
+        w.status("checkpoint", path="c.pth.tar", epoch=e, iteration=0, is_best=True)
+    w.metrics([], {"val.top1": 40.0})
+    w.status("run_end", status="completed", epoch=epochs)
+    w.close()
+
+
+def _job(store: JobStore, tmp_path):
+    return store.insert_job(
+        name="f", kind="train", argv=[], device="cpu", cards_requested=1, workspace=str(tmp_path)
+    )
+
+
+def test_records_become_metric_rows_progress_and_latest_values(store, tmp_path):
+    job = _job(store, tmp_path)
+    _write_attempt(job.raport_path)
+    f = Follower(job.id, 1, job.raport_path)
+    commit(store, job.id, f.poll(), [], time.time())
+    j = store.get_job(job.id)
+    assert (j.epoch, j.epochs, j.iteration, j.iters_per_epoch, j.val_iters) == (2, 2, 3, 3, 1)
+    assert (j.loss, j.ips, j.top1, j.top5, j.best_top1) == (2.7, 30.0, 40.0, 52.0, 40.0)
+    assert j.last_checkpoint == "c.pth.tar" and j.checkpoint_epoch == 2 and j.progress == 1.0
+    assert j.raport_offset == job.raport_path.stat().st_size and j.heartbeat
+    phases = [r.phase for r in store.metrics(job.id)]
+    assert phases.count("train") == 6 and phases.count("val") == 2 and phases.count("epoch") == 2
+    assert phases[-1] == "summary" and f.state.run_end == "completed"
+
+
+def test_a_torn_last_line_waits_for_the_next_poll(store, tmp_path):
+    job = _job(store, tmp_path)
+    _write_attempt(job.raport_path, epochs=1)
+    data = job.raport_path.read_bytes()
+    job.raport_path.write_bytes(data[:-20])
+    f = Follower(job.id, 1, job.raport_path)
+    first = f.poll()
+    job.raport_path.write_bytes(data)
+    second = f.poll()
+    assert len(first.rows) + len(second.rows) == 6 and second.offset == len(data)
+
+
+def test_the_late_tail_of_a_previous_attempt_stays_with_that_attempt(store, tmp_path):
+    job = _job(store, tmp_path)
+    _write_attempt(job.raport_path, stop_at=(1, 2))
+    second_start = time.time() + 0.01
+    time.sleep(0.02)
+    _write_attempt(job.raport_path, epochs=1)
+    f = Follower(job.id, 2, job.raport_path, attempt_started=second_start)
+    commit(store, job.id, f.poll(), [], time.time())
+    assert store.metric_count(job.id, attempt=1) == 2
+    assert store.metric_count(job.id, attempt=2) == 6
+    assert f.state.run_end == "completed" and f.state.stopping_signal is None

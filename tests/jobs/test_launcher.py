@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+import sys
+
+from engine.jobs.launcher import engine_command, engine_env, resume_checkpoint, without_flag
+from engine.jobs.procs import RUN_TOKEN_ENV
+from engine.jobs.states import Status
+from engine.jobs.store import Job
+
+
+def _job(tmp_path, **kw) -> Job:
+    values = dict(id=5, name="j", kind="train", argv=["--lr", "0.1", "--resume", "old.pth"], device="mlu",
+                  cards_requested=1, workspace=str(tmp_path), status=Status.STARTING, cards_granted=[2])  # fmt: skip
+    values.update(kw)
+    return Job(**values)
+
+
+def test_one_card_runs_the_engine_module_with_the_managed_flags(tmp_path):
+    argv = engine_command(_job(tmp_path))
+    assert argv[:3] == [sys.executable, "-m", "engine.train"]
+    assert argv[-4:] == ["--workspace", str(tmp_path), "--raport-file", "raport.json"]
+
+
+def test_several_cards_go_through_this_interpreters_torchrun(tmp_path):
+    argv = engine_command(_job(tmp_path, cards_requested=4, cards_granted=[0, 1, 2, 3]))
+    assert argv[:3] == [sys.executable, "-m", "torch.distributed.run"]
+    assert argv[argv.index("--nproc-per-node") + 1] == "4" and "--standalone" in argv
+    assert argv[argv.index("-m", 3) + 1] == "engine.train"
+
+
+def test_a_resume_replaces_the_earlier_resume_flag(tmp_path):
+    argv = engine_command(_job(tmp_path), resume_from="/w/checkpoint.pth.tar")
+    assert argv.count("--resume") == 1 and argv[argv.index("--resume") + 1] == "/w/checkpoint.pth.tar"
+    assert without_flag(["a", "--resume=x", "b", "--resume", "y", "c"], "--resume") == ["a", "b", "c"]
+
+
+def test_resume_checkpoint_only_for_later_attempts_of_training_with_a_checkpoint(tmp_path):
+    assert resume_checkpoint(_job(tmp_path, attempt=2)) is None
+    (tmp_path / "checkpoint.pth.tar").write_bytes(b"x")
+    assert resume_checkpoint(_job(tmp_path, attempt=1)) is None
+    assert resume_checkpoint(_job(tmp_path, attempt=2, kind="infer")) is None
+    assert resume_checkpoint(_job(tmp_path, attempt=2)) == str(tmp_path / "checkpoint.pth.tar")
+
+
+def test_env_shows_only_the_granted_cards(tmp_path):
+    env = engine_env(_job(tmp_path, cards_granted=[2, 3]), "tok", base={"CUDA_VISIBLE_DEVICES": "0"})
+    assert env["MLU_VISIBLE_DEVICES"] == "2,3" and env["CUDA_VISIBLE_DEVICES"] == "0"
+    assert env[RUN_TOKEN_ENV] == "tok" and env["PYTHONUNBUFFERED"] == "1"
+    cpu = engine_env(_job(tmp_path, device="cpu", cards_granted=[0]), "t", base={"CUDA_VISIBLE_DEVICES": "0"})
+    assert cpu["CUDA_VISIBLE_DEVICES"] == "" and cpu["MLU_VISIBLE_DEVICES"] == ""

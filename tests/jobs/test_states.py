@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+import pytest
+
+from engine.jobs.errors import TransitionError
+from engine.jobs.states import TRANSITIONS, Status, check_transition, parse_status
+
+
+def test_every_status_has_a_transition_entry_and_json_value():
+    assert set(TRANSITIONS) == set(Status)
+    assert [s.value for s in Status] == [
+        "queued", "starting", "running", "completed", "failed", "cancelled", "interrupted"]  # fmt: skip
+
+
+@pytest.mark.parametrize(("old", "new"), [
+    ("queued", "starting"), ("starting", "running"), ("running", "completed"), ("running", "failed"),
+    ("running", "cancelled"), ("running", "interrupted"), ("failed", "queued"), ("cancelled", "queued"),
+    ("interrupted", "queued"), ("queued", "cancelled"),
+])  # fmt: skip
+def test_allowed_moves(old, new):
+    check_transition(1, Status(old), Status(new))
+
+
+def test_resume_of_a_completed_job_says_why_and_what_to_do():
+    with pytest.raises(
+        TransitionError, match=r"job 7 is completed: there is nothing to resume; start a new job"
+    ):
+        check_transition(7, Status.COMPLETED, Status.QUEUED)
+
+
+@pytest.mark.parametrize("old", ["running", "starting"])
+def test_resume_of_a_running_job_is_refused(old):
+    with pytest.raises(TransitionError, match=f"job 3 is {old}: it is still going"):
+        check_transition(3, Status(old), Status.QUEUED)
+
+
+def test_terminal_states_do_not_move_except_by_resume():
+    for s in (Status.COMPLETED, Status.FAILED, Status.CANCELLED, Status.INTERRUPTED):
+        assert s.terminal and not s.active
+        assert TRANSITIONS[s] <= {Status.QUEUED}
+    with pytest.raises(TransitionError, match="already cancelled"):
+        check_transition(2, Status.CANCELLED, Status.CANCELLED)
+
+
+def test_parse_status_lists_the_valid_names():
+    assert parse_status("running") is Status.RUNNING
+    with pytest.raises(TransitionError, match="use one of queued, starting"):
+        parse_status("done")

@@ -1,0 +1,56 @@
+from __future__ import annotations
+
+import pytest
+
+from engine.jobs.errors import SubmitError
+from engine.jobs.submission import Request, plan
+
+HOST = {"mlu": 4, "cuda": 0, "cpu": 1}
+
+
+def test_demo_runs_on_cpu_with_its_name_and_the_users_flags_last(tmp_path):
+    p = plan(Request(preset="demo", engine_flags=("--epochs", "1", "--warmup", "0")), HOST, tmp_path)
+    assert (p.name, p.kind, p.device, p.cards, p.workspace) == ("demo", "train", "cpu", 1, None)
+    assert p.argv[-4:] == ["--epochs", "1", "--warmup", "0"]
+
+
+def test_ngc_preset_needs_data_and_takes_4_mlu_cards(tmp_path):
+    with pytest.raises(SubmitError, match="preset ngc-amp-90e needs a dataset: pass --data DIR"):
+        plan(Request(preset="ngc-amp-90e"), HOST, tmp_path)
+    for split in ("train", "val"):
+        (tmp_path / "imagenet" / split).mkdir(parents=True)
+    p = plan(Request(preset="ngc-amp-90e", data="imagenet"), HOST, tmp_path)
+    assert (p.device, p.cards, p.kind) == ("mlu", 4, "train")
+    assert p.argv[0] == str(tmp_path / "imagenet") and "--amp" in p.argv and "--training-only" not in p.argv
+    assert p.argv[-2:] == ["--device", "mlu"]
+
+
+@pytest.mark.parametrize(("request_", "message"), [
+    (Request(preset="nope"), "unknown preset 'nope': choose one of demo, ngc-amp-90e"),
+    (Request(preset="demo", data="missing"), "dataset directory .*missing does not exist"),
+    (Request(preset="demo", device="mlu", cards=8), "wants 8 mlu card\\(s\\); this host has 4"),
+    (Request(preset="demo", device="cuda"), "wants 1 cuda card\\(s\\); this host has 0 \\(if telemetry"),
+    (Request(preset="demo", engine_flags=("--bogus",)), "engine flags refused: unrecognized arguments: --bogus"),
+    (Request(preset="demo", engine_flags=("-b", "0")), "engine flags refused: --batch-size must be at least 1"),
+    (Request(preset="ngc-infer", data="."), "preset ngc-infer needs weights: pass --checkpoint PATH"),
+    (Request(engine_flags=("--data-backend", "synthetic", "--optimizer-batch-size", "100")), "multiple of batch size"),
+    (Request(preset="demo", cards=64), "needs 64 cores"),
+])  # fmt: skip
+def test_invalid_requests_are_refused_before_queueing(tmp_path, request_, message):
+    with pytest.raises(SubmitError, match=message):
+        plan(request_, HOST, tmp_path)
+
+
+def test_paths_become_absolute_and_workspace_flags_are_taken_over(tmp_path):
+    (tmp_path / "w.pth.tar").write_bytes(b"x")
+    (tmp_path / "data" / "val").mkdir(parents=True)
+    p = plan(Request(preset="ngc-infer", data="data", checkpoint="w.pth.tar",
+                     engine_flags=("--workspace", "mine", "--raport-file=r.json")), HOST, tmp_path)  # fmt: skip
+    assert p.kind == "infer" and p.workspace == str(tmp_path / "mine")
+    assert "--workspace" not in p.argv and not any(a.startswith("--raport-file") for a in p.argv)
+    assert p.argv[p.argv.index("--resume") + 1] == str(tmp_path / "w.pth.tar")
+
+
+def test_without_a_preset_the_kind_follows_the_flags(tmp_path):
+    p = plan(Request(engine_flags=("--data-backend", "synthetic", "--prof", "5")), {"cpu": 1}, tmp_path)
+    assert (p.name, p.kind, p.device) == ("custom", "bench", "cpu")
