@@ -173,8 +173,8 @@ class Trainer:
             if batch is None:
                 break
             data_time = time.perf_counter() - t0
-            if it % self.accumulation == 0:
-                lr = lr_at(cfg, epoch, it, iters)
+            if it % self.accumulation == 0:  # the schedule counts optimizer steps, not mini-batches
+                lr = lr_at(cfg, epoch, it // self.accumulation, math.ceil(iters / self.accumulation))
                 set_lr(self.optimizer, lr)
             boundary = (it + 1) % self.accumulation == 0 or it + 1 == iters
             loss = self.train_step(batch, boundary)

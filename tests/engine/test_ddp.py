@@ -1,0 +1,205 @@
+"""Real 2-process data-parallel runs through torchrun with the gloo backend, on CPU."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+import torch
+
+from engine.events import iter_records
+from tests.conftest import engine_env
+
+pytestmark = [pytest.mark.ddp, pytest.mark.slow]
+
+# Batch 1 per rank at 64 px: BatchNorm sees one image per forward on both sides of the comparison, so
+# 2 ranks × 1 == 1 process × 1 with 2 accumulation steps, step for step.
+COMMON = [
+    "--data-backend",
+    "synthetic",
+    "--device",
+    "cpu",
+    "--image-size",
+    "64",
+    "--num-classes",
+    "4",
+    "--synthetic-size",
+    "12",
+    "--epochs",
+    "2",
+    "--warmup",
+    "1",
+    "--lr",
+    "0.01",
+    "--lr-schedule",
+    "cosine",
+    "-j",
+    "0",
+    "--seed",
+    "5",
+    "-p",
+    "2",
+    "--raport-file",
+    "raport.json",
+]
+
+
+def torchrun(nproc: int, args: list[str], cwd: Path) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc-per-node",
+        str(nproc),
+        "--master-port",
+        str(29500 + os.getpid() % 1000),
+        "-m",
+        "engine.train",
+        *args,
+    ]
+
+
+def run(cmd: list[str], cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        cmd, cwd=cwd, env=engine_env(OMP_NUM_THREADS="1"), capture_output=True, text=True, timeout=timeout
+    )
+
+
+def test_two_ranks_equal_one_process_over_the_same_global_batch(tmp_path):
+    ddp_ws, single_ws = tmp_path / "ddp", tmp_path / "single"
+    out = run(torchrun(2, [*COMMON, "-b", "1", "--workspace", str(ddp_ws)], tmp_path), tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    out = run(
+        [
+            sys.executable,
+            "-m",
+            "engine.train",
+            *COMMON,
+            "-b",
+            "1",
+            "--optimizer-batch-size",
+            "2",
+            "--workspace",
+            str(single_ws),
+        ],
+        tmp_path,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+
+    # one checkpoint and one report, written by rank 0 alone
+    assert sorted(p.name for p in ddp_ws.iterdir()) == [
+        "checkpoint.pth.tar",
+        "model_best.pth.tar",
+        "raport.json",
+    ]
+    starts = [r for r in iter_records(ddp_ws / "raport.json") if r.event == "run_start"]
+    assert len(starts) == 1 and starts[0].data["world_size"] == 2 and starts[0].data["train_iters"] == 6
+    a = torch.load(ddp_ws / "checkpoint.pth.tar", weights_only=False)
+    b = torch.load(single_ws / "checkpoint.pth.tar", weights_only=False)
+    assert not any(k.startswith("module.") for k in a["state_dict"])
+    params = [n for n, _ in torch.nn.Module.named_parameters(_model())]
+    for name in params:  # buffers differ by design: DDP keeps rank 0's BN running statistics
+        torch.testing.assert_close(
+            a["state_dict"][name], b["state_dict"][name], rtol=1e-4, atol=1e-5, msg=name
+        )
+    # validation is sharded and reduced exactly: both runs saw the whole val set with the same weights
+    val_a = [r.data for r in iter_records(ddp_ws / "raport.json") if r.phase == "epoch"]
+    assert all("val.top1" in m for m in val_a) and len(val_a) == 2
+
+
+def _model():
+    from engine.model import build_model
+
+    return build_model("resnet50", "classic", 4)
+
+
+def _ranks(launcher: psutil.Process) -> list[psutil.Process]:
+    return [p for p in launcher.children(recursive=True) if "engine.train" in " ".join(p.cmdline())]
+
+
+def test_sigterm_to_the_launcher_group_stops_every_rank_with_one_checkpoint(tmp_path):
+    ws = tmp_path / "ws"
+    args = [
+        *COMMON,
+        "-b",
+        "2",
+        "--synthetic-size",
+        "400",
+        "--epochs",
+        "5",
+        "-p",
+        "1",
+        "--training-only",
+        "--workspace",
+        str(ws),
+    ]
+    proc = subprocess.Popen(
+        torchrun(2, args, tmp_path),
+        cwd=tmp_path,
+        env=engine_env(OMP_NUM_THREADS="1"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    launcher = psutil.Process(proc.pid)
+    deadline = time.time() + 300
+    while time.time() < deadline and not any(r.phase == "train" for r in iter_records(ws / "raport.json")):
+        time.sleep(0.3)
+    ranks = _ranks(launcher)
+    assert len(ranks) == 2
+    os.killpg(proc.pid, signal.SIGTERM)  # what the job supervisor does on cancel
+    proc.communicate(timeout=180)
+    gone, alive = psutil.wait_procs(ranks, timeout=30)
+    assert not alive
+    recs = list(iter_records(ws / "raport.json"))
+    stops = [r.data for r in recs if r.event == "stopping"]
+    assert len(stops) == 1  # rank 0 alone reports
+    ckpt = torch.load(ws / "checkpoint.pth.tar", weights_only=False)
+    assert (ckpt["epoch"], ckpt["iteration"]) == (stops[0]["epoch"], stops[0]["iteration"])
+    assert ckpt["iteration"] > 0
+
+
+def test_a_dying_rank_takes_the_job_down_with_its_error_visible(tmp_path):
+    ws = tmp_path / "ws"
+    args = [
+        *COMMON,
+        "-b",
+        "2",
+        "--synthetic-size",
+        "400",
+        "--epochs",
+        "5",
+        "-p",
+        "1",
+        "--training-only",
+        "--workspace",
+        str(ws),
+    ]
+    proc = subprocess.Popen(
+        torchrun(2, args, tmp_path),
+        cwd=tmp_path,
+        env=engine_env(OMP_NUM_THREADS="1"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    launcher = psutil.Process(proc.pid)
+    deadline = time.time() + 300
+    while time.time() < deadline and not any(r.phase == "train" for r in iter_records(ws / "raport.json")):
+        time.sleep(0.3)
+    ranks = _ranks(launcher)
+    victim = next(p for p in ranks if p.environ().get("RANK") == "1")
+    victim.kill()
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode != 0
+    assert "engine.train" in err and ("Signal 9" in err or "SIGKILL" in err or "exitcode" in err)
+    _, alive = psutil.wait_procs(ranks, timeout=60)
+    assert not alive
