@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import os
 import tempfile
 import time
 from collections.abc import Iterable
@@ -140,17 +141,23 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--images", type=int, default=320, help="images in the generated set (or used from DIR)")
     p.add_argument("--split", choices=("train", "val"), default="train", help="which transform to time")
     p.add_argument("--repeat", type=int, default=2, help="timed passes per configuration (best is shown)")
+    p.add_argument("--source-size", default="500x375", metavar="WxH", help="size of the generated JPEGs")
     return p.parse_args(argv)
 
 
 def main(argv: list[str]) -> int:
     args = parse(argv)
     with tempfile.TemporaryDirectory(prefix="rn50tui-bench-") as tmp:
-        root = Path(args.data) if args.data else make_jpeg_set(Path(tmp), args.images, splits=(args.split,))
+        if args.data:
+            root = Path(args.data)
+        else:
+            size = tuple(int(v) for v in args.source_size.lower().split("x"))
+            root = make_jpeg_set(Path(tmp), args.images, size=size, splits=(args.split,))
         samples = _subset(load_split(str(root), args.split, num_classes=1 << 30), args.images)
+        kb = sum(os.path.getsize(samples.path(i)) for i in range(len(samples))) / len(samples) / 1000
         print(
-            f"{len(samples)} images from {samples.source}, {args.split} transform at {args.image_size} px, "
-            f"batch {args.batch_size}, torch threads per worker 1"
+            f"{len(samples)} images ({kb:.0f} kB on average) from {samples.source}, {args.split} transform "
+            f"at {args.image_size} px, batch {args.batch_size}, one torch thread per worker"
         )
         report(run(samples, args), decode_rates(samples))
     return 0

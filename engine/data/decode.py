@@ -107,7 +107,8 @@ def _decode_pil(buf: bytearray, path: str, scale: int) -> torch.Tensor:
         with Image.open(io.BytesIO(buf)) as im:
             if scale > 1:  # DCT-domain downscale: decodes 1/scale² of the pixels
                 im.draft("RGB", (im.size[0] // scale, im.size[1] // scale))
-            arr = np.array(im.convert("RGB"))  # a writable copy: from_numpy shares it
+            rgb = im if im.mode == "RGB" else im.convert("RGB")
+            arr = np.array(rgb)  # a writable copy: from_numpy shares it
     except UnidentifiedImageError as e:
         raise BadImage(f"{path}: not an image any decoder here reads") from e
     except Exception as e:  # PIL raises many types (OSError, SyntaxError, ValueError, DecompressionBomb…)

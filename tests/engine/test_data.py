@@ -209,18 +209,20 @@ def test_corrupt_and_missing_images_are_skipped_and_counted(folder: Path) -> Non
     bad = folder / "train" / "class_1" / "1_0.JPEG"
     bad.write_bytes(b"\xff\xd8\xff\xe0 this is not a jpeg" * 10)
     (folder / "train" / "class_2" / "2_0.JPEG").write_bytes(b"")
+    truncated = folder / "train" / "class_2" / "2_1.JPEG"
+    truncated.write_bytes(truncated.read_bytes()[:300])
     loader = build_train_loader(cfg_for(folder, batch_size=18), 0, 1, False)
     with pytest.warns(BadImageWarning) as caught:
         (batch,) = all_batches(loader)
     named = [Path(str(w.message).split(":")[0]).name for w in caught if w.category is BadImageWarning]
-    assert sorted(named) == ["1_0.JPEG", "2_0.JPEG"]
-    assert batch.skipped == 2 and len(batch) == 16 and batch.images.shape[0] == 16
-    assert {Path(p).name for p in batch.bad_files} == {"1_0.JPEG", "2_0.JPEG"}
+    assert sorted(named) == ["1_0.JPEG", "2_0.JPEG", "2_1.JPEG"]
+    assert batch.skipped == 3 and len(batch) == 15 and batch.images.shape[0] == 15
+    assert {Path(p).name for p in batch.bad_files} == {"1_0.JPEG", "2_0.JPEG", "2_1.JPEG"}
     loader.set_epoch(1)
     with warnings.catch_warnings():
         warnings.simplefilter("error", BadImageWarning)  # once per file, not every epoch
         (batch,) = all_batches(loader)
-    assert batch.skipped == 2
+    assert batch.skipped == 3
 
 
 # --- normalisation ---------------------------------------------------------------------------------
