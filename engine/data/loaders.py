@@ -31,7 +31,7 @@ _warned: set[str] = set()  # per process: each bad file is reported once, not ev
 def _warn_once(path: str, reason: str) -> None:
     if path not in _warned:
         _warned.add(path)
-        warnings.warn(f"skipping unreadable image {reason}", BadImageWarning, stacklevel=3)
+        warnings.warn(f"skipping unreadable image {reason}", BadImageWarning, stacklevel=2)
 
 
 class BatchSource(Protocol):
