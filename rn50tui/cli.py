@@ -18,13 +18,13 @@ import os
 import sys
 import time
 from collections.abc import Sequence
-from typing import Any, Optional
+from typing import Any, NoReturn, Optional
 
 from engine.jobs.capacity import CARDS_ENV, CapacityError, parse_spec
 from engine.jobs.errors import JobsError, StoreMissing
 from engine.jobs.presets import PRESETS
 from engine.jobs.states import Status
-from engine.jobs.store import Job, default_db_path
+from engine.jobs.store import default_db_path
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -37,17 +37,24 @@ class CliError(Exception):
 # ------------------------------------------------------------------------------------------------ parser
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with a one-line usage error (the reason and where to look), exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
+    common = Parser(add_help=False)
     common.add_argument("--db", default=argparse.SUPPRESS, metavar="PATH",
                         help=f"job store (default: ${'RN50TUI_DB'} or ./jobs.db)")  # fmt: skip
-    p = argparse.ArgumentParser(prog="rn50tui", parents=[common],
+    p = Parser(prog="rn50tui", parents=[common],
                                 description="Train ResNet-50 the NGC way and run the jobs from a terminal. "
                                 "Without a command, opens the terminal app.")  # fmt: skip
     p.add_argument("--host-cards", metavar="SPEC",
                    help=f"cards the scheduler may use, e.g. mlu=4,cuda=0,cpu=1 (also ${CARDS_ENV}; "
                    "default: what telemetry finds, one CPU job at a time)")  # fmt: skip
-    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     _add_submit(sub, common)
     _add_jobs(sub, common)
     c = sub.add_parser("cancel", parents=[common], help="stop a job: SIGTERM (it checkpoints), then SIGKILL",
@@ -85,7 +92,7 @@ def _add_submit(sub: Any, common: argparse.ArgumentParser) -> None:
                        description="Queue a job and start it when its cards are free. Presets: "
                        + "; ".join(f"{p.name}: {p.description}" for p in PRESETS.values())
                        + ". Engine flags after -- come after the preset's, so they win.")  # fmt: skip
-    s.add_argument("--preset", choices=list(PRESETS), metavar="P", help=f"one of {', '.join(PRESETS)}")
+    s.add_argument("--preset", metavar="P", help=f"one of {', '.join(PRESETS)}")
     s.add_argument("--name", help="job name (default: the preset's name)")
     s.add_argument("--cards", type=int, help="cards (CPU: processes) the job uses (default: the preset's)")
     s.add_argument(
@@ -102,7 +109,7 @@ def _add_submit(sub: Any, common: argparse.ArgumentParser) -> None:
 def _add_jobs(sub: Any, common: argparse.ArgumentParser) -> None:
     j = sub.add_parser("jobs", parents=[common], help="list, show or remove jobs",
                        description="List, show or remove jobs.")  # fmt: skip
-    jsub = j.add_subparsers(dest="jobs_command", metavar="COMMAND", required=True)
+    jsub = j.add_subparsers(dest="jobs_command", metavar="COMMAND", required=True, parser_class=Parser)
     ls = jsub.add_parser("list", parents=[common], help="one line per job", description="One line per job.")
     ls.add_argument("--status", action="append", metavar="S",
                     help=f"only jobs with this status ({', '.join(s.value for s in Status)}); repeatable")  # fmt: skip
@@ -209,9 +216,9 @@ def _list(args: argparse.Namespace) -> int:
         else:
             print(f"no jobs yet ({exc})", file=sys.stderr)
         return 0
-    jobs = jm.list_jobs(wanted, args.limit)
+    jobs = jm.job_summaries(wanted, args.limit)
     if args.json:
-        print(json.dumps([j.to_dict() for j in jobs]))
+        sys.stdout.write(json.dumps(jobs) + "\n")
     else:
         _print_table(jobs)
     return 0
@@ -220,21 +227,20 @@ def _list(args: argparse.Namespace) -> int:
 LIST_COLUMNS = ("ID", "NAME", "STATUS", "DEVICE", "TRY", "EPOCH", "PROGRESS", "LOSS", "TOP1", "IMG/S", "AGE")
 
 
-def _print_table(jobs: list[Job]) -> None:
+def _print_table(jobs: list[dict[str, Any]]) -> None:
     now = time.time()
     rows = [LIST_COLUMNS] + [_row(j, now) for j in jobs]
     widths = [max(len(r[i]) for r in rows) for i in range(len(LIST_COLUMNS))]
-    out = sys.stdout
-    for r in rows:
-        out.write("  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip() + "\n")
+    sys.stdout.write("".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() + "\n" for r in rows))
 
 
-def _row(j: Job, now: float) -> tuple[str, ...]:
-    cards = ",".join(map(str, j.cards_granted)) if j.cards_granted else f"×{j.cards_requested}"
-    epoch = f"{j.epoch}/{j.epochs}" if j.epoch and j.epochs else "-"
-    progress = f"{100 * j.progress:.0f}%" if j.progress is not None else "-"
-    return (str(j.id), j.name[:24], j.status.value, f"{j.device}:{cards}", str(j.attempt), epoch, progress,
-            _num(j.loss, ".4f"), _num(j.top1, ".2f"), _num(j.ips, ".1f"), _age(now - (j.updated_at or now)))  # fmt: skip
+def _row(j: dict[str, Any], now: float) -> tuple[str, ...]:
+    cards = ",".join(map(str, j["cards_granted"])) if j["cards_granted"] else f"×{j['cards_requested']}"
+    epoch = f"{j['epoch']}/{j['epochs']}" if j["epoch"] and j["epochs"] else "-"
+    progress = f"{100 * j['progress']:.0f}%" if j["progress"] is not None else "-"
+    return (str(j["id"]), j["name"][:24], j["status"], f"{j['device']}:{cards}", str(j["attempt"]), epoch, progress,
+            _num(j["loss"], ".4f"), _num(j["top1"], ".2f"), _num(j["ips"], ".1f"),
+            _age(now - (j["updated_at"] or now)))  # fmt: skip
 
 
 def _num(value: Optional[float], spec: str) -> str:
@@ -375,7 +381,7 @@ def _devices(args: argparse.Namespace, extra: list[str]) -> int:
         return EXIT_USAGE
     from rn50tui import devices
 
-    parser = argparse.ArgumentParser(prog="rn50tui devices", conflict_handler="resolve",
+    parser = Parser(prog="rn50tui devices", conflict_handler="resolve",
                                      description="The host's cards, live stats, and which job holds each.")  # fmt: skip
     parser.add_argument("--db", default=getattr(args, "db", None), metavar="PATH", help="job store")
     devices.add_arguments(parser)

@@ -25,9 +25,10 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
-import sqlite_utils
+if TYPE_CHECKING:
+    import sqlite_utils
 
 from engine.jobs.errors import JobNotFound, StoreError, StoreMissing, TransitionError
 from engine.jobs.states import Status, check_transition
@@ -44,7 +45,7 @@ def default_db_path(explicit: str | os.PathLike[str] | None = None) -> Path:
 
 # ---------------------------------------------------------------------------------------------- migrations
 
-Migration = Callable[[sqlite_utils.Database], None]
+Migration = Callable[["sqlite_utils.Database"], None]
 MIGRATIONS: list[tuple[str, Migration]] = []
 
 
@@ -161,15 +162,18 @@ def _m0002_device_samples(db: sqlite_utils.Database) -> None:
     db["device_samples"].create_index(["job_id", "time"], index_name="device_samples_job")
 
 
-def migrate(db: sqlite_utils.Database) -> list[str]:
+def migrate(conn: sqlite3.Connection) -> list[str]:
     """Apply the migrations this database lacks, in one IMMEDIATE transaction; return their names."""
     known = [name for name, _ in MIGRATIONS]
-    if "_migrations" in db.table_names() and set(_applied(db)) == set(known):
-        return []  # fast path: every open of an up-to-date store
-    with immediate(db):
-        if "_migrations" not in db.table_names():
+    if "_migrations" in table_names(conn) and set(_applied(conn)) == set(known):
+        return []  # fast path: every open of an up-to-date store, without importing sqlite-utils
+    import sqlite_utils  # only when the schema changes: it costs ~0.1 s of start-up
+
+    db = sqlite_utils.Database(conn, execute_plugins=False)
+    with immediate(conn):
+        if "_migrations" not in table_names(conn):
             db["_migrations"].create({"name": str, "applied_at": float}, pk="name")
-        applied = _applied(db)
+        applied = _applied(conn)
         unknown = [name for name in applied if name not in known]
         if unknown:
             raise StoreError(
@@ -180,13 +184,17 @@ def migrate(db: sqlite_utils.Database) -> list[str]:
         for name, fn in MIGRATIONS:
             if name not in applied:
                 fn(db)
-                db.execute("INSERT INTO _migrations (name, applied_at) VALUES (?, ?)", [name, time.time()])
+                conn.execute("INSERT INTO _migrations (name, applied_at) VALUES (?, ?)", [name, time.time()])
                 done.append(name)
         return done
 
 
-def _applied(db: sqlite_utils.Database) -> list[str]:
-    return [row[0] for row in db.execute("SELECT name FROM _migrations ORDER BY name").fetchall()]
+def _applied(conn: sqlite3.Connection) -> list[str]:
+    return [row[0] for row in conn.execute("SELECT name FROM _migrations ORDER BY name").fetchall()]
+
+
+def table_names(conn: sqlite3.Connection) -> list[str]:
+    return [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()]
 
 
 # --------------------------------------------------------------------------------------------- connection
@@ -194,40 +202,43 @@ def _applied(db: sqlite_utils.Database) -> list[str]:
 
 def connect(
     path: str | os.PathLike[str], *, create: bool = True, timeout: float = BUSY_TIMEOUT_S
-) -> sqlite_utils.Database:
-    """Open (or create) the store at `path`: busy_timeout first, then WAL, then migrations."""
+) -> sqlite3.Connection:
+    """Open (or create) the store at `path`: busy_timeout first, then WAL, then migrations.
+
+    The connection is in autocommit mode (isolation_level=None): a lone statement commits at once, and
+    every multi-statement write is an explicit :func:`immediate` transaction.
+    """
     path = Path(path)
     if not create and not path.exists():
         raise StoreMissing(f"no job store at {path} (submit a job first, or pass --db / set {DB_ENV})")
     if create:
         path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        conn = sqlite3.connect(str(path), timeout=timeout, check_same_thread=False)
+        conn = sqlite3.connect(str(path), timeout=timeout, check_same_thread=False, isolation_level=None)
         conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")  # before anything that may lock
-        db = sqlite_utils.Database(conn, execute_plugins=False)
-        if db.journal_mode != "wal":
-            db.enable_wal()
-        db.execute("PRAGMA synchronous = NORMAL")  # WAL + NORMAL: durable at checkpoints, fast commits
-        db.execute("PRAGMA foreign_keys = ON")
-        migrate(db)
+        if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+            conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = NORMAL")  # WAL + NORMAL: durable at checkpoints, fast commits
+        conn.execute("PRAGMA foreign_keys = ON")
+        migrate(conn)
     except sqlite3.DatabaseError as exc:
         raise StoreError(f"cannot open job store {path}: {exc}") from exc
-    return db
+    return conn
 
 
 @contextmanager
-def immediate(db: sqlite_utils.Database) -> Iterator[sqlite_utils.Database]:
+def immediate(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     """A `BEGIN IMMEDIATE` transaction: the write lock is taken before the first read."""
-    if db.conn.in_transaction:
+    if conn.in_transaction:
         raise StoreError("immediate() cannot nest inside an open transaction")
-    db.conn.execute("BEGIN IMMEDIATE")
+    conn.execute("BEGIN IMMEDIATE")
     try:
-        yield db
+        yield conn
     except BaseException:
-        if db.conn.in_transaction:
-            db.conn.execute("ROLLBACK")
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
         raise
-    db.conn.execute("COMMIT")
+    conn.execute("COMMIT")
 
 
 # ------------------------------------------------------------------------------------------------- rows
@@ -285,13 +296,17 @@ class Job:
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Job:
-        names = _JOB_FIELDS
-        values = {k: v for k, v in row.items() if k in names}
-        values["argv"] = json.loads(row["argv"])
-        values["cards_granted"] = json.loads(row["cards_granted"]) if row.get("cards_granted") else None
-        values["status"] = Status(row["status"])
-        values["extra"] = {k: v for k, v in row.items() if k not in names}
-        return cls(**values)
+        """A Job from a `SELECT * FROM jobs` row (consumed); unknown columns go to `extra`."""
+        extra = (
+            {k: row.pop(k) for k in [k for k in row if k not in _JOB_FIELDS]}
+            if len(row) != len(_JOB_FIELDS)
+            else {}
+        )
+        row["argv"] = json.loads(row["argv"])
+        granted = row["cards_granted"]
+        row["cards_granted"] = json.loads(granted) if granted else None
+        row["status"] = Status(row["status"])
+        return cls(**row, extra=extra)
 
     @property
     def raport_path(self) -> Path:
@@ -300,12 +315,7 @@ class Job:
     @property
     def progress(self) -> Optional[float]:
         """Fraction of the schedule's training iterations done (1.0 once completed), None if unknown."""
-        if self.status is Status.COMPLETED:
-            return 1.0
-        if not self.epochs or not self.iters_per_epoch or not self.epoch:
-            return None
-        done = (self.epoch - 1) * self.iters_per_epoch + (self.iteration or 0)
-        return max(0.0, min(1.0, done / (self.epochs * self.iters_per_epoch)))
+        return progress_of(self.status.value, self.epoch, self.epochs, self.iteration, self.iters_per_epoch)
 
     def label(self) -> str:
         """How other views name the job: `job 12 (demo)`."""
@@ -321,6 +331,24 @@ class Job:
 
 
 _JOB_FIELDS = frozenset(f.name for f in fields(Job)) - {"extra"}
+
+# What a list shows: everything but the engine argv and the internals; cheap to read for 10,000 jobs.
+SUMMARY_COLUMNS = (
+    "id", "name", "kind", "preset", "device", "cards_requested", "cards_granted", "status", "attempt",
+    "created_at", "started_at", "finished_at", "updated_at", "heartbeat", "epoch", "epochs", "iteration",
+    "iters_per_epoch", "loss", "lr", "ips", "top1", "top5", "best_top1", "exit_code", "error",
+)  # fmt: skip
+
+
+def progress_of(status: str, epoch: Optional[int], epochs: Optional[int], iteration: Optional[int],
+                iters_per_epoch: Optional[int]) -> Optional[float]:  # fmt: skip
+    """Fraction of the training iterations done (1.0 once completed), None while unknown."""
+    if status == "completed":
+        return 1.0
+    if not epochs or not iters_per_epoch or not epoch:
+        return None
+    done = (epoch - 1) * iters_per_epoch + (iteration or 0)
+    return max(0.0, min(1.0, done / (epochs * iters_per_epoch)))
 
 
 @dataclass(frozen=True)
@@ -403,7 +431,13 @@ class JobStore:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def transaction(self) -> AbstractContextManager[sqlite_utils.Database]:
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        """Rows as dicts (column name → value)."""
+        cur = self.db.execute(sql, params)
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, row)) for row in cur.fetchall()]
+
+    def transaction(self) -> AbstractContextManager[sqlite3.Connection]:
         """`with store.transaction():` — BEGIN IMMEDIATE … COMMIT."""
         return immediate(self.db)
 
@@ -434,7 +468,7 @@ class JobStore:
         return self.get_job(job_id)
 
     def find_job(self, job_id: int) -> Optional[Job]:
-        rows = list(self.db.query("SELECT * FROM jobs WHERE id = ?", [job_id]))
+        rows = list(self.query("SELECT * FROM jobs WHERE id = ?", [job_id]))
         return Job.from_row(rows[0]) if rows else None
 
     def get_job(self, job_id: int) -> Job:
@@ -455,7 +489,29 @@ class JobStore:
         sql += " ORDER BY id"
         if limit is not None:
             sql = f"SELECT * FROM ({sql} DESC LIMIT {int(limit)}) ORDER BY id"
-        return [Job.from_row(r) for r in self.db.query(sql, params)]
+        return [Job.from_row(r) for r in self.query(sql, params)]
+
+    def job_summaries(
+        self, statuses: Optional[Iterable[Status]] = None, limit: Optional[int] = None
+    ) -> list[dict[str, Any]]:
+        """list_jobs() for big lists: SUMMARY_COLUMNS as JSON-ready dicts, plus `progress`."""
+        sql, params = f"SELECT {', '.join(SUMMARY_COLUMNS)} FROM jobs", []
+        if statuses is not None:
+            wanted = [Status(s).value for s in statuses]
+            sql += f" WHERE status IN ({', '.join('?' * len(wanted))})"
+            params += wanted
+        sql += " ORDER BY id"
+        if limit is not None:
+            sql = f"SELECT * FROM ({sql} DESC LIMIT {int(limit)}) ORDER BY id"
+        out = []
+        for row in self.db.execute(sql, params).fetchall():
+            d = dict(zip(SUMMARY_COLUMNS, row))
+            d["cards_granted"] = json.loads(d["cards_granted"]) if d["cards_granted"] else None
+            d["progress"] = progress_of(
+                d["status"], d["epoch"], d["epochs"], d["iteration"], d["iters_per_epoch"]
+            )
+            out.append(d)
+        return out
 
     def update_job(self, job_id: int, **values: Any) -> None:
         """Set columns of one job (no status check; for the owner of those columns)."""
@@ -495,16 +551,16 @@ class JobStore:
             self.db.execute("DELETE FROM jobs WHERE id = ?", [job_id])
 
     def child_tables(self) -> list[str]:
-        return [t for t in ("metrics", "claims", "device_samples") if t in self.db.table_names()]
+        return [t for t in ("metrics", "claims", "device_samples") if t in table_names(self.db)]
 
     # ----- claims
 
     def claims(self) -> list[Claim]:
-        return [Claim(**r) for r in self.db.query("SELECT * FROM claims ORDER BY device, card")]
+        return [Claim(**r) for r in self.query("SELECT * FROM claims ORDER BY device, card")]
 
     def claims_of(self, job_id: int) -> list[Claim]:
         return [
-            Claim(**r) for r in self.db.query("SELECT * FROM claims WHERE job_id = ? ORDER BY card", [job_id])
+            Claim(**r) for r in self.query("SELECT * FROM claims WHERE job_id = ? ORDER BY card", [job_id])
         ]
 
     def release_claims(self, job_id: int) -> None:
@@ -516,7 +572,7 @@ class JobStore:
         self, rows: Sequence[tuple[int, int, float, Optional[int], Optional[int], str, str]]
     ) -> None:
         """Insert (job_id, attempt, time, epoch, iteration, phase, values-json) rows; call inside a transaction."""
-        self.db.conn.executemany(
+        self.db.executemany(
             "INSERT INTO metrics (job_id, attempt, time, epoch, iteration, phase, data) VALUES (?, ?, ?, ?, ?, ?, ?)",
             rows,
         )
@@ -549,7 +605,7 @@ class JobStore:
                 r["phase"],
                 json.loads(r["data"]),
             )
-            for r in self.db.query(sql, params)
+            for r in self.query(sql, params)
         ]
 
     def metric_count(self, job_id: int, attempt: Optional[int] = None) -> int:
@@ -563,7 +619,7 @@ class JobStore:
 
     def add_samples(self, job_id: int, samples: Sequence[DeviceSample]) -> None:
         """Insert one round of card samples (call inside a transaction with the heartbeat)."""
-        self.db.conn.executemany(
+        self.db.executemany(
             "INSERT INTO device_samples (job_id, time, device, card, name, util_percent, mem_used_mib,"
             " mem_total_mib, temp_c, power_w, power_cap_w) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [(job_id, *s.as_tuple()) for s in samples],
@@ -589,7 +645,7 @@ class JobStore:
             sql += " AND card = ?"
             params.append(card)
         cols = [f.name for f in fields(DeviceSample)]
-        return [DeviceSample(**{c: r[c] for c in cols}) for r in self.db.query(sql + " ORDER BY id", params)]
+        return [DeviceSample(**{c: r[c] for c in cols}) for r in self.query(sql + " ORDER BY id", params)]
 
 
 def _encode(values: dict[str, Any]) -> dict[str, Any]:

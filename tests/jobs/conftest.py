@@ -65,3 +65,15 @@ def manager(db_path: Path, monkeypatch: pytest.MonkeyPatch) -> JobManager:
     jm = JobManager(db_path, capacity={"mlu": 0, "cuda": 0, "cpu": 1})
     yield jm
     jm.close()
+
+
+def wait_for(condition, timeout: float, interval: float = 0.2, message: str = "condition"):
+    """Poll `condition` until it returns something truthy; fail the test after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:.0f} s waiting for {message}")
+        time.sleep(interval)

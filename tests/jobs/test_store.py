@@ -10,7 +10,7 @@ import pytest
 
 from engine.jobs.errors import JobNotFound, StoreError, StoreMissing, TransitionError
 from engine.jobs.states import Status
-from engine.jobs.store import MIGRATIONS, DeviceSample, JobStore
+from engine.jobs.store import MIGRATIONS, DeviceSample, JobStore, table_names
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "jobs_v1.db"
 
@@ -26,7 +26,7 @@ def test_a_new_store_is_wal_with_busy_timeout_and_every_migration(store):
     assert store.db.execute("PRAGMA busy_timeout").fetchone()[0] == 30000
     applied = [r[0] for r in store.db.execute("SELECT name FROM _migrations ORDER BY name")]
     assert applied == [name for name, _ in MIGRATIONS]
-    assert {"jobs", "metrics", "claims", "device_samples"} <= set(store.db.table_names())
+    assert {"jobs", "metrics", "claims", "device_samples"} <= set(table_names(store.db))
 
 
 def test_reopening_applies_nothing_twice(db_path):
@@ -42,7 +42,7 @@ def test_the_committed_v1_database_opens_and_is_upgraded(tmp_path):
     assert [r[0] for r in before.execute("SELECT name FROM _migrations")] == ["0001_initial"]
     before.close()
     store = JobStore(copy)
-    assert "device_samples" in store.db.table_names()
+    assert "device_samples" in table_names(store.db)
     jobs = store.list_jobs()
     assert [(j.id, j.name, j.status.value) for j in jobs] == [
         (1, "demo", "completed"), (2, "ngc-amp-90e", "failed"), (3, "demo", "interrupted"), (4, "ngc-infer", "queued")]  # fmt: skip

@@ -1,0 +1,153 @@
+"""Real jobs: the real engine under a real detached supervisor, real signals, a real SQLite file.
+
+Each test submits a shortened `demo` and polls the store for the condition it needs, never sleeping on
+a guess. They take tens of seconds each on a small CPU, hence `slow`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+
+import psutil
+import pytest
+
+from engine.events import iter_records
+from engine.jobs import procs
+from engine.jobs.manager import JobManager
+from engine.jobs.states import Status
+
+from .conftest import run_cli, wait_for
+
+pytestmark = pytest.mark.slow
+
+# Two epochs of 8 iterations of tiny images: long enough to stop mid-epoch, short enough to finish.
+SHORT = [
+    "--epochs",
+    "2",
+    "--synthetic-size",
+    "32",
+    "--image-size",
+    "32",
+    "-b",
+    "4",
+    "-p",
+    "1",
+    "--warmup",
+    "0",
+]
+ONE_EPOCH = [
+    "--epochs",
+    "1",
+    "--synthetic-size",
+    "16",
+    "--image-size",
+    "32",
+    "-b",
+    "4",
+    "-p",
+    "1",
+    "--warmup",
+    "0",
+]
+JOB_TIMEOUT = 300
+
+
+@pytest.fixture
+def jm(db_path, monkeypatch):
+    monkeypatch.setenv("RN50TUI_CARDS", "mlu=0,cuda=0,cpu=1")
+    monkeypatch.setenv("RN50TUI_POLL_S", "0.3")
+    monkeypatch.setenv("RN50TUI_SAMPLE_INTERVAL_S", "1")
+    monkeypatch.setenv("RN50TUI_CANCEL_GRACE_S", "90")
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    manager = JobManager(db_path)
+    yield manager
+    for job in manager.list_jobs():  # never leave an engine behind, whatever failed
+        if job.run_token:
+            procs.kill_tagged(job.run_token)
+        if job.supervisor_pid and procs.is_alive(job.supervisor_pid, job.supervisor_started):
+            os.kill(job.supervisor_pid, signal.SIGKILL)
+    manager.close()
+
+
+def _final(jm: JobManager, job_id: int) -> Status:
+    return wait_for(lambda: jm.get_job(job_id).status if jm.get_job(job_id).status.terminal else None,
+                    JOB_TIMEOUT, message=f"job {job_id} to end")  # fmt: skip
+
+
+def _log_records(job) -> int:
+    return sum(1 for r in iter_records(job.raport_path) if r.phase in ("train", "val", "epoch", "summary"))
+
+
+def test_demo_goes_queued_running_completed_with_metrics_in_the_store(jm):
+    job = jm.submit(preset="demo", engine_flags=SHORT, start=False)
+    assert job.status is Status.QUEUED and job.name == "demo"
+    assert jm.schedule() == [job.id]
+    seen = {jm.get_job(job.id).status}
+    wait_for(lambda: seen.add(jm.get_job(job.id).status) or jm.get_job(job.id).status.terminal, JOB_TIMEOUT,
+             message="the demo to end")  # fmt: skip
+    done = jm.get_job(job.id)
+    assert Status.RUNNING in seen and done.status is Status.COMPLETED, done.error
+    assert done.exit_code == 0 and done.progress == 1.0 and done.epoch == 2 and done.top1 is not None
+    phases = [m.phase for m in jm.metrics(job.id)]
+    assert phases.count("train") == 16 and phases.count("epoch") == 2 and phases[-1] == "summary"
+    assert len(phases) == _log_records(done)
+    assert jm.device_samples(job.id) and jm.device_samples(job.id)[0].device == "cpu"
+    assert jm.store.claims() == [] and not procs.tagged_processes(done.run_token)
+
+
+def test_a_killed_supervisor_is_interrupted_then_resumed_from_its_checkpoint(jm, db_path):
+    job = jm.submit(preset="demo", engine_flags=SHORT)
+    running = wait_for(lambda: (j := jm.get_job(job.id)).status is Status.RUNNING and (j.iteration or 0) >= 2 and j,
+                       JOB_TIMEOUT, message="two iterations")  # fmt: skip
+    assert running.epoch == 1
+    os.kill(running.supervisor_pid, signal.SIGKILL)
+    wait_for(lambda: not procs.is_alive(running.supervisor_pid, running.supervisor_started), 30)
+
+    listed = run_cli("jobs", "list", "--json", db=db_path)
+    assert listed.returncode == 0, listed.stderr
+    assert {j["id"]: j["status"] for j in json.loads(listed.stdout)}[job.id] == "interrupted"
+    assert "supervisor" in jm.get_job(job.id).error
+
+    resumed = jm.resume(job.id)  # waits for the orphaned engine to checkpoint and stop
+    assert resumed.attempt == 2 and resumed.status in (Status.STARTING, Status.RUNNING)
+    assert _final(jm, job.id) is Status.COMPLETED, jm.get_job(job.id).error
+    done = jm.get_job(job.id)
+    starts = [r.data for r in iter_records(done.raport_path) if r.event == "run_start"]
+    stops = [r.data for r in iter_records(done.raport_path) if r.event == "stopping"]
+    assert len(starts) == 2 and len(stops) == 1
+    assert (starts[1]["start_epoch"], starts[1]["start_iter"]) == (stops[0]["epoch"], stops[0]["iteration"])
+    assert stops[0]["iteration"] >= 2  # it continued inside epoch 1, not from its start
+    assert done.resume_from.endswith("checkpoint.pth.tar")
+    second = jm.metrics(job.id, attempt=2, phase="train")
+    assert second[0].epoch == 1 and second[0].iteration == stops[0]["iteration"] + 1
+    assert len(jm.metrics(job.id)) == _log_records(done)
+
+
+def test_two_jobs_wanting_the_only_card_run_one_after_the_other(jm):
+    first = jm.submit(preset="demo", name="first", engine_flags=ONE_EPOCH)
+    second = jm.submit(preset="demo", name="second", engine_flags=ONE_EPOCH)
+    assert second.status is Status.QUEUED and first.status in (Status.STARTING, Status.RUNNING)
+    assert _final(jm, first.id) is Status.COMPLETED
+    assert _final(jm, second.id) is Status.COMPLETED
+    a, b = jm.get_job(first.id), jm.get_job(second.id)
+    assert b.started_at >= a.finished_at and a.cards_granted == b.cards_granted == [0]
+
+
+@pytest.mark.ddp
+def test_cancel_a_running_two_process_job_leaves_no_process(jm):
+    job = jm.submit(preset="demo", cards=2, engine_flags=SHORT)
+    wait_for(lambda: (j := jm.get_job(job.id)).status is Status.RUNNING and (j.iteration or 0) >= 1, JOB_TIMEOUT,
+             message="the 2-process job to train")  # fmt: skip
+    token = jm.get_job(job.id).run_token
+    members = procs.tagged_processes(token)
+    names = [" ".join(p.cmdline()) for p in members]
+    assert any("torch.distributed.run" in n for n in names) and sum("engine.train" in n for n in names) >= 3
+    cancelled = jm.cancel(job.id, wait=True)
+    assert cancelled.status is Status.CANCELLED, cancelled.error
+    assert procs.tagged_processes(token) == []
+    assert not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in members)
+    events = [r.event for r in iter_records(cancelled.raport_path) if r.type == "STATUS"]
+    assert "stopping" in events  # the ranks got the SIGTERM through torchrun and checkpointed
+    assert jm.store.claims() == []

@@ -1,0 +1,171 @@
+"""The `rn50tui` command line: help on every command, exit codes, JSON shapes, refusals."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import importlib.util
+import io
+import json
+
+import pytest
+
+from engine.jobs.states import Status
+from engine.jobs.store import JobStore
+from rn50tui import cli
+from tests.jobs.conftest import occupy, run_cli
+
+
+@pytest.fixture
+def db(tmp_path, monkeypatch):
+    monkeypatch.setenv("RN50TUI_CARDS", "mlu=0,cuda=0,cpu=1")
+    monkeypatch.delenv("RN50TUI_DB", raising=False)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path / "jobs.db"
+
+
+@pytest.fixture
+def busy(db):
+    """A store whose only CPU slot is taken, so submitted jobs stay queued."""
+    store = JobStore(db)
+    occupy(store)
+    yield store
+    store.close()
+
+
+def run(capsys, *args):
+    code = cli.main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _subparsers(parser: argparse.ArgumentParser, prefix: str = ""):
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            helps = {a.dest: a.help for a in action._choices_actions}
+            for name, sub in action.choices.items():
+                yield f"{prefix}{name}", sub, helps.get(name)
+                yield from _subparsers(sub, f"{prefix}{name} ")
+
+
+def test_every_command_and_option_has_help_text():
+    parser = cli.build_parser()
+    commands = list(_subparsers(parser))
+    assert {"submit", "jobs", "jobs list", "jobs show", "jobs rm", "cancel", "resume", "logs", "export",
+            "devices"} <= {name for name, _, _ in commands}  # fmt: skip
+    for name, sub, summary in commands:
+        assert summary and sub.description, f"`rn50tui {name}` lacks help text"
+        for action in sub._actions:
+            if not isinstance(action, (argparse._HelpAction, argparse._SubParsersAction)):
+                assert action.help, (
+                    f"`rn50tui {name}` option {action.option_strings or action.dest} lacks help"
+                )
+    assert all(a.help for a in parser._actions if not isinstance(a, argparse._SubParsersAction))
+
+
+@pytest.mark.parametrize("command", ["submit", "jobs", "jobs list", "jobs show", "jobs rm", "cancel", "resume",
+                                     "logs", "export", "presets"])  # fmt: skip
+def test_help_exits_zero_and_describes_the_command(capsys, command):
+    with pytest.raises(SystemExit) as exit_:
+        cli.main([*command.split(), "--help"])
+    assert exit_.value.code == 0
+    assert f"rn50tui {command}" in capsys.readouterr().out
+
+
+def test_refused_submit_is_one_line_on_stderr_and_queues_nothing(capsys, db):
+    for args in (["--preset", "nope"], ["--preset", "ngc-amp-90e"], ["--preset", "demo", "--", "-b", "0"],
+                 ["--preset", "demo", "--device", "mlu"]):  # fmt: skip
+        code, out, err = run(capsys, "submit", *args)
+        assert code != 0 and out == ""
+        assert err.startswith("rn50tui: error: ") and err.count("\n") == 1
+    assert JobStore(db).list_jobs() == []
+
+
+def test_engine_flags_without_double_dash_are_a_usage_error(capsys, db):
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["submit", "--preset", "demo", "--epochs", "1"])
+    assert exit_.value.code == 2 and "engine flags go after --" in capsys.readouterr().err
+
+
+def test_submit_list_show_cancel_resume_rm(capsys, busy):
+    code, out, _ = run(capsys, "submit", "--preset", "demo", "--name", "mine", "--", "--epochs", "2")
+    job_id = int(out)
+    assert code == 0 and busy.get_job(job_id).status is Status.QUEUED  # the only CPU slot is taken
+
+    code, out, _ = run(capsys, "jobs", "list", "--json")
+    listed = json.loads(out)
+    assert code == 0 and {"id", "name", "status"} <= set(listed[-1])
+    assert (listed[-1]["id"], listed[-1]["name"], listed[-1]["status"]) == (job_id, "mine", "queued")
+    _, out, _ = run(capsys, "jobs", "list")
+    assert out.splitlines()[0].split()[:3] == ["ID", "NAME", "STATUS"] and "mine" in out
+    _, out, _ = run(capsys, "jobs", "list", "--status", "running", "--json")
+    assert [j["name"] for j in json.loads(out)] == ["holder"]
+
+    _, out, _ = run(capsys, "jobs", "show", str(job_id), "--json")
+    shown = json.loads(out)
+    assert shown["argv"][-2:] == ["--epochs", "2"] and shown["preset"] == "demo" and shown["attempt"] == 1
+
+    assert run(capsys, "cancel", str(job_id))[1] == f"job {job_id}: cancelled\n"
+    code, out, _ = run(capsys, "resume", str(job_id), "--json")
+    assert code == 0 and (json.loads(out)["status"], json.loads(out)["attempt"]) == ("queued", 2)
+
+    code, _, err = run(capsys, "jobs", "rm", "1")  # the holder is running
+    assert code == 1 and "job 1 is running: cancel it first" in err
+    assert run(capsys, "jobs", "rm", str(job_id))[0] == 0
+    code, _, err = run(capsys, "jobs", "show", str(job_id))
+    assert code == 1 and err == f"rn50tui: error: no job {job_id} (see `rn50tui jobs list`)\n"
+
+
+def test_resume_of_a_completed_job_is_a_clear_error(capsys, busy):
+    job = busy.insert_job(name="done", kind="train", argv=[], device="cpu", cards_requested=1, workspace="w")
+    busy.update_job(job.id, status="completed")
+    code, _, err = run(capsys, "resume", str(job.id))
+    assert code == 1 and "is completed: there is nothing to resume; start a new job" in err
+
+
+def test_export_writes_every_metric_record(capsys, busy, tmp_path):
+    job = busy.insert_job(name="m", kind="train", argv=[], device="cpu", cards_requested=1, workspace="w")
+    with busy.transaction():
+        busy.add_metrics([(job.id, 1, 1.0, 1, 5, "train", json.dumps({"train.loss": 2.0, "train.lr": 0.1})),
+                          (job.id, 1, 2.0, 1, None, "epoch", json.dumps({"val.top1": 12.5}))])  # fmt: skip
+    code, out, _ = run(capsys, "export", str(job.id), "--format", "csv")
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert code == 0 and [r["phase"] for r in rows] == ["train", "epoch"]
+    assert rows[0]["train.loss"] == "2.0" and rows[1]["val.top1"] == "12.5" and rows[0]["val.top1"] == ""
+    assert run(capsys, "export", str(job.id), "--format", "json", "-o", str(tmp_path / "m.json"))[0] == 0
+    assert json.loads((tmp_path / "m.json").read_text())[1]["val.top1"] == 12.5
+
+
+def test_logs_print_the_engine_output(capsys, busy, tmp_path):
+    job = busy.insert_job(
+        name="l", kind="train", argv=[], device="cpu", cards_requested=1, workspace=str(tmp_path / "w")
+    )
+    (tmp_path / "w").mkdir()
+    (tmp_path / "w" / "stdout.log").write_text("one\ntwo\nthree\n")
+    busy.update_job(job.id, status="failed")
+    assert run(capsys, "logs", str(job.id), "-n", "2")[1] == "two\nthree\n"
+    assert run(capsys, "logs", str(job.id), "-f")[1] == "one\ntwo\nthree\n"  # a finished job: follow ends
+
+
+def test_list_without_a_store_creates_none(capsys, db):
+    assert run(capsys, "jobs", "list", "--json")[:2] == (0, "[]\n")
+    assert not db.exists()
+
+
+def test_bad_host_cards_is_a_usage_error(capsys, db):
+    code, _, err = run(capsys, "--host-cards", "tpu=3", "jobs", "list")
+    assert code == 2 and "bad card count 'tpu=3'" in err
+
+
+def test_no_command_opens_the_app_or_says_it_is_missing(capsys, db, monkeypatch):
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "rn50tui.app" else real(name, *a)
+    )
+    code, _, err = run(capsys)
+    assert code == 2 and "terminal app is not part of this build yet" in err
+
+
+def test_the_installed_entry_point_runs_in_a_subprocess(db):
+    proc = run_cli("presets", db=db)
+    assert proc.returncode == 0 and proc.stdout.split()[0] == "demo"
