@@ -126,6 +126,7 @@ class Trainer:
             "iters_per_epoch": len(self.train_loader) if self.train_loader is not None else 0,
             "global_batch": cfg.batch_size * self.dist.world_size,
             "config": cfg.to_dict(),
+            "class_names": list(getattr(self.train_loader, "classes", None) or []),  # for engine.classify
         }
 
     # -- one batch -------------------------------------------------------------------------------------
@@ -173,6 +174,10 @@ class Trainer:
             if batch is None:
                 break
             data_time = time.perf_counter() - t0
+            if len(batch.labels) == 0:
+                self._empty_batch()
+                it += 1
+                continue
             if it % self.accumulation == 0:  # the schedule counts optimizer steps, not mini-batches
                 lr = lr_at(cfg, epoch, it // self.accumulation, math.ceil(iters / self.accumulation))
                 set_lr(self.optimizer, lr)
@@ -196,6 +201,11 @@ class Trainer:
                 break
         self._check_bad_images(0, 0, final=True)
         return EpochOutcome(self._epoch_train_metrics(total, lr), it, stopped=False)
+
+    def _empty_batch(self) -> None:
+        """Every image of a batch was unreadable: skip it alone, or stop a multi-rank run that cannot."""
+        if self.dist.enabled:  # the other ranks wait in the gradient all-reduce for this one
+            raise DataError("a whole batch of images could not be read on this rank: check the dataset")
 
     def _stop_now(self) -> bool:
         if not self.dist.enabled:

@@ -8,6 +8,8 @@ from typing import Optional
 
 MODES = {
     "data": "engine.bench.data",
+    "train": "engine.bench.train",
+    "infer": "engine.bench.infer",
 }
 
 

@@ -1,0 +1,104 @@
+"""Training images/s of the engine against a plain PyTorch loop: same model, batch, resolution, one run.
+
+    python benchmarks/engine_overhead.py [--batch-size 32] [--image-size 64] [--iters 20] [--rounds 3]
+
+The engine side is `python -m engine.train`'s own loop (Trainer.train_epoch over the synthetic loader,
+uint8 batches normalised on the device, per-window logging); the plain side is the textbook loop over
+one pre-normalised batch. Rounds alternate so drift on a shared machine hits both; the medians and
+their ratio are printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from engine.config import parse_args  # noqa: E402
+from engine.distributed import DistInfo  # noqa: E402
+from engine.events import EventWriter  # noqa: E402
+from engine.train import build_trainer  # noqa: E402
+
+
+def engine_ips(trainer, iters: int) -> float:
+    trainer.cfg = trainer.cfg.__class__(**{**trainer.cfg.to_dict(), "prof": iters})
+    start = time.perf_counter()
+    out = trainer.train_epoch(0, 0)
+    trainer.dev.synchronize()
+    return out.metrics and iters * trainer.cfg.batch_size / (time.perf_counter() - start)
+
+
+def plain_ips(model, batch: int, size: int, iters: int) -> float:
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    crit = torch.nn.CrossEntropyLoss()
+    x, y = torch.randn(batch, 3, size, size), torch.randint(0, 10, (batch,))
+    model.train()
+    start = time.perf_counter()
+    for _ in range(iters):
+        loss = crit(model(x), y)
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+    return iters * batch / (time.perf_counter() - start)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--image-size", type=int, default=64)
+    p.add_argument("--iters", type=int, default=20)
+    p.add_argument("--rounds", type=int, default=3)
+    a = p.parse_args()
+    argv = [
+        "--data-backend",
+        "synthetic",
+        "--device",
+        "cpu",
+        "-b",
+        str(a.batch_size),
+        "--image-size",
+        str(a.image_size),
+        "--num-classes",
+        "10",
+        "--synthetic-size",
+        str(a.batch_size * (a.iters + 2)),
+        "-j",
+        "0",
+        "--training-only",
+        "--no-checkpoints",
+        "--lr",
+        "0.01",
+        "-p",
+        "10",
+        "--seed",
+        "0",
+    ]
+    trainer, _ = build_trainer(parse_args(argv), DistInfo(), EventWriter(None, echo=io.StringIO()))
+    from engine.model import build_model
+
+    plain_model = build_model("resnet50", "classic", 10)
+    engine_ips(trainer, 3)  # warm-up, discarded
+    plain_ips(plain_model, a.batch_size, a.image_size, 3)
+    eng, plain = [], []
+    for _ in range(a.rounds):
+        eng.append(engine_ips(trainer, a.iters))
+        plain.append(plain_ips(plain_model, a.batch_size, a.image_size, a.iters))
+    e, q = statistics.median(eng), statistics.median(plain)
+    print(
+        f"ResNet-50, CPU ({torch.get_num_threads()} threads), batch {a.batch_size}, {a.image_size} px, "
+        f"{a.iters} iterations × {a.rounds} rounds"
+    )
+    print(f"  engine      {e:8.1f} images/s   rounds: {', '.join(f'{v:.1f}' for v in eng)}")
+    print(f"  plain loop  {q:8.1f} images/s   rounds: {', '.join(f'{v:.1f}' for v in plain)}")
+    print(f"  ratio engine/plain {e / q:.3f}  (overhead {100 * (1 - e / q):+.1f}%)")
+
+
+if __name__ == "__main__":
+    main()
