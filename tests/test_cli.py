@@ -63,8 +63,12 @@ def test_every_command_and_option_has_help_text():
     assert all(a.help for a in parser._actions if not isinstance(a, argparse._SubParsersAction))
 
 
+HAS_DEVICES = importlib.util.find_spec("rn50tui.devices") is not None
+
+
 @pytest.mark.parametrize("command", ["submit", "jobs", "jobs list", "jobs show", "jobs rm", "cancel", "resume",
-                                     "logs", "export", "presets"])  # fmt: skip
+                                     "logs", "export", "presets",
+                                     pytest.param("devices", marks=pytest.mark.skipif(not HAS_DEVICES, reason="no devices view"))])  # fmt: skip
 def test_help_exits_zero_and_describes_the_command(capsys, command):
     with pytest.raises(SystemExit) as exit_:
         cli.main([*command.split(), "--help"])
@@ -169,3 +173,8 @@ def test_no_command_opens_the_app_or_says_it_is_missing(capsys, db, monkeypatch)
 def test_the_installed_entry_point_runs_in_a_subprocess(db):
     proc = run_cli("presets", db=db)
     assert proc.returncode == 0 and proc.stdout.split()[0] == "demo"
+
+
+def test_devices_learn_which_job_holds_each_card(busy, db):
+    assert cli._holders(str(db)) == {("cpu", 0): "job 1 (holder)"}
+    assert cli._holders(str(db.parent / "none.db")) is None

@@ -46,11 +46,14 @@ def without_flag(argv: Sequence[str], flag: str) -> list[str]:
 
 
 def resume_checkpoint(job: Job) -> Optional[str]:
-    """The checkpoint a later attempt of a training job continues from, if its workspace has one."""
+    """The checkpoint a later attempt of a training job continues from: the last one the engine reported
+    (it honours --checkpoint-filename), else the workspace's rolling checkpoint; None if there is none."""
     if job.attempt <= 1 or job.kind != "train":
         return None
-    ckpt = Path(job.workspace) / CHECKPOINT_FILE
-    return str(ckpt) if ckpt.is_file() else None
+    for candidate in (job.last_checkpoint, str(Path(job.workspace) / CHECKPOINT_FILE)):
+        if candidate and Path(candidate).is_file():
+            return candidate
+    return None
 
 
 def engine_command(job: Job, resume_from: Optional[str] = None, python: str = sys.executable) -> list[str]:

@@ -23,8 +23,8 @@ _NGC_90E = (
 # checkpoints) in about two minutes on two cores.
 _DEMO = (
     "--data-backend", "synthetic", "--device", "cpu", "--image-size", "64", "-b", "32",
-    "--num-classes", "10", "--epochs", "3", "--synthetic-size", "960", "--lr", "0.1", "--warmup", "1",
-    "--lr-schedule", "cosine", "-p", "5", "-j", "0", "--seed", "1",
+    "--num-classes", "10", "--epochs", "3", "--synthetic-size", "768", "--lr", "0.1", "--warmup", "1",
+    "--lr-schedule", "cosine", "-p", "2", "-j", "0", "--seed", "1",
 )  # fmt: skip
 
 

@@ -151,3 +151,24 @@ def test_cancel_a_running_two_process_job_leaves_no_process(jm):
     events = [r.event for r in iter_records(cancelled.raport_path) if r.type == "STATUS"]
     assert "stopping" in events  # the ranks got the SIGTERM through torchrun and checkpointed
     assert jm.store.claims() == []
+
+
+def test_an_engine_error_fails_the_job_with_its_message(jm, tmp_path):
+    bogus = tmp_path / "not-a-checkpoint.pth.tar"
+    bogus.write_text("this is not a checkpoint")
+    job = jm.submit(preset="demo", engine_flags=[*ONE_EPOCH, "--resume", str(bogus)])
+    assert _final(jm, job.id) is Status.FAILED
+    failed = jm.get_job(job.id)
+    assert failed.exit_code not in (0, None) and str(bogus) in failed.error
+    assert jm.store.claims() == [] and not procs.tagged_processes(failed.run_token)
+
+
+def test_a_stopped_supervisor_stops_its_engine_with_a_checkpoint(jm):
+    job = jm.submit(preset="demo", engine_flags=SHORT)
+    running = wait_for(lambda: (j := jm.get_job(job.id)).status is Status.RUNNING and (j.iteration or 0) >= 1 and j,
+                       JOB_TIMEOUT, message="training")  # fmt: skip
+    os.kill(running.supervisor_pid, signal.SIGTERM)  # e.g. the host shutting down
+    assert _final(jm, job.id) is Status.INTERRUPTED
+    done = jm.get_job(job.id)
+    assert "supervisor received SIGTERM" in done.error and done.last_checkpoint
+    assert not procs.tagged_processes(done.run_token) and jm.store.claims() == []

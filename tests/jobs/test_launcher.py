@@ -40,6 +40,12 @@ def test_resume_checkpoint_only_for_later_attempts_of_training_with_a_checkpoint
     assert resume_checkpoint(_job(tmp_path, attempt=1)) is None
     assert resume_checkpoint(_job(tmp_path, attempt=2, kind="infer")) is None
     assert resume_checkpoint(_job(tmp_path, attempt=2)) == str(tmp_path / "checkpoint.pth.tar")
+    (tmp_path / "mine.pth.tar").write_bytes(
+        b"x"
+    )  # --checkpoint-filename mine.pth.tar, as the engine reported
+    assert resume_checkpoint(
+        _job(tmp_path, attempt=2, last_checkpoint=str(tmp_path / "mine.pth.tar"))
+    ) == str(tmp_path / "mine.pth.tar")
 
 
 def test_env_shows_only_the_granted_cards(tmp_path):
