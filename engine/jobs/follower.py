@@ -35,6 +35,7 @@ class Batch:
     rows: list[tuple[Any, ...]] = field(default_factory=list)
     updates: dict[str, Any] = field(default_factory=dict)
     offset: int = 0
+    start_offset: int = 0  # where this batch began: a failed commit rewinds the follower here
 
 
 class Follower:
@@ -54,13 +55,18 @@ class Follower:
         self.records_read = 0
 
     def poll(self) -> Batch:
+        start = self.offset
         records, self.offset = read_from(self.raport, self.offset)
-        batch = Batch(offset=self.offset)
+        batch = Batch(offset=self.offset, start_offset=start)
         for rec in records:
             self.records_read += 1
             self._apply(rec, batch)
         batch.updates["raport_offset"] = self.offset
         return batch
+
+    def rewind(self, batch: Batch) -> None:
+        """Read `batch` again next time (its commit failed); re-applying its records is harmless."""
+        self.offset = batch.start_offset
 
     def _apply(self, rec: Record, batch: Batch) -> None:
         late = self.attempt_started is not None and self.attempt > 1 and rec.timestamp < self.attempt_started

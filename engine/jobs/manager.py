@@ -7,7 +7,7 @@
     jm.list_jobs(statuses=None, limit=None)   # → [Job] (id order); Job.to_dict() is `jobs show --json`
     jm.job_summaries(statuses=None, limit=None)  # → [dict]: the `jobs list --json` objects, fast for 10,000 jobs
     jm.get_job(job.id)                        # → Job; JobNotFound if there is none
-    jm.metrics(job.id, attempt=None, since_id=None, phase=None)   # → [MetricRow] (phase: train/val/epoch/summary)
+    jm.metrics(job.id, attempt=None, since_id=None, phase=None, limit=None)  # → [MetricRow], phase: train/val/epoch/summary
     jm.device_samples(job.id, since=None, card=None)              # → [DeviceSample]
     jm.cancel(job.id, wait=False)             # queued: cancelled at once; running: SIGTERM, grace, SIGKILL
     jm.resume(job.id)                         # failed/cancelled/interrupted → queued, next attempt
@@ -87,8 +87,9 @@ class JobManager:
         return self.store.get_job(job_id)
 
     def metrics(self, job_id: int, attempt: Optional[int] = None, since_id: Optional[int] = None,
-                phase: Optional[str] = None) -> list[MetricRow]:  # fmt: skip
-        return self.store.metrics(job_id, attempt=attempt, since_id=since_id, phase=phase)
+                phase: Optional[str] = None, limit: Optional[int] = None) -> list[MetricRow]:  # fmt: skip
+        """A job's metric records, oldest first; since_id/limit page through them for live views."""
+        return self.store.metrics(job_id, attempt=attempt, since_id=since_id, phase=phase, limit=limit)
 
     def device_samples(
         self, job_id: int, since: Optional[float] = None, card: Optional[int] = None

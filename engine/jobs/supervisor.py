@@ -15,6 +15,7 @@ import contextlib
 import os
 import shlex
 import signal
+import sqlite3
 import sys
 import time
 from datetime import datetime
@@ -155,7 +156,7 @@ class Supervisor:
         left = procs.kill_tagged(token)  # ranks or data-loader workers that outlived the leader
         if left:
             self._log(f"processes of the job still alive after SIGKILL: {left}")
-        commit(self.store, self.job_id, follower.poll(), [], time.time())  # the last records
+        self._commit(follower, [])  # the last records
         status, error = self._outcome(rc, follower, workspace / "stderr.log", stderr_offset)
         self._finish(status, rc, error)
 
@@ -164,17 +165,24 @@ class Supervisor:
         rounds = 0
         while True:
             rc = proc.poll()
-            now = time.time()
-            commit(self.store, self.job_id, follower.poll(), sampler.maybe_sample(now), now)
+            self._commit(follower, sampler.maybe_sample(time.time()))
             rounds += 1
             if rounds % 100 == 0:
-                with self.store.transaction():
-                    self.store.prune_samples(self.job_id, self.retention)
+                self.store.prune_samples(self.job_id, self.retention)
             if rc is not None:
                 return rc
             self._forward_stop(proc)
             procs.reap_adopted(keep=proc.pid)
             time.sleep(self.poll)
+
+    def _commit(self, follower: Follower, samples: list[DeviceSample]) -> None:
+        """One batch into the store; a store busy past busy_timeout costs a round, never the records."""
+        batch = follower.poll()
+        try:
+            commit(self.store, self.job_id, batch, samples, time.time())
+        except sqlite3.OperationalError as exc:
+            follower.rewind(batch)
+            self._log(f"store busy, will retry: {exc}")
 
     def _forward_stop(self, proc: Any) -> None:
         """SIGTERM the engine once on a cancel (or our own signal), SIGKILL everything after the grace."""

@@ -172,3 +172,21 @@ def test_a_stopped_supervisor_stops_its_engine_with_a_checkpoint(jm):
     done = jm.get_job(job.id)
     assert "supervisor received SIGTERM" in done.error and done.last_checkpoint
     assert not procs.tagged_processes(done.run_token) and jm.store.claims() == []
+
+
+def test_running_jobs_and_a_list_loop_share_the_store_without_losing_a_row(jm, db_path, monkeypatch):
+    monkeypatch.setenv("RN50TUI_CARDS", "mlu=0,cuda=0,cpu=2")  # two CPU jobs at once
+    jm._capacity = None
+    jobs = [jm.submit(preset="demo", name=f"c{i}", engine_flags=SHORT) for i in range(2)]
+    assert all(j.status in (Status.STARTING, Status.RUNNING) for j in jobs)
+    lists = 0
+    while not all(jm.get_job(j.id).status.terminal for j in jobs):
+        listed = run_cli("jobs", "list", "--json", db=db_path)
+        assert listed.returncode == 0 and "locked" not in listed.stderr, listed.stderr
+        assert len(json.loads(listed.stdout)) == 2
+        lists += 1
+    assert lists > 3
+    for j in jobs:
+        done = jm.get_job(j.id)
+        assert done.status is Status.COMPLETED, done.error
+        assert len(jm.metrics(j.id)) == _log_records(done) > 0

@@ -74,3 +74,13 @@ def test_the_late_tail_of_a_previous_attempt_stays_with_that_attempt(store, tmp_
     assert store.metric_count(job.id, attempt=1) == 2
     assert store.metric_count(job.id, attempt=2) == 6
     assert f.state.run_end == "completed" and f.state.stopping_signal is None
+
+
+def test_a_failed_commit_rewinds_so_no_record_is_lost(store, tmp_path):
+    job = _job(store, tmp_path)
+    _write_attempt(job.raport_path, epochs=1)
+    f = Follower(job.id, 1, job.raport_path)
+    lost = f.poll()
+    f.rewind(lost)  # as the supervisor does when the store stayed busy
+    again = f.poll()
+    assert again.rows == lost.rows and again.offset == lost.offset
