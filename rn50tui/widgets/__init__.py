@@ -1,0 +1,1 @@
+"""Widgets of the app: the jobs table, charts and card panels."""

@@ -1,0 +1,197 @@
+"""Job detail, compare and devices on stores filled through the store API (no engine run)."""
+
+from __future__ import annotations
+
+import math
+from array import array
+from pathlib import Path
+
+from textual.widgets import DataTable, Label, Log, Static
+
+from engine.jobs.states import Status
+from engine.jobs.store import DeviceSample, JobStore
+from engine.telemetry.detect import HostReport
+from engine.telemetry.stats import CardStats
+from rn50tui.screens.compare import CompareScreen
+from rn50tui.screens.detail import JobDetailScreen
+from rn50tui.screens.devices import DevicesScreen
+from rn50tui.screens.jobs import JobsScreen
+from rn50tui.series import Series, downsample
+from rn50tui.widgets.card_panel import CardPanel
+from rn50tui.widgets.chart import MetricChart
+
+from .conftest import NOW, SIZE, add_job, add_metrics, make_app, wait_for
+
+
+def history(store: JobStore, job, epochs: int = 2, iters: int = 50, t0: float = NOW - 600) -> None:
+    rows = []
+    for e in range(1, epochs + 1):
+        for it in range(1, iters + 1):
+            step = (e - 1) * iters + it
+            rows.append((t0 + step, e, it, "train", {"train.loss": 7 * math.exp(-step / 40), "train.total_ips": 90.0 + it % 7,
+                                                       "train.lr": 0.1 * step / (epochs * iters)}))  # fmt: skip
+        rows.append(
+            (
+                t0 + e * iters,
+                e,
+                None,
+                "epoch",
+                {"val.top1": 10.0 * e, "val.top5": 30.0 * e, "train.loss": 2.0},
+            )
+        )
+    add_metrics(store, job, rows)
+
+
+def running_job(store: JobStore):
+    job = add_job(store, Status.RUNNING, "watched", started_at=NOW - 90, epoch=2, epochs=3, iteration=10,
+                  iters_per_epoch=50, ips=95.0, loss=0.5, top1=20.0, world_size=1)  # fmt: skip
+    history(store, job)
+    with store.transaction():
+        store.add_samples(job.id, [DeviceSample(NOW - 100 + 2 * i, "cpu", 0, "Test CPU", 40.0 + i % 50, 1500.0 + i, 8192.0)
+                                   for i in range(60)])  # fmt: skip
+    ws = Path(job.workspace)
+    ws.mkdir(parents=True)
+    (ws / "stdout.log").write_text("".join(f"[train] step {i}\n" for i in range(30)))
+    (ws / "checkpoint.pth.tar").write_bytes(b"\0" * 2048)
+    (ws / "model_best.pth.tar").write_bytes(b"\0" * 1024)
+    with store.transaction():
+        store.update_job(job.id, last_checkpoint=str(ws / "checkpoint.pth.tar"))
+    return job
+
+
+async def open_detail(pilot, app, job_id: int) -> JobDetailScreen:
+    table = await wait_for(
+        pilot, lambda: isinstance(app.screen, JobsScreen) and app.screen.table.row_count and app.screen.table
+    )
+    table.select_job(job_id)
+    await pilot.press("enter")
+    return await wait_for(
+        pilot, lambda: isinstance(app.screen, JobDetailScreen) and app.screen, what="the detail screen"
+    )
+
+
+async def test_detail_shows_charts_cards_log_config_and_checkpoints(db_path, store):
+    job = running_job(store)
+    app = make_app(db_path)
+    async with app.run_test(size=SIZE) as pilot:
+        detail = await open_detail(pilot, app, job.id)
+        loss = detail.query_one("#chart-loss", MetricChart)
+        await wait_for(pilot, lambda: loss.point_count == 100, what="100 loss points")
+        acc = detail.query_one("#chart-acc", MetricChart)
+        assert [len(xs) for _, (xs, _) in acc.curves] == [2, 2]  # top-1 and top-5, per epoch
+        assert detail.query_one("#chart-lr", MetricChart).point_count == 100
+        summary = str(detail.query_one("#job-summary", Static).render())
+        assert "job 1 watched" in summary and "ran 1m30s" in summary  # the fixed clock
+        await pilot.press("w")
+        assert "last hour" in str(detail.query_one("#window-label", Label).render())
+        await pilot.press("2")
+        panel = await wait_for(
+            pilot, lambda: detail.query(CardPanel).first() if detail.query(CardPanel) else None
+        )
+        assert "Test CPU" in panel.border_title
+        assert "8.0 GiB" in str(panel.query_one("#value-mem_used_mib").render())
+        assert not panel.query_one("#row-temp_c").display  # a CPU reports no temperature: no empty row
+        await pilot.press("3")
+        log = detail.query_one("#log-view", Log)
+        await wait_for(pilot, lambda: "[train] step 29" in "\n".join(log.lines), what="the log")
+        with open(Path(job.workspace) / "stdout.log", "a") as fh:
+            fh.write("[train] a new line\n")
+        await wait_for(
+            pilot, lambda: "[train] a new line" in "\n".join(log.lines), what="the log followed live"
+        )
+        await pilot.press("4")
+        config = detail.query_one("#config-table", DataTable)
+        await wait_for(pilot, lambda: config.row_count > 10)
+        assert config.get_row("batch_size")[1] == "32"
+        await pilot.press("5")
+        ckpts = detail.query_one("#ckpt-table", DataTable)
+        await wait_for(pilot, lambda: ckpts.row_count == 2)
+        assert "latest" in ckpts.get_row("checkpoint.pth.tar")[3]
+        assert "best" in ckpts.get_row("model_best.pth.tar")[3]
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: isinstance(app.screen, JobsScreen))
+
+
+async def test_time_window_cuts_the_time_charts(db_path, store):
+    job = add_job(store, Status.COMPLETED, "long", epochs=1)
+    add_metrics(
+        store, job, [(NOW - 3600 * 3 + 120 * i, 1, i + 1, "train", {"train.loss": 1.0}) for i in range(90)]
+    )
+    app = make_app(db_path)
+    async with app.run_test(size=SIZE) as pilot:
+        detail = await open_detail(pilot, app, job.id)
+        loss = detail.query_one("#chart-loss", MetricChart)
+        await wait_for(pilot, lambda: loss.point_count == 90)
+        await pilot.press("w")  # last hour: 31 of the 90 two-minute points
+        await wait_for(pilot, lambda: loss.point_count == 31, what="the last hour only")
+
+
+def test_a_million_points_draw_as_a_few_hundred():
+    n = 1_000_000
+    s = Series()
+    s.x = array("d", range(n))
+    s.y = array("d", (math.sin(i / 1000) for i in range(n)))
+    s.y[654_321] = 50.0  # one spike must survive decimation
+    xs, ys = s.view(150)
+    assert len(xs) <= 300 and 50.0 in ys and list(xs) == sorted(xs)
+    xs, _ = s.view(150, span=1000)
+    assert xs[0] >= n - 1001
+    assert downsample(array("d", [1, 2]), array("d", [3, 4]), 0, 2, 10) == ((1.0, 2.0), (3.0, 4.0))
+
+
+async def test_compare_overlays_marked_jobs(db_path, store):
+    first = add_job(store, Status.COMPLETED, "lr-0.1", epochs=2, iters_per_epoch=50)
+    second = add_job(store, Status.COMPLETED, "lr-0.2", epochs=2, iters_per_epoch=50)
+    history(store, first)
+    history(store, second)
+    app = make_app(db_path)
+    async with app.run_test(size=SIZE) as pilot:
+        table = await wait_for(
+            pilot,
+            lambda: (
+                isinstance(app.screen, JobsScreen) and app.screen.table.row_count == 2 and app.screen.table
+            ),
+        )
+        await pilot.press("C")  # nothing marked: a hint, no screen
+        assert isinstance(app.screen, JobsScreen)
+        table.select_job(first.id)
+        await pilot.press("space")
+        table.select_job(second.id)
+        await pilot.press("space", "C")
+        screen = await wait_for(pilot, lambda: isinstance(app.screen, CompareScreen) and app.screen)
+        loss = screen.query_one("#compare-loss", MetricChart)
+        await wait_for(
+            pilot, lambda: len(loss.curves) == 2 and loss.point_count == 200, what="two loss curves"
+        )
+        assert [label for label, _ in loss.curves] == ["1 lr-0.1", "2 lr-0.2"]
+        assert screen.query_one("#compare-top1", MetricChart).point_count == 4
+
+
+class TwoMlus:
+    """A stand-in host sampler: two MLU cards and a CPU, shaped like engine.telemetry's HostSampler."""
+
+    def sample(self) -> HostReport:
+        report = HostReport(sampled_at=NOW)
+        report.cards["mlu"] = [CardStats("mlu", i, "MLU370-X8", 30.0 + i, 1000 * (i + 1), 24576, 50.0, 80.0, 150.0)
+                               for i in range(2)]  # fmt: skip
+        report.cards["cpu"] = [CardStats("cpu", 0, "Test CPU", 12.0, 2048, 8192)]
+        report.unavailable["cuda"] = "NVML sees no card"
+        return report
+
+    def close(self) -> None:
+        pass
+
+
+async def test_devices_lists_every_card_and_its_holder(db_path, store):
+    add_job(store, Status.RUNNING, "on-mlu", device="mlu")  # holds mlu:0
+    app = make_app(db_path, sampler_factory=TwoMlus)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.client is not None)
+        await pilot.press("D")
+        screen = await wait_for(pilot, lambda: isinstance(app.screen, DevicesScreen) and app.screen)
+        table = screen.query_one("#devices", DataTable)
+        await wait_for(pilot, lambda: table.row_count == 3, what="three cards")
+        assert table.get_cell("mlu:0", "held by").plain == "job 1 (on-mlu)"
+        assert table.get_cell("mlu:1", "held by").plain == "free"
+        assert table.get_cell("mlu:1", "power").plain == "80 W"
+        assert "no CUDA card found" in str(screen.query_one("#devices-notes", Static).render())

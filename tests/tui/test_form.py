@@ -1,0 +1,109 @@
+"""The new-job form: checked as you type, an invalid form refused with its message, nothing queued."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from textual.widgets import Button, Input, Select, Static
+
+from rn50tui.jobform import FormValues, check, defaults
+from rn50tui.screens.jobs import JobsScreen
+from rn50tui.screens.new_job import NewJobScreen
+
+from .conftest import CAPACITY, SIZE, make_app, wait_for
+
+
+def error_text(screen: NewJobScreen) -> str:
+    return str(screen.query_one("#form-error", Static).render())
+
+
+async def open_form(pilot, app) -> NewJobScreen:
+    await wait_for(pilot, lambda: app.client is not None, what="the store to open")
+    await pilot.press("n")
+    return await wait_for(pilot, lambda: isinstance(app.screen, NewJobScreen) and app.screen, what="the form")
+
+
+async def test_missing_dataset_is_refused_with_its_message(db_path, store, tmp_path):
+    app = make_app(db_path)
+    async with app.run_test(size=SIZE) as pilot:
+        form = await open_form(pilot, app)
+        form.query_one("#preset", Select).value = "ngc-fp32-90e"
+        await wait_for(
+            pilot, lambda: "needs a dataset directory" in error_text(form), what="the dataset message"
+        )
+        assert form.query_one("#data").has_class("-invalid")
+        missing = tmp_path / "no-such-imagenet"
+        form.query_one("#data", Input).value = str(missing)
+        await wait_for(pilot, lambda: f"dataset directory {missing} does not exist" in error_text(form))
+        assert form.query_one("#submit", Button).disabled
+        await pilot.press("ctrl+s")  # submitting anyway: the job manager refuses with the same words
+        await wait_for(pilot, lambda: "does not exist" in error_text(form) and not form.submitting)
+        assert isinstance(app.screen, NewJobScreen)
+    assert store.list_jobs() == []
+
+
+async def test_too_many_cards_is_refused_as_you_type(db_path, store):
+    app = make_app(db_path)
+    async with app.run_test(size=SIZE) as pilot:
+        form = await open_form(pilot, app)
+        await wait_for(pilot, lambda: form.verdict is not None and form.verdict.ok, what="demo to be valid")
+        cards = form.query_one("#cards", Input)
+        cards.focus()
+        await pilot.press("backspace", "6", "4")  # typed, as a user would
+        await wait_for(pilot, lambda: "wants 64 cpu card(s)" in error_text(form), what="the cards message")
+        assert cards.has_class("-invalid")
+        assert form.query_one("#submit", Button).disabled
+        await pilot.press("backspace", "backspace", "1")
+        await wait_for(pilot, lambda: form.verdict is not None and form.verdict.ok, what="valid again")
+        assert error_text(form) == ""
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: isinstance(app.screen, JobsScreen))
+    assert store.list_jobs() == []
+
+
+def test_choosing_a_preset_fills_its_defaults():
+    amp = defaults("ngc-amp-90e")
+    assert (amp.cards, amp.precision, amp.batch_size, amp.epochs, amp.lr) == (
+        "4",
+        "amp",
+        "128",
+        "90",
+        "2.048",
+    )
+    demo = defaults("demo")
+    assert (demo.device, demo.precision, demo.epochs) == ("cpu", "fp32", "3")
+
+
+def test_fields_become_engine_flags():
+    values = FormValues(preset="demo", name="tiny", cards="1", device="cpu", precision="amp", batch_size="8",
+                        epochs="1", lr="0.1", extra="--image-size 32 --synthetic-size 64 --warmup 0")  # fmt: skip
+    verdict = check(values, CAPACITY)
+    assert verdict.ok, verdict.errors
+    flags = verdict.request.engine_flags
+    assert flags[:4] == ("-b", "8", "--epochs", "1") and "--lr" not in flags  # lr is the preset's own
+    assert "--amp" in flags and flags[-6:] == (
+        "--image-size",
+        "32",
+        "--synthetic-size",
+        "64",
+        "--warmup",
+        "0",
+    )
+
+
+def test_fp32_on_an_amp_preset_drops_amp(tmp_path: Path):
+    (tmp_path / "train").mkdir()
+    (tmp_path / "val").mkdir()
+    values = FormValues(**{**defaults("ngc-amp-90e").__dict__, "precision": "fp32", "cards": "1", "device": "cpu",
+                           "data": str(tmp_path)})  # fmt: skip
+    verdict = check(values, CAPACITY)
+    assert verdict.ok, verdict.errors
+    assert "--amp" not in verdict.request.engine_flags and verdict.request.name == "ngc-amp-90e"
+
+
+def test_field_errors_name_their_field():
+    bad = FormValues(preset="demo", epochs="two", lr="-1", extra="--image-size '32")
+    errors = check(bad, CAPACITY).errors
+    assert set(errors) == {"epochs", "lr", "extra"}
+    flags = check(FormValues(preset="demo", extra="--no-such-flag"), CAPACITY)
+    assert "engine flags refused" in flags.errors["extra"]

@@ -1,0 +1,93 @@
+"""Requests from the keyboard and the command palette on stored jobs (nothing here starts an engine:
+the only CPU slot stays held by a 'running' job this test process supervises)."""
+
+from __future__ import annotations
+
+from engine.jobs.states import Status
+from rn50tui.screens.dialogs import ConfirmScreen, HelpScreen
+from rn50tui.screens.jobs import JobsScreen
+
+from .conftest import SIZE, add_job, make_app, wait_for
+
+
+def notes(app) -> str:
+    return "\n".join(n.message for n in app._notifications)
+
+
+def status_of(store, job_id: int) -> Status:
+    return store.get_job(job_id).status
+
+
+async def jobs_table(pilot, app, rows: int):
+    return await wait_for(pilot, lambda: isinstance(app.screen, JobsScreen) and app.screen.table.row_count == rows
+                          and app.screen.table)  # fmt: skip
+
+
+async def test_cancel_resume_delete_from_the_keyboard(db_path, store):
+    add_job(store, Status.RUNNING, "holder")  # keeps the CPU slot: a resumed job waits, nothing starts
+    queued = add_job(store, Status.QUEUED, "waiting")
+    stopped = add_job(store, Status.INTERRUPTED, "orphan")
+    done = add_job(store, Status.COMPLETED, "done")
+    app = make_app(db_path)
+    async with app.run_test(size=SIZE) as pilot:
+        table = await jobs_table(pilot, app, 4)
+        table.select_job(queued.id)
+        await pilot.press("c")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("y")
+        await wait_for(pilot, lambda: table.get_cell(str(queued.id), "status").plain == "cancelled")
+        assert status_of(store, queued.id) is Status.CANCELLED
+
+        table.select_job(stopped.id)
+        await pilot.press("r")
+        await wait_for(pilot, lambda: table.get_cell(str(stopped.id), "status").plain == "queued")
+        assert store.get_job(stopped.id).attempt == 2
+
+        table.select_job(done.id)
+        await pilot.press("r")
+        await wait_for(pilot, lambda: "nothing to resume" in notes(app), what="the refusal toast")
+        assert status_of(store, done.id) is Status.COMPLETED
+
+        await pilot.press("d")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("n")  # changed my mind
+        await wait_for(pilot, lambda: isinstance(app.screen, JobsScreen))
+        assert store.find_job(done.id) is not None
+        await pilot.press("d", "y")
+        await wait_for(pilot, lambda: table.row_count == 3, what="the deleted row to go")
+        assert store.find_job(done.id) is None
+
+
+async def test_command_palette_resumes_a_job_by_name(db_path, store):
+    add_job(store, Status.RUNNING, "holder")
+    failed = add_job(store, Status.FAILED, "broken", error="boom")
+    app = make_app(db_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await jobs_table(pilot, app, 2)
+        await pilot.press("ctrl+p")
+        await pilot.press(*f"resume job {failed.id}")
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: store.get_job(failed.id).status is Status.QUEUED, what="the resume")
+        assert f"job {failed.id}: attempt 2 queued" in notes(app)
+
+
+async def test_help_lists_the_keys_of_the_screen(db_path, store):
+    app = make_app(db_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await jobs_table(pilot, app, 0)
+        await pilot.press("question_mark")
+        help_screen = await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen) and app.screen)
+        keys = dict((what, key) for key, what in help_screen.keys)
+        assert keys["New"] == "n" and keys["Resume"] == "r" and keys["Cancel"] == "c" and keys["Open"] == "o"
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: isinstance(app.screen, JobsScreen))
+
+
+async def test_quitting_leaves_running_jobs_alone(db_path, store):
+    job = add_job(store, Status.RUNNING, "keeps-going")
+    app = make_app(db_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await jobs_table(pilot, app, 1)
+        await pilot.press("q")
+    assert status_of(store, job.id) is Status.RUNNING and store.get_job(job.id).cancel_requested is None
