@@ -1,0 +1,71 @@
+"""The README cannot drift from the code: its set-up and test commands are .ci/run's, and its first-job
+steps, taken from the README itself, run as written."""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import subprocess
+
+import pytest
+
+from tests.conftest import ROOT, engine_env
+
+README = (ROOT / "README.md").read_text()
+
+
+def code_blocks(markdown: str, heading: str | None = None) -> list[str]:
+    """Fenced bash blocks, only those under `heading` (up to the next ## heading) when given."""
+    if heading is not None:
+        section = markdown.split(f"\n## {heading}\n", 1)[1]
+        markdown = section.split("\n## ", 1)[0]
+    return re.findall(r"```bash\n(.*?)```", markdown, re.DOTALL)
+
+
+def commands(block: str) -> list[str]:
+    return [
+        line.split("  #")[0].strip()
+        for line in block.splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+
+
+def test_the_readme_opens_with_the_two_commands_ci_runs():
+    setup, tests = commands(code_blocks(README)[0])
+    ci = [
+        line.strip()
+        for line in (ROOT / ".ci/run").read_text().splitlines()
+        if line.strip() and not line.startswith(("#", "set ", "cd "))
+    ]
+    assert ci == [setup, tests]
+
+
+def test_the_readme_names_only_cli_commands_that_exist():
+    out = subprocess.run(["rn50tui", "--help"], capture_output=True, text=True, env=engine_env(), cwd=ROOT)
+    assert out.returncode == 0
+    named = set(re.findall(r"^rn50tui (\w+)", README, re.MULTILINE))
+    assert named and all(name in out.stdout for name in named), named
+
+
+@pytest.mark.slow
+def test_first_job_steps_run_as_written(tmp_path):
+    steps = commands(code_blocks(README, "Your first job")[0])
+    assert steps[0] == "rn50tui submit --preset demo"
+    env = engine_env(RN50TUI_DB=str(tmp_path / "jobs.db"))
+    for step in steps:
+        out = subprocess.run(
+            shlex.split(step), cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900
+        )
+        assert out.returncode == 0, f"{step}:\n{out.stdout[-2000:]}\n{out.stderr[-2000:]}"
+    assert "Epoch: (" in out.stdout  # `logs -f` followed the run to its end
+    listing = subprocess.run(
+        ["rn50tui", "jobs", "list", "--json"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    job = json.loads(listing.stdout)[0]
+    assert job["status"] == "completed" and job["name"] == "demo"
