@@ -203,3 +203,92 @@ def test_a_dying_rank_takes_the_job_down_with_its_error_visible(tmp_path):
     assert "engine.train" in err and ("Signal 9" in err or "SIGKILL" in err or "exitcode" in err)
     _, alive = psutil.wait_procs(ranks, timeout=60)
     assert not alive
+
+
+def readme_command(marker: str) -> list[str]:
+    """The README's torchrun command that contains `marker`, as tokens (continuation lines joined)."""
+    import re
+    import shlex
+
+    from tests.conftest import ROOT
+
+    blocks = re.findall(r"```bash\n(.*?)```", (ROOT / "README.md").read_text(), re.DOTALL)
+    block = next(b for b in blocks if marker in b)
+    return shlex.split(block.replace("\\\n", " "))
+
+
+def shrink(tokens: list[str], data: Path, ws: Path, nproc: int) -> tuple[list[str], dict[str, str]]:
+    """Run a README command on this CPU: 2 processes, a tiny dataset, one short epoch (later flags win)."""
+    env = {}
+    while "=" in tokens[0]:
+        key, value = tokens.pop(0).split("=", 1)
+        env[key] = value
+    assert tokens[0] == "torchrun"
+    out = [sys.executable, "-m", "torch.distributed.run"]
+    for tok in tokens[1:]:
+        out.append({"/data/imagenet": str(data), "./ws": str(ws), "/shared/ws": str(ws)}.get(tok, tok))
+    i = out.index("--nproc-per-node")
+    out[i + 1] = str(nproc)
+    out += [
+        "--device",
+        "cpu",
+        "--epochs",
+        "1",
+        "--warmup",
+        "0",
+        "-b",
+        "4",
+        "--image-size",
+        "32",
+        "-j",
+        "0",
+        "--num-classes",
+        "4",
+        "-p",
+        "1",
+        "--optimizer-batch-size",
+        "8",
+    ]
+    return out, env
+
+
+def test_the_readme_four_card_command_runs_on_two_cpu_processes(tmp_path):
+    from engine.data.testing import make_image_folder
+
+    data = make_image_folder(tmp_path / "imagenet", {"train": 4, "val": 2}, num_classes=4, size=(40, 40))
+    cmd, env = shrink(readme_command("MLU_VISIBLE_DEVICES=0,1,2,3 torchrun"), data, tmp_path / "ws", 2)
+    assert env == {"MLU_VISIBLE_DEVICES": "0,1,2,3"} and "--pyamp" in cmd and "cosine" in cmd
+    cmd.insert(cmd.index("-m", 3), f"--master-port={29600 + os.getpid() % 1000}")
+    out = subprocess.run(
+        cmd, cwd=tmp_path, env=engine_env(OMP_NUM_THREADS="1"), capture_output=True, text=True, timeout=600
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    recs = list(iter_records(tmp_path / "ws" / "raport.json"))
+    assert [r.data["world_size"] for r in recs if r.event == "run_start"] == [2]
+    assert [r.data["status"] for r in recs if r.event == "run_end"] == ["completed"]
+
+
+def test_the_readme_two_machine_command_rendezvous_on_localhost(tmp_path):
+    """Two "machines" (two torchrun launchers, one process each) meet through the c10d rendezvous."""
+    from engine.data.testing import make_image_folder
+
+    data = make_image_folder(tmp_path / "imagenet", {"train": 4, "val": 2}, num_classes=4, size=(40, 40))
+    cmd, _ = shrink(readme_command("--nnodes 2"), data, tmp_path / "ws", 1)
+    port = 29700 + os.getpid() % 1000
+    cmd = [tok.replace("HOST0:29400", f"127.0.0.1:{port}") for tok in cmd]
+    procs = [
+        subprocess.Popen(
+            cmd,
+            cwd=tmp_path,
+            env=engine_env(OMP_NUM_THREADS="1"),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    results = [p.communicate(timeout=600) for p in procs]
+    for p, (_, err) in zip(procs, results):
+        assert p.returncode == 0, err[-3000:]
+    recs = list(iter_records(tmp_path / "ws" / "raport.json"))
+    assert [r.data["world_size"] for r in recs if r.event == "run_start"] == [2]
