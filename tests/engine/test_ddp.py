@@ -203,6 +203,10 @@ def test_a_dying_rank_takes_the_job_down_with_its_error_visible(tmp_path):
     assert "engine.train" in err and ("Signal 9" in err or "SIGKILL" in err or "exitcode" in err)
     _, alive = psutil.wait_procs(ranks, timeout=60)
     assert not alive
+    # rank 0 saw its peer go and said so in the report, which the job manager shows as the failure reason
+    status = [r for r in iter_records(ws / "raport.json") if r.type == "STATUS"]
+    assert status[-1].event == "run_end" and status[-1].data["status"] == "failed"
+    assert status[-2].event == "error" and status[-2].data["message"]
 
 
 def readme_command(marker: str) -> list[str]:
