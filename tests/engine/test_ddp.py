@@ -123,24 +123,12 @@ def _ranks(launcher: psutil.Process) -> list[psutil.Process]:
     return [p for p in launcher.children(recursive=True) if "engine.train" in " ".join(p.cmdline())]
 
 
-def test_sigterm_to_the_launcher_group_stops_every_rank_with_one_checkpoint(tmp_path):
+def start_training_launcher(tmp_path: Path) -> tuple[subprocess.Popen, list[psutil.Process], Path]:
+    """A long 2-rank run in its own session; returns once rank 0 has logged a training iteration."""
     ws = tmp_path / "ws"
-    args = [
-        *COMMON,
-        "-b",
-        "2",
-        "--synthetic-size",
-        "400",
-        "--epochs",
-        "5",
-        "-p",
-        "1",
-        "--training-only",
-        "--workspace",
-        str(ws),
-    ]
+    long_run = ["-b", "2", "--synthetic-size", "400", "--epochs", "5", "-p", "1", "--training-only"]
     proc = subprocess.Popen(
-        torchrun(2, args, tmp_path),
+        torchrun(2, [*COMMON, *long_run, "--workspace", str(ws)], tmp_path),
         cwd=tmp_path,
         env=engine_env(OMP_NUM_THREADS="1"),
         stdout=subprocess.DEVNULL,
@@ -148,15 +136,19 @@ def test_sigterm_to_the_launcher_group_stops_every_rank_with_one_checkpoint(tmp_
         text=True,
         start_new_session=True,
     )
-    launcher = psutil.Process(proc.pid)
     deadline = time.time() + 300
     while time.time() < deadline and not any(r.phase == "train" for r in iter_records(ws / "raport.json")):
         time.sleep(0.3)
-    ranks = _ranks(launcher)
+    ranks = _ranks(psutil.Process(proc.pid))
     assert len(ranks) == 2
-    os.killpg(proc.pid, signal.SIGTERM)  # what the job supervisor does on cancel
+    return proc, ranks, ws
+
+
+def test_sigterm_to_the_launcher_group_stops_every_rank_with_one_checkpoint(tmp_path):
+    proc, ranks, ws = start_training_launcher(tmp_path)
+    os.killpg(proc.pid, signal.SIGTERM)  # what a user's Ctrl-C or a scheduler's stop does
     proc.communicate(timeout=180)
-    gone, alive = psutil.wait_procs(ranks, timeout=30)
+    _, alive = psutil.wait_procs(ranks, timeout=30)
     assert not alive
     recs = list(iter_records(ws / "raport.json"))
     stops = [r.data for r in recs if r.event == "stopping"]
@@ -167,37 +159,8 @@ def test_sigterm_to_the_launcher_group_stops_every_rank_with_one_checkpoint(tmp_
 
 
 def test_a_dying_rank_takes_the_job_down_with_its_error_visible(tmp_path):
-    ws = tmp_path / "ws"
-    args = [
-        *COMMON,
-        "-b",
-        "2",
-        "--synthetic-size",
-        "400",
-        "--epochs",
-        "5",
-        "-p",
-        "1",
-        "--training-only",
-        "--workspace",
-        str(ws),
-    ]
-    proc = subprocess.Popen(
-        torchrun(2, args, tmp_path),
-        cwd=tmp_path,
-        env=engine_env(OMP_NUM_THREADS="1"),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-    launcher = psutil.Process(proc.pid)
-    deadline = time.time() + 300
-    while time.time() < deadline and not any(r.phase == "train" for r in iter_records(ws / "raport.json")):
-        time.sleep(0.3)
-    ranks = _ranks(launcher)
-    victim = next(p for p in ranks if p.environ().get("RANK") == "1")
-    victim.kill()
+    proc, ranks, ws = start_training_launcher(tmp_path)
+    next(p for p in ranks if p.environ().get("RANK") == "1").kill()
     _, err = proc.communicate(timeout=300)
     assert proc.returncode != 0
     assert "engine.train" in err and ("Signal 9" in err or "SIGKILL" in err or "exitcode" in err)

@@ -318,43 +318,13 @@ def test_corrupt_images_are_skipped_and_counted(tmp_path, image_folder):
     data = tmp_path / "data"
     shutil.copytree(image_folder, data)
     (data / "train" / "class_0" / "0_0.JPEG").write_bytes(b"not a jpeg at all")
+    base = [str(data), *TINY, "--num-classes", "4", "--epochs", "1", "--training-only"]
     ws = tmp_path / "ws"
-    out = run_engine(
-        [
-            str(data),
-            *TINY,
-            "--num-classes",
-            "4",
-            "--epochs",
-            "1",
-            "--training-only",
-            "--max-bad-fraction",
-            "0.1",
-            "--workspace",
-            str(ws),
-        ],
-        cwd=tmp_path,
-    )
+    out = run_engine([*base, "--max-bad-fraction", "0.1", "--workspace", str(ws)], cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert "0_0.JPEG" in out.stderr  # the warning names the file
     summary = [r for r in records(ws) if r.phase == "summary"][0].data
     assert summary["data.skipped_images"] == 1
-    out = run_engine(
-        [
-            str(data),
-            *TINY,
-            "--num-classes",
-            "4",
-            "--epochs",
-            "1",
-            "--training-only",
-            "--max-bad-fraction",
-            "0.001",
-            "-p",
-            "100",
-            "--workspace",
-            str(tmp_path / "strict"),
-        ],
-        cwd=tmp_path,
-    )
+    strict = ["--max-bad-fraction", "0.001", "-p", "100", "--workspace", str(tmp_path / "strict")]
+    out = run_engine([*base, *strict], cwd=tmp_path)
     assert out.returncode == 1 and "could not be read" in out.stderr and "--max-bad-fraction" in out.stderr
