@@ -1,0 +1,105 @@
+"""Tests that need a real MLU or CUDA card (`pytest -m device`); skipped where none is present."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from engine.events import iter_records
+from tests.conftest import run_engine
+
+pytestmark = pytest.mark.device
+
+
+def available_kinds() -> list[str]:
+    kinds = []
+    try:
+        import torch_mlu  # noqa: F401
+
+        if torch.mlu.is_available():  # type: ignore[attr-defined]
+            kinds.append("mlu")
+    except ImportError:
+        pass
+    if torch.cuda.is_available():
+        kinds.append("cuda")
+    return kinds
+
+
+KINDS = available_kinds() or [pytest.param("none", marks=pytest.mark.skip(reason="no MLU or CUDA card here"))]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_amp_nhwc_training_on_the_card_checkpoints_a_grad_scaler(tmp_path, kind):
+    out = run_engine(
+        [
+            "--data-backend",
+            "synthetic",
+            "--device",
+            kind,
+            "--amp",
+            "--memory-format",
+            "nhwc",
+            "-b",
+            "32",
+            "--image-size",
+            "64",
+            "--num-classes",
+            "10",
+            "--epochs",
+            "1",
+            "--synthetic-size",
+            "256",
+            "-p",
+            "2",
+            "--workspace",
+            str(tmp_path),
+            "--raport-file",
+            "raport.json",
+        ],
+        cwd=tmp_path,
+    )
+    assert out.returncode == 0, out.stderr
+    ckpt = torch.load(tmp_path / "checkpoint.pth.tar", weights_only=False)
+    assert ckpt["scaler"] and ckpt["scaler"]["scale"] > 0  # fp16 with a GradScaler on MLU and CUDA
+    start = next(r for r in iter_records(tmp_path / "raport.json") if r.event == "run_start")
+    assert start.data["device"] == kind and start.data["amp"] == "float16"
+    train = [r.data for r in iter_records(tmp_path / "raport.json") if r.phase == "train"]
+    assert all("train.grad_scale" in d for d in train)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_bench_train_reports_peak_device_memory(tmp_path, kind):
+    import json
+    import subprocess
+    import sys
+
+    from tests.conftest import engine_env
+
+    log = tmp_path / "b.jsonl"
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "engine.bench",
+            "train",
+            "--device",
+            kind,
+            "-b",
+            "32",
+            "--iters",
+            "5",
+            "--warmup",
+            "2",
+            "--amp",
+            "--log",
+            str(log),
+        ],
+        cwd=tmp_path,
+        env=engine_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert out.returncode == 0, out.stderr
+    record = json.loads(log.read_text())
+    assert record["peak_memory_mib"] > 0 and record["device"] == kind
