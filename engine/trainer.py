@@ -350,7 +350,7 @@ class Trainer:
             self.writer.metrics([epoch + 1], last)
             self._save(epoch + 1, 0, is_best)
             start_iter = 0
-            if self.stop.requested and epoch + 1 < end:
+            if epoch + 1 < end and self._stop_now():  # all ranks agree, or one would wait forever
                 return self._stop(epoch + 1, 0)
         summary = {k: v for k, v in last.items() if k.startswith("train.")}
         if cfg.do_validate and last:
