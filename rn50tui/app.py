@@ -119,6 +119,8 @@ class Rn50App(App[int]):
     def on_rn50app_jobs_loaded(self, msg: JobsLoaded) -> None:
         self.jobs = msg.jobs
         self.jobs_polls += 1
+        if not self.screen_stack:  # a poll that finished while the app was closing
+            return
         screen = self.screen
         if isinstance(screen, JobsScreen):  # hidden screens catch up when they come back
             screen.jobs_loaded(msg.jobs, msg.now)
@@ -211,6 +213,9 @@ class Rn50App(App[int]):
     def worker_failed(self, worker: Worker, screen: Screen) -> None:
         """The one place a worker's failure is shown: a refusal as a toast, anything else in full."""
         error = worker.error
+        if worker.group == "open":  # nothing works without the store: say why, in full
+            self.push_screen(ErrorScreen(f"cannot open the job store {self.db_path}", str(error)))
+            return
         if isinstance(error, JobsError):
             self.notify(str(error).splitlines()[0], title="refused", severity="error", timeout=8)
             return

@@ -11,7 +11,7 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, NamedTuple, Optional
 
 from engine.jobs.manager import JobManager
 from engine.jobs.store import DeviceSample, Job
@@ -24,9 +24,9 @@ LOG_TAIL_BYTES = 64 * 1024  # how much of an existing log the first read shows
 LOG_STREAMS = ("stdout", "stderr", "supervisor")
 
 
-@dataclass(frozen=True)
-class MetricPoint:
-    """One train or epoch record of a job, with the chart metrics (None where the record lacks one)."""
+class MetricPoint(NamedTuple):
+    """One train or epoch record of a job with the chart metrics (None where the record lacks one).
+    A tuple, not a dataclass: a million of them are built while a long history loads."""
 
     id: int
     attempt: int
@@ -34,10 +34,12 @@ class MetricPoint:
     epoch: Optional[int]
     iteration: Optional[int]
     phase: str
-    values: tuple[Optional[float], ...]  # in CHART_METRICS order
-
-    def get(self, name: str) -> Optional[float]:
-        return self.values[CHART_METRICS.index(name)]
+    loss: Optional[float]  # train.loss
+    ips: Optional[float]  # train.total_ips
+    lr: Optional[float]  # train.lr
+    top1: Optional[float]  # val.top1
+    top5: Optional[float]  # val.top5
+    val_loss: Optional[float]  # val.loss
 
 
 @dataclass(frozen=True)
@@ -79,7 +81,7 @@ class Client:
             " WHERE job_id = ? AND id > ? AND phase IN ('train', 'epoch') ORDER BY id LIMIT ?",
             [job_id, since_id, limit],
         ).fetchall()
-        return [MetricPoint(r[0], r[1], r[2], r[3], r[4], r[5], tuple(r[6:])) for r in rows]
+        return list(map(MetricPoint._make, rows))
 
     def device_samples(self, job_id: int, since: Optional[float] = None) -> list[DeviceSample]:
         return self.jm.device_samples(job_id, since=since)

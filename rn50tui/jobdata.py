@@ -100,19 +100,18 @@ class JobHistory:
             if p.phase == "train":
                 self._add_train(p, iters_per_epoch)
             elif p.phase == "epoch" and p.epoch is not None:
-                self.series["top1"].append(p.epoch, p.get("val.top1"))
-                self.series["top5"].append(p.epoch, p.get("val.top5"))
+                self.series["top1"].append(p.epoch, p.top1)
+                self.series["top5"].append(p.epoch, p.top5)
 
     def _add_train(self, p: MetricPoint, iters_per_epoch: Optional[int]) -> None:
         if self.base_time is None:
             self.base_time = p.time
         minutes = (p.time - self.base_time) / 60.0
-        self.series["loss"].append(minutes, p.get("train.loss"))
-        self.series["ips"].append(minutes, p.get("train.total_ips"))
-        self.series["lr"].append(minutes, p.get("train.lr"))
+        self.series["loss"].append(minutes, p.loss)
+        self.series["ips"].append(minutes, p.ips)
+        self.series["lr"].append(minutes, p.lr)
         if p.epoch is not None and iters_per_epoch:
-            x = p.epoch - 1 + (p.iteration or 0) / iters_per_epoch
-            self.series["loss_by_epoch"].append(x, p.get("train.loss"))
+            self.series["loss_by_epoch"].append(p.epoch - 1 + (p.iteration or 0) / iters_per_epoch, p.loss)
 
     def add_samples(self, samples: list[DeviceSample]) -> None:
         for s in samples:

@@ -38,7 +38,7 @@ class CompareScreen(PollingScreen):
         yield Header()
         yield Static(f"comparing jobs {', '.join(map(str, self.job_ids))}", id="compare-title")
         yield MetricChart("training loss", "epoch", id="compare-loss")
-        yield MetricChart("validation top-1 (%)", "epoch", id="compare-top1")
+        yield MetricChart("validation top-1 (%)", "epoch", mark_points=True, id="compare-top1")
         yield Footer()
 
     def on_mount(self) -> None:

@@ -125,7 +125,9 @@ class JobDetailScreen(PollingScreen):
                 yield Label("", id="window-label")
                 with Grid(id="chart-grid"):
                     yield MetricChart("training loss", "minutes", id="chart-loss")
-                    yield MetricChart("validation top-1 / top-5 (%)", "epoch", id="chart-acc")
+                    yield MetricChart(
+                        "validation top-1 / top-5 (%)", "epoch", mark_points=True, id="chart-acc"
+                    )
                     yield MetricChart("images/s", "minutes", id="chart-ips")
                     yield MetricChart("learning rate", "minutes", id="chart-lr")
             with TabPane("Cards", id="cards"):

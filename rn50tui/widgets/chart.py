@@ -11,6 +11,7 @@ from textual_plotext import PlotextPlot
 from rn50tui.series import Points
 
 Curve = tuple[str, Points]  # (legend label, (xs, ys))
+MARKED_POINTS = 60  # with mark_points, curves this short get a dot on every point
 
 
 class MetricChart(PlotextPlot):
@@ -25,10 +26,12 @@ class MetricChart(PlotextPlot):
     xlabel: reactive[str] = reactive("", init=False)
     """What the x axis counts."""
 
-    def __init__(self, title: str, xlabel: str = "", *, log_y: bool = False, **kwargs: Any) -> None:
+    def __init__(self, title: str, xlabel: str = "", *, mark_points: bool = False, log_y: bool = False,
+                 **kwargs: Any) -> None:  # fmt: skip
         super().__init__(**kwargs)
         self.set_reactive(MetricChart.title, title)
         self.set_reactive(MetricChart.xlabel, xlabel)
+        self.mark_points = mark_points  # per-epoch charts: a few points that a line alone would hide
         self.log_y = log_y
         self.curves: tuple[Curve, ...] = ()
         self.point_count = 0
@@ -63,6 +66,8 @@ class MetricChart(PlotextPlot):
             if xs:
                 kwargs = {"label": label} if label and len(self.curves) > 1 else {}
                 plt.plot(list(xs), list(ys), marker="braille", **kwargs)
+                if self.mark_points and len(xs) <= MARKED_POINTS:
+                    plt.scatter(list(xs), list(ys), marker="●")
         if self.log_y and self.point_count and all(y > 0 for _, (_, ys) in self.curves for y in ys):
             plt.yscale("log")
         self.refresh()

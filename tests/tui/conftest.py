@@ -33,6 +33,11 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> Optional[bool]:
     return True
 
 
+ROOT = Path(__file__).resolve().parents[2]
+ROOT_ENV = {
+    **os.environ,
+    "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p),
+}
 NOW = 1_750_000_000.0  # the tests' "now": every ETA and duration renders from it
 CAPACITY = {"mlu": 0, "cuda": 0, "cpu": 1}
 SIZE = (150, 45)

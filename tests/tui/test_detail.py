@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import math
 from array import array
 from pathlib import Path
 
+import pytest
 from textual.widgets import DataTable, Label, Log, Static
 
 from engine.jobs.states import Status
@@ -195,3 +197,29 @@ async def test_devices_lists_every_card_and_its_holder(db_path, store):
         assert table.get_cell("mlu:1", "held by").plain == "free"
         assert table.get_cell("mlu:1", "power").plain == "80 W"
         assert "no CUDA card found" in str(screen.query_one("#devices-notes", Static).render())
+
+
+@pytest.mark.slow
+async def test_a_million_stored_points_load_while_the_screen_stays_responsive(db_path, store):
+    job = add_job(store, Status.COMPLETED, "long-run", epochs=100, iters_per_epoch=10_000)
+    n = 1_000_000
+    with store.transaction():
+        store.add_metrics([(job.id, 1, NOW - n + i, 1 + i // 10_000, i % 10_000 + 1, "train",
+                            json.dumps({"train.loss": 5.0 / (1 + i / 1000), "train.total_ips": 100.0, "train.lr": 0.1}))
+                           for i in range(n)])  # fmt: skip
+    app = make_app(db_path)
+    async with app.run_test(size=SIZE) as pilot:
+        detail = await open_detail(pilot, app, job.id)
+        label = detail.query_one("#window-label", Label)
+        await pilot.press("w")  # answered while the history loads in the worker
+        await wait_for(pilot, lambda: "last hour" in str(label.render()), what="the key to be handled")
+        await wait_for(pilot, lambda: detail.history.records == n, timeout=120, what="the whole history")
+        loss = detail.query_one("#chart-loss", MetricChart)
+        buckets = loss.size.width
+        await wait_for(
+            pilot, lambda: loss.curves and min(loss.curves[0][1][0]) > n / 60 - 61, what="the last hour"
+        )
+        assert 0 < loss.point_count <= 2 * buckets
+        await pilot.press("w", "w", "w", "w")  # back to "all": a million points, still a few hundred drawn
+        await wait_for(pilot, lambda: "all" in str(label.render()) and min(loss.curves[0][1][0]) == 0.0)
+        assert loss.point_count <= 2 * buckets

@@ -76,7 +76,7 @@ def test_choosing_a_preset_fills_its_defaults():
 
 def test_fields_become_engine_flags():
     values = FormValues(preset="demo", name="tiny", cards="1", device="cpu", precision="amp", batch_size="8",
-                        epochs="1", lr="0.1", extra="--image-size 32 --synthetic-size 64 --warmup 0")  # fmt: skip
+                        epochs="1", lr=defaults("demo").lr, extra="--image-size 32 --synthetic-size 64 --warmup 0")  # fmt: skip
     verdict = check(values, CAPACITY)
     assert verdict.ok, verdict.errors
     flags = verdict.request.engine_flags
