@@ -68,7 +68,6 @@ class Rn50App(App[int]):
         self.poll_scale = poll_scale
         self.client: Optional[Client] = None
         self.jobs: list[Job] = []
-        self.jobs_polls = 0  # finished jobs polls (tests wait on it)
         self.capacity: dict[str, int] = dict(capacity or FALLBACK_CAPACITY)
         self._capacity_given = capacity
         self._sampler_factory = sampler_factory
@@ -118,7 +117,6 @@ class Rn50App(App[int]):
 
     def on_rn50app_jobs_loaded(self, msg: JobsLoaded) -> None:
         self.jobs = msg.jobs
-        self.jobs_polls += 1
         if not self.screen_stack:  # a poll that finished while the app was closing
             return
         screen = self.screen

@@ -11,7 +11,7 @@ from typing import Optional
 
 from engine.jobs.store import DeviceSample, Job
 from rn50tui.data import METRIC_BATCH, Client, MetricPoint
-from rn50tui.series import EMPTY, Points, Series, bucket_max
+from rn50tui.series import Points, Series, bucket_max
 
 TIME_CHARTS = ("loss", "ips", "lr")  # x: minutes since the job's first record
 EPOCH_CHARTS = ("top1", "top5")  # x: epoch
@@ -128,6 +128,3 @@ class JobHistory:
         charts.update({name: self.series[name].view(buckets) for name in (*EPOCH_CHARTS, "loss_by_epoch")})
         cards = tuple(self.cards[k].view(spark_width, span_s) for k in sorted(self.cards))
         return ChartData(self.version, charts, cards, self.records)
-
-
-__all__ = ["EMPTY", "CardView", "ChartData", "JobHistory"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich.markup import escape
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -69,4 +70,6 @@ class CompareScreen(PollingScreen):
         top1 = [(msg.labels[j], v.charts["top1"]) for j, v in msg.views.items()]
         self.query_one("#compare-loss", MetricChart).plot(loss)
         self.query_one("#compare-top1", MetricChart).plot(top1, empty_text="after the first epoch")
-        self.query_one("#compare-title", Static).update("comparing " + " · ".join(msg.labels.values()))
+        self.query_one("#compare-title", Static).update(
+            "comparing " + " · ".join(map(escape, msg.labels.values()))
+        )

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
+from rich.markup import escape
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -58,7 +59,7 @@ class PollRequest:
 def summary_text(job: Job, now: float) -> str:
     """The two header lines of the detail screen."""
     eta = fmt.eta_seconds(job, now)
-    first = (f"[b]job {job.id}[/b] {job.name} · {job.kind} · [{fmt.STATUS_STYLES[job.status]}]{job.status.value}"
+    first = (f"[b]job {job.id}[/b] {_escape(job.name)} · {job.kind} · [{fmt.STATUS_STYLES[job.status]}]{job.status.value}"
              f"[/] · attempt {job.attempt} · {fmt.cards(job)}")  # fmt: skip
     second = (f"epoch {fmt.epoch(job)} · loss {fmt.num(job.loss)} · top-1 {fmt.num(job.top1, '.2f')}"
               f" (best {fmt.num(job.best_top1, '.2f')}) · top-5 {fmt.num(job.top5, '.2f')} · "
@@ -70,7 +71,7 @@ def summary_text(job: Job, now: float) -> str:
 
 
 def _escape(text: str) -> str:
-    return text.replace("[", r"\[")
+    return escape(text)  # names, paths and errors may hold [brackets]
 
 
 class JobDetailScreen(PollingScreen):
@@ -112,9 +113,9 @@ class JobDetailScreen(PollingScreen):
         self.history = JobHistory(job_id)
         self.follower: Optional[LogFollower] = None
         self._polls = 0
-        self._view_version = -1
         self._view_params: tuple[Any, ...] = ()
         self._config_done = False
+        self._checkpoints: Optional[list[CheckpointFile]] = None
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -160,7 +161,7 @@ class JobDetailScreen(PollingScreen):
         force = params != self._view_params
         self._view_params = params
         return PollRequest(width, WINDOWS[self.window_index].seconds, spark, force,
-                           self._polls % CHECKPOINT_EVERY == 0, not self._config_done)  # fmt: skip
+                           (self._polls - 1) % CHECKPOINT_EVERY == 0, not self._config_done)  # fmt: skip
 
     def start_poll(self) -> Worker:
         self._polls += 1
@@ -226,6 +227,9 @@ class JobDetailScreen(PollingScreen):
                 box.mount(CardPanel(card, id=panel_id))
 
     def _show_checkpoints(self, files: list[CheckpointFile]) -> None:
+        if files == self._checkpoints:
+            return  # unchanged: keep the table (and its cursor) as it is
+        self._checkpoints = files
         table = self.query_one("#ckpt-table", DataTable)
         table.clear()
         for f in files:

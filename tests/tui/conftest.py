@@ -9,7 +9,6 @@ import inspect
 import json
 import os
 import time
-from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -103,13 +102,6 @@ async def wait_for(pilot: Any, condition: Callable[[], Any], timeout: float = 10
             return value
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what or condition}")
-        await pilot.pause(0.05)
-
-
-async def until(pilot: Any, condition: Callable[[], Awaitable[Any]], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not await condition():
-        assert time.monotonic() < deadline, "timed out"
         await pilot.pause(0.05)
 
 
