@@ -183,6 +183,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--amp", action="store_true", help="automatic mixed precision (autocast + GradScaler)")
     p.add_argument("--pyamp", action="store_true", dest="amp", help="the port's name for --amp")
     p.add_argument(
+        "--no-amp", action="store_false", dest="amp", help="fp32, overriding an earlier --amp (of a preset)"
+    )
+    p.add_argument(
         "--static-loss-scale", type=float, default=1.0, help="accepted for compatibility; scaling is dynamic"
     )
     p.add_argument(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import shlex
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
@@ -93,25 +93,30 @@ def check(values: FormValues, capacity: dict[str, int], cwd: Optional[Path] = No
 
 
 def to_request(values: FormValues, preset: Preset, extra: list[str]) -> Request:
-    """The request the fields describe; fp32 on an AMP preset runs the preset's flags without --amp."""
+    """The request the fields describe: the preset plus the engine flags of the fields that differ."""
     flags: list[str] = []
     for flag, value in (("-b", values.batch_size), ("--epochs", values.epochs), ("--lr", values.lr)):
         if value.strip() and value.strip() != (_flag(preset.flags, flag) or ""):
             flags += [flag, value.strip()]
+    flags += _warmup_within(values.epochs, preset)
     if values.precision == "amp" and "--amp" not in preset.flags:
         flags.append("--amp")
-    request = Request(
+    if values.precision == "fp32" and "--amp" in preset.flags:
+        flags.append("--no-amp")  # later flags win: the preset stays the preset
+    return Request(
         preset=preset.name, name=values.name.strip() or None, cards=int(values.cards) if values.cards.strip() else None,
         device=None if values.device == "auto" else values.device, data=values.data.strip() or None,
         engine_flags=tuple(flags + extra),
     )  # fmt: skip
-    if values.precision == "fp32" and "--amp" in preset.flags:
-        # the engine has no --no-amp flag: submit the preset's flags without it, under the preset's name
-        base = tuple(f for f in preset.flags if f != "--amp")
-        request = replace(request, preset=None, name=request.name or preset.name,
-                          device=request.device or preset.device, cards=request.cards or preset.cards,
-                          engine_flags=base + request.engine_flags)  # fmt: skip
-    return request
+
+
+def _warmup_within(epochs: str, preset: Preset) -> list[str]:
+    """Fewer epochs than the preset's warm-up: shorten the warm-up so the run is still valid."""
+    warmup = _flag(preset.flags, "--warmup")
+    if not (epochs.strip().isdigit() and warmup and warmup.isdigit()):
+        return []
+    n = int(epochs.strip())
+    return ["--warmup", str(max(0, n - 1))] if 0 < n <= int(warmup) else []
 
 
 def _check_data(values: FormValues, preset: Preset, cwd: Optional[Path]) -> dict[str, str]:

@@ -6,6 +6,8 @@ from pathlib import Path
 
 from textual.widgets import Button, Input, Select, Static
 
+from engine.config import parse_args
+from engine.jobs.presets import PRESETS
 from rn50tui.jobform import FormValues, check, defaults
 from rn50tui.screens.jobs import JobsScreen
 from rn50tui.screens.new_job import NewJobScreen
@@ -98,7 +100,18 @@ def test_fp32_on_an_amp_preset_drops_amp(tmp_path: Path):
                            "data": str(tmp_path)})  # fmt: skip
     verdict = check(values, CAPACITY)
     assert verdict.ok, verdict.errors
-    assert "--amp" not in verdict.request.engine_flags and verdict.request.name == "ngc-amp-90e"
+    assert verdict.request.preset == "ngc-amp-90e" and verdict.request.engine_flags == ("--no-amp",)
+    flags = [*PRESETS["ngc-amp-90e"].flags, *verdict.request.engine_flags]
+    assert not parse_args(["--data-backend", "synthetic", *flags]).amp  # what the engine will run
+
+
+def test_fewer_epochs_than_the_warmup_shorten_the_warmup():
+    values = FormValues(**{**defaults("demo").__dict__, "epochs": "1"})
+    verdict = check(values, CAPACITY)
+    assert verdict.ok, verdict.errors
+    flags = [*PRESETS["demo"].flags, *verdict.request.engine_flags]
+    cfg = parse_args(flags)
+    assert (cfg.epochs, cfg.warmup) == (1, 0)
 
 
 def test_field_errors_name_their_field():
