@@ -12,6 +12,8 @@ import random
 import re
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Optional
 
@@ -40,14 +42,15 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def save_atomic(obj: Any, path: Path) -> None:
-    """Write to a temp file beside `path`, fsync, rename: a crash never leaves a torn checkpoint."""
+@contextmanager
+def _replacing(path: Path) -> Iterator[Path]:
+    """A temp file beside `path` that replaces it, fsynced, when the block succeeds; removed otherwise."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
     try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(obj, fh)
-            fh.flush()
+        yield Path(tmp)
+        with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
@@ -56,18 +59,15 @@ def save_atomic(obj: Any, path: Path) -> None:
     _fsync_dir(path.parent)
 
 
+def save_atomic(obj: Any, path: Path) -> None:
+    """Write to a temp file beside `path`, fsync, rename: a crash never leaves a torn checkpoint."""
+    with _replacing(path) as tmp, open(tmp, "wb") as fh:
+        torch.save(obj, fh)
+
+
 def copy_atomic(src: Path, dst: Path) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".tmp", dir=dst.parent)
-    os.close(fd)
-    try:
+    with _replacing(dst) as tmp:
         shutil.copyfile(src, tmp)
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, dst)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(dst.parent)
 
 
 def rng_state(device_kind: str) -> dict[str, Any]:
