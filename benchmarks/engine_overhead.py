@@ -35,10 +35,11 @@ def engine_ips(trainer, iters: int) -> float:
     return out.metrics and iters * trainer.cfg.batch_size / (time.perf_counter() - start)
 
 
-def plain_ips(model, batch: int, size: int, iters: int) -> float:
-    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+def plain_ips(model, x: torch.Tensor, y: torch.Tensor, iters: int) -> float:
+    """The textbook loop: one pre-normalised batch on the device, the same SGD settings as the engine."""
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
     crit = torch.nn.CrossEntropyLoss()
-    x, y = torch.randn(batch, 3, size, size), torch.randint(0, 10, (batch,))
+    batch = x.shape[0]
     model.train()
     start = time.perf_counter()
     for _ in range(iters):
@@ -81,15 +82,19 @@ def main() -> None:
         "0",
     ]
     trainer, _ = build_trainer(parse_args(argv), DistInfo(), EventWriter(None, echo=io.StringIO()))
+    from engine.data import normalize
     from engine.model import build_model
 
     plain_model = build_model("resnet50", "classic", 10)
+    trainer.train_loader.set_epoch(0)
+    first = next(iter(trainer.train_loader))  # the same images the engine trains on
+    x, y = normalize(first.images, torch.contiguous_format), first.labels
     engine_ips(trainer, 3)  # warm-up, discarded
-    plain_ips(plain_model, a.batch_size, a.image_size, 3)
+    plain_ips(plain_model, x, y, 3)
     eng, plain = [], []
     for _ in range(a.rounds):
         eng.append(engine_ips(trainer, a.iters))
-        plain.append(plain_ips(plain_model, a.batch_size, a.image_size, a.iters))
+        plain.append(plain_ips(plain_model, x, y, a.iters))
     e, q = statistics.median(eng), statistics.median(plain)
     print(
         f"ResNet-50, CPU ({torch.get_num_threads()} threads), batch {a.batch_size}, {a.image_size} px, "
