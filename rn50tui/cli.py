@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import argparse
 import csv
-import importlib.util
 import json
 import os
+import shlex
 import sys
 import time
 from collections.abc import Sequence
@@ -84,6 +84,11 @@ def build_parser() -> argparse.ArgumentParser:
                    description="Cards per kind with live stats (`rn50tui devices --help` for its options).")  # fmt: skip
     sub.add_parser("presets", parents=[common], help="list the presets `submit --preset` accepts",
                    description="The presets: the seed's NGC scripts and a CPU demo.")  # fmt: skip
+    sv = sub.add_parser("serve", parents=[common], help="serve the app to a web browser (textual-serve)",
+                        description="Serve the terminal app on http://HOST:PORT; each browser tab runs its own "
+                                    "copy on the same job store.")  # fmt: skip
+    sv.add_argument("--host", default="localhost", help="interface to listen on (default localhost)")
+    sv.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     return p
 
 
@@ -177,19 +182,26 @@ def _dispatch(args: argparse.Namespace, extra: list[str]) -> int:
         command = f"jobs {args.jobs_command}"
     handler = {
         "submit": _submit, "jobs list": _list, "jobs show": _show, "jobs rm": _rm, "cancel": _cancel,
-        "resume": _resume, "logs": _logs, "export": _export,
+        "resume": _resume, "logs": _logs, "export": _export, "serve": _serve,
     }[command]  # fmt: skip
     return handler(args)
 
 
 def _open_app(args: argparse.Namespace) -> int:
-    if importlib.util.find_spec("rn50tui.app") is None:
-        print("rn50tui: the terminal app is not part of this build yet; use the commands "
-              "(`rn50tui --help`), e.g. `rn50tui jobs list`", file=sys.stderr)  # fmt: skip
-        return EXIT_USAGE
-    from rn50tui.app import run_app
+    from rn50tui.app import run_app  # textual is imported only here: the commands stay fast
 
     return int(run_app(_db(args)) or 0)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    """The app in a browser: textual-serve starts one `rn50tui` per browser tab, all on the same store."""
+    try:
+        from textual_serve.server import Server
+    except ImportError:
+        raise CliError("serving needs textual-serve: pip install textual-serve") from None
+    app = f"{shlex.quote(sys.executable)} -m rn50tui --db {shlex.quote(os.path.abspath(_db(args)))}"
+    Server(app, host=args.host, port=args.port, title="rn50tui").serve()
+    return 0
 
 
 # ------------------------------------------------------------------------------------------------ commands
@@ -376,9 +388,6 @@ def _presets() -> int:
 
 
 def _devices(args: argparse.Namespace, extra: list[str]) -> int:
-    if importlib.util.find_spec("rn50tui.devices") is None:
-        print("rn50tui: the devices view is not part of this build yet", file=sys.stderr)
-        return EXIT_USAGE
     from rn50tui import devices
 
     parser = Parser(prog="rn50tui devices", conflict_handler="resolve",

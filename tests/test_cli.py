@@ -7,6 +7,7 @@ import csv
 import importlib.util
 import io
 import json
+from pathlib import Path
 
 import pytest
 
@@ -161,13 +162,13 @@ def test_bad_host_cards_is_a_usage_error(capsys, db):
     assert code == 2 and "bad card count 'tpu=3'" in err
 
 
-def test_no_command_opens_the_app_or_says_it_is_missing(capsys, db, monkeypatch):
-    real = importlib.util.find_spec
-    monkeypatch.setattr(
-        importlib.util, "find_spec", lambda name, *a: None if name == "rn50tui.app" else real(name, *a)
-    )
-    code, _, err = run(capsys)
-    assert code == 2 and "terminal app is not part of this build yet" in err
+def test_no_command_opens_the_app_on_the_chosen_store(capsys, db, monkeypatch):
+    import rn50tui.app
+
+    opened = []
+    monkeypatch.setattr(rn50tui.app, "run_app", lambda path: opened.append(path) or 0)
+    code, _, _ = run(capsys)
+    assert code == 0 and [Path(p).resolve() for p in opened] == [db.resolve()]
 
 
 def test_the_installed_entry_point_runs_in_a_subprocess(db):
