@@ -8,6 +8,7 @@ with the right epoch's seeds, and a resume can skip batches by not planning them
 from __future__ import annotations
 
 import math
+import signal
 import warnings
 from collections.abc import Iterator, Sequence
 from typing import Any, Protocol
@@ -120,6 +121,13 @@ def _as_is(batch: Batch) -> Batch:  # module level: workers may need to pickle i
     return batch
 
 
+def _shield_worker(_worker_id: int) -> None:
+    """Workers ignore SIGTERM and Ctrl-C: a signal to the whole process group must reach the training
+    loop, which checkpoints and then shuts its workers down, not kill a worker mid-step first."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 class Loader:
     """Iterable of :class:`Batch` over this rank's share of one split, epoch by epoch."""
 
@@ -134,7 +142,9 @@ class Loader:
         self._start = 0
         kwargs: dict[str, Any] = {"num_workers": workers, "pin_memory": pin_memory}
         if workers > 0:
-            kwargs.update(persistent_workers=True, prefetch_factor=max(1, prefetch))
+            kwargs.update(
+                persistent_workers=True, prefetch_factor=max(1, prefetch), worker_init_fn=_shield_worker
+            )
         self._loader = DataLoader(_Fetch(source), batch_size=None, sampler=plan, collate_fn=_as_is, **kwargs)
 
     @property

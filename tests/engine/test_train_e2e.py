@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -99,28 +100,8 @@ def test_bad_flag_fails_before_any_work(tmp_path):
 @pytest.mark.slow
 def test_image_folder_two_epochs_loss_falls_and_evaluate_reproduces_top1(tmp_path, image_folder):
     ws = tmp_path / "ws"
-    args = [
-        str(image_folder),
-        *TINY,
-        "--image-size",
-        "64",
-        "-b",
-        "16",
-        "--num-classes",
-        "4",
-        "--epochs",
-        "2",
-        "--lr",
-        "0.002",
-        "-p",
-        "2",
-        "--seed",
-        "3",
-        "-j",
-        "2",
-        "--workspace",
-        str(ws),
-    ]
+    args = [str(image_folder), *TINY, "--num-classes", "4", "-b", "4", "--image-size", "64", "--epochs", "40",
+            "-p", "1", "-j", "2", "--workspace", str(ws)]  # fmt: skip
     out = run_engine(args, cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert_schema(ws)
@@ -328,3 +309,45 @@ def test_corrupt_images_are_skipped_and_counted(tmp_path, image_folder):
     strict = ["--max-bad-fraction", "0.001", "-p", "100", "--workspace", str(tmp_path / "strict")]
     out = run_engine([*base, *strict], cwd=tmp_path)
     assert out.returncode == 1 and "could not be read" in out.stderr and "--max-bad-fraction" in out.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "Ctrl-C"])
+def test_a_signal_to_the_whole_group_with_loader_workers_still_checkpoints(tmp_path, image_folder, sig):
+    """A terminal's Ctrl-C or a scheduler's group SIGTERM also reaches the data-loader workers: they must
+    not die before the training loop has written its checkpoint, and none may be left afterwards."""
+    import psutil
+
+    ws = tmp_path / "ws"
+    # fmt: off
+    args = [str(image_folder), *TINY, "--num-classes", "4", "-b", "4", "--image-size", "64", "--epochs", "40",
+            "-p", "1", "-j", "2", "--workspace", str(ws)]
+    # fmt: on
+    cmd = [sys.executable, "-m", "engine.train", *args]
+    proc = subprocess.Popen(
+        cmd,
+        cwd=tmp_path,
+        env=engine_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline and not any(r.phase == "train" and r.step[0] == 2 for r in records(ws)):
+            time.sleep(0.2)
+        workers = psutil.Process(proc.pid).children(recursive=True)
+        assert len(workers) == 4  # persistent: 2 for training, 2 for validation
+        os.killpg(proc.pid, sig)
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == EXIT_STOPPED, err[-2000:]
+        stop = [r.data for r in records(ws) if r.event == "stopping"][0]
+        ckpt = torch.load(ws / "checkpoint.pth.tar", weights_only=False)
+        assert (ckpt["epoch"], ckpt["iteration"]) == (stop["epoch"], stop["iteration"])
+        assert stop["iteration"] > 0  # a mid-epoch position, not the last epoch's checkpoint
+    finally:
+        if proc.poll() is None:  # a failed assertion must not leave the run behind
+            os.killpg(proc.pid, signal.SIGKILL)
+    _, alive = psutil.wait_procs(workers, timeout=30)
+    assert not alive
