@@ -107,28 +107,14 @@ class JobStore:
         self, statuses: Optional[Iterable[Status]] = None, limit: Optional[int] = None
     ) -> list[Job]:
         """Jobs in id order (newest last), optionally only those with the given statuses."""
-        sql, params = "SELECT * FROM jobs", []
-        if statuses is not None:
-            wanted = [Status(s).value for s in statuses]
-            sql += f" WHERE status IN ({', '.join('?' * len(wanted))})"
-            params += wanted
-        sql += " ORDER BY id"
-        if limit is not None:
-            sql = f"SELECT * FROM ({sql} DESC LIMIT {int(limit)}) ORDER BY id"
+        sql, params = _jobs_query("*", statuses, limit)
         return [Job.from_row(r) for r in self.query(sql, params)]
 
     def job_summaries(
         self, statuses: Optional[Iterable[Status]] = None, limit: Optional[int] = None
     ) -> list[dict[str, Any]]:
         """list_jobs() for big lists: SUMMARY_COLUMNS as JSON-ready dicts, plus `progress`."""
-        sql, params = f"SELECT {', '.join(SUMMARY_COLUMNS)} FROM jobs", []
-        if statuses is not None:
-            wanted = [Status(s).value for s in statuses]
-            sql += f" WHERE status IN ({', '.join('?' * len(wanted))})"
-            params += wanted
-        sql += " ORDER BY id"
-        if limit is not None:
-            sql = f"SELECT * FROM ({sql} DESC LIMIT {int(limit)}) ORDER BY id"
+        sql, params = _jobs_query(", ".join(SUMMARY_COLUMNS), statuses, limit)
         out = []
         for row in self.db.execute(sql, params).fetchall():
             d = dict(zip(SUMMARY_COLUMNS, row))
@@ -272,6 +258,21 @@ class JobStore:
             params.append(card)
         cols = [f.name for f in fields(DeviceSample)]
         return [DeviceSample(**{c: r[c] for c in cols}) for r in self.query(sql + " ORDER BY id", params)]
+
+
+def _jobs_query(
+    columns: str, statuses: Optional[Iterable[Status]], limit: Optional[int]
+) -> tuple[str, list[Any]]:
+    """SELECT `columns` of the jobs with these statuses (all when None), the last `limit`, in id order."""
+    sql, params = f"SELECT {columns} FROM jobs", []
+    if statuses is not None:
+        wanted = [Status(s).value for s in statuses]
+        sql += f" WHERE status IN ({', '.join('?' * len(wanted))})"
+        params += wanted
+    sql += " ORDER BY id"
+    if limit is not None:
+        sql = f"SELECT * FROM ({sql} DESC LIMIT {int(limit)}) ORDER BY id"
+    return sql, params
 
 
 def _encode(values: dict[str, Any]) -> dict[str, Any]:
