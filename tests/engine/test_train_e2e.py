@@ -100,8 +100,8 @@ def test_bad_flag_fails_before_any_work(tmp_path):
 @pytest.mark.slow
 def test_image_folder_two_epochs_loss_falls_and_evaluate_reproduces_top1(tmp_path, image_folder):
     ws = tmp_path / "ws"
-    args = [str(image_folder), *TINY, "--num-classes", "4", "-b", "4", "--image-size", "64", "--epochs", "40",
-            "-p", "1", "-j", "2", "--workspace", str(ws)]  # fmt: skip
+    args = [str(image_folder), *TINY, "--image-size", "64", "-b", "16", "--num-classes", "4", "--epochs", "2",
+            "--lr", "0.002", "-p", "2", "--seed", "3", "-j", "2", "--workspace", str(ws)]  # fmt: skip
     out = run_engine(args, cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert_schema(ws)

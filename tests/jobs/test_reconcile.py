@@ -56,8 +56,25 @@ def test_a_starting_job_without_a_supervisor_gets_a_grace_period(store):
     assert "never started" in store.get_job(job_id).error
 
 
+def _checkpointing_sleeper() -> subprocess.Popen:
+    """Like an engine: on SIGTERM it takes a moment (its checkpoint) before it dies of the signal."""
+    code = ("import os, signal, sys, time\n"
+            "def stop(*_):\n"
+            "    time.sleep(1.0)\n"
+            "    signal.signal(signal.SIGTERM, signal.SIG_DFL)\n"
+            "    os.kill(os.getpid(), signal.SIGTERM)\n"
+            "signal.signal(signal.SIGTERM, stop)\n"
+            "print('ready', flush=True)\n"
+            "time.sleep(60)\n")  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, start_new_session=True
+    )
+    assert proc.stdout.readline().strip() == "ready"  # the handler is in place before anyone signals
+    return proc
+
+
 def test_an_orphaned_engine_gets_one_sigterm_and_keeps_its_cards_until_gone(store):
-    engine = _sleeper()
+    engine = _checkpointing_sleeper()
     job_id = _running(store, 999_999, 1.0, engine_pid=engine.pid, engine_started=procs.start_time(engine.pid))
     report = reconcile(store)
     assert report.signalled == [job_id] and report.freed == []
