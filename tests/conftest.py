@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -35,3 +36,19 @@ def run_engine(args: list[str], cwd: Path, timeout: float = 300, **env: str) -> 
 @pytest.fixture
 def repo_root() -> Path:
     return ROOT
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    """A job store's path in the test's own directory (the file is created on first open)."""
+    return tmp_path / "jobs.db"
+
+
+@pytest.fixture
+def store(db_path: Path) -> Any:
+    """A real SQLite job store, closed after the test."""
+    from engine.jobs.store import JobStore
+
+    s = JobStore(db_path)
+    yield s
+    s.close()

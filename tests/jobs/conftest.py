@@ -47,18 +47,6 @@ def occupy(store: JobStore, device: str = "cpu", card: int = 0) -> Job:
 
 
 @pytest.fixture
-def db_path(tmp_path: Path) -> Path:
-    return tmp_path / "jobs.db"
-
-
-@pytest.fixture
-def store(db_path: Path) -> JobStore:
-    s = JobStore(db_path)
-    yield s
-    s.close()
-
-
-@pytest.fixture
 def manager(db_path: Path, monkeypatch: pytest.MonkeyPatch) -> JobManager:
     """A manager with one CPU slot and no MLU/CUDA cards, whatever the host has."""
     monkeypatch.setenv("RN50TUI_CARDS", "mlu=0,cuda=0,cpu=1")

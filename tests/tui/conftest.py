@@ -42,18 +42,6 @@ CAPACITY = {"mlu": 0, "cuda": 0, "cpu": 1}
 SIZE = (150, 45)
 
 
-@pytest.fixture
-def db_path(tmp_path: Path) -> Path:
-    return tmp_path / "jobs.db"
-
-
-@pytest.fixture
-def store(db_path: Path) -> JobStore:
-    s = JobStore(db_path)
-    yield s
-    s.close()
-
-
 @pytest.fixture(autouse=True)
 def host_cards(monkeypatch: pytest.MonkeyPatch) -> None:
     """Whatever the host has, the app and every supervisor it starts see one CPU slot and no cards."""
