@@ -22,35 +22,11 @@ from .conftest import run_cli, wait_for
 
 pytestmark = pytest.mark.slow
 
-# Two epochs of 8 iterations of tiny images: long enough to stop mid-epoch, short enough to finish.
-SHORT = [
-    "--epochs",
-    "2",
-    "--synthetic-size",
-    "32",
-    "--image-size",
-    "32",
-    "-b",
-    "4",
-    "-p",
-    "1",
-    "--warmup",
-    "0",
-]
-ONE_EPOCH = [
-    "--epochs",
-    "1",
-    "--synthetic-size",
-    "16",
-    "--image-size",
-    "32",
-    "-b",
-    "4",
-    "-p",
-    "1",
-    "--warmup",
-    "0",
-]
+# Tiny synthetic images, logged every iteration, no warm-up (which needs more than one epoch).
+_TINY = ["--image-size", "32", "-b", "4", "-p", "1", "--warmup", "0"]
+# Two epochs of 8 iterations: long enough to stop mid-epoch, short enough to finish.
+SHORT = ["--epochs", "2", "--synthetic-size", "32", *_TINY]
+ONE_EPOCH = ["--epochs", "1", "--synthetic-size", "16", *_TINY]
 JOB_TIMEOUT = 300
 
 
