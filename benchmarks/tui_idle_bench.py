@@ -4,7 +4,7 @@
 
 A store in a temp folder gets 8 `running` jobs "supervised" by this process, and a writer thread here
 plays their supervisors: every second it commits each job's progress, latest metrics and a few metric
-rows, and every 2 s a card sample, as engine.jobs.supervisor does. The app runs in a child process on a
+rows, and every 2 s a card sample, as rn50tui.jobs.supervisor does. The app runs in a child process on a
 real pseudo-terminal (the real Linux driver, real output, drained here), first on the jobs screen, then
 on one job's detail screen with its live charts. The child's CPU time over each window is what prints.
 """
@@ -31,9 +31,9 @@ import psutil
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from engine.jobs import procs  # noqa: E402
-from engine.jobs.states import Status  # noqa: E402
-from engine.jobs.store import DeviceSample, JobStore  # noqa: E402
+from rn50tui.jobs import procs  # noqa: E402
+from rn50tui.jobs.states import Status  # noqa: E402
+from rn50tui.jobs.store import DeviceSample, JobStore  # noqa: E402
 
 COLS, ROWS = 160, 50
 
@@ -86,7 +86,7 @@ def start_app(db: Path) -> tuple[subprocess.Popen, int]:
         "PYTHONPATH": str(ROOT),
         "RN50TUI_CARDS": "mlu=0,cuda=0,cpu=8",
     }
-    code = "import sys; from rn50tui.app import run_app; sys.exit(run_app(sys.argv[1]))"
+    code = "import sys; from rn50tui.app.app import run_app; sys.exit(run_app(sys.argv[1]))"
     proc = subprocess.Popen([sys.executable, "-c", code, str(db)], stdin=slave, stdout=slave, stderr=slave,
                             env=env, start_new_session=True, close_fds=True)  # fmt: skip
     os.close(slave)

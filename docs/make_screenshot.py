@@ -23,12 +23,12 @@ os.environ.setdefault("RN50TUI_POLL_S", "0.5")
 os.environ.setdefault("RN50TUI_SAMPLE_INTERVAL_S", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 
-from engine.jobs.manager import JobManager  # noqa: E402
-from engine.jobs.states import Status  # noqa: E402
-from rn50tui.app import Rn50App  # noqa: E402
-from rn50tui.screens.detail import JobDetailScreen  # noqa: E402
-from rn50tui.screens.jobs import JobsScreen  # noqa: E402
-from rn50tui.screens.new_job import NewJobScreen  # noqa: E402
+from rn50tui.app.app import Rn50App  # noqa: E402
+from rn50tui.app.screens.detail import JobDetailScreen  # noqa: E402
+from rn50tui.app.screens.jobs import JobsScreen  # noqa: E402
+from rn50tui.app.screens.new_job import NewJobScreen  # noqa: E402
+from rn50tui.jobs.manager import JobManager  # noqa: E402
+from rn50tui.jobs.states import Status  # noqa: E402
 
 SIZE = (140, 42)
 CAPACITY = {"mlu": 0, "cuda": 0, "cpu": 1}

@@ -20,11 +20,11 @@ import time
 from collections.abc import Sequence
 from typing import Any, NoReturn, Optional
 
-from engine.jobs.capacity import CARDS_ENV, CapacityError, parse_spec
-from engine.jobs.errors import JobsError, StoreMissing
-from engine.jobs.presets import PRESETS
-from engine.jobs.states import Status
-from engine.jobs.store import default_db_path
+from rn50tui.jobs.capacity import CARDS_ENV, CapacityError, parse_spec
+from rn50tui.jobs.errors import JobsError, StoreMissing
+from rn50tui.jobs.presets import PRESETS
+from rn50tui.jobs.states import Status
+from rn50tui.jobs.store import default_db_path
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -163,7 +163,7 @@ def _db(args: argparse.Namespace) -> str:
 
 
 def _manager(args: argparse.Namespace, create: bool = False) -> Any:
-    from engine.jobs.manager import JobManager
+    from rn50tui.jobs.manager import JobManager
 
     jm = JobManager(_db(args), create=create)
     jm.reconcile()  # every client reconciles on start: dead supervisors → interrupted
@@ -188,7 +188,7 @@ def _dispatch(args: argparse.Namespace, extra: list[str]) -> int:
 
 
 def _open_app(args: argparse.Namespace) -> int:
-    from rn50tui.app import run_app  # textual is imported only here: the commands stay fast
+    from rn50tui.app.app import run_app  # textual is imported only here: the commands stay fast
 
     return int(run_app(_db(args)) or 0)
 
@@ -217,7 +217,7 @@ def _submit(args: argparse.Namespace) -> int:
 
 def _list(args: argparse.Namespace) -> int:
     statuses = [s for arg in args.status or [] for s in arg.split(",") if s]
-    from engine.jobs.states import parse_status
+    from rn50tui.jobs.states import parse_status
 
     wanted = [parse_status(s) for s in statuses] or None
     try:
@@ -400,7 +400,7 @@ def _devices(args: argparse.Namespace, extra: list[str]) -> int:
 
 def _holders(db: Optional[str]) -> Optional[dict[tuple[str, int], str]]:
     """Which job holds each card, or None when there is no job store here."""
-    from engine.jobs.manager import JobManager
+    from rn50tui.jobs.manager import JobManager
 
     try:
         jm = JobManager(default_db_path(db), create=False)

@@ -47,7 +47,7 @@ def db_path(tmp_path: Path) -> Path:
 @pytest.fixture
 def store(db_path: Path) -> Any:
     """A real SQLite job store, closed after the test."""
-    from engine.jobs.store import JobStore
+    from rn50tui.jobs.store import JobStore
 
     s = JobStore(db_path)
     yield s

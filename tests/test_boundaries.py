@@ -12,7 +12,7 @@ import pytest
 
 from tests.conftest import ROOT, engine_env
 
-TORCH_FREE_PACKAGES = ["engine/jobs", "engine/telemetry", "rn50tui"]
+TORCH_FREE_PACKAGES = ["engine/telemetry", "rn50tui"]
 TORCH_FREE_MODULES = ["engine.config", "engine.events"]
 
 
@@ -67,4 +67,24 @@ def test_training_entry_point_loads_no_textual():
 
 def test_package_directories_are_found():
     assert len(torch_free_modules()) > len(TORCH_FREE_MODULES)  # the globbing really found the packages
-    assert Path(ROOT / "engine" / "jobs").is_dir()
+    assert Path(ROOT / "rn50tui" / "jobs").is_dir()
+    assert not (
+        ROOT / "engine" / "jobs"
+    ).exists()  # the job service is a client of the engine, not part of it
+
+
+@pytest.mark.parametrize("module", [m for m in modules_under("rn50tui/jobs") if not m.endswith("__main__")])
+def test_job_service_never_loads_textual(module):
+    loaded = loaded_after_import(module)
+    assert "textual" not in loaded and "rn50tui.app" not in loaded, f"{module} loads the app's layer"
+
+
+def test_job_service_and_cli_never_import_the_app_statically():
+    pattern = re.compile(r"^(import|from)\s+(textual|rn50tui\.app)\b", re.MULTILINE)
+    files = [
+        *(ROOT / "rn50tui" / "jobs").rglob("*.py"),
+        ROOT / "rn50tui" / "cli.py",
+        ROOT / "rn50tui" / "devices.py",
+    ]
+    offenders = [str(p.relative_to(ROOT)) for p in files if pattern.search(p.read_text())]
+    assert offenders == []

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from engine.jobs.states import Status
-from engine.jobs.store import JobStore
 from rn50tui import cli
+from rn50tui.jobs.states import Status
+from rn50tui.jobs.store import JobStore
 from tests.jobs.conftest import occupy, run_cli
 
 
@@ -163,10 +163,10 @@ def test_bad_host_cards_is_a_usage_error(capsys, db):
 
 
 def test_no_command_opens_the_app_on_the_chosen_store(capsys, db, monkeypatch):
-    import rn50tui.app
+    import rn50tui.app.app
 
     opened = []
-    monkeypatch.setattr(rn50tui.app, "run_app", lambda path: opened.append(path) or 0)
+    monkeypatch.setattr(rn50tui.app.app, "run_app", lambda path: opened.append(path) or 0)
     code, _, _ = run(capsys)
     assert code == 0 and [Path(p).resolve() for p in opened] == [db.resolve()]
 

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from engine.jobs import procs
-from engine.jobs.manager import JobManager
-from engine.jobs.states import Status
-from engine.jobs.store import Job, JobStore
+from rn50tui.jobs import procs
+from rn50tui.jobs.manager import JobManager
+from rn50tui.jobs.states import Status
+from rn50tui.jobs.store import Job, JobStore
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -11,8 +11,8 @@ from .conftest import cli_env, run_cli
 _WRITER = """
 import sys, time
 from engine.events import EventWriter
-from engine.jobs.follower import Follower, commit
-from engine.jobs.store import JobStore
+from rn50tui.jobs.follower import Follower, commit
+from rn50tui.jobs.store import JobStore
 store = JobStore(sys.argv[1]); job = store.get_job(int(sys.argv[2])); n = int(sys.argv[3])
 w = EventWriter(job.raport_path); f = Follower(job.id, 1, job.raport_path)
 for i in range(1, n + 1):

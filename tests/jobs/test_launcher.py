@@ -2,10 +2,10 @@ from __future__ import annotations
 
 import sys
 
-from engine.jobs.launcher import engine_command, engine_env, resume_checkpoint, without_flag
-from engine.jobs.procs import RUN_TOKEN_ENV
-from engine.jobs.states import Status
-from engine.jobs.store import Job
+from rn50tui.jobs.launcher import engine_command, engine_env, resume_checkpoint, without_flag
+from rn50tui.jobs.procs import RUN_TOKEN_ENV
+from rn50tui.jobs.states import Status
+from rn50tui.jobs.store import Job
 
 
 def _job(tmp_path, **kw) -> Job:

@@ -7,7 +7,7 @@ import sys
 
 from .conftest import cli_env
 
-MODULES = ["engine.jobs." + m for m in ("store", "states", "errors", "capacity", "procs", "presets", "submission",
+MODULES = ["rn50tui.jobs." + m for m in ("store", "states", "errors", "capacity", "procs", "presets", "submission",
            "launcher", "follower", "scheduler", "reconcile", "supervisor", "manager")] + ["rn50tui.cli"]  # fmt: skip
 
 

@@ -6,10 +6,10 @@ import subprocess
 import sys
 import time
 
-from engine.jobs import procs
-from engine.jobs.reconcile import STARTUP_GRACE_S, reconcile
-from engine.jobs.states import Status
-from engine.jobs.store import JobStore
+from rn50tui.jobs import procs
+from rn50tui.jobs.reconcile import STARTUP_GRACE_S, reconcile
+from rn50tui.jobs.states import Status
+from rn50tui.jobs.store import JobStore
 
 from .conftest import occupy
 

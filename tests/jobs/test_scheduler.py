@@ -4,9 +4,9 @@ import subprocess
 import sys
 import time
 
-from engine.jobs.scheduler import claim, schedule
-from engine.jobs.states import Status
-from engine.jobs.store import JobStore
+from rn50tui.jobs.scheduler import claim, schedule
+from rn50tui.jobs.states import Status
+from rn50tui.jobs.store import JobStore
 
 from .conftest import cli_env
 
@@ -46,7 +46,7 @@ def test_a_job_wanting_more_cards_than_the_host_has_fails_instead_of_blocking(st
 
 
 def test_schedule_starts_a_supervisor_per_claimed_job_and_fails_a_launch_error(store):
-    from engine.jobs.errors import LaunchError
+    from rn50tui.jobs.errors import LaunchError
 
     ok, bad = _queue(store, n=2)
     calls = []
@@ -64,8 +64,8 @@ def test_schedule_starts_a_supervisor_per_claimed_job_and_fails_a_launch_error(s
 
 _RACER = """
 import sys, time
-from engine.jobs.scheduler import claim
-from engine.jobs.store import JobStore
+from rn50tui.jobs.scheduler import claim
+from rn50tui.jobs.store import JobStore
 store = JobStore(sys.argv[1])
 while time.time() < float(sys.argv[2]):
     time.sleep(0.001)

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from engine.jobs.errors import JobNotFound, StoreError, StoreMissing, TransitionError
-from engine.jobs.states import Status
-from engine.jobs.store import MIGRATIONS, DeviceSample, JobStore, table_names
+from rn50tui.jobs.errors import JobNotFound, StoreError, StoreMissing, TransitionError
+from rn50tui.jobs.states import Status
+from rn50tui.jobs.store import MIGRATIONS, DeviceSample, JobStore, table_names
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "jobs_v1.db"
 

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from engine.jobs.errors import SubmitError
-from engine.jobs.submission import Request, plan
+from rn50tui.jobs.errors import SubmitError
+from rn50tui.jobs.submission import Request, plan
 
 HOST = {"mlu": 4, "cuda": 0, "cpu": 1}
 

@@ -14,12 +14,12 @@ from typing import Any, Callable, Optional
 
 import pytest
 
-from engine.jobs import procs
-from engine.jobs.manager import JobManager
-from engine.jobs.states import Status
-from engine.jobs.store import Job, JobStore
-from rn50tui.app import Rn50App
-from rn50tui.clock import FixedClock
+from rn50tui.app.app import Rn50App
+from rn50tui.app.clock import FixedClock
+from rn50tui.jobs import procs
+from rn50tui.jobs.manager import JobManager
+from rn50tui.jobs.states import Status
+from rn50tui.jobs.store import Job, JobStore
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -5,11 +5,11 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from engine.jobs.states import Status
-from engine.jobs.store import Job
-from rn50tui import fmt
-from rn50tui.app import Rn50App
-from rn50tui.screens.dialogs import ErrorScreen
+from rn50tui.app import fmt
+from rn50tui.app.app import Rn50App
+from rn50tui.app.screens.dialogs import ErrorScreen
+from rn50tui.jobs.states import Status
+from rn50tui.jobs.store import Job
 
 from .conftest import ROOT_ENV, SIZE, wait_for
 
@@ -46,8 +46,8 @@ def test_eta_from_images_per_second_or_from_elapsed_time():
 
 def test_the_app_never_imports_torch():
     code = (
-        "import sys, pkgutil, importlib, rn50tui, rn50tui.screens, rn50tui.widgets\n"
-        "for pkg in (rn50tui, rn50tui.screens, rn50tui.widgets):\n"
+        "import sys, pkgutil, importlib, rn50tui, rn50tui.app.screens, rn50tui.app.widgets\n"
+        "for pkg in (rn50tui, rn50tui.app.screens, rn50tui.app.widgets):\n"
         "    for m in pkgutil.iter_modules(pkg.__path__, pkg.__name__ + '.'):\n"
         "        if not m.name.endswith('__main__'):  # that one runs the CLI\n"
         "            importlib.import_module(m.name)\n"

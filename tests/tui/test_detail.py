@@ -10,17 +10,17 @@ from pathlib import Path
 import pytest
 from textual.widgets import DataTable, Label, Log, Static
 
-from engine.jobs.states import Status
-from engine.jobs.store import DeviceSample, JobStore
 from engine.telemetry.detect import HostReport
 from engine.telemetry.stats import CardStats
-from rn50tui.screens.compare import CompareScreen
-from rn50tui.screens.detail import JobDetailScreen
-from rn50tui.screens.devices import DevicesScreen
-from rn50tui.screens.jobs import JobsScreen
-from rn50tui.series import Series, downsample
-from rn50tui.widgets.card_panel import CardPanel
-from rn50tui.widgets.chart import MetricChart
+from rn50tui.app.screens.compare import CompareScreen
+from rn50tui.app.screens.detail import JobDetailScreen
+from rn50tui.app.screens.devices import DevicesScreen
+from rn50tui.app.screens.jobs import JobsScreen
+from rn50tui.app.series import Series, downsample
+from rn50tui.app.widgets.card_panel import CardPanel
+from rn50tui.app.widgets.chart import MetricChart
+from rn50tui.jobs.states import Status
+from rn50tui.jobs.store import DeviceSample, JobStore
 
 from .conftest import NOW, SIZE, add_job, add_metrics, make_app, wait_for
 

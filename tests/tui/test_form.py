@@ -7,10 +7,10 @@ from pathlib import Path
 from textual.widgets import Button, Input, Select, Static
 
 from engine.config import parse_args
-from engine.jobs.presets import PRESETS
-from rn50tui.jobform import FormValues, check, defaults
-from rn50tui.screens.jobs import JobsScreen
-from rn50tui.screens.new_job import NewJobScreen
+from rn50tui.app.jobform import FormValues, check, defaults
+from rn50tui.app.screens.jobs import JobsScreen
+from rn50tui.app.screens.new_job import NewJobScreen
+from rn50tui.jobs.presets import PRESETS
 
 from .conftest import CAPACITY, SIZE, make_app, wait_for
 

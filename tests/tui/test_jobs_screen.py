@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from engine.jobs.states import Status
-from rn50tui.screens.jobs import JobsScreen
-from rn50tui.widgets.jobs_table import JobsTable
+from rn50tui.app.screens.jobs import JobsScreen
+from rn50tui.app.widgets.jobs_table import JobsTable
+from rn50tui.jobs.states import Status
 
 from .conftest import NOW, SIZE, add_job, make_app, wait_for
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 import pytest
 from textual.widgets import Input, Static
 
-from engine.jobs.manager import JobManager
-from engine.jobs.states import Status
-from rn50tui.screens.detail import JobDetailScreen
-from rn50tui.screens.dialogs import ConfirmScreen
-from rn50tui.screens.jobs import JobsScreen
-from rn50tui.screens.new_job import NewJobScreen
-from rn50tui.widgets.card_panel import CardPanel
-from rn50tui.widgets.chart import MetricChart
+from rn50tui.app.screens.detail import JobDetailScreen
+from rn50tui.app.screens.dialogs import ConfirmScreen
+from rn50tui.app.screens.jobs import JobsScreen
+from rn50tui.app.screens.new_job import NewJobScreen
+from rn50tui.app.widgets.card_panel import CardPanel
+from rn50tui.app.widgets.chart import MetricChart
+from rn50tui.jobs.manager import JobManager
+from rn50tui.jobs.states import Status
 
 from .conftest import CAPACITY, SIZE, make_app, wait_for
 

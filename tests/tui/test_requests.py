@@ -3,9 +3,9 @@ the only CPU slot stays held by a 'running' job this test process supervises).""
 
 from __future__ import annotations
 
-from engine.jobs.states import Status
-from rn50tui.screens.dialogs import ConfirmScreen, HelpScreen
-from rn50tui.screens.jobs import JobsScreen
+from rn50tui.app.screens.dialogs import ConfirmScreen, HelpScreen
+from rn50tui.app.screens.jobs import JobsScreen
+from rn50tui.jobs.states import Status
 
 from .conftest import SIZE, add_job, make_app, wait_for
 

@@ -1,4 +1,0 @@
-"""The job manager: store, states, scheduler, supervisor and launcher. No torch import anywhere here.
-
-Clients (the TUI and the CLI) use :class:`engine.jobs.manager.JobManager`; see that module for the API.
-"""

@@ -1,0 +1,178 @@
+"""The new-job form's logic without widgets: field values → a checked `Request`, or messages per field.
+
+The job manager's own check (`rn50tui.jobs.submission.plan`) has the last word; the field checks before it
+only say *which* field is wrong, so the form can mark it while the user types.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+from rn50tui.jobs.errors import SubmitError
+from rn50tui.jobs.presets import PRESETS, Preset
+from rn50tui.jobs.submission import Request, plan
+
+DEVICES = ("auto", "mlu", "cuda", "cpu")
+PRECISIONS = ("amp", "fp32")
+
+
+@dataclass(frozen=True)
+class FormValues:
+    """What the form's fields hold, as typed (strings; empty means "the preset's default")."""
+
+    preset: str = "demo"
+    name: str = ""
+    data: str = ""
+    cards: str = ""
+    device: str = "auto"
+    precision: str = "fp32"
+    batch_size: str = ""
+    epochs: str = ""
+    lr: str = ""
+    extra: str = ""
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The form's state: a request ready to submit, or what is wrong with which field."""
+
+    request: Optional[Request]
+    errors: dict[str, str]  # field name → message; "form" for what no single field explains
+
+    @property
+    def ok(self) -> bool:
+        return self.request is not None and not self.errors
+
+    def message(self) -> str:
+        return "\n".join(self.errors.values())
+
+
+def defaults(preset_name: str) -> FormValues:
+    """The fields a preset fills in when chosen."""
+    preset = PRESETS[preset_name]
+    flags = preset.flags
+    return FormValues(
+        preset=preset_name,
+        cards=str(preset.cards),
+        device=preset.device or "auto",
+        precision="amp" if "--amp" in flags else "fp32",
+        batch_size=_flag(flags, "-b", "--batch-size") or "",
+        epochs=_flag(flags, "--epochs") or "",
+        lr=_flag(flags, "--lr") or "",
+    )
+
+
+def check(values: FormValues, capacity: dict[str, int], cwd: Optional[Path] = None) -> Verdict:
+    """Field checks first (so the right field turns red), then the job manager's own plan()."""
+    errors: dict[str, str] = {}
+    preset = PRESETS.get(values.preset)
+    if preset is None:
+        return Verdict(None, {"preset": f"unknown preset {values.preset!r}"})
+    errors.update(_check_data(values, preset, cwd))
+    errors.update(_check_numbers(values))
+    flags: list[str] = []
+    try:
+        flags = shlex.split(values.extra)
+    except ValueError as exc:
+        errors["extra"] = f"engine flags: {exc}"
+    if errors:
+        return Verdict(None, errors)
+    request = to_request(values, preset, flags)
+    errors.update(_check_cards(request, preset, capacity))
+    if errors:
+        return Verdict(None, errors)
+    try:
+        plan(request, capacity, cwd)
+    except SubmitError as exc:
+        return Verdict(None, {_field_of(str(exc)): str(exc)})
+    return Verdict(request, {})
+
+
+def to_request(values: FormValues, preset: Preset, extra: list[str]) -> Request:
+    """The request the fields describe: the preset plus the engine flags of the fields that differ."""
+    flags: list[str] = []
+    for flag, value in (("-b", values.batch_size), ("--epochs", values.epochs), ("--lr", values.lr)):
+        if value.strip() and value.strip() != (_flag(preset.flags, flag) or ""):
+            flags += [flag, value.strip()]
+    flags += _warmup_within(values.epochs, preset)
+    if values.precision == "amp" and "--amp" not in preset.flags:
+        flags.append("--amp")
+    if values.precision == "fp32" and "--amp" in preset.flags:
+        flags.append("--no-amp")  # later flags win: the preset stays the preset
+    return Request(
+        preset=preset.name, name=values.name.strip() or None, cards=int(values.cards) if values.cards.strip() else None,
+        device=None if values.device == "auto" else values.device, data=values.data.strip() or None,
+        engine_flags=tuple(flags + extra),
+    )  # fmt: skip
+
+
+def _warmup_within(epochs: str, preset: Preset) -> list[str]:
+    """Fewer epochs than the preset's warm-up: shorten the warm-up so the run is still valid."""
+    warmup = _flag(preset.flags, "--warmup")
+    if not (epochs.strip().isdigit() and warmup and warmup.isdigit()):
+        return []
+    n = int(epochs.strip())
+    return ["--warmup", str(max(0, n - 1))] if 0 < n <= int(warmup) else []
+
+
+def _check_data(values: FormValues, preset: Preset, cwd: Optional[Path]) -> dict[str, str]:
+    text = values.data.strip()
+    if not text:
+        return (
+            {"data": f"preset {preset.name} needs a dataset directory (with train/ and val/)"}
+            if preset.needs_data
+            else {}
+        )
+    path = (Path(cwd or os.getcwd()) / os.path.expanduser(text)).resolve()
+    if not path.is_dir():
+        return {"data": f"dataset directory {path} does not exist"}
+    return {}
+
+
+def _check_numbers(values: FormValues) -> dict[str, str]:
+    errors = {}
+    for name, text, kind in (("cards", values.cards, int), ("batch_size", values.batch_size, int),
+                             ("epochs", values.epochs, int), ("lr", values.lr, float)):  # fmt: skip
+        if not text.strip():
+            continue
+        try:
+            number = kind(text.strip())
+        except ValueError:
+            errors[name] = f"{name.replace('_', ' ')} must be a{'n integer' if kind is int else ' number'}"
+            continue
+        if number <= 0 and name != "lr" or number < 0:
+            errors[name] = f"{name.replace('_', ' ')} must be positive"
+    return errors
+
+
+def _check_cards(request: Request, preset: Preset, capacity: dict[str, int]) -> dict[str, str]:
+    """More cards than the host has, said before submitting (plan() says it too, in the same words)."""
+    cards = request.cards if request.cards is not None else preset.cards
+    device = request.device or preset.device or next((k for k in ("mlu", "cuda") if capacity.get(k)), "cpu")
+    have = (os.cpu_count() or 1) if device == "cpu" else capacity.get(device, 0)
+    if cards > have:
+        unit = "cores" if device == "cpu" else f"{device} card(s)"
+        return {"cards": f"the job wants {cards} {device} card(s); this host has {have} {unit}"}
+    return {}
+
+
+def _field_of(message: str) -> str:
+    """Which field a job-manager refusal is about, to mark it."""
+    for needle, name in (("dataset", "data"), ("card", "cards"), ("cores", "cards"), ("device", "device"),
+                         ("checkpoint", "extra"), ("flags", "extra")):  # fmt: skip
+        if needle in message:
+            return name
+    return "form"
+
+
+def _flag(flags: tuple[str, ...] | list[str], *names: str) -> Optional[str]:
+    """The value of the last of `names` in flags."""
+    found = None
+    for i, token in enumerate(flags):
+        if token in names and i + 1 < len(flags):
+            found = flags[i + 1]
+    return found

@@ -1,0 +1,75 @@
+"""Two or more jobs' training loss and validation top-1 overlaid, by epoch."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.markup import escape
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.message import Message
+from textual.widgets import Footer, Header, Static
+from textual.worker import Worker, get_current_worker
+
+from rn50tui.app.jobdata import ChartData, JobHistory
+from rn50tui.app.screens.base import PollingScreen
+from rn50tui.app.widgets.chart import MetricChart
+from rn50tui.jobs.errors import JobNotFound
+
+
+class CompareScreen(PollingScreen):
+    """Overlaid curves of the chosen jobs, refreshed every second while any of them runs."""
+
+    POLL_S = 1.0
+    HELP_TITLE = "compare"
+    BINDINGS = [Binding("escape,backspace", "app.pop_screen", "Back")]
+
+    class Loaded(Message):
+        def __init__(self, labels: dict[int, str], views: dict[int, ChartData]) -> None:
+            super().__init__()
+            self.labels, self.views = labels, views
+
+    def __init__(self, job_ids: list[int], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.job_ids = job_ids
+        self.histories = {jid: JobHistory(jid) for jid in job_ids}
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Static(f"comparing jobs {', '.join(map(str, self.job_ids))}", id="compare-title")
+        yield MetricChart("training loss", "epoch", id="compare-loss")
+        yield MetricChart("validation top-1 (%)", "epoch", mark_points=True, id="compare-top1")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.sub_title = "compare"
+        super().on_mount()
+
+    def start_poll(self) -> Worker:
+        return self._load(max(20, self.query_one("#compare-loss").size.width - 10))
+
+    @work(thread=True, exclusive=True, group="compare-poll", exit_on_error=False)
+    def _load(self, buckets: int) -> None:
+        client = self.rn50.client
+        assert client is not None
+        labels, views = {}, {}
+        for jid, history in self.histories.items():
+            try:
+                job = client.job(jid)
+            except JobNotFound:
+                continue
+            history.update(client, job, samples=False)
+            labels[jid] = f"{jid} {job.name}"
+            views[jid] = history.view(buckets, None)
+        if not get_current_worker().is_cancelled:
+            self.post_message(self.Loaded(labels, views))
+
+    def on_compare_screen_loaded(self, msg: Loaded) -> None:
+        loss = [(msg.labels[j], v.charts["loss_by_epoch"]) for j, v in msg.views.items()]
+        top1 = [(msg.labels[j], v.charts["top1"]) for j, v in msg.views.items()]
+        self.query_one("#compare-loss", MetricChart).plot(loss)
+        self.query_one("#compare-top1", MetricChart).plot(top1, empty_text="after the first epoch")
+        self.query_one("#compare-title", Static).update(
+            "comparing " + " · ".join(map(escape, msg.labels.values()))
+        )

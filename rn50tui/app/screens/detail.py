@@ -1,0 +1,291 @@
+"""One job: live charts with a time window, per-card panels, the log followed live, config, checkpoints."""
+
+from __future__ import annotations
+
+import shlex
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+from rich.markup import escape
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Grid, VerticalScroll
+from textual.message import Message
+from textual.reactive import reactive
+from textual.widgets import (
+    DataTable,
+    Footer,
+    Header,
+    Label,
+    Log,
+    ProgressBar,
+    Select,
+    Static,
+    TabbedContent,
+    TabPane,
+)
+from textual.worker import Worker, get_current_worker
+
+from rn50tui.app import fmt
+from rn50tui.app.data import LOG_STREAMS, CheckpointFile, LogFollower, config_rows
+from rn50tui.app.jobdata import ChartData, JobHistory
+from rn50tui.app.screens.base import PollingScreen
+from rn50tui.app.series import WINDOWS
+from rn50tui.app.widgets.card_panel import CardPanel
+from rn50tui.app.widgets.chart import MetricChart
+from rn50tui.jobs.errors import JobNotFound
+from rn50tui.jobs.store import Job
+
+TABS = ("charts", "cards", "log", "config", "checkpoints")
+CHECKPOINT_EVERY = 8  # polls between workspace listings (a directory scan, not a store read)
+LOG_MAX_LINES = 5000
+
+
+@dataclass(frozen=True)
+class PollRequest:
+    """What the UI wants from one poll (read on the UI thread, handed to the worker)."""
+
+    buckets: int
+    span_s: Optional[float]
+    spark_width: int
+    force_view: bool
+    checkpoints: bool
+    config: bool
+
+
+def summary_text(job: Job, now: float) -> str:
+    """The two header lines of the detail screen."""
+    eta = fmt.eta_seconds(job, now)
+    first = (f"[b]job {job.id}[/b] {_escape(job.name)} · {job.kind} · [{fmt.STATUS_STYLES[job.status]}]{job.status.value}"
+             f"[/] · attempt {job.attempt} · {fmt.cards(job)}")  # fmt: skip
+    second = (f"epoch {fmt.epoch(job)} · loss {fmt.num(job.loss)} · top-1 {fmt.num(job.top1, '.2f')}"
+              f" (best {fmt.num(job.best_top1, '.2f')}) · top-5 {fmt.num(job.top5, '.2f')} · "
+              f"{fmt.ips(job.ips)} img/s · lr {fmt.num(job.lr, '.5f')} · ran {fmt.duration(fmt.run_time(job, now))}"
+              f" · ETA {fmt.duration(eta)}")  # fmt: skip
+    if job.error:
+        second += f"\n[red]{_escape(job.error.splitlines()[0])}[/red]"
+    return f"{first}\n{second}"
+
+
+def _escape(text: str) -> str:
+    return escape(text)  # names, paths and errors may hold [brackets]
+
+
+class JobDetailScreen(PollingScreen):
+    """Everything about one job, refreshed a few times a second while it is on top."""
+
+    HELP_TITLE = "job detail"
+    BINDINGS = [
+        Binding("escape,backspace", "app.pop_screen", "Back"),
+        Binding("w", "cycle_window", "Window"),
+        Binding("c", "cancel", "Cancel"),
+        Binding("r", "resume", "Resume"),
+        Binding("1", "tab('charts')", "Charts"),
+        Binding("2", "tab('cards')", "Cards"),
+        Binding("3", "tab('log')", "Log"),
+        Binding("4", "tab('config')", "Config"),
+        Binding("5", "tab('checkpoints')", "Checkpoints"),
+        Binding("f", "cycle_stream", "Log stream", show=False),
+    ]
+
+    window_index: reactive[int] = reactive(0, init=False)
+    """Which of series.WINDOWS the time charts show."""
+    stream: reactive[str] = reactive("stdout", init=False)
+    """Which log of the job the log tab follows."""
+
+    class Loaded(Message):
+        """One poll's results, from the worker thread."""
+
+        def __init__(self, job: Job, view: Optional[ChartData], log_text: str, follower: Optional[LogFollower],
+                     checkpoints: Optional[list[CheckpointFile]], config: Optional[list[tuple[str, str]]]) -> None:  # fmt: skip
+            super().__init__()
+            self.job, self.view, self.log_text, self.follower = job, view, log_text, follower
+            self.checkpoints, self.config = checkpoints, config
+
+    def __init__(self, job_id: int, tab: str = "charts", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.job_id = job_id
+        self.initial_tab = tab
+        self.job: Optional[Job] = None
+        self.history = JobHistory(job_id)
+        self.follower: Optional[LogFollower] = None
+        self._polls = 0
+        self._view_params: tuple[Any, ...] = ()
+        self._config_done = False
+        self._checkpoints: Optional[list[CheckpointFile]] = None
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Static(f"job {self.job_id}: loading…", id="job-summary")
+        yield ProgressBar(total=100, show_eta=False, id="job-progress")
+        with TabbedContent(initial=self.initial_tab, id="tabs"):
+            with TabPane("Charts", id="charts"):
+                yield Label("", id="window-label")
+                with Grid(id="chart-grid"):
+                    yield MetricChart("training loss", "minutes", id="chart-loss")
+                    yield MetricChart(
+                        "validation top-1 / top-5 (%)", "epoch", mark_points=True, id="chart-acc"
+                    )
+                    yield MetricChart("images/s", "minutes", id="chart-ips")
+                    yield MetricChart("learning rate", "minutes", id="chart-lr")
+            with TabPane("Cards", id="cards"):
+                yield Static("no device samples yet", id="cards-empty")
+                yield VerticalScroll(id="card-list")
+            with TabPane("Log", id="log"):
+                yield Select(
+                    [(s, s) for s in LOG_STREAMS], value="stdout", allow_blank=False, id="log-stream"
+                )
+                yield Log(max_lines=LOG_MAX_LINES, id="log-view")
+            with TabPane("Config", id="config"):
+                yield Static("", id="argv")
+                yield DataTable(id="config-table", cursor_type="row", zebra_stripes=True)
+            with TabPane("Checkpoints", id="checkpoints"):
+                yield DataTable(id="ckpt-table", cursor_type="row", zebra_stripes=True)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#config-table", DataTable).add_columns("setting", "value")
+        self.query_one("#ckpt-table", DataTable).add_columns("file", "size", "written", "")
+        self._show_window()
+        super().on_mount()
+
+    # -- polling
+
+    def _request(self) -> PollRequest:
+        width = max(20, self.query_one("#chart-loss").size.width - 10)  # minus the y-axis labels
+        spark = max(10, self.query_one("#card-list").size.width - 36)
+        params = (width, self.window_index, spark)
+        force = params != self._view_params
+        self._view_params = params
+        return PollRequest(width, WINDOWS[self.window_index].seconds, spark, force,
+                           (self._polls - 1) % CHECKPOINT_EVERY == 0, not self._config_done)  # fmt: skip
+
+    def start_poll(self) -> Worker:
+        self._polls += 1
+        return self._poll(self._request(), self.follower)
+
+    @work(thread=True, exclusive=True, group="detail-poll", exit_on_error=False)
+    def _poll(self, req: PollRequest, follower: Optional[LogFollower]) -> None:
+        client = self.rn50.client
+        assert client is not None
+        job = client.job(self.job_id)
+        changed = self.history.update(client, job)
+        view = (
+            self.history.view(req.buckets, req.span_s, req.spark_width) if changed or req.force_view else None
+        )
+        text = follower.read() if follower is not None else ""
+        ckpts = client.checkpoints(job) if req.checkpoints else None
+        config = config_rows(job.argv) if req.config else None
+        if not get_current_worker().is_cancelled:
+            self.post_message(self.Loaded(job, view, text, follower, ckpts, config))
+
+    def on_job_detail_screen_loaded(self, msg: Loaded) -> None:
+        first = self.job is None
+        self.job = msg.job
+        now = self.rn50.clock.now()
+        self.query_one("#job-summary", Static).update(summary_text(msg.job, now))
+        self.query_one("#job-progress", ProgressBar).update(progress=100 * (msg.job.progress or 0.0))
+        self.sub_title = f"job {msg.job.id} · {msg.job.name} · {msg.job.status.value}"
+        if msg.view is not None:
+            self._show_view(msg.view)
+        if msg.log_text and msg.follower is self.follower:
+            self.query_one("#log-view", Log).write(msg.log_text)
+        if msg.checkpoints is not None:
+            self._show_checkpoints(msg.checkpoints)
+        if msg.config is not None:
+            self._show_config(msg.job, msg.config)
+        if first:
+            self._follow()
+
+    def _follow(self) -> None:
+        """Follow the chosen log of the job from its last lines (no I/O here: the poll reads it)."""
+        self.query_one("#log-view", Log).clear()
+        self.follower = LogFollower(Path(self.job.workspace) / f"{self.stream}.log") if self.job else None
+        self.poll()
+
+    def _show_view(self, view: ChartData) -> None:
+        c = view.charts
+        self.query_one("#chart-loss", MetricChart).plot([("loss", c["loss"])])
+        self.query_one("#chart-acc", MetricChart).plot([("top-1", c["top1"]), ("top-5", c["top5"])],
+                                                       empty_text="after the first epoch")  # fmt: skip
+        self.query_one("#chart-ips", MetricChart).plot([("img/s", c["ips"])])
+        self.query_one("#chart-lr", MetricChart).plot([("lr", c["lr"])])
+        self._show_cards(view)
+
+    def _show_cards(self, view: ChartData) -> None:
+        self.query_one("#cards-empty").display = not view.cards
+        box = self.query_one("#card-list", VerticalScroll)
+        for card in view.cards:
+            panel_id = f"card-{card.device}-{card.card}"
+            found = box.query(f"#{panel_id}")
+            if found:
+                found.first(CardPanel).view = card
+            else:
+                box.mount(CardPanel(card, id=panel_id))
+
+    def _show_checkpoints(self, files: list[CheckpointFile]) -> None:
+        if files == self._checkpoints:
+            return  # unchanged: keep the table (and its cursor) as it is
+        self._checkpoints = files
+        table = self.query_one("#ckpt-table", DataTable)
+        table.clear()
+        for f in files:
+            tags = " ".join(t for t, on in (("latest", f.latest), ("best", f.best)) if on)
+            when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(f.mtime))
+            table.add_row(f.name, fmt.mib(f.size / 2**20), when, tags, key=f.name)
+
+    def _show_config(self, job: Job, rows: list[tuple[str, str]]) -> None:
+        self._config_done = True
+        self.query_one("#argv", Static).update(
+            f"[b]engine flags[/b] {_escape(shlex.join(job.argv))}\n[b]workspace[/b] {_escape(job.workspace)}"
+        )
+        table = self.query_one("#config-table", DataTable)
+        table.clear()
+        for name, value in rows:
+            table.add_row(name, value, key=name)
+
+    # -- window, tabs, log stream
+
+    def watch_window_index(self) -> None:
+        self._show_window()
+        self.poll()
+
+    def _show_window(self) -> None:
+        self.query_one("#window-label", Label).update(
+            f"time window: [b]{WINDOWS[self.window_index].label}[/b]  (w: change)"
+        )
+
+    def action_cycle_window(self) -> None:
+        self.window_index = (self.window_index + 1) % len(WINDOWS)
+
+    def action_tab(self, tab: str) -> None:
+        self.query_one(TabbedContent).active = tab
+
+    def action_cycle_stream(self) -> None:
+        self.stream = LOG_STREAMS[(LOG_STREAMS.index(self.stream) + 1) % len(LOG_STREAMS)]
+
+    def on_select_changed(self, event: Select.Changed) -> None:
+        if event.select.id == "log-stream" and isinstance(event.value, str):
+            self.stream = event.value
+
+    def watch_stream(self, stream: str) -> None:
+        self.query_one("#log-stream", Select).value = stream
+        self._follow()
+
+    # -- requests
+
+    def action_cancel(self) -> None:
+        self.rn50.action_cancel_job(self.job_id)
+
+    def action_resume(self) -> None:
+        self.rn50.action_resume_job(self.job_id)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if isinstance(event.worker.error, JobNotFound):
+            self.notify(f"job {self.job_id} is gone (deleted elsewhere)", severity="warning")
+            self.dismiss()
+            return
+        super().on_worker_state_changed(event)

@@ -1,0 +1,107 @@
+"""Every card on the host (MLU, CUDA, CPU) with live stats and the job holding it."""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.message import Message
+from textual.widgets import DataTable, Footer, Header, Static
+from textual.worker import Worker, get_current_worker
+
+from rn50tui.app import fmt
+from rn50tui.app.screens.base import PollingScreen
+from rn50tui.devices import absence_lines
+
+COLUMNS = ("kind", "card", "name", "util", "memory", "temp", "power", "held by")
+
+
+def card_cells(card: Any, holder: Optional[str]) -> tuple[Text, ...]:
+    """One card's row (values a device does not report read as —)."""
+    util = fmt.NONE if card.util_percent is None else f"{card.util_percent:.0f} %"
+    memory = (
+        fmt.NONE
+        if card.mem_used_mib is None
+        else f"{fmt.mib(card.mem_used_mib)} / {fmt.mib(card.mem_total_mib)}"
+    )
+    temp = fmt.NONE if card.temp_c is None else f"{card.temp_c:.0f} °C"
+    power = fmt.NONE if card.power_w is None else f"{card.power_w:.0f} W"
+    cores = card.extra.get("cores_logical") if card.kind == "cpu" else None
+    name = f"{card.name or fmt.NONE}" + (f" ({cores} cores)" if cores else "")
+    held = Text(holder or "free", style="bold green" if holder else "dim")
+    return (Text(card.kind), Text(str(card.index), justify="right"), Text(name), Text(util, justify="right"),
+            Text(memory, justify="right"), Text(temp, justify="right"), Text(power, justify="right"), held)  # fmt: skip
+
+
+class DevicesScreen(PollingScreen):
+    """A table of cards, sampled every two seconds in a worker; rows keyed by (kind, index)."""
+
+    POLL_S = 2.0
+    HELP_TITLE = "devices"
+    BINDINGS = [Binding("escape,backspace", "app.pop_screen", "Back")]
+
+    class Loaded(Message):
+        def __init__(self, rows: dict[str, tuple[Text, ...]], notes: list[str]) -> None:
+            super().__init__()
+            self.rows, self.notes = rows, notes
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.sampler: Any = None
+        self._cells: dict[str, tuple[Text, ...]] = {}
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Static("sampling the host's cards…", id="devices-title")
+        yield DataTable(id="devices", cursor_type="row", zebra_stripes=True)
+        yield Static("", id="devices-notes")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.sub_title = "devices"
+        table = self.query_one("#devices", DataTable)
+        for column in COLUMNS:
+            table.add_column(column, key=column)
+        super().on_mount()
+
+    def start_poll(self) -> Worker:
+        return self._sample()
+
+    @work(thread=True, exclusive=True, group="devices-poll", exit_on_error=False)
+    def _sample(self) -> None:
+        client = self.rn50.client
+        assert client is not None
+        if self.sampler is None:
+            self.sampler = client.host_sampler()  # kept open: NVML stays initialised, CPU baseline carries
+        report = self.sampler.sample()
+        holders = client.holders()
+        rows = {f"{c.kind}:{c.index}": card_cells(c, holders.get(c.key)) for c in report.all_cards()}
+        if not get_current_worker().is_cancelled:
+            self.post_message(self.Loaded(rows, absence_lines(report)))
+
+    def on_devices_screen_loaded(self, msg: Loaded) -> None:
+        table = self.query_one("#devices", DataTable)
+        for key in [k for k in self._cells if k not in msg.rows]:
+            table.remove_row(key)
+            del self._cells[key]
+        for key, cells in msg.rows.items():
+            old = self._cells.get(key)
+            if old is None:
+                table.add_row(*cells, key=key)
+            else:
+                for column, (new, was) in zip(COLUMNS, zip(cells, old)):
+                    if new != was or new.style != was.style:
+                        table.update_cell(key, column, new)
+            self._cells[key] = cells
+        self.query_one("#devices-title", Static).update(
+            f"{len(msg.rows)} card(s) on this host, sampled every 2 s"
+        )
+        self.query_one("#devices-notes", Static).update("\n".join(msg.notes))
+
+    def on_unmount(self) -> None:
+        if self.sampler is not None:
+            sampler, self.sampler = self.sampler, None
+            self.app.run_worker(sampler.close, thread=True, exit_on_error=False)  # NVML shutdown may block

@@ -1,0 +1,198 @@
+"""The jobs table: rows keyed by job id and updated cell by cell, sortable and filterable."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Optional
+
+from rich.text import Text
+from textual.binding import Binding
+from textual.reactive import reactive
+from textual.widgets import DataTable
+
+from rn50tui.app import fmt
+from rn50tui.jobs.store import Job
+
+
+class Cell(Text):
+    """A table cell that sorts by its value, not by how it reads."""
+
+    def __init__(self, text: str, sort_key: Any, style: str = "", justify: Optional[str] = None) -> None:
+        super().__init__(text, style=style, justify=justify)  # type: ignore[arg-type]
+        self.sort_key = sort_key
+
+
+@dataclass(frozen=True)
+class Column:
+    key: str
+    label: str
+    width: int  # fixed: the layout does not jump as values grow and shrink
+    right: bool = False
+
+
+COLUMNS = (
+    Column("mark", " ", 1),
+    Column("id", "id", 4, right=True),
+    Column("name", "name", 16),
+    Column("kind", "kind", 5),
+    Column("status", "status", 11),
+    Column("cards", "cards", 9),
+    Column("epoch", "epoch · it", 15),
+    Column("progress", "progress", 15),
+    Column("loss", "loss", 7, right=True),
+    Column("top1", "top-1", 6, right=True),
+    Column("ips", "img/s", 7, right=True),
+    Column("eta", "ETA", 7, right=True),
+    Column("started", "started", 11),
+    Column("duration", "duration", 8, right=True),
+)
+SORTABLE = tuple(c.key for c in COLUMNS if c.key != "mark")
+
+
+def _num_key(value: Optional[float]) -> tuple[bool, float]:
+    return (value is None, value or 0.0)  # unknown values sort last
+
+
+def job_cells(job: Job, now: float, marked: bool) -> dict[str, Cell]:
+    """Every cell of one job's row, rendered with the clock's `now`."""
+    eta = fmt.eta_seconds(job, now)
+    ran = fmt.run_time(job, now)
+    return {
+        "mark": Cell("●" if marked else " ", not marked, style="bold yellow"),
+        "id": Cell(str(job.id), job.id, justify="right"),
+        "name": Cell(job.name, job.name.lower()),
+        "kind": Cell(job.kind, job.kind),
+        "status": Cell(job.status.value, job.status.value, style=fmt.STATUS_STYLES[job.status]),
+        "cards": Cell(fmt.cards(job), fmt.cards(job)),
+        "epoch": Cell(fmt.epoch(job), _num_key(job.progress)),
+        "progress": Cell(fmt.progress_bar(job.progress), _num_key(job.progress), style="green"),
+        "loss": Cell(fmt.num(job.loss, ".4f"), _num_key(job.loss), justify="right"),
+        "top1": Cell(fmt.num(job.top1, ".2f"), _num_key(job.top1), justify="right"),
+        "ips": Cell(fmt.ips(job.ips), _num_key(job.ips), justify="right"),
+        "eta": Cell(fmt.duration(eta), _num_key(eta), justify="right"),
+        "started": Cell(fmt.clock_time(job.started_at, now), _num_key(job.started_at)),
+        "duration": Cell(fmt.duration(ran), _num_key(ran), justify="right"),
+    }
+
+
+def matches(job: Job, query: str) -> bool:
+    """Every word of the filter appears in the job's id, name, kind, status, device or preset."""
+    hay = (
+        f"#{job.id} {job.id} {job.name} {job.kind} {job.status.value} {job.device} {job.preset or ''}".lower()
+    )
+    return all(word in hay for word in query.lower().split())
+
+
+class JobsTable(DataTable):
+    """Every job, one row each; `show` updates rows in place and keeps the cursor on its job."""
+
+    DEFAULT_CSS = """
+    JobsTable { height: 1fr; }
+    """
+
+    BINDINGS = [
+        Binding("s", "cycle_sort", "Sort"),
+        Binding("S", "reverse_sort", "Reverse", show=False),
+    ]
+
+    sort_column: reactive[str] = reactive("id", init=False)
+    """The column rows are ordered by."""
+    sort_reverse: reactive[bool] = reactive(False, init=False)
+    """Descending order when True."""
+    query: reactive[str] = reactive("", init=False)
+    """The filter: only jobs matching every word are shown."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
+        self.jobs: dict[int, Job] = {}
+        self.marked: set[int] = set()
+        self._cells: dict[int, dict[str, Cell]] = {}
+        self._now = 0.0
+
+    def on_mount(self) -> None:
+        for col in COLUMNS:
+            self.add_column(
+                Text(col.label, justify="right" if col.right else "left"), key=col.key, width=col.width
+            )
+
+    # -- data
+
+    def show(self, jobs: Sequence[Job], now: float) -> None:
+        """Bring the table in line with `jobs`: add, update or remove only what changed."""
+        self.jobs = {j.id: j for j in jobs}
+        self.marked &= set(self.jobs)
+        self._now = now
+        self._sync()
+
+    def _sync(self) -> None:
+        wanted = {jid: job for jid, job in self.jobs.items() if matches(job, self.query)}
+        current = self.cursor_job_id
+        added = False
+        for jid in [k for k in self._cells if k not in wanted]:
+            self.remove_row(str(jid))
+            del self._cells[jid]
+        for jid, job in wanted.items():
+            cells = job_cells(job, self._now, jid in self.marked)
+            old = self._cells.get(jid)
+            if old is None:
+                self.add_row(*(cells[c.key] for c in COLUMNS), key=str(jid))
+                added = True
+            else:
+                for key, cell in cells.items():
+                    if cell != old[key] or cell.style != old[key].style:
+                        self.update_cell(str(jid), key, cell)
+            self._cells[jid] = cells
+        if added or self.sort_column != "id" or self.sort_reverse:
+            self._sort(current)
+
+    def _sort(self, keep: Optional[int]) -> None:
+        self.sort(self.sort_column, key=lambda cell: cell.sort_key, reverse=self.sort_reverse)
+        if keep is not None and keep in self._cells:
+            self.move_cursor(row=self.get_row_index(str(keep)), animate=False)
+
+    @property
+    def cursor_job_id(self) -> Optional[int]:
+        """The job under the cursor, if any."""
+        if not self.row_count:
+            return None
+        try:
+            key = self.coordinate_to_cell_key(self.cursor_coordinate).row_key
+        except Exception:  # noqa: BLE001 - an empty or shrinking table has no cursor row
+            return None
+        return int(key.value) if key.value is not None else None
+
+    def select_job(self, job_id: int) -> None:
+        if job_id in self._cells:
+            self.move_cursor(row=self.get_row_index(str(job_id)), animate=False)
+
+    def toggle_mark(self) -> None:
+        jid = self.cursor_job_id
+        if jid is not None:
+            self.marked ^= {jid}
+            self._sync()
+
+    # -- sorting and filtering
+
+    def watch_sort_column(self) -> None:
+        self._sort(self.cursor_job_id)
+
+    def watch_sort_reverse(self) -> None:
+        self._sort(self.cursor_job_id)
+
+    def watch_query(self) -> None:
+        self._sync()
+
+    def action_cycle_sort(self) -> None:
+        self.sort_column = SORTABLE[(SORTABLE.index(self.sort_column) + 1) % len(SORTABLE)]
+
+    def action_reverse_sort(self) -> None:
+        self.sort_reverse = not self.sort_reverse
+
+    def on_data_table_header_selected(self, event: DataTable.HeaderSelected) -> None:
+        key = str(event.column_key.value)
+        if key in SORTABLE:
+            if key == self.sort_column:
+                self.sort_reverse = not self.sort_reverse
+            else:
+                self.sort_column = key

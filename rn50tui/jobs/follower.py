@@ -1,0 +1,134 @@
+"""Follow an engine's raport.json (engine/events.py) into the store: metric rows, progress, latest values.
+
+The follower reads from the job's saved offset, so nothing is read twice and nothing is lost across
+supervisor restarts; it never writes by itself: :meth:`Follower.poll` returns a :class:`Batch` that the
+supervisor commits in one short transaction together with its heartbeat and card samples.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+from engine.events import Record, read_from
+from rn50tui.jobs.store import DeviceSample, JobStore
+
+METRIC_PHASES = ("train", "val", "epoch", "summary")
+
+
+@dataclass
+class RunState:
+    """What this attempt's records said about how it ends."""
+
+    run_end: Optional[str] = None  # completed | stopped | failed, from the STATUS run_end record
+    error: Optional[str] = None
+    stopping_signal: Optional[str] = None
+    started: bool = False
+
+
+@dataclass
+class Batch:
+    """Everything one poll read: metric rows and the job columns to update."""
+
+    rows: list[tuple[Any, ...]] = field(default_factory=list)
+    updates: dict[str, Any] = field(default_factory=dict)
+    offset: int = 0
+    start_offset: int = 0  # where this batch began: a failed commit rewinds the follower here
+
+
+class Follower:
+    """Turns the records of one job's raport.json, from a byte offset on, into store writes.
+
+    Records written before `attempt_started` belong to the previous attempt (its tail, read late after a
+    supervisor died); they are stored under that attempt and do not touch this attempt's progress.
+    """
+
+    def __init__(self, job_id: int, attempt: int, raport: Path, offset: int = 0,
+                 attempt_started: Optional[float] = None, best_top1: Optional[float] = None) -> None:  # fmt: skip
+        self.job_id, self.attempt, self.raport = job_id, attempt, raport
+        self.offset = offset
+        self.attempt_started = attempt_started
+        self.best_top1 = best_top1
+        self.state = RunState()
+        self.records_read = 0
+
+    def poll(self) -> Batch:
+        start = self.offset
+        records, self.offset = read_from(self.raport, self.offset)
+        batch = Batch(offset=self.offset, start_offset=start)
+        for rec in records:
+            self.records_read += 1
+            self._apply(rec, batch)
+        batch.updates["raport_offset"] = self.offset
+        return batch
+
+    def rewind(self, batch: Batch) -> None:
+        """Read `batch` again next time (its commit failed); re-applying its records is harmless."""
+        self.offset = batch.start_offset
+
+    def _apply(self, rec: Record, batch: Batch) -> None:
+        late = self.attempt_started is not None and self.attempt > 1 and rec.timestamp < self.attempt_started
+        attempt = self.attempt - 1 if late else self.attempt
+        phase = rec.phase
+        if phase in METRIC_PHASES:
+            batch.rows.append(_metric_row(self.job_id, attempt, rec))
+            if not late:
+                self._latest(rec, batch.updates)
+        elif rec.type == "STATUS" and rec.event == "checkpoint":
+            data = rec.data or {}
+            batch.updates.update(last_checkpoint=data.get("path"), checkpoint_epoch=data.get("epoch"),
+                                 checkpoint_iteration=data.get("iteration"))  # fmt: skip
+        elif rec.type == "STATUS" and not late:
+            self._status(rec.event or "", rec.data or {}, batch.updates)
+
+    def _status(self, event: str, data: dict[str, Any], updates: dict[str, Any]) -> None:
+        if event == "run_start":
+            self.state.started = True
+            updates.update(epochs=data.get("epochs"), iters_per_epoch=data.get("train_iters"),
+                           val_iters=data.get("val_iters"), world_size=data.get("world_size"),
+                           epoch=int(data.get("start_epoch") or 0) + 1, iteration=data.get("start_iter", 0))  # fmt: skip
+        elif event == "epoch_start":
+            updates.update(epoch=data.get("epoch"), iteration=data.get("start_iter", 0),
+                           iters_per_epoch=data.get("train_iters"))  # fmt: skip
+        elif event == "error":
+            self.state.error = str(data.get("message"))
+        elif event == "stopping":
+            self.state.stopping_signal = str(data.get("signal"))
+        elif event == "run_end":
+            self.state.run_end = str(data.get("status"))
+
+    def _latest(self, rec: Record, updates: dict[str, Any]) -> None:
+        data, step = rec.data or {}, rec.step
+        if rec.phase == "train":
+            updates.update(epoch=step[0], iteration=step[1])
+            for column, name in (("loss", "train.loss"), ("lr", "train.lr"), ("ips", "train.total_ips")):
+                if name in data:
+                    updates[column] = data[name]
+        elif rec.phase in ("epoch", "summary"):
+            for column, name in (("top1", "val.top1"), ("top5", "val.top5"), ("val_loss", "val.loss")):
+                if name in data:
+                    updates[column] = data[name]
+            if rec.phase == "epoch" and "val.top1" in data:
+                self.best_top1 = max(self.best_top1 or 0.0, float(data["val.top1"]))
+                updates["best_top1"] = self.best_top1
+            if rec.phase == "summary" and "val.top1" in data and self.best_top1 is None:
+                updates["best_top1"] = data["val.top1"]  # an evaluation: its top-1 is the result
+
+
+def _metric_row(job_id: int, attempt: int, rec: Record) -> tuple[Any, ...]:
+    step = rec.step or []
+    epoch = step[0] if len(step) >= 1 else None
+    iteration = step[-1] if len(step) >= 2 else None  # train: [e, it]; val: [e, train_iters, val_it]
+    return (job_id, attempt, rec.timestamp, epoch, iteration, rec.phase, json.dumps(rec.data or {}))
+
+
+def commit(store: JobStore, job_id: int, batch: Batch, samples: list[DeviceSample], now: float) -> None:
+    """Write one poll's rows, samples, progress and heartbeat in one short transaction."""
+    with store.transaction():
+        if batch.rows:
+            store.add_metrics(batch.rows)
+        if samples:
+            store.add_samples(job_id, samples)
+        store.update_job(job_id, heartbeat=now, **batch.updates)

@@ -1,0 +1,190 @@
+"""JobManager: the one API the TUI and the CLI use for jobs. No torch, no textual.
+
+    from rn50tui.jobs.manager import JobManager
+    jm = JobManager("jobs.db")                # or None: --db / $RN50TUI_DB / ./jobs.db
+    jm.reconcile()                            # on client start: dead supervisors → interrupted
+    job = jm.submit(preset="demo", engine_flags=["--epochs", "1"])   # → Job (queued, or starting)
+    jm.list_jobs(statuses=None, limit=None)   # → [Job] (id order); Job.to_dict() is `jobs show --json`
+    jm.job_summaries(statuses=None, limit=None)  # → [dict]: the `jobs list --json` objects, fast for 10,000 jobs
+    jm.get_job(job.id)                        # → Job; JobNotFound if there is none
+    jm.metrics(job.id, attempt=None, since_id=None, phase=None, limit=None)  # → [MetricRow], phase: train/val/epoch/summary
+    jm.device_samples(job.id, since=None, card=None)              # → [DeviceSample]
+    jm.cancel(job.id, wait=False)             # queued: cancelled at once; running: SIGTERM, grace, SIGKILL
+    jm.resume(job.id)                         # failed/cancelled/interrupted → queued, next attempt
+    jm.delete(job.id)                         # refuses a job that is still going
+    jm.holders()                              # {(kind, card): "job 12 (demo)"} for device views
+    jm.log_path(job.id, "stdout")             # stdout / stderr / supervisor log of the job
+
+Every method may raise a JobsError subclass (JobNotFound, TransitionError, SubmitError, StoreError) whose
+message is fit to show the user as is. Blocking calls (cancel with wait, resume of a stopping job) belong
+in a worker thread; the manager opens one store connection per thread.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Optional
+
+from rn50tui.jobs import reconcile as _reconcile
+from rn50tui.jobs import scheduler
+from rn50tui.jobs.capacity import host_capacity
+from rn50tui.jobs.errors import TransitionError
+from rn50tui.jobs.procs import wait_until
+from rn50tui.jobs.states import ACTIVE, TERMINAL, Status, check_transition
+from rn50tui.jobs.store import DeviceSample, Job, JobStore, MetricRow, default_db_path
+from rn50tui.jobs.submission import Request, plan
+
+LOG_FILES = {"stdout": "stdout.log", "stderr": "stderr.log", "supervisor": "supervisor.log"}
+RESUME_WAIT_S = 90.0  # how long resume waits for an interrupted job's engine to finish checkpointing
+
+
+class JobManager:
+    """Submit, watch, cancel, resume and delete jobs in one job store."""
+
+    def __init__(self, db_path: str | os.PathLike[str] | None = None, *, create: bool = True,
+                 capacity: Optional[dict[str, int]] = None, runs_dir: str | os.PathLike[str] | None = None) -> None:  # fmt: skip
+        self.db_path = default_db_path(db_path).resolve()
+        self._create = create
+        self._capacity = capacity
+        self.runs_dir = Path(runs_dir).resolve() if runs_dir else self.db_path.parent / "runs"
+        self._local = threading.local()
+        self.store  # noqa: B018 - open now, so a missing or newer store fails here, not later
+
+    @property
+    def store(self) -> JobStore:
+        """This thread's connection to the store."""
+        store = getattr(self._local, "store", None)
+        if store is None:
+            store = self._local.store = JobStore(self.db_path, create=self._create)
+        return store
+
+    def capacity(self) -> dict[str, int]:
+        """Cards per kind this manager schedules on (the host's, or the one given)."""
+        if self._capacity is None:
+            self._capacity = host_capacity()
+        return self._capacity
+
+    # -- reading
+
+    def list_jobs(
+        self, statuses: Optional[Iterable[Status | str]] = None, limit: Optional[int] = None
+    ) -> list[Job]:
+        return self.store.list_jobs([Status(s) for s in statuses] if statuses is not None else None, limit)
+
+    def job_summaries(
+        self, statuses: Optional[Iterable[Status | str]] = None, limit: Optional[int] = None
+    ) -> list[dict]:
+        """Like list_jobs, as dicts of the columns a list shows (fast for 10,000 jobs)."""
+        return self.store.job_summaries(
+            [Status(s) for s in statuses] if statuses is not None else None, limit
+        )
+
+    def get_job(self, job_id: int) -> Job:
+        return self.store.get_job(job_id)
+
+    def metrics(self, job_id: int, attempt: Optional[int] = None, since_id: Optional[int] = None,
+                phase: Optional[str] = None, limit: Optional[int] = None) -> list[MetricRow]:  # fmt: skip
+        """A job's metric records, oldest first; since_id/limit page through them for live views."""
+        return self.store.metrics(job_id, attempt=attempt, since_id=since_id, phase=phase, limit=limit)
+
+    def device_samples(
+        self, job_id: int, since: Optional[float] = None, card: Optional[int] = None
+    ) -> list[DeviceSample]:
+        return self.store.device_samples(job_id, since=since, card=card)
+
+    def holders(self) -> dict[tuple[str, int], str]:
+        """Which job holds each claimed card: {(kind, index): "job 12 (demo)"}."""
+        out = {}
+        for claim in self.store.claims():
+            job = self.store.find_job(claim.job_id)
+            out[(claim.device, claim.card)] = job.label() if job else f"job {claim.job_id}"
+        return out
+
+    def log_path(self, job_id: int, stream: str = "stdout") -> Path:
+        return Path(self.get_job(job_id).workspace) / LOG_FILES[stream]
+
+    # -- requests
+
+    def submit(self, request: Optional[Request] = None, *, preset: Optional[str] = None, name: Optional[str] = None,
+               cards: Optional[int] = None, device: Optional[str] = None, data: Optional[str] = None,
+               checkpoint: Optional[str] = None, engine_flags: Sequence[str] = (),
+               start: bool = True) -> Job:  # fmt: skip
+        """Check and queue a job, then run the scheduler (unless start=False); SubmitError before queueing."""
+        request = request or Request(preset, name, cards, device, data, checkpoint, tuple(engine_flags))
+        p = plan(request, self.capacity())
+        job = self.store.insert_job(
+            name=p.name, kind=p.kind, preset=p.preset, argv=p.argv, device=p.device, cards_requested=p.cards,
+            workspace=p.workspace or str(self.runs_dir / "{id}"),
+        )  # fmt: skip
+        if start:
+            self.schedule()
+        return self.get_job(job.id)
+
+    def schedule(self) -> list[int]:
+        """Start whatever queued jobs fit on free cards; return their ids."""
+        return scheduler.schedule(self.store, self._capacity)
+
+    def reconcile(self) -> _reconcile.Report:
+        """Mark jobs whose supervisor died as interrupted, free cards nobody uses, start what fits."""
+        return _reconcile.reconcile(
+            self.store, schedule=lambda store: scheduler.schedule(store, self._capacity)
+        )
+
+    def cancel(self, job_id: int, wait: bool = False, timeout: float = 180.0) -> Job:
+        """Cancel a queued job at once, or ask a running job's supervisor to stop it (optionally waiting)."""
+        self.reconcile()
+        with self.store.transaction():
+            job = self.store.get_job(job_id)
+            if job.status is Status.QUEUED:
+                self.store.transition_locked(job_id, Status.CANCELLED, None, {"finished_at": time.time()})
+            elif job.status in ACTIVE:
+                if not job.cancel_requested:
+                    self.store.update_job(job_id, cancel_requested=time.time())
+            else:
+                check_transition(job_id, job.status, Status.CANCELLED)
+        if wait:
+            wait_until(lambda: self.get_job(job_id).status in TERMINAL, timeout, interval=0.2)
+        return self.get_job(job_id)
+
+    def resume(self, job_id: int, wait: float = RESUME_WAIT_S) -> Job:
+        """Queue the next attempt of a failed, cancelled or interrupted job; it continues from its checkpoint."""
+        self.reconcile()
+        job = self.get_job(job_id)
+        check_transition(job_id, job.status, Status.QUEUED)
+        if self.store.claims_of(job_id):  # its engine is still stopping (checkpointing): let it finish
+            wait_until(lambda: not _reconcile.engine_alive(self.get_job(job_id)), wait, interval=0.2)
+            self.reconcile()
+            if self.store.claims_of(job_id):
+                raise TransitionError(
+                    f"job {job_id}'s engine (pid {job.engine_pid}) is still stopping; try again shortly"
+                )
+        self.store.transition(
+            job_id, Status.QUEUED, expect=[job.status], attempt=job.attempt + 1, queued_at=time.time(),
+            cancel_requested=None, exit_code=None, error=None, supervisor_pid=None, supervisor_started=None,
+            engine_pid=None, engine_started=None, run_token=None, cards_granted=None, started_at=None,
+            finished_at=None, resume_from=None,
+        )  # fmt: skip
+        self.schedule()
+        return self.get_job(job_id)
+
+    def delete(self, job_id: int) -> None:
+        """Remove a finished or queued job and its metrics (its workspace files stay on disk)."""
+        self.reconcile()
+        job = self.get_job(job_id)
+        if job.status in ACTIVE:
+            raise TransitionError(
+                f"job {job_id} is {job.status}: cancel it first (`rn50tui cancel {job_id}`)"
+            )
+        if self.store.claims_of(job_id):
+            raise TransitionError(f"job {job_id}'s engine is still stopping; try again shortly")
+        self.store.delete_job(job_id)
+
+    def close(self) -> None:
+        store = getattr(self._local, "store", None)
+        if store is not None:
+            store.close()
+            self._local.store = None

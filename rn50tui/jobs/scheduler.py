@@ -1,0 +1,83 @@
+"""The card-aware queue: claim free cards for queued jobs, then start their supervisors.
+
+Claims are made in one `BEGIN IMMEDIATE` transaction, and `claims` has (device, card) as its primary
+key, so two schedulers running at once (two TUIs, a CLI and a finishing supervisor) never grant the same
+card twice. Queued jobs are served in id order per device kind: a job waiting for 4 MLU cards is not
+overtaken by a later 1-card MLU job (no starvation), while CPU and MLU queues move independently.
+A CPU job takes one CPU slot whatever its process count.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Callable, Optional
+
+from rn50tui.jobs.capacity import host_capacity
+from rn50tui.jobs.errors import LaunchError
+from rn50tui.jobs.launcher import start_supervisor
+from rn50tui.jobs.states import Status
+from rn50tui.jobs.store import Job, JobStore
+
+Starter = Callable[[int, Path, Path], None]
+
+
+def slots_needed(job: Job) -> int:
+    """Cards (MLU/CUDA) or slots (CPU: one per job) a job occupies."""
+    return 1 if job.device == "cpu" else max(1, job.cards_requested)
+
+
+def claim(store: JobStore, capacity: dict[str, int]) -> list[Job]:
+    """Grant free cards to queued jobs in one IMMEDIATE transaction; return the jobs now `starting`."""
+    granted: list[Job] = []
+    now = time.time()
+    with store.transaction():
+        taken = {(c.device, c.card) for c in store.claims()}
+        waiting: set[str] = set()  # kinds whose oldest queued job is still waiting: no overtaking
+        for job in store.list_jobs([Status.QUEUED]):
+            if job.device in waiting:
+                continue
+            total, need = capacity.get(job.device, 0), slots_needed(job)
+            if need > total:
+                store.transition_locked(job.id, Status.FAILED, None, {
+                    "error": f"needs {need} {job.device} card(s); this host has {total}", "finished_at": now})  # fmt: skip
+                continue
+            free = [i for i in range(total) if (job.device, i) not in taken][:need]
+            if len(free) < need:
+                waiting.add(job.device)
+                continue
+            for card in free:
+                store.db.execute("INSERT INTO claims (device, card, job_id, claimed_at) VALUES (?, ?, ?, ?)",
+                                 [job.device, card, job.id, now])  # fmt: skip
+                taken.add((job.device, card))
+            store.transition_locked(job.id, Status.STARTING, [Status.QUEUED],
+                                     {"cards_granted": free, "started_at": now})  # fmt: skip
+            granted.append(job)
+    return [store.get_job(j.id) for j in granted]
+
+
+def schedule(
+    store: JobStore, capacity: Optional[dict[str, int]] = None, starter: Starter = start_supervisor
+) -> list[int]:
+    """Claim cards for whatever can start now and start each job's detached supervisor."""
+    if store.db.execute("SELECT 1 FROM jobs WHERE status = 'queued' LIMIT 1").fetchone() is None:
+        return []  # the common case: nothing waits, no host detection needed
+    started = []
+    for job in claim(store, capacity if capacity is not None else host_capacity()):
+        try:
+            starter(job.id, store.path, Path(job.workspace))
+            started.append(job.id)
+        except LaunchError as exc:
+            fail_start(store, job.id, str(exc))
+    return started
+
+
+def fail_start(store: JobStore, job_id: int, message: str) -> None:
+    """A job whose supervisor could not start: failed, its cards back in the pool."""
+    with store.transaction():
+        job = store.get_job(job_id)
+        if job.status is Status.STARTING and job.supervisor_pid is None:
+            store.transition_locked(
+                job_id, Status.FAILED, None, {"error": message, "finished_at": time.time()}
+            )
+            store.release_claims(job_id)

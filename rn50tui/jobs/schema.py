@@ -1,0 +1,231 @@
+"""The job store's schema: named migrations recorded in the database, and the connection settings.
+
+Opening a store sets `busy_timeout` before anything else, turns WAL on and applies the named migrations
+the file lacks (an older database is upgraded on open; a newer one is refused). Every read-then-write runs
+in :func:`immediate` (`BEGIN IMMEDIATE`), so two writers never act on the same stale read.
+
+Tables (see MIGRATIONS for the exact columns):
+  jobs            one row per job: request (name, kind, preset, engine argv, device, cards), status, attempt,
+                  supervisor and engine pids with their start times, heartbeat, exit, progress and the
+                  latest metrics (so a list never scans history)
+  metrics         one row per engine LOG record: job, attempt, time, epoch, iteration, phase, values (JSON)
+  claims          (device, card) → job: the cards in use; the primary key makes a double grant impossible
+  device_samples  per card and time: utilisation, memory, temperature, power (retention-limited)
+  _migrations     the names of the applied migrations
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable
+
+if TYPE_CHECKING:
+    import sqlite_utils
+
+from rn50tui.jobs.errors import StoreError, StoreMissing
+
+BUSY_TIMEOUT_S = 30.0
+DB_ENV = "RN50TUI_DB"
+
+
+# ---------------------------------------------------------------------------------------------- migrations
+
+Migration = Callable[["sqlite_utils.Database"], None]
+MIGRATIONS: list[tuple[str, Migration]] = []
+
+
+def migration(name: str) -> Callable[[Migration], Migration]:
+    """Register a schema step; names are applied once each, in the order they are declared."""
+
+    def register(fn: Migration) -> Migration:
+        MIGRATIONS.append((name, fn))
+        return fn
+
+    return register
+
+
+@migration("0001_initial")
+def _m0001_initial(db: sqlite_utils.Database) -> None:
+    db["jobs"].create(
+        {
+            "id": int,
+            "name": str,
+            "kind": str,
+            "preset": str,
+            "argv": str,
+            "device": str,
+            "cards_requested": int,
+            "cards_granted": str,
+            "workspace": str,
+            "status": str,
+            "attempt": int,
+            "created_at": float,
+            "queued_at": float,
+            "started_at": float,
+            "finished_at": float,
+            "updated_at": float,
+            "supervisor_pid": int,
+            "supervisor_started": float,
+            "engine_pid": int,
+            "engine_started": float,
+            "run_token": str,
+            "heartbeat": float,
+            "cancel_requested": float,
+            "exit_code": int,
+            "error": str,
+            "resume_from": str,
+            "epoch": int,
+            "epochs": int,
+            "iteration": int,
+            "iters_per_epoch": int,
+            "val_iters": int,
+            "world_size": int,
+            "raport_offset": int,
+            "stderr_offset": int,
+            "last_checkpoint": str,
+            "checkpoint_epoch": int,
+            "checkpoint_iteration": int,
+            "loss": float,
+            "lr": float,
+            "ips": float,
+            "top1": float,
+            "top5": float,
+            "val_loss": float,
+            "best_top1": float,
+        },
+        pk="id",
+        not_null={"name", "kind", "argv", "device", "cards_requested", "workspace", "status", "attempt"},
+        defaults={"attempt": 1, "raport_offset": 0, "stderr_offset": 0},
+    )
+    db["jobs"].create_index(["status"], index_name="jobs_status")
+    db["metrics"].create(
+        {
+            "id": int,
+            "job_id": int,
+            "attempt": int,
+            "time": float,
+            "epoch": int,
+            "iteration": int,
+            "phase": str,
+            "data": str,
+        },
+        pk="id",
+        not_null={"job_id", "attempt", "time", "phase", "data"},
+        foreign_keys=[("job_id", "jobs", "id")],
+    )
+    db["metrics"].create_index(["job_id", "attempt", "id"], index_name="metrics_job")
+    db["claims"].create(
+        {"device": str, "card": int, "job_id": int, "claimed_at": float},
+        pk=("device", "card"),
+        not_null={"job_id", "claimed_at"},
+        foreign_keys=[("job_id", "jobs", "id")],
+    )
+    db["claims"].create_index(["job_id"], index_name="claims_job")
+
+
+@migration("0002_device_samples")
+def _m0002_device_samples(db: sqlite_utils.Database) -> None:
+    db["device_samples"].create(
+        {
+            "id": int,
+            "job_id": int,
+            "time": float,
+            "device": str,
+            "card": int,
+            "name": str,
+            "util_percent": float,
+            "mem_used_mib": float,
+            "mem_total_mib": float,
+            "temp_c": float,
+            "power_w": float,
+            "power_cap_w": float,
+        },
+        pk="id",
+        not_null={"job_id", "time", "device", "card"},
+        foreign_keys=[("job_id", "jobs", "id")],
+    )
+    db["device_samples"].create_index(["job_id", "time"], index_name="device_samples_job")
+
+
+def migrate(conn: sqlite3.Connection) -> list[str]:
+    """Apply the migrations this database lacks, in one IMMEDIATE transaction; return their names."""
+    known = [name for name, _ in MIGRATIONS]
+    if "_migrations" in table_names(conn) and set(_applied(conn)) == set(known):
+        return []  # fast path: every open of an up-to-date store, without importing sqlite-utils
+    import sqlite_utils  # only when the schema changes: it costs ~0.1 s of start-up
+
+    db = sqlite_utils.Database(conn, execute_plugins=False)
+    with immediate(conn):
+        if "_migrations" not in table_names(conn):
+            db["_migrations"].create({"name": str, "applied_at": float}, pk="name")
+        applied = _applied(conn)
+        unknown = [name for name in applied if name not in known]
+        if unknown:
+            raise StoreError(
+                f"this job store was written by a newer rn50tui (migrations {', '.join(unknown)}); "
+                "upgrade rn50tui or pass another --db"
+            )
+        done = []
+        for name, fn in MIGRATIONS:
+            if name not in applied:
+                fn(db)
+                conn.execute("INSERT INTO _migrations (name, applied_at) VALUES (?, ?)", [name, time.time()])
+                done.append(name)
+        return done
+
+
+def _applied(conn: sqlite3.Connection) -> list[str]:
+    return [row[0] for row in conn.execute("SELECT name FROM _migrations ORDER BY name").fetchall()]
+
+
+def table_names(conn: sqlite3.Connection) -> list[str]:
+    return [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()]
+
+
+# --------------------------------------------------------------------------------------------- connection
+
+
+def connect(
+    path: str | os.PathLike[str], *, create: bool = True, timeout: float = BUSY_TIMEOUT_S
+) -> sqlite3.Connection:
+    """Open (or create) the store at `path`: busy_timeout first, then WAL, then migrations.
+
+    The connection is in autocommit mode (isolation_level=None): a lone statement commits at once, and
+    every multi-statement write is an explicit :func:`immediate` transaction.
+    """
+    path = Path(path)
+    if not create and not path.exists():
+        raise StoreMissing(f"no job store at {path} (submit a job first, or pass --db / set {DB_ENV})")
+    if create:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        conn = sqlite3.connect(str(path), timeout=timeout, check_same_thread=False, isolation_level=None)
+        conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")  # before anything that may lock
+        if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+            conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = NORMAL")  # WAL + NORMAL: durable at checkpoints, fast commits
+        conn.execute("PRAGMA foreign_keys = ON")
+        migrate(conn)
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(f"cannot open job store {path}: {exc}") from exc
+    return conn
+
+
+@contextmanager
+def immediate(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """A `BEGIN IMMEDIATE` transaction: the write lock is taken before the first read."""
+    if conn.in_transaction:
+        raise StoreError("immediate() cannot nest inside an open transaction")
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")

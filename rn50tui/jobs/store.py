@@ -1,0 +1,287 @@
+"""The job store: one SQLite file (`jobs.db`), shared by every client and supervisor.
+
+:class:`JobStore` gives typed access to the tables of :mod:`rn50tui.jobs.schema` as the records of
+:mod:`rn50tui.jobs.records`; every multi-step write runs in one short IMMEDIATE transaction, and no process
+is started or signalled inside one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import fields
+from pathlib import Path
+from typing import Any, Optional
+
+from rn50tui.jobs.errors import JobNotFound, TransitionError
+from rn50tui.jobs.records import SUMMARY_COLUMNS, Claim, DeviceSample, Job, MetricRow, progress_of
+from rn50tui.jobs.schema import BUSY_TIMEOUT_S, DB_ENV, MIGRATIONS, connect, immediate, table_names
+from rn50tui.jobs.states import Status, check_transition
+
+__all__ = ["Claim", "DeviceSample", "Job", "JobStore", "MetricRow", "MIGRATIONS", "default_db_path",
+           "progress_of", "table_names"]  # fmt: skip
+
+DEFAULT_DB = "jobs.db"
+
+
+def default_db_path(explicit: str | os.PathLike[str] | None = None) -> Path:
+    """--db PATH, else $RN50TUI_DB, else ./jobs.db."""
+    return Path(explicit or os.environ.get(DB_ENV) or DEFAULT_DB)
+
+
+# ------------------------------------------------------------------------------------------------- store
+
+
+class JobStore:
+    """Typed access to the tables; every multi-step write in one short IMMEDIATE transaction.
+
+    A JobStore holds one connection; give each thread its own (JobManager does).
+    """
+
+    def __init__(
+        self, path: str | os.PathLike[str], *, create: bool = True, timeout: float = BUSY_TIMEOUT_S
+    ) -> None:
+        self.path = Path(path).resolve()
+        self.db = connect(self.path, create=create, timeout=timeout)
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> JobStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        """Rows as dicts (column name → value)."""
+        cur = self.db.execute(sql, params)
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, row)) for row in cur.fetchall()]
+
+    def transaction(self) -> AbstractContextManager[sqlite3.Connection]:
+        """`with store.transaction():` — BEGIN IMMEDIATE … COMMIT."""
+        return immediate(self.db)
+
+    # ----- jobs
+
+    def insert_job(self, **values: Any) -> Job:
+        """Insert a queued job; `workspace` may use `{id}`, filled in once the id is known."""
+        now = time.time()
+        row = {
+            "status": Status.QUEUED.value,
+            "attempt": 1,
+            "created_at": now,
+            "queued_at": now,
+            "updated_at": now,
+            **values,
+        }
+        row["argv"] = json.dumps(list(row["argv"]))
+        with self.transaction():
+            cur = self.db.execute(
+                f"INSERT INTO jobs ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
+                list(row.values()),
+            )
+            job_id = int(cur.lastrowid)
+            if "{id}" in row["workspace"]:
+                self.db.execute(
+                    "UPDATE jobs SET workspace = ? WHERE id = ?", [row["workspace"].format(id=job_id), job_id]
+                )
+        return self.get_job(job_id)
+
+    def find_job(self, job_id: int) -> Optional[Job]:
+        rows = list(self.query("SELECT * FROM jobs WHERE id = ?", [job_id]))
+        return Job.from_row(rows[0]) if rows else None
+
+    def get_job(self, job_id: int) -> Job:
+        job = self.find_job(job_id)
+        if job is None:
+            raise JobNotFound(job_id)
+        return job
+
+    def list_jobs(
+        self, statuses: Optional[Iterable[Status]] = None, limit: Optional[int] = None
+    ) -> list[Job]:
+        """Jobs in id order (newest last), optionally only those with the given statuses."""
+        sql, params = _jobs_query("*", statuses, limit)
+        return [Job.from_row(r) for r in self.query(sql, params)]
+
+    def job_summaries(
+        self, statuses: Optional[Iterable[Status]] = None, limit: Optional[int] = None
+    ) -> list[dict[str, Any]]:
+        """list_jobs() for big lists: SUMMARY_COLUMNS as JSON-ready dicts, plus `progress`."""
+        sql, params = _jobs_query(", ".join(SUMMARY_COLUMNS), statuses, limit)
+        out = []
+        for row in self.db.execute(sql, params).fetchall():
+            d = dict(zip(SUMMARY_COLUMNS, row))
+            d["cards_granted"] = json.loads(d["cards_granted"]) if d["cards_granted"] else None
+            d["progress"] = progress_of(
+                d["status"], d["epoch"], d["epochs"], d["iteration"], d["iters_per_epoch"]
+            )
+            out.append(d)
+        return out
+
+    def update_job(self, job_id: int, **values: Any) -> None:
+        """Set columns of one job (no status check; for the owner of those columns)."""
+        values["updated_at"] = time.time()
+        sets = ", ".join(f"{k} = ?" for k in values)
+        self.db.execute(f"UPDATE jobs SET {sets} WHERE id = ?", [*_encode(values).values(), job_id])
+
+    def transition(
+        self, job_id: int, new: Status, *, expect: Optional[Sequence[Status]] = None, **values: Any
+    ) -> Job:
+        """Move a job to `new` (checked against TRANSITIONS) and set `values`, atomically.
+
+        `expect` narrows the statuses the caller believes the job is in; a job found elsewhere raises
+        TransitionError, so a stale caller never overwrites a newer state.
+        """
+        with self.transaction():
+            self.transition_locked(job_id, new, expect, values)
+        return self.get_job(job_id)
+
+    def transition_locked(
+        self, job_id: int, new: Status, expect: Optional[Sequence[Status]], values: dict[str, Any]
+    ) -> Job:
+        """transition() for a caller already inside store.transaction(); returns the job as it was."""
+        job = self.get_job(job_id)
+        if expect is not None and job.status not in expect:
+            check_transition(job_id, job.status, new)  # the clearer message when the move itself is wrong
+            raise TransitionError(f"job {job_id} is {job.status} now, not {'/'.join(map(str, expect))}")
+        check_transition(job_id, job.status, new)
+        self.update_job(job_id, status=new.value, **values)
+        return job
+
+    def delete_job(self, job_id: int) -> None:
+        """Remove a job with its metrics and samples (the caller checked it may go)."""
+        with self.transaction():
+            for table in self.child_tables():
+                self.db.execute(f"DELETE FROM {table} WHERE job_id = ?", [job_id])
+            self.db.execute("DELETE FROM jobs WHERE id = ?", [job_id])
+
+    def child_tables(self) -> list[str]:
+        return [t for t in ("metrics", "claims", "device_samples") if t in table_names(self.db)]
+
+    # ----- claims
+
+    def claims(self) -> list[Claim]:
+        return [Claim(**r) for r in self.query("SELECT * FROM claims ORDER BY device, card")]
+
+    def claims_of(self, job_id: int) -> list[Claim]:
+        return [
+            Claim(**r) for r in self.query("SELECT * FROM claims WHERE job_id = ? ORDER BY card", [job_id])
+        ]
+
+    def release_claims(self, job_id: int) -> None:
+        self.db.execute("DELETE FROM claims WHERE job_id = ?", [job_id])
+
+    # ----- metrics
+
+    def add_metrics(
+        self, rows: Sequence[tuple[int, int, float, Optional[int], Optional[int], str, str]]
+    ) -> None:
+        """Insert (job_id, attempt, time, epoch, iteration, phase, values-json) rows; call inside a transaction."""
+        self.db.executemany(
+            "INSERT INTO metrics (job_id, attempt, time, epoch, iteration, phase, data) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            rows,
+        )
+
+    def metrics(
+        self,
+        job_id: int,
+        attempt: Optional[int] = None,
+        since_id: Optional[int] = None,
+        phase: Optional[str] = None,
+        limit: Optional[int] = None,
+    ) -> list[MetricRow]:
+        """A job's metric records in write order; `since_id` returns only newer rows (for live views)."""
+        sql, params = "SELECT * FROM metrics WHERE job_id = ?", [job_id]
+        for column, op, value in (("attempt", "=", attempt), ("id", ">", since_id), ("phase", "=", phase)):
+            if value is not None:
+                sql += f" AND {column} {op} ?"
+                params.append(value)
+        sql += " ORDER BY id"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        return [
+            MetricRow(
+                r["id"],
+                r["job_id"],
+                r["attempt"],
+                r["time"],
+                r["epoch"],
+                r["iteration"],
+                r["phase"],
+                json.loads(r["data"]),
+            )
+            for r in self.query(sql, params)
+        ]
+
+    def metric_count(self, job_id: int, attempt: Optional[int] = None) -> int:
+        sql, params = "SELECT count(*) FROM metrics WHERE job_id = ?", [job_id]
+        if attempt is not None:
+            sql += " AND attempt = ?"
+            params.append(attempt)
+        return int(self.db.execute(sql, params).fetchone()[0])
+
+    # ----- device samples
+
+    def add_samples(self, job_id: int, samples: Sequence[DeviceSample]) -> None:
+        """Insert one round of card samples (call inside a transaction with the heartbeat)."""
+        self.db.executemany(
+            "INSERT INTO device_samples (job_id, time, device, card, name, util_percent, mem_used_mib,"
+            " mem_total_mib, temp_c, power_w, power_cap_w) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [(job_id, *s.as_tuple()) for s in samples],
+        )
+
+    def prune_samples(self, job_id: int, keep: int) -> None:
+        """Keep only the newest `keep` samples of a job (the retention limit)."""
+        self.db.execute(
+            "DELETE FROM device_samples WHERE job_id = ? AND id <= (SELECT id FROM device_samples"
+            " WHERE job_id = ? ORDER BY id DESC LIMIT 1 OFFSET ?)",
+            [job_id, job_id, int(keep)],
+        )
+
+    def device_samples(
+        self, job_id: int, since: Optional[float] = None, card: Optional[int] = None
+    ) -> list[DeviceSample]:
+        """A job's card samples in time order; `since` (a time) returns only newer ones."""
+        sql, params = "SELECT * FROM device_samples WHERE job_id = ?", [job_id]
+        if since is not None:
+            sql += " AND time > ?"
+            params.append(since)
+        if card is not None:
+            sql += " AND card = ?"
+            params.append(card)
+        cols = [f.name for f in fields(DeviceSample)]
+        return [DeviceSample(**{c: r[c] for c in cols}) for r in self.query(sql + " ORDER BY id", params)]
+
+
+def _jobs_query(
+    columns: str, statuses: Optional[Iterable[Status]], limit: Optional[int]
+) -> tuple[str, list[Any]]:
+    """SELECT `columns` of the jobs with these statuses (all when None), the last `limit`, in id order."""
+    sql, params = f"SELECT {columns} FROM jobs", []
+    if statuses is not None:
+        wanted = [Status(s).value for s in statuses]
+        sql += f" WHERE status IN ({', '.join('?' * len(wanted))})"
+        params += wanted
+    sql += " ORDER BY id"
+    if limit is not None:
+        sql = f"SELECT * FROM ({sql} DESC LIMIT {int(limit)}) ORDER BY id"
+    return sql, params
+
+
+def _encode(values: dict[str, Any]) -> dict[str, Any]:
+    """Python values → column values (Status → text, lists → JSON)."""
+    out = {}
+    for k, v in values.items():
+        if isinstance(v, Status):
+            v = v.value
+        elif isinstance(v, (list, tuple)):
+            v = json.dumps(list(v))
+        out[k] = v
+    return out
