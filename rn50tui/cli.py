@@ -270,8 +270,8 @@ def _show(args: argparse.Namespace) -> int:
     jm = _manager(args)
     job = jm.get_job(args.job)
     info = job.to_dict()
-    info["claims"] = [f"{c.device}:{c.card}" for c in jm.store.claims_of(job.id)]
-    info["metric_rows"] = jm.store.metric_count(job.id)
+    info["claims"] = [f"{c.device}:{c.card}" for c in jm.claims(job.id)]
+    info["metric_rows"] = jm.metric_count(job.id)
     info["logs"] = {stream: str(jm.log_path(job.id, stream)) for stream in ("stdout", "stderr", "supervisor")}
     if args.json:
         print(json.dumps(info))

@@ -88,3 +88,22 @@ def test_job_service_and_cli_never_import_the_app_statically():
     ]
     offenders = [str(p.relative_to(ROOT)) for p in files if pattern.search(p.read_text())]
     assert offenders == []
+
+
+SQL_OWNERS = {"rn50tui/jobs/store.py", "rn50tui/jobs/schema.py"}
+# Records of older versions' code, run from those versions' trees to make the committed fixtures.
+OLD_CODE = {"tests/fixtures/make_jobs_v2.py"}
+
+
+def test_only_the_store_runs_sql():
+    call = re.compile(r"\.execute" + r"(many|script)?\(")
+    files = [p for p in ROOT.rglob("*.py") if not {".git", ".venv", "venv"} & set(p.parts)]
+    rel = {str(p.relative_to(ROOT)) for p in files}
+    assert rel >= SQL_OWNERS  # the scan sees the tree
+    offenders = [
+        f"{name}:{n}"
+        for name in sorted(rel - SQL_OWNERS - OLD_CODE)
+        for n, line in enumerate((ROOT / name).read_text().splitlines(), 1)
+        if call.search(line)
+    ]
+    assert offenders == [], "SQL belongs in rn50tui/jobs/store.py (schema.py for migrations)"

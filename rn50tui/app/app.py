@@ -111,7 +111,7 @@ class Rn50App(App[int]):
         if time.monotonic() - self._last_reconcile > RECONCILE_EVERY_S:
             self._last_reconcile = time.monotonic()
             self.client.reconcile()
-        jobs = self.client.jobs()
+        jobs = self.client.list_jobs()
         if not get_current_worker().is_cancelled:
             self.post_message(self.JobsLoaded(jobs, self.clock.now()))
 

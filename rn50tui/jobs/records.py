@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, NamedTuple, Optional
 
 from rn50tui.jobs.states import Status
 
@@ -146,6 +146,28 @@ class MetricRow:
             "phase": self.phase,
             **self.values,
         }
+
+
+# The metrics a chart draws, read with SQLite's json_extract so a million rows never meet json.loads.
+CHART_METRICS = ("train.loss", "train.total_ips", "train.lr", "val.top1", "val.top5", "val.loss")
+
+
+class ChartPoint(NamedTuple):
+    """One train or epoch record of a job with the chart metrics (None where the record lacks one).
+    A tuple, not a dataclass: a million of them are built while a long history loads."""
+
+    id: int
+    attempt: int
+    time: float
+    epoch: Optional[int]
+    iteration: Optional[int]
+    phase: str
+    loss: Optional[float]  # train.loss
+    ips: Optional[float]  # train.total_ips
+    lr: Optional[float]  # train.lr
+    top1: Optional[float]  # val.top1
+    top5: Optional[float]  # val.top5
+    val_loss: Optional[float]  # val.loss
 
 
 @dataclass(frozen=True)

@@ -202,10 +202,7 @@ class Supervisor:
             _killpg(proc.pid)
 
     def _cancel_requested(self) -> bool:
-        row = self.store.db.execute(
-            "SELECT cancel_requested FROM jobs WHERE id = ?", [self.job_id]
-        ).fetchone()
-        return bool(row and row[0])
+        return self.store.cancel_requested(self.job_id)
 
     # -- the end
 

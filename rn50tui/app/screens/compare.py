@@ -56,7 +56,7 @@ class CompareScreen(PollingScreen):
         labels, views = {}, {}
         for jid, history in self.histories.items():
             try:
-                job = client.job(jid)
+                job = client.get_job(jid)
             except JobNotFound:
                 continue
             history.update(client, job, samples=False)

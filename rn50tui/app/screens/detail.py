@@ -171,7 +171,7 @@ class JobDetailScreen(PollingScreen):
     def _poll(self, req: PollRequest, follower: Optional[LogFollower]) -> None:
         client = self.rn50.client
         assert client is not None
-        job = client.job(self.job_id)
+        job = client.get_job(self.job_id)
         changed = self.history.update(client, job)
         view = (
             self.history.view(req.buckets, req.span_s, req.spark_width) if changed or req.force_view else None
