@@ -3,7 +3,8 @@
     python benchmarks/jobs_list_bench.py [--jobs 10000] [--metrics 1000000] [--db PATH] [--rounds 5]
 
 Builds the store (unless --db names one that already has jobs), then times the real command in a fresh
-interpreter (start-up included, as a user sees it), its --json form, and the in-process query.
+interpreter (start-up included, as a user sees it): the default list (active jobs and the newest ones),
+every job (--all, as a table and as JSON), and the in-process query.
 Prints figures; asserts nothing.
 """
 
@@ -87,7 +88,8 @@ def main() -> None:
     t = time.perf_counter()
     build(db, args.jobs, args.metrics)
     print(f"store: {db} ({db.stat().st_size / 2**20:.0f} MiB), built in {time.perf_counter() - t:.1f} s")
-    for label, cmd in (("rn50tui jobs list", ["jobs", "list"]), ("rn50tui jobs list --json", ["jobs", "list", "--json"]),
+    for label, cmd in (("rn50tui jobs list", ["jobs", "list"]), ("rn50tui jobs list --all", ["jobs", "list", "--all"]),
+                       ("rn50tui jobs list --all --json", ["jobs", "list", "--all", "--json"]),
                        ("rn50tui jobs list --status running", ["jobs", "list", "--status", "running"]),
                        ("rn50tui --help (start-up floor)", ["--help"])):  # fmt: skip
         times = time_command(["--db", str(db), *cmd], args.rounds)

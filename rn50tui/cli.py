@@ -24,10 +24,11 @@ from rn50tui.jobs.capacity import CARDS_ENV, CapacityError, parse_spec
 from rn50tui.jobs.errors import JobsError, StoreMissing
 from rn50tui.jobs.presets import PRESETS
 from rn50tui.jobs.states import Status
-from rn50tui.jobs.store import default_db_path
+from rn50tui.jobs.store import JobSummary, default_db_path
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
+RECENT_JOBS = 20  # `jobs list` shows every active job and the newest RECENT_JOBS (--all: every job)
 
 
 class CliError(Exception):
@@ -115,7 +116,10 @@ def _add_jobs(sub: Any, common: argparse.ArgumentParser) -> None:
     j = sub.add_parser("jobs", parents=[common], help="list, show or remove jobs",
                        description="List, show or remove jobs.")  # fmt: skip
     jsub = j.add_subparsers(dest="jobs_command", metavar="COMMAND", required=True, parser_class=Parser)
-    ls = jsub.add_parser("list", parents=[common], help="one line per job", description="One line per job.")
+    ls = jsub.add_parser("list", parents=[common], help="one line per job",
+                         description=f"One line per job: by default every queued, starting or running job and "
+                         f"the newest {RECENT_JOBS} jobs; --all lists every job.")  # fmt: skip
+    ls.add_argument("-a", "--all", action="store_true", help="every job, however many")
     ls.add_argument("--status", action="append", metavar="S",
                     help=f"only jobs with this status ({', '.join(s.value for s in Status)}); repeatable")  # fmt: skip
     ls.add_argument("--limit", type=int, help="only the newest N jobs")
@@ -228,35 +232,40 @@ def _list(args: argparse.Namespace) -> int:
         else:
             print(f"no jobs yet ({exc})", file=sys.stderr)
         return 0
-    jobs = jm.job_summaries(wanted, args.limit)
+    everything = args.all or wanted is not None or args.limit is not None
+    jobs = jm.job_summaries(wanted, args.limit, recent=None if everything else RECENT_JOBS)
     if args.json:
-        sys.stdout.write(json.dumps(jobs) + "\n")
+        sys.stdout.write(json.dumps([j.to_dict() for j in jobs]) + "\n")
     else:
         _print_table(jobs)
+    if not everything and len(jobs) >= RECENT_JOBS:  # fewer: the store holds no more
+        hidden = jm.count_jobs() - len(jobs)
+        if hidden:
+            print(
+                f"({hidden} older jobs not shown: `rn50tui jobs list --all` lists every job)", file=sys.stderr
+            )
     return 0
 
 
 LIST_COLUMNS = ("ID", "NAME", "STATUS", "DEVICE", "TRY", "EPOCH", "PROGRESS", "LOSS", "TOP1", "IMG/S", "AGE")
 
 
-def _print_table(jobs: list[dict[str, Any]]) -> None:
+def _print_table(jobs: list[JobSummary]) -> None:
     now = time.time()
     rows = [LIST_COLUMNS] + [_row(j, now) for j in jobs]
-    widths = [max(len(r[i]) for r in rows) for i in range(len(LIST_COLUMNS))]
-    sys.stdout.write("".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() + "\n" for r in rows))
+    widths = [max(map(len, column)) for column in zip(*rows)]
+    line = "  ".join(f"{{:<{w}}}" for w in widths)
+    sys.stdout.write("".join(line.format(*r).rstrip() + "\n" for r in rows))
 
 
-def _row(j: dict[str, Any], now: float) -> tuple[str, ...]:
-    cards = ",".join(map(str, j["cards_granted"])) if j["cards_granted"] else f"×{j['cards_requested']}"
-    epoch = f"{j['epoch']}/{j['epochs']}" if j["epoch"] and j["epochs"] else "-"
-    progress = f"{100 * j['progress']:.0f}%" if j["progress"] is not None else "-"
-    return (str(j["id"]), j["name"][:24], j["status"], f"{j['device']}:{cards}", str(j["attempt"]), epoch, progress,
-            _num(j["loss"], ".4f"), _num(j["top1"], ".2f"), _num(j["ips"], ".1f"),
-            _age(now - (j["updated_at"] or now)))  # fmt: skip
-
-
-def _num(value: Optional[float], spec: str) -> str:
-    return "-" if value is None else format(value, spec)
+def _row(j: JobSummary, now: float) -> tuple[str, ...]:
+    cards = ",".join(map(str, j.cards_granted)) if j.cards_granted else f"×{j.cards_requested}"
+    epoch = f"{j.epoch}/{j.epochs}" if j.epoch and j.epochs else "-"
+    progress, loss, top1, ips = j.progress, j.loss, j.top1, j.ips
+    return (str(j.id), j.name[:24], j.status.value, f"{j.device}:{cards}", str(j.attempt), epoch,
+            "-" if progress is None else f"{100 * progress:.0f}%", "-" if loss is None else f"{loss:.4f}",
+            "-" if top1 is None else f"{top1:.2f}", "-" if ips is None else f"{ips:.1f}",
+            _age(now - (j.updated_at or now)))  # fmt: skip
 
 
 def _age(seconds: float) -> str:

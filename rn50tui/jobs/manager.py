@@ -5,7 +5,7 @@
     jm.reconcile()                            # on client start: dead supervisors → interrupted
     job = jm.submit(preset="demo", engine_flags=["--epochs", "1"])   # → Job (queued, or starting)
     jm.list_jobs(statuses=None, limit=None)   # → [Job] (id order); Job.to_dict() is `jobs show --json`
-    jm.job_summaries(statuses=None, limit=None)  # → [dict]: the `jobs list --json` objects, fast for 10,000 jobs
+    jm.job_summaries(statuses=None, limit=None, recent=None)  # → [JobSummary]: `jobs list`, fast for 10,000 jobs
     jm.get_job(job.id)                        # → Job; JobNotFound if there is none
     jm.metrics(job.id, attempt=None, since_id=None, phase=None, limit=None)  # → [MetricRow], phase: train/val/epoch/summary
     jm.device_samples(job.id, since=None, card=None)              # → [DeviceSample]
@@ -38,7 +38,16 @@ from rn50tui.jobs.errors import TransitionError
 from rn50tui.jobs.executors import executor_for
 from rn50tui.jobs.procs import wait_until
 from rn50tui.jobs.states import ACTIVE, TERMINAL, Status, check_transition
-from rn50tui.jobs.store import ChartPoint, Claim, DeviceSample, Job, JobStore, MetricRow, default_db_path
+from rn50tui.jobs.store import (
+    ChartPoint,
+    Claim,
+    DeviceSample,
+    Job,
+    JobStore,
+    JobSummary,
+    MetricRow,
+    default_db_path,
+)
 from rn50tui.jobs.submission import Request, plan
 
 LOG_FILES = {"stdout": "stdout.log", "stderr": "stderr.log", "supervisor": "supervisor.log"}
@@ -78,13 +87,15 @@ class JobManager:
     ) -> list[Job]:
         return self._store.list_jobs([Status(s) for s in statuses] if statuses is not None else None, limit)
 
-    def job_summaries(
-        self, statuses: Optional[Iterable[Status | str]] = None, limit: Optional[int] = None
-    ) -> list[dict]:
-        """Like list_jobs, as dicts of the columns a list shows (fast for 10,000 jobs)."""
-        return self._store.job_summaries(
-            [Status(s) for s in statuses] if statuses is not None else None, limit
-        )
+    def job_summaries(self, statuses: Optional[Iterable[Status | str]] = None, limit: Optional[int] = None,
+                      recent: Optional[int] = None) -> list[JobSummary]:  # fmt: skip
+        """Like list_jobs, as the typed rows a list shows (fast for 10,000 jobs); `recent`: the active
+        jobs and the newest `recent` ones only."""
+        wanted = [Status(s) for s in statuses] if statuses is not None else None
+        return self._store.job_summaries(wanted, limit, recent)
+
+    def count_jobs(self) -> int:
+        return self._store.count_jobs()
 
     def get_job(self, job_id: int) -> Job:
         return self._store.get_job(job_id)

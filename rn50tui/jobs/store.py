@@ -25,6 +25,7 @@ from rn50tui.jobs.records import (
     Claim,
     DeviceSample,
     Job,
+    JobSummary,
     MetricRow,
     progress_of,
 )
@@ -39,7 +40,7 @@ from rn50tui.jobs.schema import (
 )
 from rn50tui.jobs.states import Status, check_transition
 
-__all__ = ["ChartPoint", "Claim", "DeviceSample", "Job", "JobStore", "MetricRow", "MIGRATIONS", "default_db_path",
+__all__ = ["ChartPoint", "Claim", "DeviceSample", "Job", "JobStore", "JobSummary", "MetricRow", "MIGRATIONS", "default_db_path",
            "progress_of", "table_names"]  # fmt: skip
 
 DEFAULT_DB = "jobs.db"
@@ -162,19 +163,26 @@ class JobStore:
         return [Job.from_row(r) for r in self._query(sql, params)]
 
     def job_summaries(
-        self, statuses: Optional[Iterable[Status]] = None, limit: Optional[int] = None
-    ) -> list[dict[str, Any]]:
-        """list_jobs() for big lists: SUMMARY_COLUMNS as JSON-ready dicts, plus `progress`."""
-        sql, params = _jobs_query(", ".join(SUMMARY_COLUMNS), statuses, limit)
-        out = []
-        for row in self._db.execute(sql, params).fetchall():
-            d = dict(zip(SUMMARY_COLUMNS, row))
-            d["cards_granted"] = json.loads(d["cards_granted"]) if d["cards_granted"] else None
-            d["progress"] = progress_of(
-                d["status"], d["epoch"], d["epochs"], d["iteration"], d["iters_per_epoch"]
+        self,
+        statuses: Optional[Iterable[Status]] = None,
+        limit: Optional[int] = None,
+        recent: Optional[int] = None,
+    ) -> list[JobSummary]:
+        """list_jobs() for big lists, as JobSummary tuples in id order.
+
+        `recent`: every active job (queued, starting, running) plus the newest `recent` of the rest, as
+        `docker ps -a` would show by default; None lists every job (or those with `statuses`).
+        """
+        if recent is not None:
+            active = [s.value for s in (Status.QUEUED, Status.STARTING, Status.RUNNING)]
+            sql = (
+                f"SELECT {', '.join(SUMMARY_COLUMNS)} FROM jobs WHERE status IN (?, ?, ?)"
+                " OR id IN (SELECT id FROM jobs ORDER BY id DESC LIMIT ?) ORDER BY id"
             )
-            out.append(d)
-        return out
+            params: list[Any] = [*active, int(recent)]
+        else:
+            sql, params = _jobs_query(", ".join(SUMMARY_COLUMNS), statuses, limit)
+        return [JobSummary.from_row(row) for row in self._db.execute(sql, params).fetchall()]
 
     def update_job(self, job_id: int, **values: Any) -> None:
         """Set columns of one job (no status check; for the owner of those columns)."""
