@@ -188,7 +188,7 @@ async def test_devices_lists_every_card_and_its_holder(db_path, store):
     add_job(store, Status.RUNNING, "on-mlu", device="mlu")  # holds mlu:0
     app = make_app(db_path, sampler_factory=TwoMlus)
     async with app.run_test(size=SIZE) as pilot:
-        await wait_for(pilot, lambda: app.client is not None)
+        await wait_for(pilot, lambda: app.services.client is not None)
         await pilot.press("D")
         screen = await wait_for(pilot, lambda: isinstance(app.screen, DevicesScreen) and app.screen)
         table = screen.query_one("#devices", DataTable)

@@ -20,7 +20,7 @@ def error_text(screen: NewJobScreen) -> str:
 
 
 async def open_form(pilot, app) -> NewJobScreen:
-    await wait_for(pilot, lambda: app.client is not None, what="the store to open")
+    await wait_for(pilot, lambda: app.services.client is not None, what="the store to open")
     await pilot.press("n")
     return await wait_for(pilot, lambda: isinstance(app.screen, NewJobScreen) and app.screen, what="the form")
 

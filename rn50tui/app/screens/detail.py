@@ -32,8 +32,10 @@ from textual.worker import Worker, get_current_worker
 from rn50tui.app import fmt
 from rn50tui.app.data import LOG_STREAMS, CheckpointFile, LogFollower, config_rows
 from rn50tui.app.jobdata import ChartData, JobHistory
+from rn50tui.app.messages import CancelJob, ResumeJob
 from rn50tui.app.screens.base import PollingScreen
 from rn50tui.app.series import WINDOWS
+from rn50tui.app.services import Services
 from rn50tui.app.widgets.card_panel import CardPanel
 from rn50tui.app.widgets.chart import MetricChart
 from rn50tui.jobs.errors import JobNotFound
@@ -105,8 +107,8 @@ class JobDetailScreen(PollingScreen):
             self.job, self.view, self.log_text, self.follower = job, view, log_text, follower
             self.checkpoints, self.config = checkpoints, config
 
-    def __init__(self, job_id: int, tab: str = "charts", **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+    def __init__(self, services: Services, job_id: int, tab: str = "charts", **kwargs: Any) -> None:
+        super().__init__(services, **kwargs)
         self.job_id = job_id
         self.initial_tab = tab
         self.job: Optional[Job] = None
@@ -169,8 +171,7 @@ class JobDetailScreen(PollingScreen):
 
     @work(thread=True, exclusive=True, group="detail-poll", exit_on_error=False)
     def _poll(self, req: PollRequest, follower: Optional[LogFollower]) -> None:
-        client = self.rn50.client
-        assert client is not None
+        client = self.client
         job = client.get_job(self.job_id)
         changed = self.history.update(client, job)
         view = (
@@ -185,7 +186,7 @@ class JobDetailScreen(PollingScreen):
     def on_job_detail_screen_loaded(self, msg: Loaded) -> None:
         first = self.job is None
         self.job = msg.job
-        now = self.rn50.clock.now()
+        now = self.services.clock.now()
         self.query_one("#job-summary", Static).update(summary_text(msg.job, now))
         self.query_one("#job-progress", ProgressBar).update(progress=100 * (msg.job.progress or 0.0))
         self.sub_title = f"job {msg.job.id} · {msg.job.name} · {msg.job.status.value}"
@@ -277,11 +278,14 @@ class JobDetailScreen(PollingScreen):
 
     # -- requests
 
+    def _what(self) -> str:
+        return f"({self.job.name}, {self.job.status.value})" if self.job else ""
+
     def action_cancel(self) -> None:
-        self.rn50.action_cancel_job(self.job_id)
+        self.post_message(CancelJob(self.job_id, self._what()))
 
     def action_resume(self) -> None:
-        self.rn50.action_resume_job(self.job_id)
+        self.post_message(ResumeJob(self.job_id))
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         if isinstance(event.worker.error, JobNotFound):

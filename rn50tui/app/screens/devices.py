@@ -14,6 +14,7 @@ from textual.worker import Worker, get_current_worker
 
 from rn50tui.app import fmt
 from rn50tui.app.screens.base import PollingScreen
+from rn50tui.app.services import Services
 from rn50tui.devices import absence_lines
 
 COLUMNS = ("kind", "card", "name", "util", "memory", "temp", "power", "held by")
@@ -48,8 +49,8 @@ class DevicesScreen(PollingScreen):
             super().__init__()
             self.rows, self.notes = rows, notes
 
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+    def __init__(self, services: Services, **kwargs: Any) -> None:
+        super().__init__(services, **kwargs)
         self.sampler: Any = None
         self._cells: dict[str, tuple[Text, ...]] = {}
 
@@ -72,8 +73,7 @@ class DevicesScreen(PollingScreen):
 
     @work(thread=True, exclusive=True, group="devices-poll", exit_on_error=False)
     def _sample(self) -> None:
-        client = self.rn50.client
-        assert client is not None
+        client = self.client
         if self.sampler is None:
             self.sampler = client.host_sampler()  # kept open: NVML stays initialised, CPU baseline carries
         report = self.sampler.sample()
