@@ -27,6 +27,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from enum import Enum
 from typing import Any, TextIO
 
 PREFIX = "DLLL "
@@ -58,6 +59,18 @@ METRICS: dict[str, dict[str, Any]] = {
     "val.compute_latency_at100": {"unit": "s", "format": ":>.5f"},
     "data.skipped_images": {"unit": "images", "format": ":d"},
 }
+
+
+class RunEnd(str, Enum):
+    """How a run ended: the `status` of its STATUS run_end record (the engine writes it, readers parse it)."""
+
+    COMPLETED = "completed"
+    STOPPED = "stopped"  # on a signal, after a checkpoint: resume continues it
+    FAILED = "failed"
+
+    def __str__(self) -> str:
+        return self.value
+
 
 # STATUS events and the keys their `data` must carry (more keys are allowed).
 STATUS_EVENTS: dict[str, tuple[str, ...]] = {

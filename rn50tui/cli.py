@@ -20,6 +20,7 @@ import time
 from collections.abc import Sequence
 from typing import Any, NoReturn, Optional
 
+from engine.device_kind import NAMES as DEVICE_NAMES
 from rn50tui.jobs.capacity import CARDS_ENV, CapacityError, parse_spec
 from rn50tui.jobs.errors import JobsError, StoreMissing
 from rn50tui.jobs.presets import PRESETS
@@ -101,9 +102,7 @@ def _add_submit(sub: Any, common: argparse.ArgumentParser) -> None:
     s.add_argument("--preset", metavar="P", help=f"one of {', '.join(PRESETS)}")
     s.add_argument("--name", help="job name (default: the preset's name)")
     s.add_argument("--cards", type=int, help="cards (CPU: processes) the job uses (default: the preset's)")
-    s.add_argument(
-        "--device", choices=("mlu", "cuda", "gpu", "cpu"), help="device kind (default: the host's best)"
-    )
+    s.add_argument("--device", choices=DEVICE_NAMES, help="device kind (default: the host's best)")
     s.add_argument("--data", metavar="DIR", help="dataset root with train/ and val/")
     s.add_argument("--checkpoint", metavar="PATH", help="weights to evaluate or start from (--resume)")
     s.add_argument("--json", action="store_true", help="print the new job as JSON instead of its id")

@@ -16,12 +16,12 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO, Optional
 
+from engine.device_kind import CARD_KINDS, DeviceKind
 from rn50tui.jobs.errors import LaunchError
 from rn50tui.jobs.procs import RUN_TOKEN_ENV
 from rn50tui.jobs.store import Job
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]  # the folder holding engine/ (importable by children)
-VISIBLE_ENV = {"mlu": "MLU_VISIBLE_DEVICES", "cuda": "CUDA_VISIBLE_DEVICES"}
 RAPORT_FILE = "raport.json"
 CHECKPOINT_FILE = "checkpoint.pth.tar"
 SUPERVISOR_START_TIMEOUT_S = 60.0
@@ -74,11 +74,11 @@ def engine_env(job: Job, token: str, base: Optional[Mapping[str, str]] = None) -
     """The engine's environment: the granted cards visible, the run token, this checkout importable."""
     env = dict(os.environ if base is None else base)
     cards = ",".join(str(c) for c in job.cards_granted or [])
-    for kind, var in VISIBLE_ENV.items():
+    for kind in CARD_KINDS:
         if job.device == kind:
-            env[var] = cards
-        elif job.device == "cpu":
-            env[var] = ""  # a CPU job must not grab a card that another job was granted
+            env[kind.visible_env] = cards
+        elif job.device == DeviceKind.CPU:
+            env[kind.visible_env] = ""  # a CPU job must not grab a card that another job was granted
     env[RUN_TOKEN_ENV] = token
     env["RN50TUI_JOB_ID"] = str(job.id)
     env["PYTHONUNBUFFERED"] = "1"  # stdout.log follows the run live

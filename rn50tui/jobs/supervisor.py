@@ -22,7 +22,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Optional
 
-from engine.events import EXIT_OK, EXIT_STOPPED
+from engine.device_kind import DeviceKind
+from engine.events import EXIT_OK, EXIT_STOPPED, RunEnd
 from rn50tui.jobs import launcher, procs
 from rn50tui.jobs.errors import JobsError, LaunchError
 from rn50tui.jobs.follower import Follower, commit
@@ -42,7 +43,7 @@ class CardSampler:
 
     def __init__(self, job: Job, interval: float, log: Any) -> None:
         self.interval, self.next_at = interval, 0.0
-        self.indices = [0] if job.device == "cpu" else list(job.cards_granted or [])
+        self.indices = list(job.cards_granted or []) if DeviceKind(job.device).has_cards else [0]
         self.sampler = self._open(job.device, log) if interval > 0 else None
 
     @staticmethod
@@ -210,14 +211,14 @@ class Supervisor:
         self, rc: int, follower: Follower, stderr: Path, offset: int
     ) -> tuple[Status, Optional[str]]:
         state = follower.state
-        if rc == EXIT_OK and state.run_end in (None, "completed"):
+        if rc == EXIT_OK and state.run_end in (None, RunEnd.COMPLETED):
             return Status.COMPLETED, None
         if self._cancel_requested():
             return Status.CANCELLED, "cancelled" + (" (killed after the grace period)" if self.killed else "")
         if self.signalled is not None:
             name = signal.Signals(self.signalled).name
             return Status.INTERRUPTED, f"the supervisor received {name}; the engine was stopped"
-        if rc == EXIT_STOPPED or state.run_end == "stopped":
+        if rc == EXIT_STOPPED or state.run_end is RunEnd.STOPPED:
             sig = state.stopping_signal or "a signal"
             return (
                 Status.INTERRUPTED,

@@ -120,3 +120,9 @@ def test_field_errors_name_their_field():
     assert set(errors) == {"epochs", "lr", "extra"}
     flags = check(FormValues(preset="demo", extra="--no-such-flag"), CAPACITY)
     assert "engine flags refused" in flags.errors["extra"]
+
+
+def test_a_refusal_marks_the_field_it_names_not_a_word_in_its_message():
+    # "this host allows no CPU jobs (… --host-cards …)" is about the device, though its words say "cards"
+    verdict = check(FormValues(preset="demo", device="cpu"), {"mlu": 0, "cuda": 0, "cpu": 0})
+    assert list(verdict.errors) == ["device"] and "allows no CPU jobs" in verdict.errors["device"]
