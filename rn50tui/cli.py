@@ -26,6 +26,7 @@ from rn50tui.jobs.errors import JobsError, StoreMissing
 from rn50tui.jobs.presets import PRESETS
 from rn50tui.jobs.states import Status
 from rn50tui.jobs.store import JobSummary, default_db_path
+from rn50tui.jobs.workspace import LOG_STREAMS, LogTail, last_lines
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -74,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     lg.add_argument("job", type=int, help="job id")
     lg.add_argument("-f", "--follow", action="store_true", help="keep printing until the job ends")
     lg.add_argument("-n", "--lines", type=int, default=None, metavar="N", help="start with the last N lines")
-    lg.add_argument("--stream", choices=("stdout", "stderr", "supervisor"), default="stdout",
+    lg.add_argument("--stream", choices=LOG_STREAMS, default="stdout",
                     help="which log (default stdout)")  # fmt: skip
     ex = sub.add_parser("export", parents=[common], help="write a job's full-resolution metrics as CSV or JSON",
                         description="Every metric record of a job, one row per engine log line.")  # fmt: skip
@@ -280,7 +281,7 @@ def _show(args: argparse.Namespace) -> int:
     info = job.to_dict()
     info["claims"] = [f"{c.device}:{c.card}" for c in jm.claims(job.id)]
     info["metric_rows"] = jm.metric_count(job.id)
-    info["logs"] = {stream: str(jm.log_path(job.id, stream)) for stream in ("stdout", "stderr", "supervisor")}
+    info["logs"] = {stream: str(job.files.log(stream)) for stream in LOG_STREAMS}
     if args.json:
         print(json.dumps(info))
         return 0
@@ -323,39 +324,22 @@ def _resume(args: argparse.Namespace) -> int:
 
 def _logs(args: argparse.Namespace) -> int:
     jm = _manager(args)
-    path = jm.log_path(args.job, args.stream)
-    offset = _print_start(path, args.lines)
+    tail = LogTail(jm.log_path(args.job, args.stream))
+    first = tail.read(partial=True)
+    _write(first if args.lines is None else last_lines(first, args.lines))
     while args.follow:
-        offset = _print_from(path, offset)
+        _write(tail.read())
         if jm.get_job(args.job).status.terminal:
-            _print_from(path, offset)  # what was written while the job ended
+            _write(tail.read(partial=True))  # what was written while the job ended
             break
         time.sleep(0.5)
     return 0
 
 
-def _print_start(path: Any, lines: Optional[int]) -> int:
-    if not path.exists():
-        return 0
-    data = path.read_bytes()
-    if lines is not None:
-        data = b"".join(data.splitlines(keepends=True)[-lines:]) if lines > 0 else b""
-    sys.stdout.buffer.write(data)
-    sys.stdout.flush()
-    return path.stat().st_size if lines is None or lines >= 0 else 0
-
-
-def _print_from(path: Any, offset: int) -> int:
-    try:
-        with open(path, "rb") as fh:
-            fh.seek(offset)
-            data = fh.read()
-    except FileNotFoundError:
-        return offset
+def _write(data: bytes) -> None:
     if data:
         sys.stdout.buffer.write(data)
         sys.stdout.flush()
-    return offset + len(data)
 
 
 def _export(args: argparse.Namespace) -> int:

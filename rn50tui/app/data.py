@@ -8,7 +8,6 @@ called on the UI thread.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -17,8 +16,6 @@ from rn50tui.jobs.manager import JobManager
 from rn50tui.jobs.store import Job
 
 METRIC_BATCH = 250_000  # rows per read: a huge history loads over a few refreshes, the UI never waits
-LOG_TAIL_BYTES = 64 * 1024  # how much of an existing log the first read shows
-LOG_STREAMS = ("stdout", "stderr", "supervisor")
 
 
 @dataclass(frozen=True)
@@ -48,7 +45,7 @@ class Client(JobManager):
     def checkpoints(self, job: Job) -> list[CheckpointFile]:
         """The job's checkpoint files, newest first."""
         found = []
-        for path in _files(Path(job.workspace), "*.pth.tar"):
+        for path in job.files.checkpoints():
             try:
                 st = path.stat()
             except FileNotFoundError:
@@ -68,40 +65,6 @@ class Client(JobManager):
         from engine.telemetry.detect import HostSampler
 
         return HostSampler()
-
-
-def _files(folder: Path, pattern: str) -> Iterator[Path]:
-    try:
-        yield from folder.glob(pattern)
-    except OSError:
-        return
-
-
-class LogFollower:
-    """Reads a log file from where the last read stopped; the first read starts near its end."""
-
-    def __init__(self, path: Path, tail_bytes: int = LOG_TAIL_BYTES) -> None:
-        self.path = path
-        self.offset: Optional[int] = None
-        self.tail_bytes = tail_bytes
-
-    def read(self) -> str:
-        """The complete lines written since the last read ('' when none)."""
-        try:
-            with open(self.path, "rb") as fh:
-                size = fh.seek(0, os.SEEK_END)
-                if self.offset is None or self.offset > size:  # first read, or the file was replaced
-                    self.offset = max(0, size - self.tail_bytes)
-                    if self.offset:
-                        fh.seek(self.offset)
-                        self.offset += len(fh.readline())  # start at a whole line
-                fh.seek(self.offset)
-                chunk = fh.read()
-        except FileNotFoundError:
-            return ""
-        end = chunk.rfind(b"\n") + 1  # a line still being written waits for the next read
-        self.offset += end
-        return chunk[:end].decode("utf-8", errors="replace")
 
 
 def config_rows(argv: list[str]) -> list[tuple[str, str]]:

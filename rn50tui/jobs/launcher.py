@@ -20,10 +20,9 @@ from engine.device_kind import CARD_KINDS, DeviceKind
 from rn50tui.jobs.errors import LaunchError
 from rn50tui.jobs.procs import RUN_TOKEN_ENV
 from rn50tui.jobs.store import Job
+from rn50tui.jobs.workspace import RAPORT_FILE, Workspace
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]  # the folder holding engine/ (importable by children)
-RAPORT_FILE = "raport.json"
-CHECKPOINT_FILE = "checkpoint.pth.tar"
 SUPERVISOR_START_TIMEOUT_S = 60.0
 
 
@@ -50,7 +49,7 @@ def resume_checkpoint(job: Job) -> Optional[str]:
     (it honours --checkpoint-filename), else the workspace's rolling checkpoint; None if there is none."""
     if job.attempt <= 1 or job.kind != "train":
         return None
-    for candidate in (job.last_checkpoint, str(Path(job.workspace) / CHECKPOINT_FILE)):
+    for candidate in (job.last_checkpoint, str(job.files.checkpoint)):
         if candidate and Path(candidate).is_file():
             return candidate
     return None
@@ -110,7 +109,8 @@ def start_supervisor(job_id: int, db_path: Path, workspace: Path) -> None:
     workspace.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PROJECT_ROOT), env.get("PYTHONPATH")) if p)
-    with open(workspace / "supervisor.log", "ab") as log:
+    log_path = Workspace(workspace).log("supervisor")
+    with open(log_path, "ab") as log:
         try:
             proc = subprocess.Popen(supervisor_command(job_id, db_path), env=env, cwd=workspace,
                                     stdin=subprocess.DEVNULL, stdout=log, stderr=log,
@@ -126,6 +126,4 @@ def start_supervisor(job_id: int, db_path: Path, workspace: Path) -> None:
             f"the supervisor of job {job_id} did not start in {SUPERVISOR_START_TIMEOUT_S:.0f} s"
         ) from None
     if code != 0:
-        raise LaunchError(
-            f"the supervisor of job {job_id} failed to start (exit {code}; see {workspace / 'supervisor.log'})"
-        )
+        raise LaunchError(f"the supervisor of job {job_id} failed to start (exit {code}; see {log_path})")

@@ -50,7 +50,6 @@ from rn50tui.jobs.store import (
 )
 from rn50tui.jobs.submission import Request, plan
 
-LOG_FILES = {"stdout": "stdout.log", "stderr": "stderr.log", "supervisor": "supervisor.log"}
 RESUME_WAIT_S = 90.0  # how long resume waits for an interrupted job's engine to finish checkpointing
 
 
@@ -126,7 +125,7 @@ class JobManager:
         return self._store.holders()
 
     def log_path(self, job_id: int, stream: str = "stdout") -> Path:
-        return Path(self.get_job(job_id).workspace) / LOG_FILES[stream]
+        return self.get_job(job_id).files.log(stream)
 
     # -- requests
 

@@ -5,10 +5,13 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field, fields
 from functools import lru_cache
-from pathlib import Path
-from typing import Any, NamedTuple, Optional
+from typing import TYPE_CHECKING, Any, NamedTuple, Optional
 
 from rn50tui.jobs.states import Status
+from rn50tui.jobs.workspace import Workspace
+
+if TYPE_CHECKING:
+    from engine.telemetry.stats import CardStats
 
 
 @dataclass
@@ -81,8 +84,9 @@ class Job:
         return cls(**row, extra=extra)
 
     @property
-    def raport_path(self) -> Path:
-        return Path(self.workspace) / "raport.json"
+    def files(self) -> Workspace:
+        """The job's workspace folder and the files in it."""
+        return Workspace(self.workspace)
 
     @property
     def progress(self) -> Optional[float]:
@@ -241,11 +245,19 @@ class DeviceSample:
     power_w: Optional[float] = None
     power_cap_w: Optional[float] = None
 
+    @classmethod
+    def from_stats(cls, stats: CardStats, time: float) -> DeviceSample:
+        """The stored sample of a telemetry reading (the fields they share, by name)."""
+        return cls(time, stats.kind, stats.index, **{name: getattr(stats, name) for name in _SHARED_STATS})
+
     def as_tuple(self) -> tuple[Any, ...]:
         return tuple(getattr(self, f.name) for f in fields(self))
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+_SHARED_STATS = ("name", "util_percent", "mem_used_mib", "mem_total_mib", "temp_c", "power_w", "power_cap_w")
 
 
 @dataclass(frozen=True)

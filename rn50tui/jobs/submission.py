@@ -19,6 +19,7 @@ from engine.device_kind import CARD_KINDS, DeviceKind
 from rn50tui.jobs.errors import SubmitError
 from rn50tui.jobs.executors import DEFAULT_EXECUTOR, EXECUTORS
 from rn50tui.jobs.presets import Preset, get_preset
+from rn50tui.jobs.workspace import RAPORT_FILE
 
 PATH_FLAGS = ("--resume", "--pretrained-from-file", "--pretrained-weights")
 # Flags the job manager sets itself for every attempt.
@@ -109,7 +110,7 @@ def _parse(flags: list[str]) -> TrainConfig:
     err = io.StringIO()
     try:
         with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
-            return parse_args([*flags, "--raport-file", "raport.json"])
+            return parse_args([*flags, "--raport-file", RAPORT_FILE])
     except ConfigError as exc:
         raise SubmitError(f"engine flags refused: {exc}", "engine_flags") from None
     except SystemExit as exc:

@@ -53,7 +53,7 @@ def _final(jm: JobManager, job_id: int) -> Status:
 
 
 def _log_records(job) -> int:
-    return sum(1 for r in iter_records(job.raport_path) if r.phase in ("train", "val", "epoch", "summary"))
+    return sum(1 for r in iter_records(job.files.raport) if r.phase in ("train", "val", "epoch", "summary"))
 
 
 def test_demo_goes_queued_running_completed_with_metrics_in_the_store(jm):
@@ -90,8 +90,8 @@ def test_a_killed_supervisor_is_interrupted_then_resumed_from_its_checkpoint(jm,
     assert resumed.attempt == 2 and resumed.status in (Status.STARTING, Status.RUNNING)
     assert _final(jm, job.id) is Status.COMPLETED, jm.get_job(job.id).error
     done = jm.get_job(job.id)
-    starts = [r.data for r in iter_records(done.raport_path) if r.event == "run_start"]
-    stops = [r.data for r in iter_records(done.raport_path) if r.event == "stopping"]
+    starts = [r.data for r in iter_records(done.files.raport) if r.event == "run_start"]
+    stops = [r.data for r in iter_records(done.files.raport) if r.event == "stopping"]
     assert len(starts) == 2 and len(stops) == 1
     assert (starts[1]["start_epoch"], starts[1]["start_iter"]) == (stops[0]["epoch"], stops[0]["iteration"])
     assert stops[0]["iteration"] >= 2  # it continued inside epoch 1, not from its start
@@ -124,7 +124,7 @@ def test_cancel_a_running_two_process_job_leaves_no_process(jm):
     assert cancelled.status is Status.CANCELLED, cancelled.error
     assert procs.tagged_processes(token) == []
     assert not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in members)
-    events = [r.event for r in iter_records(cancelled.raport_path) if r.type == "STATUS"]
+    events = [r.event for r in iter_records(cancelled.files.raport) if r.type == "STATUS"]
     assert "stopping" in events  # the ranks got the SIGTERM through torchrun and checkpointed
     assert jm.claims() == []
 
