@@ -6,20 +6,17 @@ Every layer names a kind with :class:`DeviceKind` (the engine's --device, teleme
 
 from __future__ import annotations
 
-from enum import Enum
+from engine.events import TextEnum
 
 ALIASES = {"gpu": "cuda"}  # what users type → the kind it means
 
 
-class DeviceKind(str, Enum):
+class DeviceKind(TextEnum):
     """A kind of device, in the order every listing shows them."""
 
     MLU = "mlu"
     CUDA = "cuda"
     CPU = "cpu"
-
-    def __str__(self) -> str:
-        return self.value
 
     @property
     def has_cards(self) -> bool:

@@ -61,15 +61,19 @@ METRICS: dict[str, dict[str, Any]] = {
 }
 
 
-class RunEnd(str, Enum):
+class TextEnum(str, Enum):
+    """An enum of the contract's words: compares equal to, prints and serialises as its word."""
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class RunEnd(TextEnum):
     """How a run ended: the `status` of its STATUS run_end record (the engine writes it, readers parse it)."""
 
     COMPLETED = "completed"
     STOPPED = "stopped"  # on a signal, after a checkpoint: resume continues it
     FAILED = "failed"
-
-    def __str__(self) -> str:
-        return self.value
 
 
 # STATUS events and the keys their `data` must carry (more keys are allowed).

@@ -17,11 +17,7 @@ def util_text(value: Optional[float]) -> str:
 
 
 def memory_text(used: Optional[float], total: Optional[float]) -> str:
-    if used is None and total is None:
-        return NONE
-    if total is None:
-        return f"{used:.0f} MiB"
-    return f"{NONE if used is None else f'{used:.0f}'} / {total:.0f} MiB"
+    return _of(used, total, "{:.0f}", "MiB")
 
 
 def temp_text(value: Optional[float]) -> str:
@@ -29,11 +25,15 @@ def temp_text(value: Optional[float]) -> str:
 
 
 def power_text(used: Optional[float], cap: Optional[float]) -> str:
-    if used is None and cap is None:
+    return _of(used, cap, "{:g}", "W")
+
+
+def _of(used: Optional[float], limit: Optional[float], spec: str, unit: str) -> str:
+    """ "used / limit unit", "used unit" without a limit, NONE without either."""
+    if used is None and limit is None:
         return NONE
-    if cap is None:
-        return f"{used:g} W"
-    return f"{NONE if used is None else f'{used:g}'} / {cap:g} W"
+    text = NONE if used is None else spec.format(used)
+    return f"{text} {unit}" if limit is None else f"{text} / {spec.format(limit)} {unit}"
 
 
 def name_text(kind: str, name: Optional[str], cores: Optional[int] = None) -> str:

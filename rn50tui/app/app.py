@@ -21,21 +21,10 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
+from rn50tui.app import messages
 from rn50tui.app.clock import Clock, SystemClock
 from rn50tui.app.commands import job_commands_provider
 from rn50tui.app.data import Client
-from rn50tui.app.messages import (
-    CancelJob,
-    CompareJobs,
-    DeleteJob,
-    JobSubmitted,
-    NewJob,
-    OpenJob,
-    ResumeJob,
-    ShowDevices,
-    StoreChanged,
-    WorkerFailed,
-)
 from rn50tui.app.screens.compare import CompareScreen
 from rn50tui.app.screens.detail import JobDetailScreen
 from rn50tui.app.screens.devices import DevicesScreen
@@ -100,27 +89,27 @@ class Rn50App(App[int]):
 
     def _store_changed(self) -> None:
         if self.screen_stack:  # not while the app is closing
-            self.screen.post_message(StoreChanged())
+            self.screen.post_message(messages.StoreChanged())
 
     # -- requests from screens and the command palette
 
-    def on_new_job(self, _msg: NewJob) -> None:
+    def on_new_job(self, _msg: messages.NewJob) -> None:
         def submitted(job_id: Optional[int]) -> None:
             if job_id is not None:
                 self.notify(f"job {job_id} queued", title="submitted")
-                self.screen.post_message(JobSubmitted(job_id))
+                self.screen.post_message(messages.JobSubmitted(job_id))
 
         self.push_screen(NewJobScreen(self.services), submitted)
 
-    def on_cancel_job(self, msg: CancelJob) -> None:
+    def on_cancel_job(self, msg: messages.CancelJob) -> None:
         what = " ".join(filter(None, (f"job {msg.job_id}", msg.what)))
         self._confirm(f"Cancel {what}?\nA running job checkpoints, then stops; resume continues it.",
                       lambda: self._request("cancel", msg.job_id))  # fmt: skip
 
-    def on_resume_job(self, msg: ResumeJob) -> None:
+    def on_resume_job(self, msg: messages.ResumeJob) -> None:
         self._request("resume", msg.job_id)
 
-    def on_delete_job(self, msg: DeleteJob) -> None:
+    def on_delete_job(self, msg: messages.DeleteJob) -> None:
         self._confirm(f"Delete job {msg.job_id} and its metrics from the store?\nIts files stay on disk.",
                       lambda: self._request("delete", msg.job_id))  # fmt: skip
 
@@ -147,13 +136,13 @@ class Rn50App(App[int]):
 
     # -- views
 
-    def on_open_job(self, msg: OpenJob) -> None:
+    def on_open_job(self, msg: messages.OpenJob) -> None:
         self.push_screen(JobDetailScreen(self.services, msg.job_id, msg.tab))
 
-    def on_show_devices(self, _msg: ShowDevices) -> None:
+    def on_show_devices(self, _msg: messages.ShowDevices) -> None:
         self.push_screen(DevicesScreen(self.services))
 
-    def on_compare_jobs(self, msg: CompareJobs) -> None:
+    def on_compare_jobs(self, msg: messages.CompareJobs) -> None:
         self.push_screen(CompareScreen(self.services, msg.job_ids))
 
     def action_help(self) -> None:
@@ -179,7 +168,7 @@ class Rn50App(App[int]):
         if event.state is WorkerState.ERROR:
             self._show_failure(event.worker)
 
-    def on_worker_failed(self, msg: WorkerFailed) -> None:
+    def on_worker_failed(self, msg: messages.WorkerFailed) -> None:
         self._show_failure(msg.worker)
 
     def _show_failure(self, worker: Worker) -> None:
