@@ -16,7 +16,11 @@ from rn50tui.app.services import Services
 
 
 class PollingScreen(Screen):
-    """Calls `start_poll()` every POLL_S seconds while on top, never with a poll still running."""
+    """Calls `start_poll()` every POLL_S seconds while on top, never with a poll still running.
+
+    Textual calls these handlers after a subclass's own (`on_mount`, …): a subclass must not call them
+    through super() as well, or it would start a second timer that never pauses.
+    """
 
     POLL_S: ClassVar[float] = 0.5
 

@@ -45,7 +45,6 @@ class CompareScreen(PollingScreen):
 
     def on_mount(self) -> None:
         self.sub_title = "compare"
-        super().on_mount()
 
     def start_poll(self) -> Worker:
         return self._load(max(20, self.query_one("#compare-loss").size.width - 10))

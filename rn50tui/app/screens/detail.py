@@ -152,7 +152,6 @@ class JobDetailScreen(PollingScreen):
         self.query_one("#config-table", DataTable).add_columns("setting", "value")
         self.query_one("#ckpt-table", DataTable).add_columns("file", "size", "written", "")
         self._show_window()
-        super().on_mount()
 
     # -- polling
 
@@ -289,7 +288,6 @@ class JobDetailScreen(PollingScreen):
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         if isinstance(event.worker.error, JobNotFound):
+            event.prevent_default()  # not a failure to report (PollingScreen's handler runs after this one)
             self.notify(f"job {self.job_id} is gone (deleted elsewhere)", severity="warning")
             self.dismiss()
-            return
-        super().on_worker_state_changed(event)

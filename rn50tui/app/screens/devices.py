@@ -58,7 +58,6 @@ class DevicesScreen(PollingScreen):
         table = self.query_one("#devices", DataTable)
         for column in COLUMNS:
             table.add_column(column, key=column)
-        super().on_mount()
 
     def start_poll(self) -> Worker:
         return self._sample()

@@ -74,7 +74,6 @@ class JobsScreen(PollingScreen):
     def on_mount(self) -> None:
         self.query_one("#filter").display = False
         self.table.focus()
-        super().on_mount()
 
     def start_poll(self) -> Worker:
         return self._load_jobs()
