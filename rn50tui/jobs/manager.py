@@ -29,7 +29,7 @@ import threading
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 from rn50tui.jobs import reconcile as _reconcile
 from rn50tui.jobs import scheduler
@@ -48,7 +48,9 @@ from rn50tui.jobs.store import (
     MetricRow,
     default_db_path,
 )
-from rn50tui.jobs.submission import Request, plan
+
+if TYPE_CHECKING:
+    from rn50tui.jobs.submission import Request
 
 RESUME_WAIT_S = 90.0  # how long resume waits for an interrupted job's engine to finish checkpointing
 
@@ -134,6 +136,8 @@ class JobManager:
                checkpoint: Optional[str] = None, engine_flags: Sequence[str] = (),
                start: bool = True) -> Job:  # fmt: skip
         """Check and queue a job, then run the scheduler (unless start=False); SubmitError before queueing."""
+        from rn50tui.jobs.submission import Request, plan  # engine.config: only a submit needs it
+
         request = request or Request(preset, name, cards, device, data, checkpoint, tuple(engine_flags))
         p = plan(request, self.capacity())
         job = self._store.insert_job(
