@@ -64,14 +64,16 @@ def test_first_job_steps_run_as_written(tmp_path):
             shlex.split(step), cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900
         )
         assert out.returncode == 0, f"{step}:\n{out.stdout[-2000:]}\n{out.stderr[-2000:]}"
-    follow = subprocess.Popen(shlex.split(steps[-1]), cwd=tmp_path, env=env, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True)  # fmt: skip
-    try:
-        _wait_while_the_job_progresses(follow, JobManager(tmp_path / "jobs.db", create=False))
-        stdout, stderr = follow.communicate(timeout=120)
-    finally:
-        if follow.poll() is None:
-            follow.kill()
+    out_path, err_path = tmp_path / "follow.out", tmp_path / "follow.err"
+    with open(out_path, "w") as out, open(err_path, "w") as err:  # files: a full pipe would block logs -f
+        follow = subprocess.Popen(shlex.split(steps[-1]), cwd=tmp_path, env=env, stdout=out, stderr=err)
+        try:
+            _wait_while_the_job_progresses(follow, JobManager(tmp_path / "jobs.db", create=False))
+        finally:
+            if follow.poll() is None:
+                follow.kill()
+            follow.wait()
+    stdout, stderr = out_path.read_text(), err_path.read_text()
     assert follow.returncode == 0, f"{steps[-1]}:\n{stdout[-2000:]}\n{stderr[-2000:]}"
     assert "Epoch: (" in stdout  # `logs -f` followed the run to its end
     listing = subprocess.run(
