@@ -33,6 +33,7 @@ from rn50tui.jobs import reconcile as _reconcile
 from rn50tui.jobs import scheduler
 from rn50tui.jobs.capacity import host_capacity
 from rn50tui.jobs.errors import TransitionError
+from rn50tui.jobs.executors import executor_for
 from rn50tui.jobs.procs import wait_until
 from rn50tui.jobs.states import ACTIVE, TERMINAL, Status, check_transition
 from rn50tui.jobs.store import DeviceSample, Job, JobStore, MetricRow, default_db_path
@@ -118,7 +119,7 @@ class JobManager:
         p = plan(request, self.capacity())
         job = self.store.insert_job(
             name=p.name, kind=p.kind, preset=p.preset, argv=p.argv, device=p.device, cards_requested=p.cards,
-            workspace=p.workspace or str(self.runs_dir / "{id}"),
+            workspace=p.workspace or str(self.runs_dir / "{id}"), executor=p.executor,
         )  # fmt: skip
         if start:
             self.schedule()
@@ -146,6 +147,8 @@ class JobManager:
                     self.store.update_job(job_id, cancel_requested=time.time())
             else:
                 check_transition(job_id, job.status, Status.CANCELLED)
+        if job.status in ACTIVE:
+            executor_for(job).request_stop(self.get_job(job_id), self.store)
         if wait:
             wait_until(lambda: self.get_job(job_id).status in TERMINAL, timeout, interval=0.2)
         return self.get_job(job_id)
@@ -156,7 +159,8 @@ class JobManager:
         job = self.get_job(job_id)
         check_transition(job_id, job.status, Status.QUEUED)
         if self.store.claims_of(job_id):  # its engine is still stopping (checkpointing): let it finish
-            wait_until(lambda: not _reconcile.engine_alive(self.get_job(job_id)), wait, interval=0.2)
+            executor = executor_for(job)
+            wait_until(lambda: not executor.processes_alive(self.get_job(job_id)), wait, interval=0.2)
             self.reconcile()
             if self.store.claims_of(job_id):
                 raise TransitionError(
@@ -166,7 +170,7 @@ class JobManager:
             job_id, Status.QUEUED, expect=[job.status], attempt=job.attempt + 1, queued_at=time.time(),
             cancel_requested=None, exit_code=None, error=None, supervisor_pid=None, supervisor_started=None,
             engine_pid=None, engine_started=None, run_token=None, cards_granted=None, started_at=None,
-            finished_at=None, resume_from=None,
+            finished_at=None, resume_from=None, executor_handle=None,
         )  # fmt: skip
         self.schedule()
         return self.get_job(job_id)

@@ -58,6 +58,8 @@ class Job:
     top5: Optional[float] = None
     val_loss: Optional[float] = None
     best_top1: Optional[float] = None
+    executor: str = "local"  # which executor runs it (rn50tui.jobs.executors)
+    executor_handle: Optional[dict[str, Any]] = None  # that executor's own record of the attempt
     extra: dict[str, Any] = field(default_factory=dict)  # columns of later migrations this class lacks
 
     @classmethod
@@ -72,6 +74,9 @@ class Job:
         granted = row["cards_granted"]
         row["cards_granted"] = json.loads(granted) if granted else None
         row["status"] = Status(row["status"])
+        handle = row.get("executor_handle")
+        if handle is not None:
+            row["executor_handle"] = json.loads(handle)
         return cls(**row, extra=extra)
 
     @property

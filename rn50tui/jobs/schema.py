@@ -6,8 +6,8 @@ in :func:`immediate` (`BEGIN IMMEDIATE`), so two writers never act on the same s
 
 Tables (see MIGRATIONS for the exact columns):
   jobs            one row per job: request (name, kind, preset, engine argv, device, cards), status, attempt,
-                  supervisor and engine pids with their start times, heartbeat, exit, progress and the
-                  latest metrics (so a list never scans history)
+                  the executor that runs it with its handle (JSON), supervisor and engine pids with their
+                  start times, heartbeat, exit, progress and the latest metrics (so a list never scans history)
   metrics         one row per engine LOG record: job, attempt, time, epoch, iteration, phase, values (JSON)
   claims          (device, card) → job: the cards in use; the primary key makes a double grant impossible
   device_samples  per card and time: utilisation, memory, temperature, power (retention-limited)
@@ -150,6 +150,13 @@ def _m0002_device_samples(db: sqlite_utils.Database) -> None:
         foreign_keys=[("job_id", "jobs", "id")],
     )
     db["device_samples"].create_index(["job_id", "time"], index_name="device_samples_job")
+
+
+@migration("0003_executors")
+def _m0003_executors(db: sqlite_utils.Database) -> None:
+    # Rows written before executors ran under the local supervisor; the handle is the executor's own JSON.
+    db["jobs"].add_column("executor", str, not_null_default="local")
+    db["jobs"].add_column("executor_handle", str)
 
 
 def migrate(conn: sqlite3.Connection) -> list[str]:

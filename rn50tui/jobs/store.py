@@ -155,6 +155,15 @@ class JobStore:
         self.update_job(job_id, status=new.value, **values)
         return job
 
+    def set_executor_handle(self, job_id: int, handle: dict[str, Any]) -> None:
+        """Record the executor's own handle of the job's attempt (opaque JSON to everyone else)."""
+        self.update_job(job_id, executor_handle=handle)
+
+    def has_queued(self) -> bool:
+        """True if any job waits in the queue (cheap: the scheduler's common case is "nothing")."""
+        sql = "SELECT 1 FROM jobs WHERE status = ? LIMIT 1"
+        return self.db.execute(sql, [Status.QUEUED.value]).fetchone() is not None
+
     def delete_job(self, job_id: int) -> None:
         """Remove a job with its metrics and samples (the caller checked it may go)."""
         with self.transaction():
@@ -174,6 +183,13 @@ class JobStore:
         return [
             Claim(**r) for r in self.query("SELECT * FROM claims WHERE job_id = ? ORDER BY card", [job_id])
         ]
+
+    def add_claims(self, job_id: int, device: str, cards: Iterable[int], now: float) -> None:
+        """Claim these cards for the job (call inside a transaction; a card already held raises)."""
+        self.db.executemany(
+            "INSERT INTO claims (device, card, job_id, claimed_at) VALUES (?, ?, ?, ?)",
+            [(device, card, job_id, now) for card in cards],
+        )
 
     def release_claims(self, job_id: int) -> None:
         self.db.execute("DELETE FROM claims WHERE job_id = ?", [job_id])
@@ -276,12 +292,14 @@ def _jobs_query(
 
 
 def _encode(values: dict[str, Any]) -> dict[str, Any]:
-    """Python values → column values (Status → text, lists → JSON)."""
+    """Python values → column values (Status → text, lists and dicts → JSON)."""
     out = {}
     for k, v in values.items():
         if isinstance(v, Status):
             v = v.value
         elif isinstance(v, (list, tuple)):
             v = json.dumps(list(v))
+        elif isinstance(v, dict):
+            v = json.dumps(v)
         out[k] = v
     return out

@@ -16,6 +16,7 @@ from typing import Optional
 
 from engine.config import ConfigError, TrainConfig, check, parse_args
 from rn50tui.jobs.errors import SubmitError
+from rn50tui.jobs.executors import DEFAULT_EXECUTOR, EXECUTORS
 from rn50tui.jobs.presets import Preset, get_preset
 
 DEVICE_ALIASES = {"mlu": "mlu", "cuda": "cuda", "gpu": "cuda", "cpu": "cpu"}
@@ -35,6 +36,7 @@ class Request:
     data: Optional[str] = None
     checkpoint: Optional[str] = None
     engine_flags: tuple[str, ...] = ()
+    executor: str = DEFAULT_EXECUTOR  # where it runs (rn50tui.jobs.executors)
 
 
 @dataclass(frozen=True)
@@ -48,11 +50,14 @@ class Plan:
     device: str
     cards: int
     workspace: Optional[str]  # None: the store's default, runs/<id>
+    executor: str = DEFAULT_EXECUTOR
 
 
 def plan(request: Request, capacity: dict[str, int], cwd: Optional[Path] = None) -> Plan:
     """Check `request` against the presets, the engine's flags and the host's cards."""
     cwd = Path(cwd or os.getcwd())
+    if request.executor not in EXECUTORS:
+        raise SubmitError(f"unknown executor {request.executor!r}: use one of {', '.join(sorted(EXECUTORS))}")
     preset = get_preset(request.preset) if request.preset else None
     flags, workspace = _split_managed(_base_flags(request, preset, cwd) + list(request.engine_flags), cwd)
     first = _parse(flags)
@@ -72,6 +77,7 @@ def plan(request: Request, capacity: dict[str, int], cwd: Optional[Path] = None)
         device=device,
         cards=cards,
         workspace=workspace,
+        executor=request.executor,
     )
 
 
