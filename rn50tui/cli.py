@@ -106,6 +106,16 @@ def _add_submit(sub: Any, common: argparse.ArgumentParser) -> None:
     s.add_argument("--data", metavar="DIR", help="dataset root with train/ and val/")
     s.add_argument("--checkpoint", metavar="PATH", help="weights to evaluate or start from (--resume)")
     s.add_argument("--json", action="store_true", help="print the new job as JSON instead of its id")
+    s.add_argument("--executor", choices=("local", "slurm"), default="local",
+                   help="where it runs: this host (default) or a Slurm cluster (sbatch)")  # fmt: skip
+    g = s.add_argument_group("slurm", "with --executor slurm; defaults from ~/.config/rn50tui/config.toml [slurm]")
+    g.add_argument("--nodes", type=int, help="nodes, each running --cards processes (default 1)")
+    g.add_argument("--partition", help="Slurm partition")
+    g.add_argument("--account", help="Slurm account")
+    g.add_argument("--time", metavar="LIMIT", help="time limit, e.g. 24:00:00; the engine checkpoints before it")
+    g.add_argument("--gres", metavar="NAME", help="the cards' gres name (default mlu; some sites: gpu:mlu370)")
+    g.add_argument("--auto-resume", type=int, metavar="N",
+                   help="resubmit a job stopped by its time limit or preemption, up to N times")  # fmt: skip
     s.add_argument(
         "engine_flags", nargs="*", metavar="-- ENGINE FLAGS", help="flags for python -m engine.train"
     )
@@ -209,8 +219,15 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _submit(args: argparse.Namespace) -> int:
     jm = _manager(args, create=True)
-    job = jm.submit(preset=args.preset, name=args.name, cards=args.cards, device=args.device, data=args.data,
-                    checkpoint=args.checkpoint, engine_flags=args.engine_flags)  # fmt: skip
+    slurm_flags = {k: getattr(args, k) for k in ("nodes", "partition", "account", "time", "gres", "auto_resume")}
+    if args.executor != "slurm" and any(v is not None for v in slurm_flags.values()):
+        given = ", ".join("--" + k.replace("_", "-") for k, v in slurm_flags.items() if v is not None)
+        return _fail(f"{given} only apply with --executor slurm", 2)
+    from rn50tui.jobs.submission import Request
+
+    request = Request(args.preset, args.name, args.cards, args.device, args.data, args.checkpoint,
+                      tuple(args.engine_flags), executor=args.executor)  # fmt: skip
+    job = jm.submit(request, slurm=slurm_flags if args.executor == "slurm" else None)
     print(json.dumps(job.to_dict()) if args.json else job.id)
     return 0
 
@@ -394,8 +411,31 @@ def _devices(args: argparse.Namespace, extra: list[str]) -> int:
                                      description="The host's cards, live stats, and which job holds each.")  # fmt: skip
     parser.add_argument("--db", default=getattr(args, "db", None), metavar="PATH", help="job store")
     devices.add_arguments(parser)
+    parser.add_argument("--cluster", action="store_true", help="the Slurm cluster's partitions and nodes (sinfo)")
     dargs = parser.parse_args(extra)
+    if dargs.cluster:
+        return _cluster_devices(dargs)
     return int(devices.run(dargs, _holders(getattr(dargs, "db", None))) or 0)
+
+
+def _cluster_devices(args: argparse.Namespace) -> int:
+    """`rn50tui devices --cluster`: sinfo's partitions and nodes, cards in use and in all."""
+    from rn50tui.jobs.slurm import commands
+
+    absent = commands.missing()
+    if absent:
+        return _fail(absent.replace("--executor slurm", "--cluster"), EXIT_ERROR)
+    nodes = commands.sinfo()
+    if args.json:
+        print(json.dumps([{**n.__dict__, "cards_used": n.cards()[0], "cards_total": n.cards()[1]} for n in nodes]))
+        return 0
+    rows = [("PARTITION", "NODE", "STATE", "CARDS USED", "CARDS FREE", "GRES", "CPUS A/I/O/T")]
+    for n in nodes:
+        used, total = n.cards()
+        rows.append((n.partition, n.node, n.state, str(used), str(total - used), n.gres, n.cpus))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    sys.stdout.write("".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() + "\n" for r in rows))
+    return 0
 
 
 def _holders(db: Optional[str]) -> Optional[dict[tuple[str, int], str]]:

@@ -37,6 +37,7 @@ class Request:
     checkpoint: Optional[str] = None
     engine_flags: tuple[str, ...] = ()
     executor: str = DEFAULT_EXECUTOR  # where it runs (rn50tui.jobs.executors)
+    nodes: int = 1  # machines the job spans (an executor for a cluster), `cards` on each
 
 
 @dataclass(frozen=True)
@@ -65,9 +66,12 @@ def plan(request: Request, capacity: dict[str, int], cwd: Optional[Path] = None)
     if first.device != device:
         flags += ["--device", device]
     cards = request.cards if request.cards is not None else (preset.cards if preset else 1)
-    _check_cards(device, cards, capacity)
+    if EXECUTORS[request.executor].host_cards:
+        _check_cards(device, cards, capacity)
+    elif cards < 1:
+        raise SubmitError(f"--cards must be at least 1, got {cards}")
     cfg = _parse(flags)
-    _check(cfg, cards)
+    _check(cfg, cards * request.nodes)
     flags = _absolute_paths(flags, cfg, cwd)
     return Plan(
         name=request.name or (preset.name if preset else "custom"),

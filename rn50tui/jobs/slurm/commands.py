@@ -88,7 +88,12 @@ def squeue(job_ids: Iterable[str]) -> dict[str, JobState]:
     ids = sorted(set(job_ids), key=_id_key)
     if not ids:
         return {}
-    out = run(["squeue", "-h", "-t", "all", "-o", SQUEUE_FORMAT, "-j", ",".join(ids)])
+    try:
+        out = run(["squeue", "-h", "-t", "all", "-o", SQUEUE_FORMAT, "-j", ",".join(ids)])
+    except SlurmError as exc:
+        if "Invalid job id" in str(exc):
+            return {}  # every one of them is gone from the controller's memory
+        raise
     states = {}
     for line in out.splitlines():
         parts = line.split("|")
@@ -158,3 +163,44 @@ def _reason(reason: str) -> str:
 def _id_key(job_id: str) -> tuple[int, str]:
     head = job_id.split("_")[0]
     return (int(head) if head.isdigit() else 0, job_id)
+
+
+@dataclass(frozen=True)
+class NodeInfo:
+    """One node of one partition, from sinfo."""
+
+    partition: str
+    node: str
+    state: str
+    gres: str  # configured, e.g. mlu:8
+    gres_used: str  # e.g. mlu:6(IDX:0-5) or mlu:6
+    cpus: str  # allocated/idle/other/total
+
+    def cards(self) -> tuple[int, int]:
+        """(cards in use, cards in all) over every gres of the node."""
+        return _gres_count(self.gres_used), _gres_count(self.gres)
+
+
+SINFO_FIELDS = ("Partition", "NodeList", "StateCompact", "Gres", "GresUsed", "CPUsState")
+
+
+def sinfo() -> list[NodeInfo]:
+    """Every node of every partition: one sinfo call."""
+    out = run(["sinfo", "-h", "-N", "-O", ",".join(f"{f}:|" for f in SINFO_FIELDS)])
+    nodes = []
+    for line in out.splitlines():
+        parts = [p.strip() for p in line.split("|")]
+        if len(parts) >= len(SINFO_FIELDS):
+            nodes.append(NodeInfo(*parts[: len(SINFO_FIELDS)]))
+    return nodes
+
+
+def _gres_count(text: str) -> int:
+    """`mlu:4,gpu:a100:2(S:0)` → 6; `(null)` → 0."""
+    total = 0
+    for item in text.split(","):
+        item = item.split("(")[0]
+        tail = item.rsplit(":", 1)[-1]
+        if ":" in item and tail.isdigit():
+            total += int(tail)
+    return total

@@ -27,6 +27,7 @@ from typing import IO, Any, Optional
 
 from rn50tui.jobs.follower import Follower, commit
 from rn50tui.jobs.slurm import commands
+from rn50tui.jobs.slurm import options as slurm_options
 from rn50tui.jobs.slurm.outcome import FINAL_STATES, PENDING_STATES, final_status
 from rn50tui.jobs.states import ACTIVE, Status
 from rn50tui.jobs.store import DeviceSample, Job, JobStore
@@ -103,7 +104,7 @@ class SlurmFollower:
         return 0
 
     def round(self, jobs: list[Job], now: float) -> None:
-        interval = min(_options(j).get("poll_interval", 10.0) for j in jobs)
+        interval = min(slurm_options.load(Path(j.workspace)).poll_interval for j in jobs)
         if now >= self.next_query:
             self.next_query = now + interval
             self._query([_slurm_id(j) for j in jobs])
@@ -193,7 +194,7 @@ class SlurmFollower:
             stop.parent.mkdir(parents=True, exist_ok=True)
             stop.write_text("cancel\n")
             self._log(f"job {job.id}: cancel requested; asked Slurm job {slurm_id} to checkpoint and stop")
-        grace = float(_options(job).get("grace", 120))
+        grace = float(slurm_options.load(Path(job.workspace)).grace)
         pending = state is not None and state.state in PENDING_STATES
         if not handle.get("scancelled") and (pending or now - handle["stop_sent_at"] > grace):
             handle["scancelled"] = True
@@ -208,7 +209,7 @@ class SlurmFollower:
         status, reason = final_status(state.state, run.run_end, bool(job.cancel_requested), stop_reason)
         if status is Status.FAILED:
             reason = _failure_text(state, run.error, Path(job.workspace) / "stderr.log", job.stderr_offset)
-        resumes = int(handle.get("resumes_left", 0))
+        options = slurm_options.load(Path(job.workspace))
         with self.store.transaction():
             self.store.transition_locked(job.id, status, [job.status], {
                 "error": reason, "finished_at": now, "heartbeat": now, "executor_handle": handle,
@@ -219,17 +220,14 @@ class SlurmFollower:
             f"job {job.id} (Slurm {_slurm_id(job)}, {state.state}) {status}"
             + (f": {reason}" if reason else "")
         )
-        if status is Status.INTERRUPTED and resumes > 0:
-            self._auto_resume(job.id, resumes - 1)
+        if status is Status.INTERRUPTED and job.attempt <= options.auto_resume:
+            self._auto_resume(job.id, options.auto_resume - job.attempt)
 
     def _auto_resume(self, job_id: int, resumes_left: int) -> None:
         from rn50tui.jobs.manager import JobManager
 
         manager = JobManager(self.store.path)
         try:
-            job = manager.get_job(job_id)
-            options = dict((job.executor_handle or {}).get("options") or {})
-            manager.store.set_executor_handle(job_id, {"options": options, "resumes_left": resumes_left})
             manager.resume(job_id, wait=0)
             self._log(f"job {job_id}: auto-resumed ({resumes_left} more allowed)")
         except Exception as exc:  # noqa: BLE001 - the job stays interrupted; `rn50tui resume` continues it
@@ -254,10 +252,6 @@ def sample_from_line(d: dict[str, Any]) -> DeviceSample:
 
 def _slurm_id(job: Job) -> str:
     return str((job.executor_handle or {}).get("slurm_job_id") or "")
-
-
-def _options(job: Job) -> dict[str, Any]:
-    return dict((job.executor_handle or {}).get("options") or {})
 
 
 def _exit_code(text: str) -> Optional[int]:

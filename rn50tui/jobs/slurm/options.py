@@ -14,6 +14,7 @@ The config file is `$XDG_CONFIG_HOME/rn50tui/config.toml` (else `~/.config/rn50t
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import sys
@@ -105,3 +106,19 @@ def resolve(flags: dict[str, Any], path: Optional[Path] = None) -> SlurmOptions:
     options = SlurmOptions.from_dict(load_config(path))
     given = {k: v for k, v in flags.items() if v is not None}
     return replace(options, **given).checked()
+
+
+OPTIONS_FILE = "slurm/options.json"  # in the job's workspace: every attempt's batch script uses them
+
+
+def save(workspace: Path, options: SlurmOptions) -> None:
+    path = Path(workspace) / OPTIONS_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(options.to_dict(), indent=1) + "\n")
+
+
+def load(workspace: Path) -> SlurmOptions:
+    try:
+        return SlurmOptions.from_dict(json.loads((Path(workspace) / OPTIONS_FILE).read_text()))
+    except FileNotFoundError:
+        return SlurmOptions()
