@@ -108,12 +108,18 @@ def _add_submit(sub: Any, common: argparse.ArgumentParser) -> None:
     s.add_argument("--json", action="store_true", help="print the new job as JSON instead of its id")
     s.add_argument("--executor", choices=("local", "slurm"), default="local",
                    help="where it runs: this host (default) or a Slurm cluster (sbatch)")  # fmt: skip
-    g = s.add_argument_group("slurm", "with --executor slurm; defaults from ~/.config/rn50tui/config.toml [slurm]")
+    g = s.add_argument_group(
+        "slurm", "with --executor slurm; defaults from ~/.config/rn50tui/config.toml [slurm]"
+    )
     g.add_argument("--nodes", type=int, help="nodes, each running --cards processes (default 1)")
     g.add_argument("--partition", help="Slurm partition")
     g.add_argument("--account", help="Slurm account")
-    g.add_argument("--time", metavar="LIMIT", help="time limit, e.g. 24:00:00; the engine checkpoints before it")
-    g.add_argument("--gres", metavar="NAME", help="the cards' gres name (default mlu; some sites: gpu:mlu370)")
+    g.add_argument(
+        "--time", metavar="LIMIT", help="time limit, e.g. 24:00:00; the engine checkpoints before it"
+    )
+    g.add_argument(
+        "--gres", metavar="NAME", help="the cards' gres name (default mlu; some sites: gpu:mlu370)"
+    )
     g.add_argument("--auto-resume", type=int, metavar="N",
                    help="resubmit a job stopped by its time limit or preemption, up to N times")  # fmt: skip
     s.add_argument(
@@ -219,7 +225,9 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _submit(args: argparse.Namespace) -> int:
     jm = _manager(args, create=True)
-    slurm_flags = {k: getattr(args, k) for k in ("nodes", "partition", "account", "time", "gres", "auto_resume")}
+    slurm_flags = {
+        k: getattr(args, k) for k in ("nodes", "partition", "account", "time", "gres", "auto_resume")
+    }
     if args.executor != "slurm" and any(v is not None for v in slurm_flags.values()):
         given = ", ".join("--" + k.replace("_", "-") for k, v in slurm_flags.items() if v is not None)
         return _fail(f"{given} only apply with --executor slurm", 2)
@@ -411,7 +419,9 @@ def _devices(args: argparse.Namespace, extra: list[str]) -> int:
                                      description="The host's cards, live stats, and which job holds each.")  # fmt: skip
     parser.add_argument("--db", default=getattr(args, "db", None), metavar="PATH", help="job store")
     devices.add_arguments(parser)
-    parser.add_argument("--cluster", action="store_true", help="the Slurm cluster's partitions and nodes (sinfo)")
+    parser.add_argument(
+        "--cluster", action="store_true", help="the Slurm cluster's partitions and nodes (sinfo)"
+    )
     dargs = parser.parse_args(extra)
     if dargs.cluster:
         return _cluster_devices(dargs)
@@ -427,7 +437,11 @@ def _cluster_devices(args: argparse.Namespace) -> int:
         return _fail(absent.replace("--executor slurm", "--cluster"), EXIT_ERROR)
     nodes = commands.sinfo()
     if args.json:
-        print(json.dumps([{**n.__dict__, "cards_used": n.cards()[0], "cards_total": n.cards()[1]} for n in nodes]))
+        print(
+            json.dumps(
+                [{**n.__dict__, "cards_used": n.cards()[0], "cards_total": n.cards()[1]} for n in nodes]
+            )
+        )
         return 0
     rows = [("PARTITION", "NODE", "STATE", "CARDS USED", "CARDS FREE", "GRES", "CPUS A/I/O/T")]
     for n in nodes:

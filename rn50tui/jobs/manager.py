@@ -119,7 +119,9 @@ class JobManager:
 
         `slurm`: the options of a `--executor slurm` job (nodes, partition, time, …; None: the config file's).
         """
-        request = request or Request(preset, name, cards, device, data, checkpoint, tuple(engine_flags), executor)
+        request = request or Request(
+            preset, name, cards, device, data, checkpoint, tuple(engine_flags), executor
+        )
         options = None
         if request.executor == "slurm":
             from rn50tui.jobs.slurm import options as slurm_options

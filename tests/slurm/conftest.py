@@ -7,7 +7,9 @@ slurm-wlm munge`; .ci/run installs them) or cannot start daemons as root.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,14 +25,18 @@ POLL_S = 1.0  # the follower's squeue interval in these tests (a real cluster: 1
 
 
 @pytest.fixture(scope="session")
-def slurm_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+def slurm_cluster() -> Iterator[Cluster]:
     absent = missing_tools()
     if absent:
-        pytest.skip(f"Slurm is not installed here (missing {', '.join(absent)}): apt-get install slurm-wlm munge")
+        pytest.skip(
+            f"Slurm is not installed here (missing {', '.join(absent)}): apt-get install slurm-wlm munge"
+        )
     if os.geteuid() != 0:
         pytest.skip("the private Slurm cluster runs its daemons as root (SlurmUser=root)")
-    # A short path: unix socket paths (munge's) are limited to about 100 bytes.
-    cluster = Cluster(Path(tmp_path_factory.mktemp("slurm", numbered=True)))
+    # Outside pytest's numbered temp dirs (another session's clean-up must not remove a live cluster),
+    # and short: unix socket paths (munge's) are limited to about 100 bytes.
+    root = Path(tempfile.mkdtemp(prefix="rn50tui-slurm-"))
+    cluster = Cluster(root)
     try:
         cluster.start()
     except Exception as exc:  # noqa: BLE001 - the reason is the test's skip message
@@ -38,6 +44,7 @@ def slurm_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]
         pytest.fail(f"the private Slurm cluster did not start: {exc}")
     yield cluster
     cluster.stop()
+    shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture
@@ -46,7 +53,9 @@ def slurm_env(slurm_cluster: Cluster, tmp_path: Path, monkeypatch: pytest.Monkey
     monkeypatch.setenv("SLURM_CONF", str(slurm_cluster.conf))
     config = tmp_path / "xdg" / "rn50tui" / "config.toml"
     config.parent.mkdir(parents=True)
-    config.write_text(f'[slurm]\npartition = "debug"\npoll_interval = {POLL_S}\ngrace = 30\nsample_interval = 1\n')
+    config.write_text(
+        f'[slurm]\npartition = "debug"\npoll_interval = {POLL_S}\ngrace = 30\nsample_interval = 1\n'
+    )
     monkeypatch.setenv("XDG_CONFIG_HOME", str(config.parent.parent))
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     commands.QUERIES.clear()

@@ -52,9 +52,11 @@ def job_name(attempt: Attempt) -> str:
 
 def sbatch_argv(attempt: Attempt, options: SlurmOptions) -> list[str]:
     """sbatch's options (before the script) as an argv list; nothing here goes through a shell."""
+    # stdout.log / stderr.log as for a local job, so `rn50tui logs` and the failure tail read them.
     argv = [f"--job-name={job_name(attempt)}", f"--nodes={options.nodes}", "--ntasks-per-node=1",
-            f"--chdir={attempt.workspace}", f"--output={attempt.folder}/slurm-%j.out",
-            f"--error={attempt.folder}/slurm-%j.err", f"--signal=B:TERM@{options.grace}"]  # fmt: skip
+            f"--chdir={attempt.workspace}", f"--output={attempt.workspace}/stdout.log",
+            f"--error={attempt.workspace}/stderr.log", "--open-mode=append",
+            f"--signal=B:TERM@{options.grace}"]  # fmt: skip
     if options.partition:
         argv.append(f"--partition={options.partition}")
     if options.account:
