@@ -261,7 +261,20 @@ def _list(args: argparse.Namespace) -> int:
     return 0
 
 
-LIST_COLUMNS = ("ID", "NAME", "STATUS", "DEVICE", "TRY", "EPOCH", "PROGRESS", "LOSS", "TOP1", "IMG/S", "AGE")
+LIST_COLUMNS = (
+    "ID",
+    "NAME",
+    "STATUS",
+    "DEVICE",
+    "TRY",
+    "EPOCH",
+    "PROGRESS",
+    "LOSS",
+    "TOP1",
+    "IMG/S",
+    "AGE",
+    "WHERE",
+)
 
 
 def _print_table(jobs: list[dict[str, Any]]) -> None:
@@ -277,7 +290,20 @@ def _row(j: dict[str, Any], now: float) -> tuple[str, ...]:
     progress = f"{100 * j['progress']:.0f}%" if j["progress"] is not None else "-"
     return (str(j["id"]), j["name"][:24], j["status"], f"{j['device']}:{cards}", str(j["attempt"]), epoch, progress,
             _num(j["loss"], ".4f"), _num(j["top1"], ".2f"), _num(j["ips"], ".1f"),
-            _age(now - (j["updated_at"] or now)))  # fmt: skip
+            _age(now - (j["updated_at"] or now)), _where(j))  # fmt: skip
+
+
+def _where(j: dict[str, Any]) -> str:
+    """`local`, or `slurm 123 RUNNING node[1-2]` / `slurm 124 PENDING (Resources)`."""
+    handle = j.get("executor_handle") or {}
+    if j.get("executor", "local") != "slurm":
+        return j.get("executor") or "local"
+    parts = ["slurm", str(handle.get("slurm_job_id") or "-"), handle.get("slurm_state") or ""]
+    if handle.get("pending_reason"):
+        parts.append(f"({handle['pending_reason']})")
+    elif handle.get("nodes") and handle.get("nodes") != "(null)":
+        parts.append(handle["nodes"])
+    return " ".join(p for p in parts if p)
 
 
 def _num(value: Optional[float], spec: str) -> str:

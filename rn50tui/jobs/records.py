@@ -107,7 +107,8 @@ _JOB_FIELDS = frozenset(f.name for f in fields(Job)) - {"extra"}
 SUMMARY_COLUMNS = (
     "id", "name", "kind", "preset", "device", "cards_requested", "cards_granted", "status", "attempt",
     "created_at", "started_at", "finished_at", "updated_at", "heartbeat", "epoch", "epochs", "iteration",
-    "iters_per_epoch", "loss", "lr", "ips", "top1", "top5", "best_top1", "exit_code", "error",
+    "iters_per_epoch", "loss", "lr", "ips", "top1", "top5", "best_top1", "exit_code", "error", "executor",
+    "executor_handle",
 )  # fmt: skip
 
 
@@ -162,6 +163,7 @@ class DeviceSample:
     temp_c: Optional[float] = None
     power_w: Optional[float] = None
     power_cap_w: Optional[float] = None
+    node: Optional[str] = None  # the machine holding the card (a multi-node job); None: this host
 
     def as_tuple(self) -> tuple[Any, ...]:
         return tuple(getattr(self, f.name) for f in fields(self))

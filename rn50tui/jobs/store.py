@@ -119,6 +119,7 @@ class JobStore:
         for row in self.db.execute(sql, params).fetchall():
             d = dict(zip(SUMMARY_COLUMNS, row))
             d["cards_granted"] = json.loads(d["cards_granted"]) if d["cards_granted"] else None
+            d["executor_handle"] = json.loads(d["executor_handle"]) if d["executor_handle"] else None
             d["progress"] = progress_of(
                 d["status"], d["epoch"], d["epochs"], d["iteration"], d["iters_per_epoch"]
             )
@@ -249,7 +250,7 @@ class JobStore:
         """Insert one round of card samples (call inside a transaction with the heartbeat)."""
         self.db.executemany(
             "INSERT INTO device_samples (job_id, time, device, card, name, util_percent, mem_used_mib,"
-            " mem_total_mib, temp_c, power_w, power_cap_w) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " mem_total_mib, temp_c, power_w, power_cap_w, node) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [(job_id, *s.as_tuple()) for s in samples],
         )
 

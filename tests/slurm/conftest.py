@@ -6,6 +6,7 @@ slurm-wlm munge`; .ci/run installs them) or cannot start daemons as root.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -85,7 +86,5 @@ def follower_pid(db_path: Path) -> int | None:
 def kill_follower(db_path: Path) -> None:
     pid = follower_pid(db_path)
     if pid:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass

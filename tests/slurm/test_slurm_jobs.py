@@ -74,7 +74,7 @@ def test_a_two_node_job_trains_to_completed_with_both_nodes_cards(slurm_jm):
     phases = [m.phase for m in slurm_jm.metrics(job.id)]
     assert phases.count("train") == 4 and phases[-1] == "summary"  # 32 images, 4 a batch, 2 ranks
     assert phases.count("train") == sum(1 for r in iter_records(done.raport_path) if r.phase == "train")
-    nodes = {s.name.split(":")[0] for s in slurm_jm.device_samples(job.id)}
+    nodes = {s.node for s in slurm_jm.device_samples(job.id)}
     assert nodes == {"node1", "node2"}
     assert (ws / "slurm" / "attempt-1.sbatch").is_file()
 

@@ -17,6 +17,7 @@ import contextlib
 import fcntl
 import json
 import os
+import resource
 import subprocess
 import sys
 import time
@@ -33,6 +34,8 @@ from rn50tui.jobs.states import ACTIVE, Status
 from rn50tui.jobs.store import DeviceSample, Job, JobStore
 
 ROUND_S = 1.0  # raport.json and samples; the controller is asked every poll_interval
+HEARTBEAT_S = 15.0  # a job with no news still gets its heartbeat this often
+STATS_EVERY_S = 60.0  # the follower logs its controller queries and CPU time this often
 IDLE_EXIT_ROUNDS = 3  # rounds with no Slurm job to follow before the follower exits
 STDERR_TAIL_LINES = 15
 EXECUTOR = "slurm"
@@ -78,6 +81,7 @@ class Tracked:
 
     attempt: int
     follower: Follower
+    options: slurm_options.SlurmOptions
     sample_offsets: dict[str, int] = field(default_factory=dict)
 
 
@@ -89,6 +93,7 @@ class SlurmFollower:
         self.states: dict[str, commands.JobState] = {}
         self.next_query = 0.0
         self.accounting: Optional[bool] = None
+        self.stats_since, self.stats_queries, self.stats_cpu = time.monotonic(), 0, _cpu_seconds()
 
     def jobs(self) -> list[Job]:
         return [j for j in self.store.list_jobs(ACTIVE) if j.executor == EXECUTOR and _slurm_id(j)]
@@ -100,11 +105,24 @@ class SlurmFollower:
             idle = 0 if jobs else idle + 1
             if jobs:
                 self.round(jobs, time.time())
+            self._stats(len(jobs))
             time.sleep(ROUND_S)
         return 0
 
+    def _stats(self, followed: int) -> None:
+        """Every minute: the controller queries and the CPU time (own and of the Slurm commands) it cost."""
+        now = time.monotonic()
+        if now - self.stats_since < STATS_EVERY_S:
+            return
+        cpu = _cpu_seconds()
+        minutes = (now - self.stats_since) / 60.0
+        queries = sum(commands.QUERIES.values())
+        self._log(f"stats: {followed} jobs followed, {(queries - self.stats_queries) / minutes:.1f} controller "
+                  f"queries/min ({dict(commands.QUERIES)} in all), CPU {100 * (cpu - self.stats_cpu) / (60 * minutes):.2f}%")  # fmt: skip
+        self.stats_since, self.stats_queries, self.stats_cpu = now, queries, cpu
+
     def round(self, jobs: list[Job], now: float) -> None:
-        interval = min(slurm_options.load(Path(j.workspace)).poll_interval for j in jobs)
+        interval = min(self._tracked(j).options.poll_interval for j in jobs)
         if now >= self.next_query:
             self.next_query = now + interval
             self._query([_slurm_id(j) for j in jobs])
@@ -140,24 +158,31 @@ class SlurmFollower:
 
     def follow(self, job: Job, state: Optional[commands.JobState], now: float) -> None:
         tracked = self._tracked(job)
-        batch = tracked.follower.poll()
-        samples = self._samples(job, tracked)
         handle = dict(job.executor_handle or {})
         if job.cancel_requested:
-            self._stop(job, handle, state, now)
+            self._stop(job, handle, state, tracked.options, now)
         if state is not None:
             handle.update(slurm_state=state.state, pending_reason=state.reason if state.state in PENDING_STATES
                           else None, nodes=state.nodes or handle.get("nodes"))  # fmt: skip
-        handle["sample_offsets"] = tracked.sample_offsets
-        commit(self.store, job.id, batch, samples, now)
-        self.store.set_executor_handle(job.id, handle)
-        if state is None:
-            return
-        if state.state in FINAL_STATES or (state.state == "" and job.status is Status.RUNNING):
-            tracked.follower.poll()  # nothing more will come: the tail was committed above
+        final = state is not None and (state.state in FINAL_STATES or state.state == "")
+        self._commit(job, tracked, handle, now, force=final)
+        if final:
             self._finish(job, handle, state, tracked, now)
-        elif state.state not in PENDING_STATES and job.status is Status.STARTING:
+        elif state is not None and state.state not in PENDING_STATES and job.status is Status.STARTING:
             self.store.transition(job.id, Status.RUNNING, expect=[Status.STARTING], started_at=now)
+
+    def _commit(self, job: Job, tracked: Tracked, handle: dict[str, Any], now: float, force: bool) -> None:
+        """New records and samples, the handle if it changed, a heartbeat now and then: idle jobs cost no write."""
+        batch = tracked.follower.poll()
+        samples = self._samples(job, tracked)
+        handle["sample_offsets"] = dict(tracked.sample_offsets)
+        if tracked.follower.state.run_end:  # kept for a follower that takes over after this one died
+            handle["run_end"] = tracked.follower.state.run_end
+        news = batch.rows or samples or len(batch.updates) > 1 or batch.offset != job.raport_offset
+        stale = now - (job.heartbeat or 0) > HEARTBEAT_S
+        if force or news or stale or handle != (job.executor_handle or {}):
+            commit(self.store, job.id, batch, samples, now)
+            self.store.set_executor_handle(job.id, handle)
 
     def _tracked(self, job: Job) -> Tracked:
         tracked = self.tracked.get(job.id)
@@ -167,11 +192,12 @@ class SlurmFollower:
                 job.id, job.attempt, job.raport_path, job.raport_offset, started, job.best_top1
             )
             offsets = dict((job.executor_handle or {}).get("sample_offsets") or {})
-            tracked = self.tracked[job.id] = Tracked(job.attempt, follower, offsets)
+            options = slurm_options.load(Path(job.workspace))
+            tracked = self.tracked[job.id] = Tracked(job.attempt, follower, options, offsets)
         return tracked
 
     def _samples(self, job: Job, tracked: Tracked) -> list[DeviceSample]:
-        """New lines of every node's sample file; DeviceSample.name carries `node: card name`."""
+        """New lines of every node's sample file (each sample names its node)."""
         out = []
         for path in sorted((Path(job.workspace) / "slurm" / "nodes").glob("*.jsonl")):
             offset = tracked.sample_offsets.get(path.stem, 0)
@@ -185,7 +211,8 @@ class SlurmFollower:
                     out.append(sample_from_line(json.loads(line)))
         return out
 
-    def _stop(self, job: Job, handle: dict[str, Any], state: Optional[commands.JobState], now: float) -> None:
+    def _stop(self, job: Job, handle: dict[str, Any], state: Optional[commands.JobState],
+              options: slurm_options.SlurmOptions, now: float) -> None:  # fmt: skip
         """A cancel: the stop file first (the engine checkpoints), scancel after the grace period."""
         slurm_id = _slurm_id(job)
         if "stop_sent_at" not in handle:
@@ -194,7 +221,7 @@ class SlurmFollower:
             stop.parent.mkdir(parents=True, exist_ok=True)
             stop.write_text("cancel\n")
             self._log(f"job {job.id}: cancel requested; asked Slurm job {slurm_id} to checkpoint and stop")
-        grace = float(slurm_options.load(Path(job.workspace)).grace)
+        grace = float(options.grace)
         pending = state is not None and state.state in PENDING_STATES
         if not handle.get("scancelled") and (pending or now - handle["stop_sent_at"] > grace):
             handle["scancelled"] = True
@@ -206,10 +233,11 @@ class SlurmFollower:
         stop = Path(job.workspace) / "slurm" / f"stop-{_slurm_id(job)}"
         stop_reason = stop.read_text().strip() if stop.exists() else None
         run = tracked.follower.state
-        status, reason = final_status(state.state, run.run_end, bool(job.cancel_requested), stop_reason)
+        run_end = run.run_end or handle.get("run_end")
+        status, reason = final_status(state.state, run_end, bool(job.cancel_requested), stop_reason)
         if status is Status.FAILED:
             reason = _failure_text(state, run.error, Path(job.workspace) / "stderr.log", job.stderr_offset)
-        options = slurm_options.load(Path(job.workspace))
+        options = tracked.options
         with self.store.transaction():
             self.store.transition_locked(job.id, status, [job.status], {
                 "error": reason, "finished_at": now, "heartbeat": now, "executor_handle": handle,
@@ -244,10 +272,14 @@ class SlurmFollower:
 
 
 def sample_from_line(d: dict[str, Any]) -> DeviceSample:
-    name = f"{d['node']}: {d.get('name') or d['device']}"
-    return DeviceSample(float(d["time"]), d["device"], int(d["card"]), name, d.get("util_percent"),
+    return DeviceSample(float(d["time"]), d["device"], int(d["card"]), d.get("name"), d.get("util_percent"),
                         d.get("mem_used_mib"), d.get("mem_total_mib"), d.get("temp_c"), d.get("power_w"),
-                        d.get("power_cap_w"))  # fmt: skip
+                        d.get("power_cap_w"), node=str(d["node"]))  # fmt: skip
+
+
+def _cpu_seconds() -> float:
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def _slurm_id(job: Job) -> str:
