@@ -127,7 +127,9 @@ class JobManager:
             from rn50tui.jobs.slurm import options as slurm_options
             from rn50tui.jobs.slurm import submit as slurm_submit
 
-            options = slurm_submit.prepare(slurm or {})
+            options = slurm_submit.prepare(
+                dict(slurm if slurm is not None else request.executor_options or {})
+            )
             request = dataclasses.replace(request, nodes=options.nodes)
         p = plan(request, self.capacity() if options is None else {})
         if options is not None:

@@ -10,9 +10,10 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 from engine.config import ConfigError, TrainConfig, check, parse_args
 from rn50tui.jobs.errors import SubmitError
@@ -38,6 +39,7 @@ class Request:
     engine_flags: tuple[str, ...] = ()
     executor: str = DEFAULT_EXECUTOR  # where it runs (rn50tui.jobs.executors)
     nodes: int = 1  # machines the job spans (an executor for a cluster), `cards` on each
+    executor_options: Optional[Mapping[str, Any]] = None  # e.g. slurm: partition, time, … (None: defaults)
 
 
 @dataclass(frozen=True)
