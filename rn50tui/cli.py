@@ -298,7 +298,12 @@ def _where(j: dict[str, Any]) -> str:
     handle = j.get("executor_handle") or {}
     if j.get("executor", "local") != "slurm":
         return j.get("executor") or "local"
-    parts = ["slurm", str(handle.get("slurm_job_id") or "-"), handle.get("slurm_state") or ""]
+    active = j.get("status") in ("queued", "starting", "running")
+    parts = [
+        "slurm",
+        str(handle.get("slurm_job_id") or "-"),
+        (handle.get("slurm_state") or "") if active else "",
+    ]
     if handle.get("pending_reason"):
         parts.append(f"({handle['pending_reason']})")
     elif handle.get("nodes") and handle.get("nodes") != "(null)":
@@ -324,6 +329,7 @@ def _show(args: argparse.Namespace) -> int:
     info["claims"] = [f"{c.device}:{c.card}" for c in jm.store.claims_of(job.id)]
     info["metric_rows"] = jm.store.metric_count(job.id)
     info["logs"] = {stream: str(jm.log_path(job.id, stream)) for stream in ("stdout", "stderr", "supervisor")}
+    info["cards"] = _latest_cards(jm, job)
     if args.json:
         print(json.dumps(info))
         return 0
@@ -337,6 +343,18 @@ def _show(args: argparse.Namespace) -> int:
         for line in lines[1:]:
             print(f"{' ' * width}  {line}")
     return 0
+
+
+def _latest_cards(jm: Any, job: Any) -> dict[str, list[str]]:
+    """The last sample of each card, grouped by node ("this host" for a local job's cards)."""
+    recent = jm.device_samples(job.id, since=(job.heartbeat or time.time()) - 120)
+    latest = {(s.node or "this host", s.device, s.card): s for s in recent}
+    grouped: dict[str, list[str]] = {}
+    for (node, device, card), s in sorted(latest.items()):
+        util = "-" if s.util_percent is None else f"{s.util_percent:.0f}%"
+        mem = "-" if s.mem_used_mib is None else f"{s.mem_used_mib:.0f} MiB"
+        grouped.setdefault(node, []).append(f"{device} {card} util {util} mem {mem}")
+    return grouped
 
 
 def _rm(args: argparse.Namespace) -> int:

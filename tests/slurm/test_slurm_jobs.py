@@ -5,6 +5,7 @@ Each test polls the store for the state it needs, with a generous deadline, neve
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import time
@@ -77,6 +78,8 @@ def test_a_two_node_job_trains_to_completed_with_both_nodes_cards(slurm_jm):
     nodes = {s.node for s in slurm_jm.device_samples(job.id)}
     assert nodes == {"node1", "node2"}
     assert (ws / "slurm" / "attempt-1.sbatch").is_file()
+    shown = run_cli("jobs", "show", str(job.id), "--json", db=slurm_jm.db_path)
+    assert sorted(json.loads(shown.stdout)["cards"]) == ["node1", "node2"]
 
 
 def test_cancel_from_rn50tui_checkpoints_and_leaves_no_process(slurm_jm, slurm_env):
