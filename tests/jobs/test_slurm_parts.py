@@ -14,7 +14,7 @@ import pytest
 from rn50tui.jobs.errors import SubmitError
 from rn50tui.jobs.slurm import commands, script
 from rn50tui.jobs.slurm.node import visible_cards
-from rn50tui.jobs.slurm.options import SlurmOptions, resolve
+from rn50tui.jobs.slurm.options import SlurmOptions, resolve, time_limit_s
 from rn50tui.jobs.slurm.outcome import final_status
 from rn50tui.jobs.states import Status
 
@@ -101,6 +101,9 @@ def test_flags_override_the_config_file_which_overrides_the_defaults(tmp_path):
     assert options.gres == "gpu:mlu370" and options.auto_resume == 0
     with pytest.raises(SubmitError, match="--partition"):
         resolve({"partition": "mlu; rm -rf /"}, config)
+    with pytest.raises(SubmitError, match="leaves no time to train"):
+        resolve({"time": "2", "grace": 120}, config)
+    assert time_limit_s("1-02:03:04") == 93784 and time_limit_s("90") == 5400 and time_limit_s("1:30") == 90
     config.write_text("[slurm]\nparttion = 'x'\n")
     with pytest.raises(SubmitError, match="unknown \\[slurm\\] key"):
         resolve({}, config)

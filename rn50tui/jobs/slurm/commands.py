@@ -117,12 +117,12 @@ def sacct(job_ids: Iterable[str]) -> dict[str, JobState]:
     ids = sorted(set(job_ids), key=_id_key)
     if not ids:
         return {}
-    out = run(["sacct", "-X", "-n", "-P", "-o", "JobID,State,Reason,NodeList,ExitCode", "-j", ",".join(ids)])
+    out = run(["sacct", "-X", "-n", "-P", "-o", "JobID,State,NodeList,ExitCode", "-j", ",".join(ids)])
     states = {}
     for line in out.splitlines():
         parts = line.split("|")
-        if len(parts) >= 5 and parts[0] in ids:
-            states[parts[0]] = JobState(parts[0], _base(parts[1]), _reason(parts[2]), parts[3], parts[4])
+        if len(parts) >= 4 and parts[0] in ids:
+            states[parts[0]] = JobState(parts[0], _base(parts[1]), "", parts[2], parts[3])
     return states
 
 

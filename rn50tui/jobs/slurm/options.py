@@ -68,9 +68,26 @@ class SlurmOptions:
             raise SubmitError(
                 f"--time {self.time!r}: use Slurm's form, e.g. 24:00:00, 90 (minutes) or 1-12:00:00"
             )
+        limit = time_limit_s(self.time) if self.time else None
+        if limit is not None and self.grace >= limit:
+            raise SubmitError(f"--time {self.time} leaves no time to train: the engine is asked to stop {self.grace} s"
+                              " before the limit (grace in the config file); give a longer --time or a smaller grace")  # fmt: skip
         if self.poll_interval <= 0 or self.grace < 0:
             raise SubmitError("slurm poll_interval must be > 0 and grace >= 0 (see the config file)")
         return self
+
+
+def time_limit_s(text: str) -> int:
+    """Slurm's time forms in seconds: M, M:S, H:M:S, D-H, D-H:M, D-H:M:S."""
+    days, _, rest = text.rpartition("-")
+    parts = [int(p) for p in rest.split(":")]
+    if days:
+        hours, minutes, seconds = (parts + [0, 0])[:3]
+    elif len(parts) == 3:
+        hours, minutes, seconds = parts
+    else:
+        hours, (minutes, seconds) = 0, (parts + [0])[:2]
+    return ((int(days or 0) * 24 + hours) * 60 + minutes) * 60 + seconds
 
 
 def config_path(env: Optional[dict[str, str]] = None) -> Path:

@@ -8,6 +8,13 @@ from rn50tui.jobs.errors import SubmitError
 from rn50tui.jobs.slurm import commands, script
 from rn50tui.jobs.slurm.options import SlurmOptions, resolve
 
+UNREACHABLE = (
+    "configuration source",
+    "Unable to contact slurm controller",
+    "Connection refused",
+    "Zero Bytes",
+)
+
 
 def prepare(flags: dict[str, Any]) -> SlurmOptions:
     """The job's options (flags over the config file); SubmitError without Slurm or on a bad value."""
@@ -28,6 +35,9 @@ def check_fits(name: str, device: str, cards: int, options: SlurmOptions) -> Non
     try:
         commands.run(["sbatch", "--test-only", *argv, "--wrap=true"])
     except commands.SlurmError as exc:
-        raise SubmitError(
-            f"Slurm would never run this job: {str(exc).removeprefix('sbatch failed: ')}"
-        ) from None
+        text = str(exc).removeprefix("sbatch failed: ")
+        if any(n in text for n in UNREACHABLE):
+            raise SubmitError(
+                f"cannot reach the Slurm controller ({text}): check SLURM_CONF and `sinfo`"
+            ) from None
+        raise SubmitError(f"Slurm would never run this job: {text}") from None
