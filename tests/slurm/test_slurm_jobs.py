@@ -105,8 +105,8 @@ def test_a_time_limit_interrupts_with_a_checkpoint_and_auto_resume_finishes(slur
     elapsed = time.time() - running.started_at + 5
     limit = math.floor((elapsed + grace) / 60)
     slurm_env.run("scontrol", "update", f"JobId={_slurm_id(running)}", f"TimeLimit={limit}")
-    first = wait_for(lambda: (j := slurm_jm.get_job(job.id)).attempt >= 2 and j, JOB_TIMEOUT,
-                     message="the auto-resumed second attempt")  # fmt: skip
+    first = wait_for(lambda: (j := slurm_jm.get_job(job.id)).attempt >= 2 and j.resume_from and j, JOB_TIMEOUT,
+                     message="the auto-resumed second attempt, submitted")  # fmt: skip
     interrupted = [m for m in slurm_jm.metrics(job.id, attempt=1) if m.phase == "train"]
     assert 0 < len(interrupted) < 192
     assert first.resume_from and os.path.isfile(first.resume_from)
