@@ -20,14 +20,17 @@ import time
 from collections.abc import Sequence
 from typing import Any, NoReturn, Optional
 
+from engine.device_kind import NAMES as DEVICE_NAMES
 from rn50tui.jobs.capacity import CARDS_ENV, CapacityError, parse_spec
 from rn50tui.jobs.errors import JobsError, StoreMissing
 from rn50tui.jobs.presets import PRESETS
 from rn50tui.jobs.states import Status
-from rn50tui.jobs.store import default_db_path
+from rn50tui.jobs.store import JobSummary, default_db_path
+from rn50tui.jobs.workspace import LOG_STREAMS, LogTail, last_lines
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
+RECENT_JOBS = 20  # `jobs list` shows every active job and the newest RECENT_JOBS (--all: every job)
 
 
 class CliError(Exception):
@@ -72,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     lg.add_argument("job", type=int, help="job id")
     lg.add_argument("-f", "--follow", action="store_true", help="keep printing until the job ends")
     lg.add_argument("-n", "--lines", type=int, default=None, metavar="N", help="start with the last N lines")
-    lg.add_argument("--stream", choices=("stdout", "stderr", "supervisor"), default="stdout",
+    lg.add_argument("--stream", choices=LOG_STREAMS, default="stdout",
                     help="which log (default stdout)")  # fmt: skip
     ex = sub.add_parser("export", parents=[common], help="write a job's full-resolution metrics as CSV or JSON",
                         description="Every metric record of a job, one row per engine log line.")  # fmt: skip
@@ -100,9 +103,7 @@ def _add_submit(sub: Any, common: argparse.ArgumentParser) -> None:
     s.add_argument("--preset", metavar="P", help=f"one of {', '.join(PRESETS)}")
     s.add_argument("--name", help="job name (default: the preset's name)")
     s.add_argument("--cards", type=int, help="cards (CPU: processes) the job uses (default: the preset's)")
-    s.add_argument(
-        "--device", choices=("mlu", "cuda", "gpu", "cpu"), help="device kind (default: the host's best)"
-    )
+    s.add_argument("--device", choices=DEVICE_NAMES, help="device kind (default: the host's best)")
     s.add_argument("--data", metavar="DIR", help="dataset root with train/ and val/")
     s.add_argument("--checkpoint", metavar="PATH", help="weights to evaluate or start from (--resume)")
     s.add_argument("--json", action="store_true", help="print the new job as JSON instead of its id")
@@ -131,7 +132,10 @@ def _add_jobs(sub: Any, common: argparse.ArgumentParser) -> None:
     j = sub.add_parser("jobs", parents=[common], help="list, show or remove jobs",
                        description="List, show or remove jobs.")  # fmt: skip
     jsub = j.add_subparsers(dest="jobs_command", metavar="COMMAND", required=True, parser_class=Parser)
-    ls = jsub.add_parser("list", parents=[common], help="one line per job", description="One line per job.")
+    ls = jsub.add_parser("list", parents=[common], help="one line per job",
+                         description=f"One line per job: by default every queued, starting or running job and "
+                         f"the newest {RECENT_JOBS} jobs; --all lists every job.")  # fmt: skip
+    ls.add_argument("-a", "--all", action="store_true", help="every job, however many")
     ls.add_argument("--status", action="append", metavar="S",
                     help=f"only jobs with this status ({', '.join(s.value for s in Status)}); repeatable")  # fmt: skip
     ls.add_argument("--limit", type=int, help="only the newest N jobs")
@@ -253,11 +257,18 @@ def _list(args: argparse.Namespace) -> int:
         else:
             print(f"no jobs yet ({exc})", file=sys.stderr)
         return 0
-    jobs = jm.job_summaries(wanted, args.limit)
+    everything = args.all or wanted is not None or args.limit is not None
+    jobs = jm.job_summaries(wanted, args.limit, recent=None if everything else RECENT_JOBS)
     if args.json:
-        sys.stdout.write(json.dumps(jobs) + "\n")
+        sys.stdout.write(json.dumps([j.to_dict() for j in jobs]) + "\n")
     else:
         _print_table(jobs)
+    if not everything and len(jobs) >= RECENT_JOBS:  # fewer: the store holds no more
+        hidden = jm.count_jobs() - len(jobs)
+        if hidden:
+            print(
+                f"({hidden} older jobs not shown: `rn50tui jobs list --all` lists every job)", file=sys.stderr
+            )
     return 0
 
 
@@ -277,42 +288,39 @@ LIST_COLUMNS = (
 )
 
 
-def _print_table(jobs: list[dict[str, Any]]) -> None:
+def _print_table(jobs: list[JobSummary]) -> None:
     now = time.time()
     rows = [LIST_COLUMNS] + [_row(j, now) for j in jobs]
-    widths = [max(len(r[i]) for r in rows) for i in range(len(LIST_COLUMNS))]
-    sys.stdout.write("".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() + "\n" for r in rows))
+    widths = [max(map(len, column)) for column in zip(*rows)]
+    line = "  ".join(f"{{:<{w}}}" for w in widths)
+    sys.stdout.write("".join(line.format(*r).rstrip() + "\n" for r in rows))
 
 
-def _row(j: dict[str, Any], now: float) -> tuple[str, ...]:
-    cards = ",".join(map(str, j["cards_granted"])) if j["cards_granted"] else f"×{j['cards_requested']}"
-    epoch = f"{j['epoch']}/{j['epochs']}" if j["epoch"] and j["epochs"] else "-"
-    progress = f"{100 * j['progress']:.0f}%" if j["progress"] is not None else "-"
-    return (str(j["id"]), j["name"][:24], j["status"], f"{j['device']}:{cards}", str(j["attempt"]), epoch, progress,
-            _num(j["loss"], ".4f"), _num(j["top1"], ".2f"), _num(j["ips"], ".1f"),
-            _age(now - (j["updated_at"] or now)), _where(j))  # fmt: skip
+def _row(j: JobSummary, now: float) -> tuple[str, ...]:
+    cards = ",".join(map(str, j.cards_granted)) if j.cards_granted else f"×{j.cards_requested}"
+    epoch = f"{j.epoch}/{j.epochs}" if j.epoch and j.epochs else "-"
+    progress, loss, top1, ips = j.progress, j.loss, j.top1, j.ips
+    return (str(j.id), j.name[:24], j.status.value, f"{j.device}:{cards}", str(j.attempt), epoch,
+            "-" if progress is None else f"{100 * progress:.0f}%", "-" if loss is None else f"{loss:.4f}",
+            "-" if top1 is None else f"{top1:.2f}", "-" if ips is None else f"{ips:.1f}",
+            _age(now - (j.updated_at or now)), _where(j))  # fmt: skip
 
 
-def _where(j: dict[str, Any]) -> str:
+def _where(j: JobSummary) -> str:
     """`local`, or `slurm 123 RUNNING node[1-2]` / `slurm 124 PENDING (Resources)`."""
-    handle = j.get("executor_handle") or {}
-    if j.get("executor", "local") != "slurm":
-        return j.get("executor") or "local"
-    active = j.get("status") in ("queued", "starting", "running")
+    if j.executor != "slurm":
+        return j.executor
+    handle = j.executor_handle or {}
     parts = [
         "slurm",
         str(handle.get("slurm_job_id") or "-"),
-        (handle.get("slurm_state") or "") if active else "",
+        (handle.get("slurm_state") or "") if j.status.active else "",
     ]
     if handle.get("pending_reason"):
         parts.append(f"({handle['pending_reason']})")
     elif handle.get("nodes") and handle.get("nodes") != "(null)":
         parts.append(handle["nodes"])
     return " ".join(p for p in parts if p)
-
-
-def _num(value: Optional[float], spec: str) -> str:
-    return "-" if value is None else format(value, spec)
 
 
 def _age(seconds: float) -> str:
@@ -326,9 +334,9 @@ def _show(args: argparse.Namespace) -> int:
     jm = _manager(args)
     job = jm.get_job(args.job)
     info = job.to_dict()
-    info["claims"] = [f"{c.device}:{c.card}" for c in jm.store.claims_of(job.id)]
-    info["metric_rows"] = jm.store.metric_count(job.id)
-    info["logs"] = {stream: str(jm.log_path(job.id, stream)) for stream in ("stdout", "stderr", "supervisor")}
+    info["claims"] = [f"{c.device}:{c.card}" for c in jm.claims(job.id)]
+    info["metric_rows"] = jm.metric_count(job.id)
+    info["logs"] = {stream: str(job.files.log(stream)) for stream in LOG_STREAMS}
     info["cards"] = _latest_cards(jm, job)
     if args.json:
         print(json.dumps(info))
@@ -384,39 +392,22 @@ def _resume(args: argparse.Namespace) -> int:
 
 def _logs(args: argparse.Namespace) -> int:
     jm = _manager(args)
-    path = jm.log_path(args.job, args.stream)
-    offset = _print_start(path, args.lines)
+    tail = LogTail(jm.log_path(args.job, args.stream))
+    first = tail.read(partial=True)
+    _write(first if args.lines is None else last_lines(first, args.lines))
     while args.follow:
-        offset = _print_from(path, offset)
+        _write(tail.read())
         if jm.get_job(args.job).status.terminal:
-            _print_from(path, offset)  # what was written while the job ended
+            _write(tail.read(partial=True))  # what was written while the job ended
             break
         time.sleep(0.5)
     return 0
 
 
-def _print_start(path: Any, lines: Optional[int]) -> int:
-    if not path.exists():
-        return 0
-    data = path.read_bytes()
-    if lines is not None:
-        data = b"".join(data.splitlines(keepends=True)[-lines:]) if lines > 0 else b""
-    sys.stdout.buffer.write(data)
-    sys.stdout.flush()
-    return path.stat().st_size if lines is None or lines >= 0 else 0
-
-
-def _print_from(path: Any, offset: int) -> int:
-    try:
-        with open(path, "rb") as fh:
-            fh.seek(offset)
-            data = fh.read()
-    except FileNotFoundError:
-        return offset
+def _write(data: bytes) -> None:
     if data:
         sys.stdout.buffer.write(data)
         sys.stdout.flush()
-    return offset + len(data)
 
 
 def _export(args: argparse.Namespace) -> int:

@@ -9,9 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
-from rn50tui.app.data import METRIC_BATCH, Client, MetricPoint
+from rn50tui.app.data import METRIC_BATCH, Client
 from rn50tui.app.series import Points, Series, bucket_max
-from rn50tui.jobs.store import DeviceSample, Job
+from rn50tui.jobs.store import ChartPoint, DeviceSample, Job
 
 TIME_CHARTS = ("loss", "ips", "lr")  # x: minutes since the job's first record
 EPOCH_CHARTS = ("top1", "top5")  # x: epoch
@@ -87,7 +87,7 @@ class JobHistory:
 
     def update(self, client: Client, job: Job, samples: bool = True) -> bool:
         """Read what the store has beyond what is held; True if anything new arrived."""
-        points = client.metric_points(self.job_id, self.last_id, METRIC_BATCH)
+        points = client.chart_points(self.job_id, self.last_id, METRIC_BATCH)
         self.add_points(points, job.iters_per_epoch)
         new_samples = client.device_samples(self.job_id, since=self.last_sample) if samples else []
         self.add_samples(new_samples)
@@ -95,7 +95,7 @@ class JobHistory:
         self.version += changed
         return changed
 
-    def add_points(self, points: list[MetricPoint], iters_per_epoch: Optional[int]) -> None:
+    def add_points(self, points: list[ChartPoint], iters_per_epoch: Optional[int]) -> None:
         for p in points:
             self.last_id = p.id
             self.records += 1
@@ -105,7 +105,7 @@ class JobHistory:
                 self.series["top1"].append(p.epoch, p.top1)
                 self.series["top5"].append(p.epoch, p.top5)
 
-    def _add_train(self, p: MetricPoint, iters_per_epoch: Optional[int]) -> None:
+    def _add_train(self, p: ChartPoint, iters_per_epoch: Optional[int]) -> None:
         if self.base_time is None:
             self.base_time = p.time
         minutes = (p.time - self.base_time) / 60.0

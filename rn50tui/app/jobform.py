@@ -12,12 +12,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
+from engine.device_kind import CARD_KINDS, KINDS
 from rn50tui.jobs.errors import SubmitError
 from rn50tui.jobs.presets import PRESETS, Preset
 from rn50tui.jobs.submission import Request, plan
 
-DEVICES = ("auto", "mlu", "cuda", "cpu")
+DEVICES = ("auto", *KINDS)
 PRECISIONS = ("amp", "fp32")
+# The submit request's field a SubmitError names → the form's input that shows it.
+REQUEST_FIELDS = {"preset": "preset", "data": "data", "cards": "cards", "device": "device",
+                  "checkpoint": "extra", "engine_flags": "extra"}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -96,7 +100,7 @@ def check(values: FormValues, capacity: dict[str, int], cwd: Optional[Path] = No
     try:
         plan(request, capacity, cwd)
     except SubmitError as exc:
-        return Verdict(None, {_field_of(str(exc)): str(exc)})
+        return Verdict(None, {REQUEST_FIELDS.get(exc.field or "", "form"): str(exc)})
     return Verdict(request, {})
 
 
@@ -182,21 +186,12 @@ def _check_numbers(values: FormValues) -> dict[str, str]:
 def _check_cards(request: Request, preset: Preset, capacity: dict[str, int]) -> dict[str, str]:
     """More cards than the host has, said before submitting (plan() says it too, in the same words)."""
     cards = request.cards if request.cards is not None else preset.cards
-    device = request.device or preset.device or next((k for k in ("mlu", "cuda") if capacity.get(k)), "cpu")
+    device = request.device or preset.device or next((k.value for k in CARD_KINDS if capacity.get(k)), "cpu")
     have = (os.cpu_count() or 1) if device == "cpu" else capacity.get(device, 0)
     if cards > have:
         unit = "cores" if device == "cpu" else f"{device} card(s)"
         return {"cards": f"the job wants {cards} {device} card(s); this host has {have} {unit}"}
     return {}
-
-
-def _field_of(message: str) -> str:
-    """Which field a job-manager refusal is about, to mark it."""
-    for needle, name in (("dataset", "data"), ("card", "cards"), ("cores", "cards"), ("device", "device"),
-                         ("checkpoint", "extra"), ("flags", "extra")):  # fmt: skip
-        if needle in message:
-            return name
-    return "form"
 
 
 def _flag(flags: tuple[str, ...] | list[str], *names: str) -> Optional[str]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from typing import Callable, Optional
 
+from engine.device_kind import DeviceKind
 from rn50tui.jobs.capacity import host_capacity
 from rn50tui.jobs.errors import JobsError
 from rn50tui.jobs.executors import EXECUTORS, Executor, LocalExecutor, get_executor
@@ -21,7 +22,7 @@ from rn50tui.jobs.store import Job, JobStore
 
 def slots_needed(job: Job) -> int:
     """Cards (MLU/CUDA) or slots (CPU: one per job) a job occupies."""
-    return 1 if job.device == "cpu" else max(1, job.cards_requested)
+    return max(1, job.cards_requested) if DeviceKind(job.device).has_cards else 1
 
 
 def claim(store: JobStore, capacity: dict[str, int]) -> list[Job]:

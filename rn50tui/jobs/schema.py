@@ -169,7 +169,7 @@ def _m0004_sample_nodes(db: sqlite_utils.Database) -> None:
 def migrate(conn: sqlite3.Connection) -> list[str]:
     """Apply the migrations this database lacks, in one IMMEDIATE transaction; return their names."""
     known = [name for name, _ in MIGRATIONS]
-    if "_migrations" in table_names(conn) and set(_applied(conn)) == set(known):
+    if "_migrations" in table_names(conn) and set(applied_migrations(conn)) == set(known):
         return []  # fast path: every open of an up-to-date store, without importing sqlite-utils
     import sqlite_utils  # only when the schema changes: it costs ~0.1 s of start-up
 
@@ -177,7 +177,7 @@ def migrate(conn: sqlite3.Connection) -> list[str]:
     with immediate(conn):
         if "_migrations" not in table_names(conn):
             db["_migrations"].create({"name": str, "applied_at": float}, pk="name")
-        applied = _applied(conn)
+        applied = applied_migrations(conn)
         unknown = [name for name in applied if name not in known]
         if unknown:
             raise StoreError(
@@ -193,8 +193,20 @@ def migrate(conn: sqlite3.Connection) -> list[str]:
         return done
 
 
-def _applied(conn: sqlite3.Connection) -> list[str]:
+def applied_migrations(conn: sqlite3.Connection) -> list[str]:
+    """The names of the migrations this database has, in name order ([] for a fresh file)."""
+    if "_migrations" not in table_names(conn):
+        return []
     return [row[0] for row in conn.execute("SELECT name FROM _migrations ORDER BY name").fetchall()]
+
+
+def migrations_of(path: str | os.PathLike[str]) -> list[str]:
+    """The migrations a store file has, read without upgrading it (a read-only connection)."""
+    conn = sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True)
+    try:
+        return applied_migrations(conn)
+    finally:
+        conn.close()
 
 
 def table_names(conn: sqlite3.Connection) -> list[str]:

@@ -30,7 +30,8 @@ def test_a_waiting_job_is_not_overtaken_on_its_kind_but_other_kinds_move(store):
     big = _queue(store, cards=4)[0]
     small = _queue(store, cards=1)[0]
     cpu = _queue(store, device="cpu", cards=2)[0]  # a 2-process CPU job takes one CPU slot
-    store.db.execute("INSERT INTO claims VALUES ('mlu', 0, ?, 0)", [big])  # a card busy: the 4-card job waits
+    with store.transaction():
+        store.add_claims(big, "mlu", [0], 0.0)  # a card busy: the 4-card job waits
     started = claim(store, {"mlu": 4, "cpu": 1})
     assert [j.id for j in started] == [cpu]
     assert store.get_job(cpu).cards_granted == [0]

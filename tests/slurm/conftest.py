@@ -18,7 +18,7 @@ import pytest
 
 from rn50tui.jobs.manager import JobManager
 from rn50tui.jobs.slurm import commands
-from rn50tui.jobs.slurm.follow import lock_path
+from rn50tui.jobs.slurm.lock import lock_path
 
 from .cluster import Cluster, missing_tools
 

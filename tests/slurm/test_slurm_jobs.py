@@ -69,12 +69,12 @@ def test_a_two_node_job_trains_to_completed_with_both_nodes_cards(slurm_jm):
     done = slurm_jm.get_job(job.id)
     assert done.world_size == 2 and done.progress == 1.0
     assert (done.executor_handle or {}).get("nodes") == "node[1-2]"
-    ws = done.raport_path.parent
+    ws = done.files.root
     assert [p.name for p in ws.glob("*.json")] == ["raport.json"]  # one raport, from rank 0
     assert len(list(ws.glob("checkpoint*.pth.tar"))) == 1
     phases = [m.phase for m in slurm_jm.metrics(job.id)]
     assert phases.count("train") == 4 and phases[-1] == "summary"  # 32 images, 4 a batch, 2 ranks
-    assert phases.count("train") == sum(1 for r in iter_records(done.raport_path) if r.phase == "train")
+    assert phases.count("train") == sum(1 for r in iter_records(done.files.raport) if r.phase == "train")
     nodes = {s.node for s in slurm_jm.device_samples(job.id)}
     assert nodes == {"node1", "node2"}
     assert (ws / "slurm" / "attempt-1.sbatch").is_file()
@@ -113,7 +113,7 @@ def test_a_time_limit_interrupts_with_a_checkpoint_and_auto_resume_finishes(slur
     assert _final(slurm_jm, job.id) is Status.COMPLETED, slurm_jm.get_job(job.id).error
     done = slurm_jm.get_job(job.id)
     assert done.attempt == 2 and done.progress == 1.0
-    log = (done.raport_path.parent / "stdout.log").read_text()
+    log = (done.files.root / "stdout.log").read_text()
     assert "checkpoint and stop" in log  # the batch script got Slurm's --signal=B:TERM
 
 
@@ -136,7 +136,7 @@ def test_a_killed_follower_is_replaced_by_the_next_client_and_the_job_completes(
     assert _final(slurm_jm, job.id) is Status.COMPLETED, slurm_jm.get_job(job.id).error
     done = slurm_jm.get_job(job.id)
     train = [m for m in slurm_jm.metrics(job.id) if m.phase == "train"]
-    assert len(train) == sum(1 for r in iter_records(done.raport_path) if r.phase == "train") == 4
+    assert len(train) == sum(1 for r in iter_records(done.files.raport) if r.phase == "train") == 4
 
 
 def test_scancel_by_hand_is_reported_as_cancelled(slurm_jm, slurm_env):

@@ -20,7 +20,7 @@ def error_text(screen: NewJobScreen) -> str:
 
 
 async def open_form(pilot, app) -> NewJobScreen:
-    await wait_for(pilot, lambda: app.client is not None, what="the store to open")
+    await wait_for(pilot, lambda: app.services.client is not None, what="the store to open")
     await pilot.press("n")
     return await wait_for(pilot, lambda: isinstance(app.screen, NewJobScreen) and app.screen, what="the form")
 
@@ -146,3 +146,9 @@ def test_the_slurm_fields_become_the_requests_executor_options():
     request = to_request(values, PRESETS["demo"], [])
     assert (request.executor, request.nodes, request.cards) == ("slurm", 2, 8)
     assert request.executor_options == {"nodes": 2, "partition": "mlu", "time": "24:00:00", "auto_resume": 3}
+
+
+def test_a_refusal_marks_the_field_it_names_not_a_word_in_its_message():
+    # "this host allows no CPU jobs (… --host-cards …)" is about the device, though its words say "cards"
+    verdict = check(FormValues(preset="demo", device="cpu"), {"mlu": 0, "cuda": 0, "cpu": 0})
+    assert list(verdict.errors) == ["device"] and "allows no CPU jobs" in verdict.errors["device"]

@@ -6,7 +6,7 @@ check again and queues the job, then the modal closes with the new job's id.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Optional, cast
+from typing import Any, Optional, cast
 
 from textual import work
 from textual.app import ComposeResult
@@ -18,11 +18,9 @@ from textual.widgets import Button, Input, Label, Select, Static
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from rn50tui.app.jobform import DEVICES, FormValues, Verdict, check, defaults
+from rn50tui.app.services import Services
 from rn50tui.jobs.errors import JobsError
 from rn50tui.jobs.presets import PRESETS
-
-if TYPE_CHECKING:
-    from rn50tui.app.app import Rn50App
 
 INPUTS = (
     "name",
@@ -59,13 +57,10 @@ class NewJobScreen(ModalScreen[Optional[int]]):
     submitting: reactive[bool] = reactive(False, init=False)
     """True while the job manager queues the job (the supervisor handshake takes a moment)."""
 
-    def __init__(self, preset: str = "demo", **kwargs: Any) -> None:
+    def __init__(self, services: Services, preset: str = "demo", **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        self.services = services
         self.start = defaults(preset)
-
-    @property
-    def rn50(self) -> Rn50App:
-        return cast("Rn50App", self.app)
 
     def compose(self) -> ComposeResult:
         v = self.start
@@ -147,7 +142,7 @@ class NewJobScreen(ModalScreen[Optional[int]]):
 
     @work(thread=True, exclusive=True, group="form-check", exit_on_error=False)
     def _check(self, values: FormValues) -> None:
-        verdict = check(values, self.rn50.capacity)
+        verdict = check(values, self.services.capacity)
         if not get_current_worker().is_cancelled:
             self.app.call_from_thread(self._show, values, verdict)
 
@@ -182,10 +177,10 @@ class NewJobScreen(ModalScreen[Optional[int]]):
 
     @work(thread=True, exclusive=True, group="form-submit", exit_on_error=False)
     def _submit(self, values: FormValues) -> int:
-        client = self.rn50.client
+        client = self.services.client
         if client is None:
             raise JobsError("the job store is still opening; try again in a moment")
-        verdict = check(values, self.rn50.capacity)
+        verdict = check(values, self.services.capacity)
         if not verdict.ok or verdict.request is None:
             raise JobsError(verdict.message())
         return client.submit(verdict.request).id

@@ -11,21 +11,13 @@ from textual.widgets import Label, Sparkline
 
 from rn50tui.app import fmt
 from rn50tui.app.jobdata import CARD_METRICS, CardView
+from rn50tui.cards import metric_text
 
 LABELS = {"util_percent": "util", "mem_used_mib": "memory", "temp_c": "temp", "power_w": "power"}
 
 
 def value_text(metric: str, view: CardView) -> str:
-    value = view.latest.get(metric)
-    if metric == "util_percent":
-        return fmt.NONE if value is None else f"{value:.0f} %"
-    if metric == "mem_used_mib":
-        total = f" / {fmt.mib(view.mem_total_mib)}" if view.mem_total_mib else ""
-        return fmt.mib(value) + total
-    if metric == "temp_c":
-        return fmt.NONE if value is None else f"{value:.0f} °C"
-    cap = f" / {view.power_cap_w:g} W" if view.power_cap_w else ""
-    return (fmt.NONE if value is None else f"{value:.0f} W") + cap
+    return metric_text(metric, view.latest.get(metric), view.mem_total_mib, view.power_cap_w)
 
 
 class CardPanel(Vertical):

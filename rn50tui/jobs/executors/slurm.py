@@ -19,8 +19,9 @@ from rn50tui.jobs.executors.base import Executor
 from rn50tui.jobs.records import Job
 from rn50tui.jobs.slurm import commands, script
 from rn50tui.jobs.slurm import options as slurm_options
-from rn50tui.jobs.slurm.follow import follower_running, start_follower
+from rn50tui.jobs.slurm.lock import follower_running, start_follower
 from rn50tui.jobs.store import JobStore
+from rn50tui.jobs.workspace import RAPORT_FILE
 
 SUBMIT_GRACE_S = 120.0  # a `starting` job with no Slurm job id after this long was never submitted
 
@@ -31,7 +32,7 @@ def attempt_of(job: Job) -> script.Attempt:
     flags = list(job.argv)
     if resume_from:
         flags = launcher.without_flag(flags, "--resume") + ["--resume", resume_from]
-    flags += ["--workspace", job.workspace, "--raport-file", launcher.RAPORT_FILE]
+    flags += ["--workspace", job.workspace, "--raport-file", RAPORT_FILE]
     return script.Attempt(job.id, job.attempt, job.name, Path(job.workspace), job.device,
                           max(1, job.cards_requested), flags)  # fmt: skip
 
@@ -47,7 +48,7 @@ class SlurmExecutor(Executor):
         options = slurm_options.load(Path(job.workspace))
         attempt = attempt_of(job)
         path = script.write(attempt, options)
-        stderr_offset = _size(Path(job.workspace) / "stderr.log")
+        stderr_offset = _size(job.files.log("stderr"))
         try:
             slurm_id = commands.sbatch(str(path), script.sbatch_argv(attempt, options))
         except commands.SlurmError as exc:

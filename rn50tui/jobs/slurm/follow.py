@@ -18,7 +18,6 @@ import fcntl
 import json
 import os
 import resource
-import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -27,8 +26,10 @@ from pathlib import Path
 from typing import IO, Any, Optional
 
 from rn50tui.jobs.follower import Follower, commit
+from rn50tui.jobs.manager import JobManager
 from rn50tui.jobs.slurm import commands
 from rn50tui.jobs.slurm import options as slurm_options
+from rn50tui.jobs.slurm.lock import lock_path
 from rn50tui.jobs.slurm.outcome import FINAL_STATES, PENDING_STATES, final_status
 from rn50tui.jobs.states import ACTIVE, Status
 from rn50tui.jobs.store import DeviceSample, Job, JobStore
@@ -39,40 +40,6 @@ STATS_EVERY_S = 60.0  # the follower logs its controller queries and CPU time th
 IDLE_EXIT_ROUNDS = 3  # rounds with no Slurm job to follow before the follower exits
 STDERR_TAIL_LINES = 15
 EXECUTOR = "slurm"
-
-
-def lock_path(db: Path) -> Path:
-    return db.with_name(db.name + ".slurm-follower.lock")
-
-
-def follower_running(db: Path) -> bool:
-    """True while a follower holds the store's lock."""
-    try:
-        fd = os.open(lock_path(db), os.O_RDONLY)
-    except FileNotFoundError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)
-    return False
-
-
-def start_follower(db: Path) -> None:
-    """Start the store's follower, detached, unless one runs (a second start exits at once)."""
-    if follower_running(db):
-        return
-    from rn50tui.jobs.launcher import PROJECT_ROOT
-
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PROJECT_ROOT), env.get("PYTHONPATH")) if p)
-    log = db.with_name(db.name + ".slurm-follower.log")
-    with open(log, "ab") as out:
-        subprocess.Popen([sys.executable, "-m", "rn50tui.jobs.slurm.follow", "--db", str(db)], env=env,
-                         stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True,
-                         close_fds=True)  # fmt: skip
 
 
 @dataclass
@@ -189,7 +156,7 @@ class SlurmFollower:
         if tracked is None or tracked.attempt != job.attempt:
             started = (job.executor_handle or {}).get("submitted_at")
             follower = Follower(
-                job.id, job.attempt, job.raport_path, job.raport_offset, started, job.best_top1
+                job.id, job.attempt, job.files.raport, job.raport_offset, started, job.best_top1
             )
             offsets = dict((job.executor_handle or {}).get("sample_offsets") or {})
             options = slurm_options.load(Path(job.workspace))
@@ -236,7 +203,7 @@ class SlurmFollower:
         run_end = run.run_end or handle.get("run_end")
         status, reason = final_status(state.state, run_end, bool(job.cancel_requested), stop_reason)
         if status is Status.FAILED:
-            reason = _failure_text(state, run.error, Path(job.workspace) / "stderr.log", job.stderr_offset)
+            reason = _failure_text(state, run.error, job.files.log("stderr"), job.stderr_offset)
         options = tracked.options
         with self.store.transaction():
             self.store.transition_locked(job.id, status, [job.status], {
@@ -252,8 +219,6 @@ class SlurmFollower:
             self._auto_resume(job.id, options.auto_resume - job.attempt)
 
     def _auto_resume(self, job_id: int, resumes_left: int) -> None:
-        from rn50tui.jobs.manager import JobManager
-
         manager = JobManager(self.store.path)
         try:
             manager.resume(job_id, wait=0)
