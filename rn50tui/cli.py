@@ -107,6 +107,22 @@ def _add_submit(sub: Any, common: argparse.ArgumentParser) -> None:
     s.add_argument("--data", metavar="DIR", help="dataset root with train/ and val/")
     s.add_argument("--checkpoint", metavar="PATH", help="weights to evaluate or start from (--resume)")
     s.add_argument("--json", action="store_true", help="print the new job as JSON instead of its id")
+    s.add_argument("--executor", choices=("local", "slurm"), default="local",
+                   help="where it runs: this host (default) or a Slurm cluster (sbatch)")  # fmt: skip
+    g = s.add_argument_group(
+        "slurm", "with --executor slurm; defaults from ~/.config/rn50tui/config.toml [slurm]"
+    )
+    g.add_argument("--nodes", type=int, help="nodes, each running --cards processes (default 1)")
+    g.add_argument("--partition", help="Slurm partition")
+    g.add_argument("--account", help="Slurm account")
+    g.add_argument(
+        "--time", metavar="LIMIT", help="time limit, e.g. 24:00:00; the engine checkpoints before it"
+    )
+    g.add_argument(
+        "--gres", metavar="NAME", help="the cards' gres name (default mlu; some sites: gpu:mlu370)"
+    )
+    g.add_argument("--auto-resume", type=int, metavar="N",
+                   help="resubmit a job stopped by its time limit or preemption, up to N times")  # fmt: skip
     s.add_argument(
         "engine_flags", nargs="*", metavar="-- ENGINE FLAGS", help="flags for python -m engine.train"
     )
@@ -213,8 +229,17 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _submit(args: argparse.Namespace) -> int:
     jm = _manager(args, create=True)
-    job = jm.submit(preset=args.preset, name=args.name, cards=args.cards, device=args.device, data=args.data,
-                    checkpoint=args.checkpoint, engine_flags=args.engine_flags)  # fmt: skip
+    slurm_flags = {
+        k: getattr(args, k) for k in ("nodes", "partition", "account", "time", "gres", "auto_resume")
+    }
+    if args.executor != "slurm" and any(v is not None for v in slurm_flags.values()):
+        given = ", ".join("--" + k.replace("_", "-") for k, v in slurm_flags.items() if v is not None)
+        return _fail(f"{given} only apply with --executor slurm", 2)
+    from rn50tui.jobs.submission import Request
+
+    request = Request(args.preset, args.name, args.cards, args.device, args.data, args.checkpoint,
+                      tuple(args.engine_flags), executor=args.executor)  # fmt: skip
+    job = jm.submit(request, slurm=slurm_flags if args.executor == "slurm" else None)
     print(json.dumps(job.to_dict()) if args.json else job.id)
     return 0
 
@@ -247,7 +272,20 @@ def _list(args: argparse.Namespace) -> int:
     return 0
 
 
-LIST_COLUMNS = ("ID", "NAME", "STATUS", "DEVICE", "TRY", "EPOCH", "PROGRESS", "LOSS", "TOP1", "IMG/S", "AGE")
+LIST_COLUMNS = (
+    "ID",
+    "NAME",
+    "STATUS",
+    "DEVICE",
+    "TRY",
+    "EPOCH",
+    "PROGRESS",
+    "LOSS",
+    "TOP1",
+    "IMG/S",
+    "AGE",
+    "WHERE",
+)
 
 
 def _print_table(jobs: list[JobSummary]) -> None:
@@ -265,7 +303,24 @@ def _row(j: JobSummary, now: float) -> tuple[str, ...]:
     return (str(j.id), j.name[:24], j.status.value, f"{j.device}:{cards}", str(j.attempt), epoch,
             "-" if progress is None else f"{100 * progress:.0f}%", "-" if loss is None else f"{loss:.4f}",
             "-" if top1 is None else f"{top1:.2f}", "-" if ips is None else f"{ips:.1f}",
-            _age(now - (j.updated_at or now)))  # fmt: skip
+            _age(now - (j.updated_at or now)), _where(j))  # fmt: skip
+
+
+def _where(j: JobSummary) -> str:
+    """`local`, or `slurm 123 RUNNING node[1-2]` / `slurm 124 PENDING (Resources)`."""
+    if j.executor != "slurm":
+        return j.executor
+    handle = j.executor_handle or {}
+    parts = [
+        "slurm",
+        str(handle.get("slurm_job_id") or "-"),
+        (handle.get("slurm_state") or "") if j.status.active else "",
+    ]
+    if handle.get("pending_reason"):
+        parts.append(f"({handle['pending_reason']})")
+    elif handle.get("nodes") and handle.get("nodes") != "(null)":
+        parts.append(handle["nodes"])
+    return " ".join(p for p in parts if p)
 
 
 def _age(seconds: float) -> str:
@@ -282,6 +337,7 @@ def _show(args: argparse.Namespace) -> int:
     info["claims"] = [f"{c.device}:{c.card}" for c in jm.claims(job.id)]
     info["metric_rows"] = jm.metric_count(job.id)
     info["logs"] = {stream: str(job.files.log(stream)) for stream in LOG_STREAMS}
+    info["cards"] = _latest_cards(jm, job)
     if args.json:
         print(json.dumps(info))
         return 0
@@ -295,6 +351,18 @@ def _show(args: argparse.Namespace) -> int:
         for line in lines[1:]:
             print(f"{' ' * width}  {line}")
     return 0
+
+
+def _latest_cards(jm: Any, job: Any) -> dict[str, list[str]]:
+    """The last sample of each card, grouped by node ("this host" for a local job's cards)."""
+    recent = jm.device_samples(job.id, since=(job.heartbeat or time.time()) - 120)
+    latest = {(s.node or "this host", s.device, s.card): s for s in recent}
+    grouped: dict[str, list[str]] = {}
+    for (node, device, card), s in sorted(latest.items()):
+        util = "-" if s.util_percent is None else f"{s.util_percent:.0f}%"
+        mem = "-" if s.mem_used_mib is None else f"{s.mem_used_mib:.0f} MiB"
+        grouped.setdefault(node, []).append(f"{device} {card} util {util} mem {mem}")
+    return grouped
 
 
 def _rm(args: argparse.Namespace) -> int:
@@ -386,8 +454,37 @@ def _devices(args: argparse.Namespace, extra: list[str]) -> int:
                                      description="The host's cards, live stats, and which job holds each.")  # fmt: skip
     parser.add_argument("--db", default=getattr(args, "db", None), metavar="PATH", help="job store")
     devices.add_arguments(parser)
+    parser.add_argument(
+        "--cluster", action="store_true", help="the Slurm cluster's partitions and nodes (sinfo)"
+    )
     dargs = parser.parse_args(extra)
+    if dargs.cluster:
+        return _cluster_devices(dargs)
     return int(devices.run(dargs, _holders(getattr(dargs, "db", None))) or 0)
+
+
+def _cluster_devices(args: argparse.Namespace) -> int:
+    """`rn50tui devices --cluster`: sinfo's partitions and nodes, cards in use and in all."""
+    from rn50tui.jobs.slurm import commands
+
+    absent = commands.missing()
+    if absent:
+        return _fail(absent.replace("--executor slurm", "--cluster"), EXIT_ERROR)
+    nodes = commands.sinfo()
+    if args.json:
+        print(
+            json.dumps(
+                [{**n.__dict__, "cards_used": n.cards()[0], "cards_total": n.cards()[1]} for n in nodes]
+            )
+        )
+        return 0
+    rows = [("PARTITION", "NODE", "STATE", "CARDS USED", "CARDS FREE", "GRES", "CPUS A/I/O/T")]
+    for n in nodes:
+        used, total = n.cards()
+        rows.append((n.partition, n.node, n.state, str(used), str(total - used), n.gres, n.cpus))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    sys.stdout.write("".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() + "\n" for r in rows))
+    return 0
 
 
 def _holders(db: Optional[str]) -> Optional[dict[tuple[str, int], str]]:

@@ -38,7 +38,8 @@ def test_the_readme_opens_with_the_two_commands_ci_runs():
     ci = [
         line.strip()
         for line in (ROOT / ".ci/run").read_text().splitlines()
-        if line.strip() and not line.startswith(("#", "set ", "cd "))
+        if line.strip()
+        and not line.startswith(("#", "set ", "cd ", "bash .ci/"))  # .ci/*: the machine, not the user
     ]
     assert ci == [setup, tests]
 

@@ -29,6 +29,7 @@ class CardView:
     sparks: dict[str, list[float]]
     mem_total_mib: Optional[float]
     power_cap_w: Optional[float]
+    node: Optional[str] = None  # the machine holding it (multi-node jobs)
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,7 @@ class ChartData:
 class CardHistory:
     device: str
     card: int
+    node: Optional[str] = None
     name: Optional[str] = None
     mem_total_mib: Optional[float] = None
     power_cap_w: Optional[float] = None
@@ -64,7 +66,7 @@ class CardHistory:
             sparks[metric] = bucket_max(list(ys), width)
             latest[metric] = series.last()
         return CardView(
-            self.device, self.card, self.name, latest, sparks, self.mem_total_mib, self.power_cap_w
+            self.device, self.card, self.name, latest, sparks, self.mem_total_mib, self.power_cap_w, self.node
         )
 
 
@@ -81,7 +83,7 @@ class JobHistory:
         self.series: dict[str, Series] = {
             name: Series() for name in (*TIME_CHARTS, *EPOCH_CHARTS, "loss_by_epoch")
         }
-        self.cards: dict[tuple[str, int], CardHistory] = {}
+        self.cards: dict[tuple[str, str, int], CardHistory] = {}
 
     def update(self, client: Client, job: Job, samples: bool = True) -> bool:
         """Read what the store has beyond what is held; True if anything new arrived."""
@@ -115,9 +117,9 @@ class JobHistory:
 
     def add_samples(self, samples: list[DeviceSample]) -> None:
         for s in samples:
-            key = (s.device, s.card)
+            key = (s.node or "", s.device, s.card)  # sorted: a multi-node job's cards grouped by node
             if key not in self.cards:
-                self.cards[key] = CardHistory(s.device, s.card)
+                self.cards[key] = CardHistory(s.device, s.card, node=s.node)
             self.cards[key].add(s)
             self.last_sample = s.time if self.last_sample is None else max(self.last_sample, s.time)
 

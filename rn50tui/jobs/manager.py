@@ -24,12 +24,13 @@ in a worker thread; the manager opens one store connection per thread.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import threading
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from rn50tui.jobs import reconcile as _reconcile
 from rn50tui.jobs import scheduler
@@ -134,16 +135,34 @@ class JobManager:
     def submit(self, request: Optional[Request] = None, *, preset: Optional[str] = None, name: Optional[str] = None,
                cards: Optional[int] = None, device: Optional[str] = None, data: Optional[str] = None,
                checkpoint: Optional[str] = None, engine_flags: Sequence[str] = (),
-               start: bool = True) -> Job:  # fmt: skip
-        """Check and queue a job, then run the scheduler (unless start=False); SubmitError before queueing."""
+               start: bool = True, executor: str = "local", slurm: Optional[dict[str, Any]] = None) -> Job:  # fmt: skip
+        """Check and queue a job, then run the scheduler (unless start=False); SubmitError before queueing.
+
+        `slurm`: the options of a `--executor slurm` job (nodes, partition, time, …; None: the config file's).
+        """
         from rn50tui.jobs.submission import Request, plan  # engine.config: only a submit needs it
 
-        request = request or Request(preset, name, cards, device, data, checkpoint, tuple(engine_flags))
-        p = plan(request, self.capacity())
+        request = request or Request(
+            preset, name, cards, device, data, checkpoint, tuple(engine_flags), executor
+        )
+        options = None
+        if request.executor == "slurm":
+            from rn50tui.jobs.slurm import options as slurm_options
+            from rn50tui.jobs.slurm import submit as slurm_submit
+
+            options = slurm_submit.prepare(
+                dict(slurm if slurm is not None else request.executor_options or {})
+            )
+            request = dataclasses.replace(request, nodes=options.nodes)
+        p = plan(request, self.capacity() if options is None else {})
+        if options is not None:
+            slurm_submit.check_fits(p.name, p.device, p.cards, options)
         job = self._store.insert_job(
             name=p.name, kind=p.kind, preset=p.preset, argv=p.argv, device=p.device, cards_requested=p.cards,
             workspace=p.workspace or str(self.runs_dir / "{id}"), executor=p.executor,
         )  # fmt: skip
+        if options is not None:
+            slurm_options.save(Path(job.workspace), options)
         if start:
             self.schedule()
         return self.get_job(job.id)

@@ -140,6 +140,7 @@ class JobSummary(NamedTuple):
     exit_code: Optional[int]
     error: Optional[str]
     executor: str
+    executor_handle: Optional[dict[str, Any]]  # where the executor shows it (a Slurm job's id, state, nodes)
 
     @classmethod
     def from_row(cls, row: tuple[Any, ...]) -> JobSummary:
@@ -147,6 +148,7 @@ class JobSummary(NamedTuple):
         values = list(row)
         values[6] = _cards(values[6])
         values[7] = _STATUSES[values[7]]
+        values[27] = json.loads(values[27]) if values[27] else None
         return cls._make(values)
 
     @property
@@ -244,6 +246,7 @@ class DeviceSample:
     temp_c: Optional[float] = None
     power_w: Optional[float] = None
     power_cap_w: Optional[float] = None
+    node: Optional[str] = None  # the machine holding the card (a multi-node job); None: this host
 
     @classmethod
     def from_stats(cls, stats: CardStats, time: float) -> DeviceSample:

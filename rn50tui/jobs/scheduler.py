@@ -15,7 +15,7 @@ from typing import Callable, Optional
 from engine.device_kind import DeviceKind
 from rn50tui.jobs.capacity import host_capacity
 from rn50tui.jobs.errors import JobsError
-from rn50tui.jobs.executors import Executor, get_executor
+from rn50tui.jobs.executors import EXECUTORS, Executor, LocalExecutor, get_executor
 from rn50tui.jobs.states import Status
 from rn50tui.jobs.store import Job, JobStore
 
@@ -33,6 +33,11 @@ def claim(store: JobStore, capacity: dict[str, int]) -> list[Job]:
         taken = {(c.device, c.card) for c in store.claims()}
         waiting: set[str] = set()  # kinds whose oldest queued job is still waiting: no overtaking
         for job in store.list_jobs([Status.QUEUED]):
+            if not EXECUTORS.get(job.executor, LocalExecutor).host_cards:
+                # A cluster's own scheduler grants its cards: straight to its executor.
+                store.transition_locked(job.id, Status.STARTING, [Status.QUEUED], {"started_at": now})
+                granted.append(job)
+                continue
             if job.device in waiting:
                 continue
             total, need = capacity.get(job.device, 0), slots_needed(job)

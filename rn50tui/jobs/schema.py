@@ -10,7 +10,8 @@ Tables (see MIGRATIONS for the exact columns):
                   start times, heartbeat, exit, progress and the latest metrics (so a list never scans history)
   metrics         one row per engine LOG record: job, attempt, time, epoch, iteration, phase, values (JSON)
   claims          (device, card) → job: the cards in use; the primary key makes a double grant impossible
-  device_samples  per card and time: utilisation, memory, temperature, power (retention-limited)
+  device_samples  per card and time: utilisation, memory, temperature, power (retention-limited), and the
+                  node holding the card (multi-node jobs; NULL for this host)
   _migrations     the names of the applied migrations
 """
 
@@ -157,6 +158,12 @@ def _m0003_executors(db: sqlite_utils.Database) -> None:
     # Rows written before executors ran under the local supervisor; the handle is the executor's own JSON.
     db["jobs"].add_column("executor", str, not_null_default="local")
     db["jobs"].add_column("executor_handle", str)
+
+
+@migration("0004_sample_nodes")
+def _m0004_sample_nodes(db: sqlite_utils.Database) -> None:
+    # The node a card belongs to, for jobs spanning machines (Slurm); NULL: this host's card.
+    db["device_samples"].add_column("node", str)
 
 
 def migrate(conn: sqlite3.Connection) -> list[str]:

@@ -327,7 +327,7 @@ class JobStore:
         """Insert one round of card samples (call inside a transaction with the heartbeat)."""
         self._db.executemany(
             "INSERT INTO device_samples (job_id, time, device, card, name, util_percent, mem_used_mib,"
-            " mem_total_mib, temp_c, power_w, power_cap_w) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " mem_total_mib, temp_c, power_w, power_cap_w, node) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [(job_id, *s.as_tuple()) for s in samples],
         )
 

@@ -10,9 +10,10 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 from engine.config import ConfigError, TrainConfig, check, parse_args
 from engine.device_kind import CARD_KINDS, DeviceKind
@@ -38,6 +39,8 @@ class Request:
     checkpoint: Optional[str] = None
     engine_flags: tuple[str, ...] = ()
     executor: str = DEFAULT_EXECUTOR  # where it runs (rn50tui.jobs.executors)
+    nodes: int = 1  # machines the job spans (an executor for a cluster), `cards` on each
+    executor_options: Optional[Mapping[str, Any]] = None  # e.g. slurm: partition, time, … (None: defaults)
 
 
 @dataclass(frozen=True)
@@ -68,9 +71,12 @@ def plan(request: Request, capacity: dict[str, int], cwd: Optional[Path] = None)
     if first.device != device:
         flags += ["--device", device]
     cards = request.cards if request.cards is not None else (preset.cards if preset else 1)
-    _check_cards(device, cards, capacity)
+    if EXECUTORS[request.executor].host_cards:
+        _check_cards(device, cards, capacity)
+    elif cards < 1:
+        raise SubmitError(f"--cards must be at least 1, got {cards}")
     cfg = _parse(flags)
-    _check(cfg, cards)
+    _check(cfg, cards * request.nodes)
     flags = _absolute_paths(flags, cfg, cwd)
     return Plan(
         name=request.name or (preset.name if preset else "custom"),

@@ -83,8 +83,8 @@ def test_the_local_executor_judges_only_its_own_hosts_jobs(store):
 
 def test_a_job_of_an_unknown_executor_is_left_alone_and_never_submitted(store, monkeypatch):
     job = occupy(store)
-    store.update_job(job.id, executor="slurm", supervisor_pid=999_999, supervisor_started=1.0)
-    assert "slurm" not in EXECUTORS
+    store.update_job(job.id, executor="kubernetes", supervisor_pid=999_999, supervisor_started=1.0)
+    assert "kubernetes" not in EXECUTORS
     assert not reconcile(store).changed and store.get_job(job.id).status is Status.RUNNING
-    with pytest.raises(SubmitError, match="unknown executor 'slurm': use one of local"):
-        plan(Request(preset="demo", executor="slurm"), {"cpu": 1})
+    with pytest.raises(SubmitError, match="unknown executor 'kubernetes': use one of local, slurm"):
+        plan(Request(preset="demo", executor="kubernetes"), {"cpu": 1})

@@ -225,3 +225,19 @@ async def test_a_million_stored_points_load_while_the_screen_stays_responsive(db
         await pilot.press("w", "w", "w", "w")  # back to "all": a million points, still a few hundred drawn
         await wait_for(pilot, lambda: "all" in str(label.render()) and min(loss.curves[0][1][0]) == 0.0)
         assert loss.point_count <= 2 * buckets
+
+
+async def test_a_multi_node_jobs_cards_are_grouped_by_node(db_path, store):
+    job = add_job(store, Status.RUNNING, "two nodes", started_at=NOW - 90, epoch=1, epochs=1, world_size=4)
+    with store.transaction():  # what the Slurm follower stores: each node's samples name their node
+        store.add_samples(job.id, [DeviceSample(NOW - 10 + i, "mlu", card, "MLU370-X8", 50.0, 1000.0, 24576.0, node=node)
+                                   for i in range(3) for node in ("node2", "node1") for card in (0, 1)])  # fmt: skip
+    app = make_app(db_path)
+    async with app.run_test(size=SIZE) as pilot:
+        detail = await open_detail(pilot, app, job.id)
+        await pilot.press("2")
+        panels = await wait_for(pilot, lambda: len(detail.query(CardPanel)) == 4 and list(detail.query(CardPanel)),
+                                what="four card panels")  # fmt: skip
+        titles = [p.border_title for p in panels]
+        assert [t.split(" · ")[:2] for t in titles] == [["node1", "mlu 0"], ["node1", "mlu 1"], ["node2", "mlu 0"],
+                                                         ["node2", "mlu 1"]]  # fmt: skip

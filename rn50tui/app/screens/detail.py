@@ -219,7 +219,8 @@ class JobDetailScreen(PollingScreen):
         self.query_one("#cards-empty").display = not view.cards
         box = self.query_one("#card-list", VerticalScroll)
         for card in view.cards:
-            panel_id = f"card-{card.device}-{card.card}"
+            node = "".join(c if c.isalnum() else "_" for c in card.node or "")
+            panel_id = f"card-{node + '-' if node else ''}{card.device}-{card.card}"
             found = box.query(f"#{panel_id}")
             if found:
                 found.first(CardPanel).view = card

@@ -22,8 +22,21 @@ from rn50tui.app.services import Services
 from rn50tui.jobs.errors import JobsError
 from rn50tui.jobs.presets import PRESETS
 
-INPUTS = ("name", "data", "cards", "batch_size", "epochs", "lr", "extra")
-SELECTS = ("preset", "device", "precision")
+INPUTS = (
+    "name",
+    "data",
+    "cards",
+    "batch_size",
+    "epochs",
+    "lr",
+    "extra",
+    "nodes",
+    "partition",
+    "time",
+    "auto_resume",
+)
+SELECTS = ("preset", "device", "precision", "executor")
+SLURM_FIELDS = ("nodes", "partition", "time", "auto_resume")
 FIELDS = INPUTS + SELECTS
 
 
@@ -70,6 +83,14 @@ class NewJobScreen(ModalScreen[Optional[int]]):
                     yield _field("batch size", Input(v.batch_size, id="batch_size", type="integer"))
                     yield _field("epochs", Input(v.epochs, id="epochs", type="integer"))
                     yield _field("learning rate", Input(v.lr, id="lr", type="number"))
+                with Horizontal(classes="row"):
+                    yield _field("run on", Select([("this host", "local"), ("Slurm cluster", "slurm")],
+                                                  value="local", allow_blank=False, id="executor"))  # fmt: skip
+                    yield _field("nodes", Input(placeholder="1", id="nodes", type="integer"))
+                    yield _field("partition", Input(placeholder="config file's", id="partition"))
+                with Horizontal(classes="row"):
+                    yield _field("time limit", Input(placeholder="e.g. 24:00:00", id="time"))
+                    yield _field("auto-resume", Input(placeholder="0", id="auto_resume", type="integer"))
                 yield _field(
                     "extra engine flags",
                     Input(placeholder="e.g. --image-size 32 --synthetic-size 64", id="extra"),
@@ -81,7 +102,13 @@ class NewJobScreen(ModalScreen[Optional[int]]):
 
     def on_mount(self) -> None:
         self.query_one("#preset", Select).focus()
+        self._show_slurm_fields(False)
         self.revalidate()
+
+    def _show_slurm_fields(self, shown: bool) -> None:
+        """The Slurm fields only for a Slurm job (they mean nothing on this host)."""
+        for f in SLURM_FIELDS:
+            self.query_one(f"#{f}").parent.display = shown
 
     def values(self) -> FormValues:
         """The fields as typed."""
@@ -99,6 +126,8 @@ class NewJobScreen(ModalScreen[Optional[int]]):
         event.stop()
         if event.select.id == "preset" and isinstance(event.value, str):
             self._fill(defaults(event.value))
+        if event.select.id == "executor":
+            self._show_slurm_fields(event.value == "slurm")
         self.revalidate()
 
     def _fill(self, d: FormValues) -> None:

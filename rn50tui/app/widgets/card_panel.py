@@ -36,7 +36,7 @@ class CardPanel(Vertical):
 
     def __init__(self, view: CardView, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.border_title = f"{view.device} {view.card} · {view.name or 'unknown card'}"
+        self.border_title = _title(view)
         self._first = view
 
     def compose(self) -> ComposeResult:
@@ -52,9 +52,15 @@ class CardPanel(Vertical):
     def watch_view(self, view: Optional[CardView]) -> None:
         if view is None:
             return
-        self.border_title = f"{view.device} {view.card} · {view.name or 'unknown card'}"
+        self.border_title = _title(view)
         for metric in CARD_METRICS:
             spark = view.sparks.get(metric) or []
             self.query_one(f"#row-{metric}").display = bool(spark)  # what the card does not report
             self.query_one(f"#spark-{metric}", Sparkline).data = spark
             self.query_one(f"#value-{metric}", Label).update(value_text(metric, view))
+
+
+def _title(view: CardView) -> str:
+    """`mlu 0 · MLU370-X8`, with the node first for a multi-node job: `node1 · mlu 0 · MLU370-X8`."""
+    head = f"{view.node} · " if view.node else ""
+    return f"{head}{view.device} {view.card} · {view.name or 'unknown card'}"

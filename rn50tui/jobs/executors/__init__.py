@@ -9,12 +9,21 @@ from __future__ import annotations
 from rn50tui.jobs.errors import JobsError
 from rn50tui.jobs.executors.base import Executor
 from rn50tui.jobs.executors.local import LocalExecutor
+from rn50tui.jobs.executors.slurm import SlurmExecutor
 from rn50tui.jobs.records import Job
 
-__all__ = ["DEFAULT_EXECUTOR", "EXECUTORS", "Executor", "LocalExecutor", "executor_for", "get_executor"]
+__all__ = [
+    "DEFAULT_EXECUTOR",
+    "EXECUTORS",
+    "Executor",
+    "LocalExecutor",
+    "SlurmExecutor",
+    "executor_for",
+    "get_executor",
+]
 
 DEFAULT_EXECUTOR = "local"
-EXECUTORS: dict[str, type[Executor]] = {LocalExecutor.name: LocalExecutor}
+EXECUTORS: dict[str, type[Executor]] = {LocalExecutor.name: LocalExecutor, SlurmExecutor.name: SlurmExecutor}
 _instances: dict[str, Executor] = {}
 
 

@@ -21,6 +21,9 @@ class Executor(ABC):
     """Runs and follows the attempts of jobs somewhere; one instance serves every job of its kind."""
 
     name: ClassVar[str]  # what the job row's `executor` column holds
+    host_cards: ClassVar[bool] = (
+        True  # False: its jobs claim none of this host's cards (a cluster grants them)
+    )
 
     @abstractmethod
     def start(self, job: Job, store: JobStore) -> None:
