@@ -144,6 +144,7 @@ def _run(cfg: TrainConfig, dist: Any, writer: EventWriter) -> int:
         device_name=dev.name,
         amp=str(dev.amp_dtype).replace("torch.", "") if dev.amp_dtype else "off",
         note=dev.note,
+        tuning=dev.tuning,
         evaluate=cfg.evaluate,
     )
     if dev.note:
