@@ -27,6 +27,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--resume", default=None, metavar="CKPT", help="weights from this checkpoint (default random)"
     )
+    p.add_argument(
+        "--trust-checkpoint",
+        action="store_true",
+        help="load a checkpoint that needs unpickling (it can run any code): only files you trust",
+    )
     p.add_argument("--num-classes", type=int, default=1000, help="classes of the random-weight model")
     p.add_argument("--memory-format", default="nchw", choices=("nchw", "nhwc"), help="activation layout")
     p.add_argument("--device", default="auto", help="mlu, cuda, cpu or auto")
@@ -62,7 +67,7 @@ def load_model(a: argparse.Namespace) -> Any:
 
     if not a.resume:
         return build_model("resnet50", "classic", a.num_classes)
-    ckpt = load_checkpoint(a.resume)
+    ckpt = load_checkpoint(a.resume, a.trust_checkpoint)
     fc = {k.removeprefix("module."): v for k, v in ckpt["state_dict"].items()}["fc.weight"]
     model = build_model(arch_of(ckpt)[0] or "resnet50", "classic", int(fc.shape[0]))
     load_weights_strict(model, ckpt["state_dict"])
@@ -70,13 +75,18 @@ def load_model(a: argparse.Namespace) -> Any:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    from engine.checkpoint import CheckpointError
     from engine.devices import resolve_device
     from engine.model import to_memory_format, torch_memory_format
 
     a = build_parser().parse_args(argv)
     batches = [int(b) for b in a.batch_sizes.split(",")]
     fmt = torch_memory_format(a.memory_format)
-    base = load_model(a).eval()
+    try:
+        base = load_model(a).eval()
+    except CheckpointError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     print(
         f"{'precision':>9} {'batch':>5} {'img/s':>10} {'mean ms':>9} {'p90 ms':>9} {'p95 ms':>9} {'p99 ms':>9}"
     )
