@@ -75,7 +75,7 @@ def build_trainer(
     from engine.data import build_train_loader, build_val_loader
     from engine.devices import resolve_device
     from engine.distributed import init_process_group
-    from engine.model import build_model, load_weights_strict, to_memory_format
+    from engine.model import build_model, compile_model, load_weights_strict, to_memory_format
     from engine.optim import build_optimizer
     from engine.trainer import StopFlag, Trainer
 
@@ -93,10 +93,12 @@ def build_trainer(
         weights = load_checkpoint(cfg.pretrained_from_file, cfg.trust_checkpoint)["state_dict"]
         load_weights_strict(model, weights)
     model = to_memory_format(model.to(dev.device), cfg.memory_format)
-    ddp_model = model
+    ddp_model = model  # what the training step calls; `model` stays the plain module that is saved
     if dist.enabled:
         ids = None if dev.kind == "cpu" else [dev.device.index]
         ddp_model = torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
+    if cfg.compile:  # DDP inside: torch.compile splits the graph at DDP's buckets to overlap all-reduce
+        ddp_model = compile_model(ddp_model)
     optimizer = build_optimizer(model, cfg)
 
     pin = dev.kind != "cpu"

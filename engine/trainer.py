@@ -108,6 +108,7 @@ class Trainer:
         self.skipped_images = 0
         self._stop_after = int(os.environ.get(STOP_AFTER_ITERS_VAR, "0"))
         self._iters_run = 0
+        self._compile_pending = cfg.compile  # the attempt's first step compiles: timed on its own
 
     # -- state ---------------------------------------------------------------------------------------
     def state_dict(self, epoch: int, iteration: int) -> dict[str, Any]:
@@ -219,15 +220,19 @@ class Trainer:
                 lr = lr_at(cfg, epoch, it // self.accumulation, math.ceil(iters / self.accumulation))
                 set_lr(self.optimizer, lr)
             boundary = (it + 1) % self.accumulation == 0 or it + 1 == iters
+            t_step = time.perf_counter()
             loss = self.train_step(batch, boundary)
             n = int(batch.labels.shape[0])
             for m in (window, total):
                 m.loss, m.images, m.iters = m.loss + loss * n, m.images + n, m.iters + 1
                 m.data_time += data_time
                 m.skipped += int(batch.skipped)
+            if self._compile_pending:
+                self._report_compile_warmup(t_step, epoch, it)
+                window, total = Meter(), Meter()  # throughput and loss figures leave the compile out
             it += 1
             self._iters_run += 1
-            if it % cfg.print_freq == 0 or it == iters:
+            if window.iters and (it % cfg.print_freq == 0 or it == iters):
                 self._log_train_window(epoch, it, window, lr)
                 window = Meter()
             if self._stop_after and self._iters_run == self._stop_after:
@@ -238,6 +243,13 @@ class Trainer:
                 break
         self._check_bad_images(0, 0, final=True)
         return EpochOutcome(self._epoch_train_metrics(total, lr), it, stopped=False)
+
+    def _report_compile_warmup(self, t_step: float, epoch: int, it: int) -> None:
+        """The first compiled step traces and compiles forward and backward: report it as its own record."""
+        self.dev.synchronize()
+        self._compile_pending = False
+        seconds = time.perf_counter() - t_step
+        self.writer.status("compile_warmup", seconds=seconds, epoch=epoch + 1, iteration=it + 1)
 
     def _empty_batch(self) -> None:
         """Every image of a batch was unreadable: skip it alone, or stop a multi-rank run that cannot."""
