@@ -34,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--num-classes", type=int, default=1000, help="classes of the random-weight model")
     p.add_argument("--memory-format", default="nchw", choices=("nchw", "nhwc"), help="activation layout")
+    p.add_argument("--compile", action="store_true", help="torch.compile (each batch size compiles once)")
     p.add_argument("--device", default="auto", help="mlu, cuda, cpu or auto")
     p.add_argument("--json", default=None, metavar="FILE", help="append one JSON record per row to FILE")
     return p
@@ -51,7 +52,7 @@ def time_batches(
     x = torch.randn(batch, 3, size, size, device=dev.device).contiguous(memory_format=fmt)
     lat = []
     with torch.no_grad(), dev.autocast():
-        for i in range(warmup + iters):
+        for i in range(warmup + iters):  # compiled: the first call compiles for this shape
             dev.synchronize()
             t0 = time.perf_counter()
             model(x)
@@ -59,6 +60,17 @@ def time_batches(
             if i >= warmup:
                 lat.append(time.perf_counter() - t0)
     return sorted(lat)
+
+
+def fresh_compile(model: Any) -> Any:
+    """A compiled model with dynamo's caches emptied: nine batch sizes would pass its recompile limit
+    (8), after which it silently runs eager."""
+    import torch
+
+    from engine.model import compile_model
+
+    torch._dynamo.reset()
+    return compile_model(model)
 
 
 def load_model(a: argparse.Namespace) -> Any:
@@ -92,10 +104,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     )
     for precision in a.precision.split(","):
         dev = resolve_device(a.device, amp=precision == "amp")
-        model = to_memory_format(base.to(dev.device), a.memory_format)
+        eager = to_memory_format(base.to(dev.device), a.memory_format)
         label = precision if precision == "fp32" or dev.amp_enabled else "amp→fp32"
         for b in batches:
+            model = fresh_compile(eager) if a.compile else eager
+            start = time.perf_counter()
             lat = time_batches(model, dev, b, a.image_size, fmt, a.warmup, a.iters)
+            warmup_s = time.perf_counter() - start - sum(lat)
             mean = sum(lat) / len(lat)
             row = {
                 "precision": label,
@@ -107,6 +122,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 "latency_p99_ms": 1e3 * percentile(lat, 99),
                 "device": dev.kind,
                 "device_name": dev.name,
+                "compiled": a.compile,
+                "warmup_s": warmup_s,
             }
             print(
                 f"{label:>9} {b:>5} {row['images_per_s']:>10.1f} {row['latency_mean_ms']:>9.2f} "
