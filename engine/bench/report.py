@@ -130,12 +130,12 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-def timed(fn: Callable[..., Section], *args: Any) -> Section:
+def timed(section_id: str, fn: Callable[..., Section], *args: Any) -> Section:
     start = time.perf_counter()
     try:
         section = fn(*args)
     except Exception as exc:  # a report section never takes the rest of the report with it
-        section = Section(fn.__name__, fn.__name__, "failed", f"{type(exc).__name__}: {exc}")
+        section = Section(section_id, section_id, "failed", f"{type(exc).__name__}: {exc}")
     section.seconds = time.perf_counter() - start
     return section
 
@@ -380,17 +380,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     dev = probe(a.device)
     report.add(environment(dev))
     print(f"report on {dev['kind']} {dev['name']} → {report.out}/report.md", flush=True)
-    steps: list[Callable[..., Section]] = [device_tests, train_synthetic]
-    for step in steps:
-        _add(report, timed(step, dev, report, plan))
+    _add(report, timed("device_tests", device_tests, dev, report, plan))
+    _add(report, timed("train_synthetic", train_synthetic, dev, report, plan))
     with tempfile.TemporaryDirectory(prefix="rn50tui-report-") as tmp:
         jpegs = _jpeg_set(Path(tmp), plan)
-        _add(report, timed(train_real, dev, report, plan, jpegs))
-        _add(report, timed(input_pipeline, dev, report, plan, jpegs))
-    _add(report, timed(infer, dev, report, plan))
-    _add(report, timed(compiled, dev, report, plan))
-    _add(report, timed(peak_memory, dev, report))
-    _add(report, timed(published, dev, report))
+        _add(report, timed("train_real", train_real, dev, report, plan, jpegs))
+        _add(report, timed("input_pipeline", input_pipeline, dev, report, plan, jpegs))
+    _add(report, timed("infer", infer, dev, report, plan))
+    _add(report, timed("compile", compiled, dev, report, plan))
+    _add(report, timed("peak_memory", peak_memory, dev, report))
+    _add(report, timed("published", published, dev, report))
     print(f"done in {time.time() - report.started:.0f} s: {report.out}/report.md, {report.out}/report.json")
     return 0
 

@@ -113,3 +113,17 @@ def test_quick_report_fills_or_explains_every_section(tmp_path):
     md = (tmp_path / "r" / "report.md").read_text()
     assert md.count("\n## ") == len(SECTIONS) and "| batch/card |" in md
     assert QUICK.image_size == 64
+
+
+def test_a_section_that_crashes_is_reported_failed_and_the_rest_goes_on(tmp_path):
+    from engine.bench.report import timed
+
+    def broken(*_):
+        raise RuntimeError("no card after all")
+
+    section = timed("infer", broken)
+    assert (section.id, section.status, section.reason) == (
+        "infer",
+        "failed",
+        "RuntimeError: no card after all",
+    )
