@@ -229,7 +229,8 @@ class Trainer:
                 m.skipped += int(batch.skipped)
             if self._compile_pending:
                 self._report_compile_warmup(t_step, epoch, it)
-                window, total = Meter(), Meter()  # throughput and loss figures leave the compile out
+                # throughput and loss figures leave the compile out; unreadable images still count
+                window, total = Meter(skipped=window.skipped), Meter(skipped=total.skipped)
             it += 1
             self._iters_run += 1
             if window.iters and (it % cfg.print_freq == 0 or it == iters):
