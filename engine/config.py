@@ -54,6 +54,7 @@ class TrainConfig:
     print_freq: int = 10
     resume: Optional[str] = None
     pretrained_from_file: Optional[str] = None
+    trust_checkpoint: bool = False
     evaluate: bool = False
     training_only: bool = False
     save_checkpoints: bool = True
@@ -66,6 +67,7 @@ class TrainConfig:
     static_loss_scale: float = 1.0
     dynamic_loss_scale: bool = False
     memory_format: str = "nchw"
+    compile: bool = False
     device: str = "auto"
     dist_backend: Optional[str] = None
     image_size: Optional[int] = None
@@ -164,6 +166,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help="initialise the model's weights from this checkpoint (no optimizer state)",
     )
+    p.add_argument(
+        "--trust-checkpoint",
+        action="store_true",
+        help="load a checkpoint that needs unpickling (it can run any code): only files you trust",
+    )
     p.add_argument("--evaluate", action="store_true", help="one validation pass, no training")
     p.add_argument(
         "--training-only", action="store_true", help="skip validation (then no best model is kept)"
@@ -195,6 +202,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--memory-format", default="nchw", choices=("nchw", "nhwc"), help="activation memory layout"
+    )
+    p.add_argument(
+        "--compile",
+        action="store_true",
+        help="torch.compile the model (opt-in; the first steps compile, reported apart as warm-up)",
     )
     p.add_argument(
         "--device",

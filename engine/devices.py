@@ -40,6 +40,7 @@ class DeviceInfo:
     use_scaler: bool
     dist_backend: str
     note: str = ""  # why AMP was changed, shown to the user
+    tuning: str = ""  # the backend settings made for this device (cuDNN autotuning), for the report
 
     @property
     def amp_enabled(self) -> bool:
@@ -83,6 +84,26 @@ def make_grad_scaler(kind: str, enabled: bool) -> Any:
         if kind == "mlu":
             return torch.mlu.amp.GradScaler(enabled=enabled)  # type: ignore[attr-defined]
         return torch.cuda.amp.GradScaler(enabled=enabled)
+
+
+def tune_backend(kind: str) -> str:
+    """Set the convolution-library switches that suit fixed-shape training; say what was set.
+
+    CUDA: cuDNN benchmarks its convolution algorithms once per input shape and keeps the fastest, as
+    NVIDIA's `main.py` does (`cudnn.benchmark = True`); ResNet-50's shapes are fixed, so this pays.
+    MLU: torch_mlu installs `torch.backends.cnnl`, whose `flags(benchmark=True)` only warns "not
+    available on MLU device" (Cambricon/torch_mlu, torch_mlu/backends/cnnl/__init__.py): CNNL chooses
+    its algorithms itself, there is no autotuner to switch on. Its one working switch, `allow_tf32`
+    (convolutions), is on by default, so nothing is set; the report shows it. CPU: nothing to set.
+    """
+    if kind == "cuda":
+        torch.backends.cudnn.benchmark = True
+        return "cudnn.benchmark=True"
+    if kind == "mlu":
+        cnnl = getattr(torch.backends, "cnnl", None)
+        tf32 = getattr(cnnl, "allow_tf32", None)
+        return f"cnnl: no algorithm autotuner (allow_tf32={tf32})"
+    return ""
 
 
 def load_torch_mlu() -> bool:
@@ -172,6 +193,7 @@ def resolve_device(
         mod.set_device(local_rank)
         device = torch.device(kind, local_rank)
         name = str(mod.get_device_properties(local_rank).name)
+    tuning = tune_backend(kind)
     amp_dtype, use_scaler, note = _amp_settings(kind, amp)
     if note:
         warnings.warn(note, stacklevel=2)
@@ -183,6 +205,7 @@ def resolve_device(
         use_scaler=use_scaler,
         dist_backend=dist_backend or BACKENDS[kind],
         note=note,
+        tuning=tuning,
     )
 
 

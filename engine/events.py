@@ -82,6 +82,8 @@ STATUS_EVENTS: dict[str, tuple[str, ...]] = {
     "run_start": ("config", "start_epoch", "epochs", "train_iters", "val_iters", "world_size", "device"),
     "epoch_start": ("epoch", "train_iters", "start_iter"),
     "checkpoint": ("path", "epoch", "iteration", "is_best"),
+    # --compile: the first training step of an attempt, which compiles; train.* figures leave it out
+    "compile_warmup": ("seconds", "epoch", "iteration"),
     "stopping": ("signal", "epoch", "iteration"),
     "error": ("message",),
     "run_end": ("status",),
