@@ -272,6 +272,7 @@ def _show(args: argparse.Namespace) -> int:
     info = job.to_dict()
     info["claims"] = [f"{c.device}:{c.card}" for c in jm.store.claims_of(job.id)]
     info["metric_rows"] = jm.store.metric_count(job.id)
+    info.update(_loss_info(jm, job))
     info["logs"] = {stream: str(jm.log_path(job.id, stream)) for stream in ("stdout", "stderr", "supervisor")}
     if args.json:
         print(json.dumps(info))
@@ -286,6 +287,24 @@ def _show(args: argparse.Namespace) -> int:
         for line in lines[1:]:
             print(f"{' ' * width}  {line}")
     return 0
+
+
+def _loss_info(jm: Any, job: Any) -> dict[str, Any]:
+    """Which loss `loss` is, and the raw last window beside it, labelled (the list shows only `loss`)."""
+    window, epoch = jm.store.last_metric(job.id, "train"), jm.store.last_metric(job.id, "epoch")
+    if job.loss is None:
+        means = None
+    elif epoch is not None and "train.loss" in epoch.values and (window is None or epoch.id > window.id):
+        means = f"mean training loss of epoch {epoch.epoch}"
+    else:
+        means = "smoothed training loss (moving average over about a quarter epoch)"
+    raw = window.values.get("train.loss") if window is not None else None
+    where = (
+        f"raw mean of the last -p window (epoch {window.epoch}, to iteration {window.iteration})"
+        if raw is not None
+        else None
+    )
+    return {"loss_is": means, "last_window_loss": raw, "last_window_is": where}
 
 
 def _rm(args: argparse.Namespace) -> int:
