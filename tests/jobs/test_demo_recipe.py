@@ -87,6 +87,7 @@ def jm(db_path, monkeypatch):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(DEMO_TIMEOUT + 60)
 def test_the_demo_as_submitted_trains_smoothly_and_lists_its_last_epochs_mean_loss(jm, db_path):
     job = jm.submit(preset="demo")
     assert all(flag in job.argv for flag in PRESETS["demo"].flags)  # the preset's flags, not a copy
