@@ -89,6 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
                                     "copy on the same job store.")  # fmt: skip
     sv.add_argument("--host", default="localhost", help="interface to listen on (default localhost)")
     sv.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    sv.add_argument("--allow-remote", action="store_true",
+                    help="needed to listen beyond loopback: anyone with the printed URL (it holds the token) "
+                    "can then run jobs as you")  # fmt: skip
     return p
 
 
@@ -195,12 +198,20 @@ def _open_app(args: argparse.Namespace) -> int:
 
 def _serve(args: argparse.Namespace) -> int:
     """The app in a browser: textual-serve starts one `rn50tui` per browser tab, all on the same store."""
-    try:
-        from textual_serve.server import Server
-    except ImportError:
-        raise CliError("serving needs textual-serve: pip install textual-serve") from None
+    import getpass
+    import importlib.util
+
+    from rn50tui import serve
+
+    if importlib.util.find_spec("textual_serve") is None:
+        raise CliError("serving needs textual-serve: pip install textual-serve")
+    if not serve.is_loopback(args.host):
+        if not args.allow_remote:
+            raise CliError(f"--host {args.host} lets other machines reach the app, which can submit, cancel and "
+                           "delete jobs: add --allow-remote to mean it (a token will be required)")  # fmt: skip
+        print(serve.REMOTE_WARNING.format(host=args.host, port=args.port, user=getpass.getuser()), flush=True)
     app = f"{shlex.quote(sys.executable)} -m rn50tui --db {shlex.quote(os.path.abspath(_db(args)))}"
-    Server(app, host=args.host, port=args.port, title="rn50tui").serve()
+    serve.serve(app, args.host, args.port, serve.new_token())
     return 0
 
 
