@@ -25,6 +25,7 @@ from rn50tui.jobs.errors import JobsError, StoreMissing
 from rn50tui.jobs.presets import PRESETS
 from rn50tui.jobs.states import Status
 from rn50tui.jobs.store import default_db_path
+from rn50tui.timefmt import duration, local_time, short_duration, status_since
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -123,13 +124,20 @@ def _add_jobs(sub: Any, common: argparse.ArgumentParser) -> None:
                     help=f"only jobs with this status ({', '.join(s.value for s in Status)}); repeatable")  # fmt: skip
     ls.add_argument("--limit", type=int, help="only the newest N jobs")
     ls.add_argument("--json", action="store_true", help="a JSON list of job objects")
+    ls.epilog = ("IN-STATUS: how long the job has been in its status (queued: waiting; starting/running: since it "
+                 "started; finished: since it ended). A running job that makes no progress shows "
+                 "`running (stalled 12m)`: 12 minutes since its last training iteration.")  # fmt: skip
     sh = jsub.add_parser("show", parents=[common], help="everything the store knows about a job",
                          description="Everything the store knows about a job.")  # fmt: skip
     sh.add_argument("job", type=int, help="job id")
     sh.add_argument("--json", action="store_true", help="one JSON object")
-    rm = jsub.add_parser("rm", parents=[common], help="remove a job that is not running (files stay on disk)",
-                         description="Remove a job and its metrics from the store; refuses a running job.")  # fmt: skip
+    rm = jsub.add_parser("rm", parents=[common], help="remove a job that is not running (--purge: its files too)",
+                         description="Remove a job and its metrics from the store; refuses a running job. "
+                         "Its workspace stays on disk unless --purge.")  # fmt: skip
     rm.add_argument("job", type=int, help="job id")
+    rm.add_argument("--purge", action="store_true",
+                    help="also delete the job's workspace (checkpoints, logs), after a confirmation naming its size")  # fmt: skip
+    rm.add_argument("-y", "--yes", action="store_true", help="with --purge: do not ask (for scripts)")
 
 
 # ------------------------------------------------------------------------------------------------- main
@@ -247,7 +255,19 @@ def _list(args: argparse.Namespace) -> int:
     return 0
 
 
-LIST_COLUMNS = ("ID", "NAME", "STATUS", "DEVICE", "TRY", "EPOCH", "PROGRESS", "LOSS", "TOP1", "IMG/S", "AGE")
+LIST_COLUMNS = (
+    "ID",
+    "NAME",
+    "STATUS",
+    "DEVICE",
+    "TRY",
+    "EPOCH",
+    "PROGRESS",
+    "LOSS",
+    "TOP1",
+    "IMG/S",
+    "IN-STATUS",
+)
 
 
 def _print_table(jobs: list[dict[str, Any]]) -> None:
@@ -261,20 +281,20 @@ def _row(j: dict[str, Any], now: float) -> tuple[str, ...]:
     cards = ",".join(map(str, j["cards_granted"])) if j["cards_granted"] else f"×{j['cards_requested']}"
     epoch = f"{j['epoch']}/{j['epochs']}" if j["epoch"] and j["epochs"] else "-"
     progress = f"{100 * j['progress']:.0f}%" if j["progress"] is not None else "-"
-    return (str(j["id"]), j["name"][:24], j["status"], f"{j['device']}:{cards}", str(j["attempt"]), epoch, progress,
-            _num(j["loss"], ".4f"), _num(j["top1"], ".2f"), _num(j["ips"], ".1f"),
-            _age(now - (j["updated_at"] or now)))  # fmt: skip
+    return (str(j["id"]), j["name"][:24], _status_cell(j, now), f"{j['device']}:{cards}", str(j["attempt"]), epoch,
+            progress, _num(j["loss"], ".4f"), _num(j["top1"], ".2f"), _num(j["ips"], ".1f"),
+            short_duration(now - status_since(j, now)))  # fmt: skip
+
+
+def _status_cell(j: dict[str, Any], now: float) -> str:
+    stalled = j.get("stalled")
+    if not stalled:
+        return j["status"]
+    return f"{j['status']} ({stalled['kind']} {short_duration(stalled['for_s'])})"
 
 
 def _num(value: Optional[float], spec: str) -> str:
     return "-" if value is None else format(value, spec)
-
-
-def _age(seconds: float) -> str:
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            return f"{int(seconds // size)}{unit}"
-    return f"{int(max(seconds, 0))}s"
 
 
 def _show(args: argparse.Namespace) -> int:
@@ -287,6 +307,7 @@ def _show(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(info))
         return 0
+    info = _readable_times(info, time.time())
     width = max(len(k) for k in info)
     for key, value in info.items():
         text = (
@@ -299,11 +320,45 @@ def _show(args: argparse.Namespace) -> int:
     return 0
 
 
+def _readable_times(info: dict[str, Any], now: float) -> dict[str, Any]:
+    """`jobs show` for people: epoch seconds as local date-times, plus how long it waited and ran."""
+    out = {k: (local_time(v, now) if k in TIME_FIELDS and v is not None else v) for k, v in info.items()}
+    if info.get("started_at") and info.get("queued_at"):
+        out["waited"] = duration(info["started_at"] - info["queued_at"])
+    if info.get("started_at"):
+        end = info.get("finished_at") or now
+        out["ran"] = duration(end - info["started_at"]) + ("" if info.get("finished_at") else " so far")
+    return out
+
+
+TIME_FIELDS = {"created_at", "queued_at", "started_at", "finished_at", "updated_at", "heartbeat",
+               "supervisor_started", "engine_started", "cancel_requested", "last_progress_at", "stalled_at"}  # fmt: skip
+
+
 def _rm(args: argparse.Namespace) -> int:
     jm = _manager(args)
-    workspace = jm.get_job(args.job).workspace
+    job = jm.get_job(args.job)
+    if not args.purge:
+        jm.delete(args.job)
+        print(f"removed job {args.job} (its files stay in {job.workspace}; --purge deletes them)")
+        return 0
+    from rn50tui.jobs import purge
+
+    workspace = purge.check_workspace(job, jm.db_path)  # refuses before anything is removed
+    jm.check_deletable(args.job)
+    size = purge.tree_size(workspace) if workspace else 0
+    what = f"{workspace} ({purge.human_size(size)}, checkpoints included)" if workspace else "nothing on disk"
+    if workspace and not args.yes:
+        if not sys.stdin.isatty():
+            raise CliError(f"--purge would delete {what}: add --yes to confirm without a terminal")
+        answer = input(f"delete job {job.id} ({job.name}) and its workspace {what}? [y/N] ")
+        if answer.strip().lower() not in ("y", "yes"):
+            print("nothing removed")
+            return 1
     jm.delete(args.job)
-    print(f"removed job {args.job} (its files stay in {workspace})")
+    if workspace:
+        purge.remove_tree(workspace)
+    print(f"removed job {args.job} and {what}")
     return 0
 
 

@@ -173,6 +173,11 @@ class JobManager:
 
     def delete(self, job_id: int) -> None:
         """Remove a finished or queued job and its metrics (its workspace files stay on disk)."""
+        self.check_deletable(job_id)
+        self.store.delete_job(job_id)
+
+    def check_deletable(self, job_id: int) -> None:
+        """TransitionError unless the job may be deleted: not active, its engine gone."""
         self.reconcile()
         job = self.get_job(job_id)
         if job.status in ACTIVE:
@@ -181,7 +186,6 @@ class JobManager:
             )
         if self.store.claims_of(job_id):
             raise TransitionError(f"job {job_id}'s engine is still stopping; try again shortly")
-        self.store.delete_job(job_id)
 
     def close(self) -> None:
         store = getattr(self._local, "store", None)

@@ -12,6 +12,9 @@ Tables (see MIGRATIONS for the exact columns):
   claims          (device, card) → job: the cards in use; the primary key makes a double grant impossible
   device_samples  per card and time: utilisation, memory, temperature, power (retention-limited)
   _migrations     the names of the applied migrations
+Later columns of jobs: notify_cmd (JSON argv of the job's hook), on_stall (notify|cancel), last_progress_at
+(the last training iteration, validation step or checkpoint), stalled_at (set while the job is flagged
+stalled), wait_reason (why a queued job is not granted cards, e.g. a card busy outside rn50tui).
 """
 
 from __future__ import annotations
@@ -150,6 +153,14 @@ def _m0002_device_samples(db: sqlite_utils.Database) -> None:
         foreign_keys=[("job_id", "jobs", "id")],
     )
     db["device_samples"].create_index(["job_id", "time"], index_name="device_samples_job")
+
+
+@migration("0003_stall_notify_wait")
+def _m0003_stall_notify_wait(db: sqlite_utils.Database) -> None:
+    """Issue 14: the per-job notify hook and stall policy, the stall flag, why a queued job waits."""
+    for column, kind in (("notify_cmd", str), ("on_stall", str), ("last_progress_at", float),
+                         ("stalled_at", float), ("wait_reason", str)):  # fmt: skip
+        db["jobs"].add_column(column, kind)
 
 
 def migrate(conn: sqlite3.Connection) -> list[str]:
