@@ -20,6 +20,7 @@ import time
 from collections.abc import Sequence
 from typing import Any, NoReturn, Optional
 
+from rn50tui.jobs import stall
 from rn50tui.jobs.capacity import CARDS_ENV, CapacityError, parse_spec
 from rn50tui.jobs.errors import JobsError, StoreMissing
 from rn50tui.jobs.presets import PRESETS
@@ -110,6 +111,11 @@ def _add_submit(sub: Any, common: argparse.ArgumentParser) -> None:
     s.add_argument("--data", metavar="DIR", help="dataset root with train/ and val/")
     s.add_argument("--checkpoint", metavar="PATH", help="weights to evaluate or start from (--resume)")
     s.add_argument("--json", action="store_true", help="print the new job as JSON instead of its id")
+    s.add_argument("--notify-cmd", metavar="CMD",
+                   help="run CMD when the job ends or stalls, with its facts in RN50TUI_JOB_* variables (split "
+                   "like a shell line, never run by one; default: [notify] cmd of the config file)")  # fmt: skip
+    s.add_argument("--on-stall", choices=("notify", "cancel"), default=None,
+                   help="when the job makes no progress: notify (default), or cancel it with a checkpoint")  # fmt: skip
     s.add_argument(
         "engine_flags", nargs="*", metavar="-- ENGINE FLAGS", help="flags for python -m engine.train"
     )
@@ -228,8 +234,15 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _submit(args: argparse.Namespace) -> int:
     jm = _manager(args, create=True)
+    from rn50tui.jobs.userconfig import parse_cmd
+
+    try:
+        hook = parse_cmd(args.notify_cmd) if args.notify_cmd is not None else None
+    except ValueError as exc:
+        raise CliError(f"--notify-cmd: {exc}") from None
     job = jm.submit(preset=args.preset, name=args.name, cards=args.cards, device=args.device, data=args.data,
-                    checkpoint=args.checkpoint, engine_flags=args.engine_flags)  # fmt: skip
+                    checkpoint=args.checkpoint, engine_flags=args.engine_flags, notify_cmd=hook,
+                    on_stall=args.on_stall)  # fmt: skip
     print(json.dumps(job.to_dict()) if args.json else job.id)
     return 0
 
@@ -304,6 +317,7 @@ def _show(args: argparse.Namespace) -> int:
     info["claims"] = [f"{c.device}:{c.card}" for c in jm.store.claims_of(job.id)]
     info["metric_rows"] = jm.store.metric_count(job.id)
     info["logs"] = {stream: str(jm.log_path(job.id, stream)) for stream in ("stdout", "stderr", "supervisor")}
+    info["stalled"] = stall.flag(info, time.time())
     if args.json:
         print(json.dumps(info))
         return 0

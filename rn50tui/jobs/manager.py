@@ -22,6 +22,7 @@ in a worker thread; the manager opens one store connection per thread.
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import time
@@ -30,10 +31,11 @@ from pathlib import Path
 from typing import Optional
 
 from rn50tui.jobs import reconcile as _reconcile
-from rn50tui.jobs import scheduler
+from rn50tui.jobs import scheduler, stall
 from rn50tui.jobs.capacity import host_capacity
-from rn50tui.jobs.errors import TransitionError
+from rn50tui.jobs.errors import SubmitError, TransitionError
 from rn50tui.jobs.procs import wait_until
+from rn50tui.jobs.stall import ON_STALL
 from rn50tui.jobs.states import ACTIVE, TERMINAL, Status, check_transition
 from rn50tui.jobs.store import DeviceSample, Job, JobStore, MetricRow, default_db_path
 from rn50tui.jobs.submission import Request, plan
@@ -78,10 +80,14 @@ class JobManager:
     def job_summaries(
         self, statuses: Optional[Iterable[Status | str]] = None, limit: Optional[int] = None
     ) -> list[dict]:
-        """Like list_jobs, as dicts of the columns a list shows (fast for 10,000 jobs)."""
-        return self.store.job_summaries(
+        """Like list_jobs, as dicts of the columns a list shows (fast for 10,000 jobs), with the stall mark."""
+        rows = self.store.job_summaries(
             [Status(s) for s in statuses] if statuses is not None else None, limit
         )
+        now = time.time()
+        for row in rows:
+            row["stalled"] = stall.flag(row, now)
+        return rows
 
     def get_job(self, job_id: int) -> Job:
         return self.store.get_job(job_id)
@@ -112,13 +118,20 @@ class JobManager:
     def submit(self, request: Optional[Request] = None, *, preset: Optional[str] = None, name: Optional[str] = None,
                cards: Optional[int] = None, device: Optional[str] = None, data: Optional[str] = None,
                checkpoint: Optional[str] = None, engine_flags: Sequence[str] = (),
-               start: bool = True) -> Job:  # fmt: skip
-        """Check and queue a job, then run the scheduler (unless start=False); SubmitError before queueing."""
+               start: bool = True, notify_cmd: Optional[Sequence[str]] = None,
+               on_stall: Optional[str] = None) -> Job:  # fmt: skip
+        """Check and queue a job, then run the scheduler (unless start=False); SubmitError before queueing.
+
+        notify_cmd: the job's own notify hook argv (else the config file's); on_stall: notify | cancel.
+        """
         request = request or Request(preset, name, cards, device, data, checkpoint, tuple(engine_flags))
         p = plan(request, self.capacity())
+        if on_stall is not None and on_stall not in ON_STALL:
+            raise SubmitError(f"--on-stall must be one of {', '.join(ON_STALL)}, not {on_stall!r}")
         job = self.store.insert_job(
             name=p.name, kind=p.kind, preset=p.preset, argv=p.argv, device=p.device, cards_requested=p.cards,
-            workspace=p.workspace or str(self.runs_dir / "{id}"),
+            workspace=p.workspace or str(self.runs_dir / "{id}"), on_stall=on_stall,
+            notify_cmd=json.dumps(list(notify_cmd)) if notify_cmd else None,
         )  # fmt: skip
         if start:
             self.schedule()
