@@ -100,3 +100,26 @@ def test_rm_purge_refuses_an_active_job_and_a_workspace_that_is_not_a_jobs(capsy
     assert (
         code == 1 and "delete by hand" in err and (tmp_path / "jobs.db").exists() and store.find_job(job.id)
     )
+
+
+def test_submit_stores_the_hook_and_stall_policy_and_list_marks_a_stalled_job(capsys, store):
+    holder = occupy(store)  # the one CPU slot: the submitted job stays queued
+    code, out, _ = run(capsys, "submit", "--preset", "demo", "--notify-cmd", "my-hook 'two words'", "--on-stall",
+                       "cancel", "--json")  # fmt: skip
+    job = json.loads(out)
+    assert (
+        code == 0
+        and json.loads(job["notify_cmd"]) == ["my-hook", "two words"]
+        and job["on_stall"] == "cancel"
+    )
+    code, _, err = run(capsys, "submit", "--preset", "demo", "--notify-cmd", "'unclosed")
+    assert code == 1 and "--notify-cmd" in err
+
+    now = time.time()
+    store.update_job(holder.id, stalled_at=now - 5, last_progress_at=now - 130, heartbeat=now)
+    _, out, _ = run(capsys, "jobs", "list")
+    assert "running (stalled 2m)" in out.splitlines()[1]
+    shown = json.loads(run(capsys, "jobs", "show", str(holder.id), "--json")[1])
+    assert shown["stalled"]["kind"] == "stalled" and shown["stalled"]["for_s"] >= 130
+    listed = json.loads(run(capsys, "jobs", "list", "--json")[1])
+    assert listed[0]["stalled"]["kind"] == "stalled" and listed[1]["stalled"] is None

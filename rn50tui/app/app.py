@@ -22,6 +22,7 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.worker import Worker, WorkerState, get_current_worker
 
+from rn50tui.app.alerts import JobAlerts
 from rn50tui.app.clock import Clock, SystemClock
 from rn50tui.app.commands import JobCommands
 from rn50tui.app.data import Client
@@ -34,6 +35,7 @@ from rn50tui.app.screens.new_job import NewJobScreen
 from rn50tui.jobs.errors import JobsError
 from rn50tui.jobs.states import Status
 from rn50tui.jobs.store import Job
+from rn50tui.jobs.userconfig import UserConfigError, load_notify
 
 RECONCILE_EVERY_S = 5.0  # a supervisor that died while we watch is noticed this quickly
 FALLBACK_CAPACITY = {"mlu": 0, "cuda": 0, "cpu": 1}  # until the host's cards are detected
@@ -60,7 +62,7 @@ class Rn50App(App[int]):
     def __init__(
         self, db_path: str | os.PathLike[str], *, clock: Optional[Clock] = None,
         capacity: Optional[dict[str, int]] = None, poll_scale: float = 1.0,
-        sampler_factory: Optional[Callable[[], Any]] = None,
+        sampler_factory: Optional[Callable[[], Any]] = None, bell: Optional[bool] = None,
     ) -> None:  # fmt: skip
         super().__init__()
         self.db_path = db_path
@@ -73,6 +75,8 @@ class Rn50App(App[int]):
         self._sampler_factory = sampler_factory
         self._poll_worker: Optional[Worker] = None
         self._last_reconcile = 0.0
+        self.alerts = JobAlerts()
+        self.bell_on_alert = bell  # None: the config file's [notify] bell
 
     def scaled(self, seconds: float) -> float:
         return seconds * self.poll_scale
@@ -89,6 +93,12 @@ class Rn50App(App[int]):
     def _open(self) -> None:
         client = Client(self.db_path, capacity=self._capacity_given, sampler_factory=self._sampler_factory)
         client.reconcile()  # every client reconciles on start: dead supervisors → interrupted
+        if self.bell_on_alert is None:
+            try:
+                self.bell_on_alert = load_notify().bell
+            except UserConfigError as exc:
+                self.call_from_thread(self.notify, str(exc), title="config", severity="warning")
+                self.bell_on_alert = False
         self._last_reconcile = time.monotonic()
         self.call_from_thread(self._opened, client)
         capacity = client.capacity()  # host detection may run cnmon: after the app is usable
@@ -117,6 +127,10 @@ class Rn50App(App[int]):
 
     def on_rn50app_jobs_loaded(self, msg: JobsLoaded) -> None:
         self.jobs = msg.jobs
+        for alert in self.alerts.changes(msg.jobs, msg.now):  # on every screen: the app's toasts
+            self.notify(alert.message, title=alert.title, severity=alert.severity, timeout=10)  # type: ignore[arg-type]
+            if self.bell_on_alert:
+                self.bell()
         if not self.screen_stack:  # a poll that finished while the app was closing
             return
         screen = self.screen

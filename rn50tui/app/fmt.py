@@ -119,3 +119,17 @@ def mib(value: Optional[float]) -> str:
     if value is None:
         return NONE
     return f"{value / 1024:.1f} GiB" if value >= 1024 else f"{value:.0f} MiB"
+
+
+def stall(job: Job, now: float) -> Optional[dict]:
+    """The stall mark of a job (rn50tui.jobs.stall.flag on its columns), or None."""
+    from rn50tui.jobs.stall import flag
+
+    return flag({"status": job.status.value, "heartbeat": job.heartbeat, **job.extra}, now)
+
+
+def stall_label(mark: dict) -> str:
+    """`⚠ stall 12m` / `⚠ hung 3m`: fits the status column."""
+    kind = "stall" if mark["kind"] == "stalled" else "hung"
+    s = int(mark["for_s"])
+    return f"⚠ {kind} " + (f"{s}s" if s < 60 else f"{s // 60}m" if s < 3600 else f"{s // 3600}h")

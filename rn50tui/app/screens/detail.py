@@ -65,6 +65,10 @@ def summary_text(job: Job, now: float) -> str:
               f" (best {fmt.num(job.best_top1, '.2f')}) · top-5 {fmt.num(job.top5, '.2f')} · "
               f"{fmt.ips(job.ips)} img/s · lr {fmt.num(job.lr, '.5f')} · ran {fmt.duration(fmt.run_time(job, now))}"
               f" · ETA {fmt.duration(eta)}")  # fmt: skip
+    mark = fmt.stall(job, now)
+    if mark is not None:
+        what = "no training progress" if mark["kind"] == "stalled" else "its supervisor's heartbeat is stale"
+        first += f" · [b red]⚠ {mark['kind']}: {what} for {fmt.duration(mark['for_s'])}[/]"
     if job.error:
         second += f"\n[red]{_escape(job.error.splitlines()[0])}[/red]"
     return f"{first}\n{second}"

@@ -1,0 +1,59 @@
+"""Notifications wherever the user is: a job that ends or stalls shows a toast (and rings if asked);
+the table and the detail header mark a stalled job with the time since its last progress."""
+
+from __future__ import annotations
+
+from rn50tui.app.screens.detail import JobDetailScreen
+from rn50tui.app.screens.jobs import JobsScreen
+from rn50tui.jobs.states import Status
+
+from .conftest import NOW, SIZE, add_job, make_app, wait_for
+
+
+def toasts(app) -> list[str]:
+    return [f"{n.title}: {n.message}" for n in app._notifications]
+
+
+async def test_final_states_and_stalls_notify_on_any_screen_and_ring_if_asked(db_path, store):
+    done_before = add_job(store, Status.COMPLETED, "old", best_top1=50.0)
+    running = add_job(store, Status.RUNNING, "trainer", started_at=NOW - 900, heartbeat=NOW)
+    other = add_job(store, Status.RUNNING, "second", started_at=NOW - 900, heartbeat=NOW)
+    app = make_app(db_path, bell=True)
+    rings = []
+    app.bell = lambda: rings.append(1)
+    async with app.run_test(size=SIZE) as pilot:
+        table = await wait_for(pilot, lambda: isinstance(app.screen, JobsScreen) and app.screen.table)
+        await wait_for(pilot, lambda: table.row_count == 3, what="3 rows")
+        app.action_open_job(running.id)  # the user is elsewhere: on another job's detail screen
+        await wait_for(pilot, lambda: isinstance(app.screen, JobDetailScreen))
+        with store.transaction():
+            store.update_job(running.id, stalled_at=NOW - 10, last_progress_at=NOW - 700)
+        await wait_for(pilot, lambda: any("stalled" in t for t in toasts(app)), what="the stall toast")
+        assert "job 1 " not in " ".join(toasts(app))  # a job that ended before the app opened is not news
+        await wait_for(pilot, lambda: "stalled: no training progress for 11m40s"
+                       in str(app.screen.query_one("#job-summary").render()), what="the detail header's mark")  # fmt: skip
+        with store.transaction():
+            store.update_job(other.id, status="completed", finished_at=NOW, best_top1=76.5)
+        await wait_for(pilot, lambda: any("completed" in t for t in toasts(app)), what="the final toast")
+        assert f"job {other.id} completed: second: best top-1 76.50" in toasts(app)
+        assert f"job {running.id} stalled: trainer: no progress for 11m40s" in toasts(app)
+        assert len(rings) == 2
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: isinstance(app.screen, JobsScreen))
+        await wait_for(pilot, lambda: table.get_cell(str(running.id), "status").plain == "⚠ stall 11m")
+    assert done_before.id == 1
+
+
+async def test_no_bell_unless_asked(db_path, store):
+    running = add_job(store, Status.RUNNING, "trainer", started_at=NOW - 900)
+    app = make_app(db_path, bell=False)
+    rings = []
+    app.bell = lambda: rings.append(1)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.jobs, what="the first poll")
+        with store.transaction():
+            store.update_job(
+                running.id, status="failed", finished_at=NOW, error="the engine exited with 1\ntrace"
+            )
+        await wait_for(pilot, lambda: toasts(app), what="the failure toast")
+    assert toasts(app) == [f"job {running.id} failed: trainer: the engine exited with 1"] and rings == []
