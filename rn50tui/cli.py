@@ -339,6 +339,8 @@ def _readable_times(info: dict[str, Any], now: float) -> dict[str, Any]:
     out = {k: (local_time(v, now) if k in TIME_FIELDS and v is not None else v) for k, v in info.items()}
     if info.get("started_at") and info.get("queued_at"):
         out["waited"] = duration(info["started_at"] - info["queued_at"])
+    if info.get("eta_end") and info.get("status") == "running":
+        out["eta"] = f"{duration(info['eta_end'] - now)} left (ends about {local_time(info['eta_end'], now)})"
     if info.get("started_at"):
         end = info.get("finished_at") or now
         out["ran"] = duration(end - info["started_at"]) + ("" if info.get("finished_at") else " so far")
@@ -346,7 +348,7 @@ def _readable_times(info: dict[str, Any], now: float) -> dict[str, Any]:
 
 
 TIME_FIELDS = {"created_at", "queued_at", "started_at", "finished_at", "updated_at", "heartbeat",
-               "supervisor_started", "engine_started", "cancel_requested", "last_progress_at", "stalled_at"}  # fmt: skip
+               "supervisor_started", "engine_started", "cancel_requested", "last_progress_at", "stalled_at", "eta_end"}  # fmt: skip
 
 
 def _rm(args: argparse.Namespace) -> int:

@@ -69,9 +69,12 @@ def batch_size(argv: Sequence[str]) -> Optional[int]:
 
 
 def eta_seconds(job: Job, now: float) -> Optional[float]:
-    """Seconds left of training: remaining images / images per second, else the elapsed-time rate."""
+    """Seconds left: the supervisor's estimate (iterations, validation passes and checkpoints timed on this
+    job: rn50tui/jobs/eta.py), else remaining images / images per second, else the elapsed-time rate."""
     if job.status is not Status.RUNNING or not job.epochs or not job.iters_per_epoch or not job.epoch:
         return None
+    if job.extra.get("eta_end"):
+        return max(0.0, job.extra["eta_end"] - now)
     total = job.epochs * job.iters_per_epoch
     done = (job.epoch - 1) * job.iters_per_epoch + (job.iteration or 0)
     remaining = max(0, total - done)

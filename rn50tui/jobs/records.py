@@ -103,7 +103,7 @@ SUMMARY_COLUMNS = (
     "id", "name", "kind", "preset", "device", "cards_requested", "cards_granted", "status", "attempt",
     "created_at", "started_at", "finished_at", "updated_at", "heartbeat", "epoch", "epochs", "iteration",
     "iters_per_epoch", "loss", "lr", "ips", "top1", "top5", "best_top1", "exit_code", "error",
-    "queued_at", "supervisor_pid", "last_progress_at", "stalled_at", "wait_reason",
+    "queued_at", "supervisor_pid", "last_progress_at", "stalled_at", "wait_reason", "eta_end",
 )  # fmt: skip
 
 

@@ -14,7 +14,8 @@ Tables (see MIGRATIONS for the exact columns):
   _migrations     the names of the applied migrations
 Later columns of jobs: notify_cmd (JSON argv of the job's hook), on_stall (notify|cancel), last_progress_at
 (the last training iteration, validation step or checkpoint), stalled_at (set while the job is flagged
-stalled), wait_reason (why a queued job is not granted cards, e.g. a card busy outside rn50tui).
+stalled), wait_reason (why a queued job is not granted cards, e.g. a card busy outside rn50tui), eta_end
+(when the supervisor predicts the job ends, from its own timings: rn50tui/jobs/eta.py).
 """
 
 from __future__ import annotations
@@ -159,7 +160,7 @@ def _m0002_device_samples(db: sqlite_utils.Database) -> None:
 def _m0003_stall_notify_wait(db: sqlite_utils.Database) -> None:
     """Issue 14: the per-job notify hook and stall policy, the stall flag, why a queued job waits."""
     for column, kind in (("notify_cmd", str), ("on_stall", str), ("last_progress_at", float),
-                         ("stalled_at", float), ("wait_reason", str)):  # fmt: skip
+                         ("stalled_at", float), ("wait_reason", str), ("eta_end", float)):  # fmt: skip
         db["jobs"].add_column(column, kind)
 
 

@@ -25,6 +25,7 @@ from typing import Any, Optional
 from engine.events import EXIT_OK, EXIT_STOPPED
 from rn50tui.jobs import launcher, notify, procs
 from rn50tui.jobs.errors import JobsError, LaunchError
+from rn50tui.jobs.eta import EtaModel
 from rn50tui.jobs.follower import Follower, commit
 from rn50tui.jobs.scheduler import schedule
 from rn50tui.jobs.stall import StallWatch
@@ -88,6 +89,7 @@ class Supervisor:
         self.killed = False
         self.log = sys.stderr
         self.watch: Optional[StallWatch] = None
+        self.eta: Optional[EtaModel] = None
         self.on_stall = "notify"
         self.stall_cancelled: Optional[float] = None  # seconds without progress when --on-stall cancel acted
 
@@ -147,9 +149,11 @@ class Supervisor:
                 return
         self.store.transition(self.job_id, Status.RUNNING, expect=[Status.STARTING], engine_pid=proc.pid,
                               engine_started=procs.start_time(proc.pid), run_token=token, resume_from=resume_from,
-                              started_at=started, stderr_offset=stderr_offset)  # fmt: skip
+                              started_at=started, stderr_offset=stderr_offset, eta_end=None, stalled_at=None,
+                              last_progress_at=started)  # fmt: skip
         self._log(f"engine pid {proc.pid}: {shlex.join(argv)}")
         self.watch, self.on_stall = StallWatch(started), job.extra.get("on_stall") or "notify"
+        self.eta = EtaModel()
         follower = Follower(
             job.id, job.attempt, job.raport_path, job.raport_offset, started - 1.0, job.best_top1
         )
@@ -185,6 +189,9 @@ class Supervisor:
         batch = follower.poll()
         now = time.time()
         stalled_for = self._watch_progress(batch.rows, batch.updates, now)
+        if self.eta is not None and batch.rows:
+            self.eta.observe(batch.rows, batch.updates)
+            batch.updates["eta_end"] = self.eta.end_time()
         try:
             commit(self.store, self.job_id, batch, samples, now)
         except sqlite3.OperationalError as exc:

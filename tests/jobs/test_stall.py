@@ -117,6 +117,7 @@ def test_a_stalled_engine_is_flagged_notified_and_cancelled_with_a_checkpoint_th
         and marked["stalled"]["for_s"] > 4
     )
     assert marked["iteration"] == 3  # it stopped where the hook stopped it
+    assert marked["eta_end"] is not None  # the supervisor's ETA, from this job's own timings
     wait_for(lambda: "stalled" in events(tmp_path), 120, message="the stall notification")
     stalled = events(tmp_path)["stalled"]
     assert stalled["RN50TUI_JOB_ID"] == str(job.id) and stalled["RN50TUI_JOB_STATUS"] == "running"
