@@ -56,6 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host-cards", metavar="SPEC",
                    help=f"cards the scheduler may use, e.g. mlu=4,cuda=0,cpu=1 (also ${CARDS_ENV}; "
                    "default: what telemetry finds, one CPU job at a time)")  # fmt: skip
+    p.add_argument("--no-busy-check", action="store_true",
+                   help="grant cards even when something outside rn50tui uses them (memory, utilisation or "
+                   "processes past the [busy] thresholds of the config file); also RN50TUI_BUSY_CHECK=0")  # fmt: skip
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     _add_submit(sub, common)
     _add_jobs(sub, common)
@@ -159,6 +162,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if args.host_cards is not None:
             parse_spec(args.host_cards)
             os.environ[CARDS_ENV] = args.host_cards  # the supervisors it starts see it too
+        if args.no_busy_check:
+            os.environ["RN50TUI_BUSY_CHECK"] = "0"
         return _dispatch(args, extra)
     except CapacityError as exc:
         return _fail(str(exc), EXIT_USAGE)
@@ -288,6 +293,9 @@ def _print_table(jobs: list[dict[str, Any]]) -> None:
     rows = [LIST_COLUMNS] + [_row(j, now) for j in jobs]
     widths = [max(len(r[i]) for r in rows) for i in range(len(LIST_COLUMNS))]
     sys.stdout.write("".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() + "\n" for r in rows))
+    for j in jobs:  # why a queued job is held back, under the table (the columns stay as they are)
+        if j["status"] == "queued" and j.get("wait_reason"):
+            sys.stdout.write(f"job {j['id']} waits: {j['wait_reason']}\n")
 
 
 def _row(j: dict[str, Any], now: float) -> tuple[str, ...]:

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Callable, Optional
 
+from rn50tui.jobs.busy import CHECKED_KINDS, Busy, busy_cards
 from rn50tui.jobs.capacity import host_capacity
 from rn50tui.jobs.errors import LaunchError
 from rn50tui.jobs.launcher import start_supervisor
@@ -27,10 +28,15 @@ def slots_needed(job: Job) -> int:
     return 1 if job.device == "cpu" else max(1, job.cards_requested)
 
 
-def claim(store: JobStore, capacity: dict[str, int]) -> list[Job]:
-    """Grant free cards to queued jobs in one IMMEDIATE transaction; return the jobs now `starting`."""
+def claim(store: JobStore, capacity: dict[str, int], busy: Optional[Busy] = None) -> list[Job]:
+    """Grant free cards to queued jobs in one IMMEDIATE transaction; return the jobs now `starting`.
+
+    `busy`: cards in use outside rn50tui (rn50tui.jobs.busy), never granted; a job they hold back
+    records why in `wait_reason`.
+    """
     granted: list[Job] = []
     now = time.time()
+    busy = busy or {}
     with store.transaction():
         taken = {(c.device, c.card) for c in store.claims()}
         waiting: set[str] = set()  # kinds whose oldest queued job is still waiting: no overtaking
@@ -42,16 +48,21 @@ def claim(store: JobStore, capacity: dict[str, int]) -> list[Job]:
                 store.transition_locked(job.id, Status.FAILED, None, {
                     "error": f"needs {need} {job.device} card(s); this host has {total}", "finished_at": now})  # fmt: skip
                 continue
-            free = [i for i in range(total) if (job.device, i) not in taken][:need]
+            unclaimed = [i for i in range(total) if (job.device, i) not in taken]
+            free = [i for i in unclaimed if (job.device, i) not in busy][:need]
             if len(free) < need:
                 waiting.add(job.device)
+                held = [busy[(job.device, i)] for i in unclaimed if (job.device, i) in busy]
+                why = "; ".join(held) if held and len(unclaimed) >= need else None
+                if why != job.extra.get("wait_reason"):
+                    store.update_job(job.id, wait_reason=why)
                 continue
             for card in free:
                 store.db.execute("INSERT INTO claims (device, card, job_id, claimed_at) VALUES (?, ?, ?, ?)",
                                  [job.device, card, job.id, now])  # fmt: skip
                 taken.add((job.device, card))
             store.transition_locked(job.id, Status.STARTING, [Status.QUEUED],
-                                     {"cards_granted": free, "started_at": now})  # fmt: skip
+                                     {"cards_granted": free, "started_at": now, "wait_reason": None})  # fmt: skip
             granted.append(job)
     return [store.get_job(j.id) for j in granted]
 
@@ -63,13 +74,23 @@ def schedule(
     if store.db.execute("SELECT 1 FROM jobs WHERE status = 'queued' LIMIT 1").fetchone() is None:
         return []  # the common case: nothing waits, no host detection needed
     started = []
-    for job in claim(store, capacity if capacity is not None else host_capacity()):
+    capacity = capacity if capacity is not None else host_capacity()
+    for job in claim(store, capacity, _busy(store, capacity)):
         try:
             starter(job.id, store.path, Path(job.workspace))
             started.append(job.id)
         except LaunchError as exc:
             fail_start(store, job.id, str(exc))
     return started
+
+
+def _busy(store: JobStore, capacity: dict[str, int]) -> Busy:
+    """Sample the kinds queued jobs wait for (MLU/CUDA only: cnmon/NVML run outside the transaction)."""
+    kinds = {j.device for j in store.list_jobs([Status.QUEUED]) if capacity.get(j.device)}
+    if not kinds & set(CHECKED_KINDS):
+        return {}
+    claimed = {(c.device, c.card) for c in store.claims()}
+    return busy_cards(kinds, claimed)
 
 
 def fail_start(store: JobStore, job_id: int, message: str) -> None:

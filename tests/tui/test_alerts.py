@@ -10,6 +10,12 @@ from rn50tui.jobs.states import Status
 from .conftest import NOW, SIZE, add_job, make_app, wait_for
 
 
+def header(app) -> str:
+    """The detail screen's header text ('' until it is composed)."""
+    found = app.screen.query("#job-summary")
+    return str(found.first().render()) if found else ""
+
+
 def toasts(app) -> list[str]:
     return [f"{n.title}: {n.message}" for n in app._notifications]
 
@@ -31,7 +37,7 @@ async def test_final_states_and_stalls_notify_on_any_screen_and_ring_if_asked(db
         await wait_for(pilot, lambda: any("stalled" in t for t in toasts(app)), what="the stall toast")
         assert "job 1 " not in " ".join(toasts(app))  # a job that ended before the app opened is not news
         await wait_for(pilot, lambda: "stalled: no training progress for 11m40s"
-                       in str(app.screen.query_one("#job-summary").render()), what="the detail header's mark")  # fmt: skip
+                       in header(app), what="the detail header's mark")  # fmt: skip
         with store.transaction():
             store.update_job(other.id, status="completed", finished_at=NOW, best_top1=76.5)
         await wait_for(pilot, lambda: any("completed" in t for t in toasts(app)), what="the final toast")
@@ -57,3 +63,17 @@ async def test_no_bell_unless_asked(db_path, store):
             )
         await wait_for(pilot, lambda: toasts(app), what="the failure toast")
     assert toasts(app) == [f"job {running.id} failed: trainer: the engine exited with 1"] and rings == []
+
+
+async def test_a_queued_job_held_back_by_a_busy_card_is_marked_and_its_detail_says_why(db_path, store):
+    waiting = add_job(store, Status.QUEUED, "waiter", device="mlu")
+    store.update_job(waiting.id, wait_reason="MLU 2 in use outside rn50tui: 11.2 GiB, pid 4711")
+    app = make_app(db_path)
+    async with app.run_test(size=SIZE) as pilot:
+        table = await wait_for(pilot, lambda: isinstance(app.screen, JobsScreen) and app.screen.table)
+        await wait_for(pilot, lambda: table.row_count == 1, what="the row")
+        assert table.get_cell(str(waiting.id), "status").plain == "queued ⚠"
+        app.action_open_job(waiting.id)
+        await wait_for(pilot, lambda: isinstance(app.screen, JobDetailScreen))
+        await wait_for(pilot, lambda: "waits: MLU 2 in use outside rn50tui: 11.2 GiB, pid 4711"
+                       in header(app), what="the reason")  # fmt: skip

@@ -69,6 +69,8 @@ def summary_text(job: Job, now: float) -> str:
     if mark is not None:
         what = "no training progress" if mark["kind"] == "stalled" else "its supervisor's heartbeat is stale"
         first += f" · [b red]⚠ {mark['kind']}: {what} for {fmt.duration(mark['for_s'])}[/]"
+    if job.status.value == "queued" and job.extra.get("wait_reason"):
+        second += f"\n[yellow]waits: {_escape(job.extra['wait_reason'])}[/yellow]"
     if job.error:
         second += f"\n[red]{_escape(job.error.splitlines()[0])}[/red]"
     return f"{first}\n{second}"

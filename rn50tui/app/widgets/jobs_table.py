@@ -77,8 +77,11 @@ def job_cells(job: Job, now: float, marked: bool) -> dict[str, Cell]:
 
 
 def _status_cell(job: Job, now: float) -> Cell:
-    """The status, or a running job's stall mark (time since its last progress) in bold red."""
+    """The status; a running job's stall mark (time since its last progress) in bold red; a queued job
+    held back by a card busy outside rn50tui marked in yellow."""
     mark = fmt.stall(job, now)
+    if mark is None and job.status.value == "queued" and job.extra.get("wait_reason"):
+        return Cell("queued ⚠", job.status.value, style="bold yellow")  # the detail header says why
     if mark is None:
         return Cell(job.status.value, job.status.value, style=fmt.STATUS_STYLES[job.status])
     return Cell(fmt.stall_label(mark), job.status.value, style="bold red")
