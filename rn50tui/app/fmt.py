@@ -73,6 +73,8 @@ def eta_seconds(job: Job, now: float) -> Optional[float]:
     job: rn50tui/jobs/eta.py), else remaining images / images per second, else the elapsed-time rate."""
     if job.status is not Status.RUNNING or not job.epochs or not job.iters_per_epoch or not job.epoch:
         return None
+    if job.extra.get("stalled_at"):
+        return None  # no progress: no honest ETA
     if job.extra.get("eta_end"):
         return max(0.0, job.extra["eta_end"] - now)
     total = job.epochs * job.iters_per_epoch

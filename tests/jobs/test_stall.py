@@ -138,3 +138,24 @@ def test_a_stalled_engine_is_flagged_notified_and_cancelled_with_a_checkpoint_th
     assert resumed.status is Status.COMPLETED and resumed.resume_from == done.last_checkpoint
     wait_for(lambda: "final" in events(tmp_path), 120, message="the final notification")
     assert events(tmp_path)["final"]["RN50TUI_JOB_STATUS"] == "completed"
+
+
+@pytest.mark.slow
+def test_a_hung_supervisor_is_reported_while_its_pid_lives(jm, monkeypatch):
+    monkeypatch.delenv("RN50TUI_TEST_HANG_AFTER_ITERS")
+    monkeypatch.setenv("RN50TUI_HEARTBEAT_STALE_S", "3")
+    job = jm.submit(preset="demo", engine_flags=TINY)
+    running = wait_for(
+        lambda: (j := jm.get_job(job.id)).status is Status.RUNNING and j, 300, message="running"
+    )
+    os.kill(running.supervisor_pid, signal.SIGSTOP)  # alive, but it writes no heartbeat
+    try:
+        marked = wait_for(lambda: next((s for s in jm.job_summaries() if s["stalled"]), None), 120,
+                          message="the hung mark")  # fmt: skip
+        assert marked["stalled"]["kind"] == "supervisor hung" and marked["status"] == "running"
+        jm.reconcile()
+        assert jm.get_job(job.id).status is Status.RUNNING  # reconcile does not take a live pid for dead
+    finally:
+        os.kill(running.supervisor_pid, signal.SIGCONT)
+    wait_for(lambda: jm.get_job(job.id).status.terminal, 300, message="the job to end")
+    assert jm.get_job(job.id).status is Status.COMPLETED
