@@ -189,9 +189,10 @@ class Supervisor:
         batch = follower.poll()
         now = time.time()
         stalled_for = self._watch_progress(batch.rows, batch.updates, now)
-        if self.eta is not None and batch.rows:
+        if self.eta is not None:  # every batch: run_start's sizes may come in one without rows
             self.eta.observe(batch.rows, batch.updates)
-            batch.updates["eta_end"] = self.eta.end_time()
+            if batch.rows:
+                batch.updates["eta_end"] = self.eta.end_time()
         try:
             commit(self.store, self.job_id, batch, samples, now)
         except sqlite3.OperationalError as exc:

@@ -54,3 +54,11 @@ def test_before_any_validation_the_pass_is_estimated_from_the_training_rate():
 def test_no_eta_until_a_rate_is_known():
     rows = run_records()
     assert predicted_end(rows, 1) is None and predicted_end(rows, 2) is not None
+
+
+def test_the_run_sizes_may_come_in_a_batch_without_rows():
+    rows = run_records()
+    model = EtaModel()
+    model.observe([], {"epochs": EPOCHS, "iters_per_epoch": ITERS, "val_iters": VAL_ITERS})  # run_start alone
+    model.observe(rows[:3], {"epoch": 1, "iteration": 6})  # later batches carry no sizes
+    assert model.end_time() is not None
