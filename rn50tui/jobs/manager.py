@@ -30,8 +30,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Optional
 
+from rn50tui.jobs import notify, scheduler, stall
 from rn50tui.jobs import reconcile as _reconcile
-from rn50tui.jobs import scheduler, stall
 from rn50tui.jobs.capacity import host_capacity
 from rn50tui.jobs.errors import SubmitError, TransitionError
 from rn50tui.jobs.procs import wait_until
@@ -159,6 +159,8 @@ class JobManager:
                     self.store.update_job(job_id, cancel_requested=time.time())
             else:
                 check_transition(job_id, job.status, Status.CANCELLED)
+        if job.status is Status.QUEUED:  # no supervisor will run the user's hook
+            notify.fire_from_client(self.get_job(job_id))
         if wait:
             wait_until(lambda: self.get_job(job_id).status in TERMINAL, timeout, interval=0.2)
         return self.get_job(job_id)

@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 from datetime import datetime
+from pathlib import Path
 from typing import Any, Optional
 
 from rn50tui.jobs.store import Job
@@ -65,6 +66,17 @@ def fire(job: Job, event: str, log: Any, stalled_for: Optional[float] = None,
     except OSError as exc:
         print(f"[notify] cannot start the hook runner: {exc}", file=log, flush=True)
         return None
+
+
+def fire_from_client(job: Job) -> None:
+    """A final state a client set (reconcile's interrupted, a queued job's cancel): the hook's output goes
+    to the job's supervisor.log, as when its supervisor runs it."""
+    try:
+        Path(job.workspace).mkdir(parents=True, exist_ok=True)
+        with open(Path(job.workspace) / "supervisor.log", "a") as log:
+            fire(job, FINAL, log)
+    except OSError:  # an unwritable workspace must not break the client that noticed the end
+        return
 
 
 def run_hook(argv: list[str], timeout: float) -> int:

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
-from rn50tui.jobs import procs
+from rn50tui.jobs import notify, procs
 from rn50tui.jobs.errors import TransitionError
 from rn50tui.jobs.states import ACTIVE, Status
 from rn50tui.jobs.store import Job, JobStore
@@ -80,6 +80,7 @@ def _interrupt(store: JobStore, job: Job, reason: str, now: float, report: Repor
         except TransitionError:
             return
     report.interrupted.append(job.id)
+    notify.fire_from_client(store.get_job(job.id))  # the user's hook: its supervisor cannot run it
     # Only the client that made the change signals: a second SIGTERM would stop the engine uncheckpointed.
     if procs.signal_if_alive(job.engine_pid, job.engine_started, signal.SIGTERM):
         report.signalled.append(job.id)

@@ -120,3 +120,39 @@ def test_a_job_without_a_hook_runs_nothing(tmp_path, monkeypatch):
     store.update_job(job.id, notify_cmd=None)
     with open(tmp_path / "log", "w") as log:
         assert notify.fire(store.get_job(job.id), notify.FINAL, log) is None
+
+
+def test_final_states_set_by_clients_run_the_hook_too(tmp_path, monkeypatch):
+    """A queued job's cancel and reconcile's `interrupted` have no supervisor to run the hook."""
+    import subprocess
+    import sys
+
+    from rn50tui.jobs import procs
+    from rn50tui.jobs.manager import JobManager
+    from tests.jobs.conftest import occupy
+
+    events = tmp_path / "events"
+    events.mkdir()
+    hook = tmp_path / "hook.sh"
+    hook.write_text(
+        '#!/bin/sh\nenv | grep "^RN50TUI_" > "$1/$RN50TUI_JOB_ID.tmp" && mv "$1/$RN50TUI_JOB_ID.tmp" "$1/$RN50TUI_JOB_ID.env"\n'
+    )
+    hook.chmod(hook.stat().st_mode | stat.S_IXUSR)
+    (tmp_path / "config.toml").write_text(f'[notify]\ncmd = ["{hook}", "{events}"]\n')
+    monkeypatch.setenv("RN50TUI_CONFIG", str(tmp_path / "config.toml"))
+    jm = JobManager(tmp_path / "jobs.db", capacity={"mlu": 0, "cuda": 0, "cpu": 1})
+    holder = occupy(jm.store)
+    queued = jm.submit(preset="demo")
+    jm.cancel(queued.id)
+    wait_for((events / f"{queued.id}.env").exists, 60, message="the cancel's hook")
+    assert recorded(events / f"{queued.id}.env")["RN50TUI_JOB_STATUS"] == "cancelled"
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    started = procs.start_time(gone.pid)
+    gone.wait()
+    jm.store.update_job(holder.id, supervisor_pid=gone.pid, supervisor_started=started)
+    assert jm.reconcile().interrupted == [holder.id]
+    wait_for((events / f"{holder.id}.env").exists, 60, message="reconcile's hook")
+    env = recorded(events / f"{holder.id}.env")
+    assert env["RN50TUI_JOB_STATUS"] == "interrupted" and "is gone" in env["RN50TUI_JOB_ERROR"]
+    jm.close()
