@@ -347,6 +347,10 @@ def _readable_times(info: dict[str, Any], now: float) -> dict[str, Any]:
     out = {k: (local_time(v, now) if k in TIME_FIELDS and v is not None else v) for k, v in info.items()}
     if info.get("started_at") and info.get("queued_at"):
         out["waited"] = duration(info["started_at"] - info["queued_at"])
+    mark = info.get("stalled")
+    if mark:
+        what = "no training progress" if mark["kind"] == "stalled" else "supervisor hung (stale heartbeat)"
+        out["stalled"] = f"{what} for {duration(mark['for_s'])}, since {local_time(mark['since'], now)}"
     if info.get("eta_end") and info.get("status") == "running":
         out["eta"] = f"{duration(info['eta_end'] - now)} left (ends about {local_time(info['eta_end'], now)})"
     if info.get("started_at"):

@@ -121,5 +121,9 @@ def test_submit_stores_the_hook_and_stall_policy_and_list_marks_a_stalled_job(ca
     assert "running (stalled 2m)" in out.splitlines()[1]
     shown = json.loads(run(capsys, "jobs", "show", str(holder.id), "--json")[1])
     assert shown["stalled"]["kind"] == "stalled" and shown["stalled"]["for_s"] >= 130
+    shown = {
+        ln.split()[0]: ln for ln in run(capsys, "jobs", "show", str(holder.id))[1].splitlines() if ln.strip()
+    }
+    assert "no training progress for 2m 1" in shown["stalled"]
     listed = json.loads(run(capsys, "jobs", "list", "--json")[1])
     assert listed[0]["stalled"]["kind"] == "stalled" and listed[1]["stalled"] is None
