@@ -15,9 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
+from engine.device_kind import NAMES, parse_device
+
 ARCHS = ("resnet50",)
 MODEL_CONFIGS = ("classic", "fanin")
-DEVICES = ("auto", "mlu", "gpu", "cuda", "cpu")
+DEVICES = ("auto", *NAMES)
 DATA_BACKENDS = ("pytorch", "synthetic")
 
 
@@ -239,8 +241,7 @@ def parse_args(argv: Sequence[str] | None = None) -> TrainConfig:
     """Parse and check the command line; raise ConfigError for a value that cannot work."""
     ns = build_parser().parse_args(argv)
     values = {f.name: getattr(ns, f.name) for f in dataclasses.fields(TrainConfig)}
-    if values["device"] == "gpu":
-        values["device"] = "cuda"
+    values["device"] = parse_device(values["device"])
     cfg = TrainConfig(**values)
     check(cfg)
     return cfg

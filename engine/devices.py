@@ -17,9 +17,11 @@ from typing import Any, Optional
 
 import torch
 
+from engine.device_kind import DeviceKind, parse_device
+
 # How a device kind is driven: its DDP backend and the variable that selects its cards.
 BACKENDS = {"mlu": "cncl", "cuda": "nccl", "cpu": "gloo"}
-VISIBLE_DEVICES_VAR = {"mlu": "MLU_VISIBLE_DEVICES", "cuda": "CUDA_VISIBLE_DEVICES", "cpu": None}
+VISIBLE_DEVICES_VAR = {k.value: k.visible_env for k in DeviceKind}
 FORCE_CPU_BF16_VAR = "RN50TUI_FORCE_CPU_BF16"
 
 
@@ -115,8 +117,7 @@ def cpu_has_native_bf16() -> bool:
 
 
 def _kind_for(requested: str) -> str:
-    if requested == "gpu":
-        requested = "cuda"
+    requested = parse_device(requested)
     if requested == "auto":
         if load_torch_mlu() and torch.mlu.is_available():  # type: ignore[attr-defined]
             return "mlu"

@@ -27,6 +27,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from enum import Enum
 from typing import Any, TextIO
 
 PREFIX = "DLLL "
@@ -58,6 +59,22 @@ METRICS: dict[str, dict[str, Any]] = {
     "val.compute_latency_at100": {"unit": "s", "format": ":>.5f"},
     "data.skipped_images": {"unit": "images", "format": ":d"},
 }
+
+
+class TextEnum(str, Enum):
+    """An enum of the contract's words: compares equal to, prints and serialises as its word."""
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class RunEnd(TextEnum):
+    """How a run ended: the `status` of its STATUS run_end record (the engine writes it, readers parse it)."""
+
+    COMPLETED = "completed"
+    STOPPED = "stopped"  # on a signal, after a checkpoint: resume continues it
+    FAILED = "failed"
+
 
 # STATUS events and the keys their `data` must carry (more keys are allowed).
 STATUS_EVENTS: dict[str, tuple[str, ...]] = {

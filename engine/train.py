@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from typing import Any, Optional
 
 from engine.config import ConfigError, TrainConfig, accumulation_steps, check, parse_args
-from engine.events import EXIT_ERROR, EXIT_USAGE, EventWriter
+from engine.events import EXIT_ERROR, EXIT_USAGE, EventWriter, RunEnd
 
 
 def _log(msg: str) -> None:
@@ -42,7 +42,7 @@ def run(cfg: TrainConfig) -> int:
         usage = _is_usage_error(exc)
         message = f"{exc}" if usage else f"{type(exc).__name__}: {exc}"
         writer.status("error", message=message, kind=type(exc).__name__)
-        writer.status("run_end", status="failed")
+        writer.status("run_end", status=RunEnd.FAILED)
         if not usage:
             traceback.print_exc()
         _log(f"error: {message}")

@@ -19,7 +19,7 @@ from engine.config import TrainConfig
 from engine.data import normalize
 from engine.devices import DeviceInfo
 from engine.distributed import DistInfo
-from engine.events import EXIT_OK, EXIT_STOPPED, EventWriter
+from engine.events import EXIT_OK, EXIT_STOPPED, EventWriter, RunEnd
 from engine.model import torch_memory_format
 from engine.optim import lr_at, set_lr
 
@@ -365,7 +365,7 @@ class Trainer:
             summary["val.top1"] = self.best_top1
         summary["data.skipped_images"] = self.skipped_images
         self.writer.metrics([], summary)
-        self.writer.status("run_end", status="completed", epoch=end, best_top1=self.best_top1)
+        self.writer.status("run_end", status=RunEnd.COMPLETED, epoch=end, best_top1=self.best_top1)
         return EXIT_OK
 
     def _save(self, epoch: int, iteration: int, is_best: bool) -> None:
@@ -381,14 +381,14 @@ class Trainer:
         """Checkpoint the position (completed epochs, iterations into the next) and report the stop."""
         self._save(epoch, iteration, is_best=False)
         self.writer.status("stopping", signal=self.stop.name or "SIGTERM", epoch=epoch, iteration=iteration)
-        self.writer.status("run_end", status="stopped", epoch=epoch, iteration=iteration)
+        self.writer.status("run_end", status=RunEnd.STOPPED, epoch=epoch, iteration=iteration)
         return EXIT_STOPPED
 
     def evaluate(self) -> int:
         """One validation pass (`--evaluate`), whatever `--epochs` says."""
         metrics = self.validate(0)
         self.writer.metrics([], metrics)
-        self.writer.status("run_end", status="completed", epoch=0)
+        self.writer.status("run_end", status=RunEnd.COMPLETED, epoch=0)
         return EXIT_OK
 
 

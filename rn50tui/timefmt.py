@@ -38,14 +38,15 @@ def local_time(ts: Optional[float], now: Optional[float] = None) -> str:
     return f"{stamp} ({duration(ago)} ago)" if ago >= 0 else f"{stamp} (in {duration(-ago)})"
 
 
-def status_since(job: dict[str, Any], now: float) -> float:
-    """When a job entered its status: queued → queued_at, starting/running → started_at, else finished_at."""
-    status = job.get("status")
-    key = (
-        "queued_at"
+def status_since(job: Any, now: float) -> float:
+    """When a job (a Job or JobSummary) entered its status: queued → queued_at, starting/running →
+    started_at, finished → finished_at (updated_at for rows that lack it)."""
+    status = job.status.value
+    when = (
+        job.queued_at
         if status == "queued"
-        else "started_at"
+        else job.started_at
         if status in ("starting", "running")
-        else "finished_at"
+        else job.finished_at
     )
-    return job.get(key) or job.get("updated_at") or now
+    return when or job.updated_at or now

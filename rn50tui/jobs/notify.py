@@ -10,13 +10,11 @@ what happened, so a failing or hanging hook never blocks the supervisor.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import signal
 import subprocess
 import sys
 from datetime import datetime
-from pathlib import Path
 from typing import Any, Optional
 
 from rn50tui.jobs.store import Job
@@ -43,8 +41,7 @@ def hook_env(job: Job, event: str, stalled_for: Optional[float] = None) -> dict[
 
 def hook_argv(job: Job, config: NotifyConfig) -> Optional[list[str]]:
     """The job's own --notify-cmd, else the config file's."""
-    own = job.extra.get("notify_cmd")
-    return json.loads(own) if own else config.cmd
+    return list(job.notify_cmd) if job.notify_cmd else config.cmd
 
 
 def fire(job: Job, event: str, log: Any, stalled_for: Optional[float] = None,
@@ -71,9 +68,10 @@ def fire(job: Job, event: str, log: Any, stalled_for: Optional[float] = None,
 def fire_from_client(job: Job) -> None:
     """A final state a client set (reconcile's interrupted, a queued job's cancel): the hook's output goes
     to the job's supervisor.log, as when its supervisor runs it."""
+    path = job.files.log("supervisor")
     try:
-        Path(job.workspace).mkdir(parents=True, exist_ok=True)
-        with open(Path(job.workspace) / "supervisor.log", "a") as log:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a") as log:
             fire(job, FINAL, log)
     except OSError:  # an unwritable workspace must not break the client that noticed the end
         return

@@ -66,4 +66,4 @@ def get_preset(name: str) -> Preset:
     try:
         return PRESETS[name]
     except KeyError:
-        raise SubmitError(f"unknown preset {name!r}: choose one of {', '.join(PRESETS)}") from None
+        raise SubmitError(f"unknown preset {name!r}: choose one of {', '.join(PRESETS)}", "preset") from None

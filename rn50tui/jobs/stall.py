@@ -5,7 +5,8 @@ The supervisor feeds :class:`StallWatch` each batch it reads. Progress is a trai
 last progress exceeds max(min_s, 20 × the median gap between its training records); before its first
 training record it has a warm-up allowance (3 × min_s) (data loaders starting, first-iteration compilation).
 The stall is a flag on a running job (`stalled_at`), cleared when progress resumes, not a status.
-Readers use :func:`flag` for both that flag and a supervisor whose heartbeat is stale while it lives.
+Readers use :func:`flag` on a Job or JobSummary for both that flag and a supervisor whose heartbeat is
+stale while it lives.
 """
 
 from __future__ import annotations
@@ -13,7 +14,10 @@ from __future__ import annotations
 import os
 import statistics
 from collections import deque
-from typing import Any, Optional
+from dataclasses import asdict, dataclass
+from typing import Any, Optional, Protocol
+
+from rn50tui.jobs.states import Status
 
 STALL_MIN_ENV = "RN50TUI_STALL_MIN_S"
 STALL_WARMUP_ENV = "RN50TUI_STALL_WARMUP_S"  # the allowance before the first training record
@@ -73,16 +77,37 @@ class StallWatch:
         return idle if idle > self.threshold() else None
 
 
-def flag(job: dict[str, Any], now: float) -> Optional[dict[str, Any]]:
-    """The stall mark of an active job (a `jobs list --json` or `show --json` dict), or None.
+class StallFacts(Protocol):
+    """What the mark reads of a job: a Job or a JobSummary."""
 
-    kind "stalled": the supervisor flagged no progress; "supervisor hung": its heartbeat is stale (a job
-    whose supervisor died is `interrupted` after reconcile, so an active one with a stale heartbeat hangs).
+    status: Status
+    heartbeat: Optional[float]
+    stalled_at: Optional[float]
+    last_progress_at: Optional[float]
+
+
+@dataclass(frozen=True)
+class StallMark:
+    """kind "stalled": the supervisor flagged no progress; "supervisor hung": its heartbeat is stale."""
+
+    kind: str
+    since: float  # the last progress (or heartbeat)
+    for_s: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def flag(job: StallFacts, now: float) -> Optional[StallMark]:
+    """The stall mark of an active job, or None.
+
+    A job whose supervisor died is `interrupted` after reconcile, so an active one with a stale heartbeat
+    hangs (a stopped or wedged supervisor).
     """
-    if job.get("status") == "running" and job.get("stalled_at"):
-        since = job.get("last_progress_at") or job["stalled_at"]
-        return {"kind": "stalled", "since": since, "for_s": round(now - since, 1)}
-    beat = job.get("heartbeat")
-    if job.get("status") in ("starting", "running") and beat and now - beat > heartbeat_stale_s():
-        return {"kind": "supervisor hung", "since": beat, "for_s": round(now - beat, 1)}
+    if job.status is Status.RUNNING and job.stalled_at:
+        since = job.last_progress_at or job.stalled_at
+        return StallMark("stalled", since, round(now - since, 1))
+    beat = job.heartbeat
+    if job.status in (Status.STARTING, Status.RUNNING) and beat and now - beat > heartbeat_stale_s():
+        return StallMark("supervisor hung", beat, round(now - beat, 1))
     return None

@@ -1,7 +1,7 @@
 """The user's config file: `$XDG_CONFIG_HOME/rn50tui/config.toml` (else ~/.config/rn50tui/config.toml).
 
-Each part of rn50tui reads its own table and ignores the others (Slurm defaults, …). This module reads
-`[notify]`:
+Every part of rn50tui reads it through :func:`load_tables` and takes its own table: `[slurm]`
+(rn50tui/jobs/slurm/options.py), `[busy]` (rn50tui/jobs/busy.py) and `[notify]`, read here:
 
     [notify]
     cmd = ["notify-send", "rn50tui"]   # or a string, split as a shell would, but never run by one
@@ -15,13 +15,17 @@ from __future__ import annotations
 
 import os
 import shlex
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
-import tomllib
-
 from rn50tui.jobs.errors import JobsError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - python 3.9/3.10
+    import tomli as tomllib
 
 CONFIG_ENV = "RN50TUI_CONFIG"  # an explicit path (tests, several setups side by side)
 DEFAULT_HOOK_TIMEOUT_S = 30.0
@@ -38,11 +42,13 @@ class NotifyConfig:
     bell: bool = False
 
 
-def config_path() -> Path:
-    explicit = os.environ.get(CONFIG_ENV)
+def config_path(env: Optional[dict[str, str]] = None) -> Path:
+    """$RN50TUI_CONFIG, else $XDG_CONFIG_HOME/rn50tui/config.toml, else ~/.config/rn50tui/config.toml."""
+    env = dict(os.environ) if env is None else env
+    explicit = env.get(CONFIG_ENV)
     if explicit:
         return Path(explicit)
-    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    base = env.get("XDG_CONFIG_HOME") or str(Path(env.get("HOME") or Path.home()) / ".config")
     return Path(base) / "rn50tui" / "config.toml"
 
 
@@ -54,7 +60,9 @@ def load_tables(path: Optional[Path] = None) -> dict[str, Any]:
             return tomllib.load(fh)
     except FileNotFoundError:
         return {}
-    except (OSError, tomllib.TOMLDecodeError) as exc:
+    except tomllib.TOMLDecodeError as exc:
+        raise UserConfigError(f"{path} is not valid TOML ({exc}); fix or remove it") from None
+    except OSError as exc:
         raise UserConfigError(f"cannot read {path}: {exc}") from exc
 
 

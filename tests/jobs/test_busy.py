@@ -58,10 +58,10 @@ def test_the_scheduler_never_grants_a_busy_card_and_says_why_a_job_waits(store):
     ws = str(store.path.parent / "runs" / "{id}")
     two = store.insert_job(name="two", kind="train", argv=[], device="cuda", cards_requested=2, workspace=ws)
     assert claim(store, {"cuda": 2}, busy) == []
-    assert store.get_job(two.id).extra["wait_reason"] == busy[("cuda", 0)]
+    assert store.get_job(two.id).wait_reason == busy[("cuda", 0)]
     store.update_job(two.id, cards_requested=1)
     (granted,) = claim(store, {"cuda": 2}, busy)
-    assert granted.cards_granted == [1] and granted.extra["wait_reason"] is None  # card 1 is idle
+    assert granted.cards_granted == [1] and granted.wait_reason is None  # card 1 is idle
 
 
 @pytest.fixture
@@ -90,9 +90,15 @@ def test_a_queued_job_shows_why_it_waits_in_the_cli(mlu_host, capsys):
 
 def test_the_check_is_off_with_a_flag(mlu_host, monkeypatch):
     from rn50tui.jobs import scheduler
+    from rn50tui.jobs.executors import LocalExecutor
 
     started = []
-    monkeypatch.setattr(scheduler.schedule, "__defaults__", (None, lambda *a: started.append(a)))  # no engine
+
+    class Recording(LocalExecutor):  # the local executor, but no engine is started
+        def start(self, job, store):
+            started.append(job.id)
+
+    monkeypatch.setattr(scheduler.schedule, "__defaults__", (None, lambda name: Recording()))
     assert cli.main(["--no-busy-check", "submit", "--preset", "bench", "--device", "mlu"]) == 0
     assert len(started) == 1
     from rn50tui.jobs.store import JobStore

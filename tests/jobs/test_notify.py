@@ -43,7 +43,7 @@ def test_config_reads_notify_and_ignores_other_tables(tmp_path):
     with pytest.raises(UserConfigError, match=r"config.toml: \[notify\] cmd must be a string or a list"):
         load_notify(cfg)
     cfg.write_text("[notify\n")
-    with pytest.raises(UserConfigError, match="cannot read .*config.toml"):
+    with pytest.raises(UserConfigError, match="config.toml is not valid TOML"):
         load_notify(cfg)
 
 
@@ -129,6 +129,7 @@ def test_final_states_set_by_clients_run_the_hook_too(tmp_path, monkeypatch):
 
     from rn50tui.jobs import procs
     from rn50tui.jobs.manager import JobManager
+    from rn50tui.jobs.store import JobStore
     from tests.jobs.conftest import occupy
 
     events = tmp_path / "events"
@@ -140,8 +141,9 @@ def test_final_states_set_by_clients_run_the_hook_too(tmp_path, monkeypatch):
     hook.chmod(hook.stat().st_mode | stat.S_IXUSR)
     (tmp_path / "config.toml").write_text(f'[notify]\ncmd = ["{hook}", "{events}"]\n')
     monkeypatch.setenv("RN50TUI_CONFIG", str(tmp_path / "config.toml"))
+    store = JobStore(tmp_path / "jobs.db")
     jm = JobManager(tmp_path / "jobs.db", capacity={"mlu": 0, "cuda": 0, "cpu": 1})
-    holder = occupy(jm.store)
+    holder = occupy(store)
     queued = jm.submit(preset="demo")
     jm.cancel(queued.id)
     wait_for((events / f"{queued.id}.env").exists, 60, message="the cancel's hook")
@@ -150,9 +152,10 @@ def test_final_states_set_by_clients_run_the_hook_too(tmp_path, monkeypatch):
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     started = procs.start_time(gone.pid)
     gone.wait()
-    jm.store.update_job(holder.id, supervisor_pid=gone.pid, supervisor_started=started)
+    store.update_job(holder.id, supervisor_pid=gone.pid, supervisor_started=started)
     assert jm.reconcile().interrupted == [holder.id]
     wait_for((events / f"{holder.id}.env").exists, 60, message="reconcile's hook")
     env = recorded(events / f"{holder.id}.env")
     assert env["RN50TUI_JOB_STATUS"] == "interrupted" and "is gone" in env["RN50TUI_JOB_ERROR"]
     jm.close()
+    store.close()

@@ -6,13 +6,15 @@ import json
 import os
 import signal
 import stat
+import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 from rn50tui.jobs import procs
 from rn50tui.jobs.manager import JobManager
-from rn50tui.jobs.stall import StallWatch, flag
+from rn50tui.jobs.stall import StallMark, StallWatch, flag
 from rn50tui.jobs.states import Status
 
 from .conftest import wait_for
@@ -41,13 +43,21 @@ def test_validation_and_checkpoints_count_as_progress():
     assert not w.observe([], {"raport_offset": 10}, 70) and w.stalled_for(71) == 21
 
 
+def facts(status: Status, heartbeat: float, stalled_at=None, last_progress_at=None) -> SimpleNamespace:
+    """The columns the mark reads (a Job or a JobSummary has them)."""
+    return SimpleNamespace(
+        status=status, heartbeat=heartbeat, stalled_at=stalled_at, last_progress_at=last_progress_at
+    )
+
+
 def test_the_mark_covers_a_flagged_job_and_a_hung_supervisor():
-    running = {"status": "running", "stalled_at": 500.0, "last_progress_at": 100.0, "heartbeat": 999.0}
-    assert flag(running, 1000.0) == {"kind": "stalled", "since": 100.0, "for_s": 900.0}
-    hung = {"status": "running", "stalled_at": None, "heartbeat": 700.0}
-    assert flag(hung, 1000.0)["kind"] == "supervisor hung" and flag(hung, 1000.0)["for_s"] == 300.0
-    assert flag({"status": "running", "heartbeat": 990.0}, 1000.0) is None
-    assert flag({"status": "completed", "stalled_at": 5.0, "heartbeat": 1.0}, 1000.0) is None
+    running = facts(Status.RUNNING, 999.0, stalled_at=500.0, last_progress_at=100.0)
+    assert flag(running, 1000.0) == StallMark("stalled", 100.0, 900.0)
+    assert flag(running, 1000.0).to_dict() == {"kind": "stalled", "since": 100.0, "for_s": 900.0}
+    hung = flag(facts(Status.RUNNING, 700.0), 1000.0)
+    assert hung is not None and hung.kind == "supervisor hung" and hung.for_s == 300.0
+    assert flag(facts(Status.RUNNING, 990.0), 1000.0) is None
+    assert flag(facts(Status.COMPLETED, 1.0, stalled_at=5.0), 1000.0) is None
 
 
 # ---------------------------------------------------------------------------------- a real stalled engine
@@ -104,20 +114,21 @@ def events(tmp_path: Path) -> dict[str, dict[str, str]]:
     }
 
 
+def marked_summary(jm: JobManager, job_id: int):
+    """(the job's summary, its stall mark) once it has a mark, else None."""
+    now = time.time()
+    return next(((s, m) for s in jm.job_summaries() if s.id == job_id and (m := flag(s, now))), None)
+
+
 @pytest.mark.slow
 def test_a_stalled_engine_is_flagged_notified_and_cancelled_with_a_checkpoint_then_resumes(
     jm, tmp_path, monkeypatch
 ):
     job = jm.submit(preset="demo", engine_flags=TINY, on_stall="cancel")
-    marked = wait_for(lambda: next((s for s in jm.job_summaries() if s["id"] == job.id and s["stalled"]), None),
-                      300, message="the stall mark")  # fmt: skip
-    assert (
-        marked["status"] == "running"
-        and marked["stalled"]["kind"] == "stalled"
-        and marked["stalled"]["for_s"] > 4
-    )
-    assert marked["iteration"] == 3  # it stopped where the hook stopped it
-    assert marked["eta_end"] is not None  # the supervisor's ETA, from this job's own timings
+    marked, mark = wait_for(lambda: marked_summary(jm, job.id), 300, message="the stall mark")
+    assert marked.status is Status.RUNNING and mark.kind == "stalled" and mark.for_s > 4
+    assert marked.iteration == 3  # it stopped where the hook stopped it
+    assert marked.eta_end is not None  # the supervisor's ETA, from this job's own timings
     wait_for(lambda: "stalled" in events(tmp_path), 120, message="the stall notification")
     stalled = events(tmp_path)["stalled"]
     assert stalled["RN50TUI_JOB_ID"] == str(job.id) and stalled["RN50TUI_JOB_STATUS"] == "running"
@@ -126,7 +137,7 @@ def test_a_stalled_engine_is_flagged_notified_and_cancelled_with_a_checkpoint_th
     wait_for(lambda: jm.get_job(job.id).status.terminal, 300, message="the stall cancel")
     done = jm.get_job(job.id)
     assert done.status is Status.CANCELLED and "--on-stall cancel" in done.error and done.last_checkpoint
-    assert done.extra["stalled_at"] is None
+    assert done.stalled_at is None
     wait_for(lambda: "final" in events(tmp_path), 120, message="the final notification")
     assert events(tmp_path)["final"]["RN50TUI_JOB_STATUS"] == "cancelled"
 
@@ -150,9 +161,8 @@ def test_a_hung_supervisor_is_reported_while_its_pid_lives(jm, monkeypatch):
     )
     os.kill(running.supervisor_pid, signal.SIGSTOP)  # alive, but it writes no heartbeat
     try:
-        marked = wait_for(lambda: next((s for s in jm.job_summaries() if s["stalled"]), None), 120,
-                          message="the hung mark")  # fmt: skip
-        assert marked["stalled"]["kind"] == "supervisor hung" and marked["status"] == "running"
+        marked, mark = wait_for(lambda: marked_summary(jm, job.id), 120, message="the hung mark")
+        assert mark.kind == "supervisor hung" and marked.status is Status.RUNNING
         jm.reconcile()
         assert jm.get_job(job.id).status is Status.RUNNING  # reconcile does not take a live pid for dead
     finally:

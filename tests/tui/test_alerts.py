@@ -3,6 +3,7 @@ the table and the detail header mark a stalled job with the time since its last 
 
 from __future__ import annotations
 
+from rn50tui.app import messages
 from rn50tui.app.screens.detail import JobDetailScreen
 from rn50tui.app.screens.jobs import JobsScreen
 from rn50tui.jobs.states import Status
@@ -30,7 +31,9 @@ async def test_final_states_and_stalls_notify_on_any_screen_and_ring_if_asked(db
     async with app.run_test(size=SIZE) as pilot:
         table = await wait_for(pilot, lambda: isinstance(app.screen, JobsScreen) and app.screen.table)
         await wait_for(pilot, lambda: table.row_count == 3, what="3 rows")
-        app.action_open_job(running.id)  # the user is elsewhere: on another job's detail screen
+        app.post_message(
+            messages.OpenJob(running.id)
+        )  # the user is elsewhere: on another job's detail screen
         await wait_for(pilot, lambda: isinstance(app.screen, JobDetailScreen))
         with store.transaction():
             store.update_job(running.id, stalled_at=NOW - 10, last_progress_at=NOW - 700)
@@ -56,7 +59,7 @@ async def test_no_bell_unless_asked(db_path, store):
     rings = []
     app.bell = lambda: rings.append(1)
     async with app.run_test(size=SIZE) as pilot:
-        await wait_for(pilot, lambda: app.jobs, what="the first poll")
+        await wait_for(pilot, lambda: app.alerts.seen is not None, what="the first watch")
         with store.transaction():
             store.update_job(
                 running.id, status="failed", finished_at=NOW, error="the engine exited with 1\ntrace"
@@ -73,7 +76,7 @@ async def test_a_queued_job_held_back_by_a_busy_card_is_marked_and_its_detail_sa
         table = await wait_for(pilot, lambda: isinstance(app.screen, JobsScreen) and app.screen.table)
         await wait_for(pilot, lambda: table.row_count == 1, what="the row")
         assert table.get_cell(str(waiting.id), "status").plain == "queued ⚠"
-        app.action_open_job(waiting.id)
+        app.post_message(messages.OpenJob(waiting.id))
         await wait_for(pilot, lambda: isinstance(app.screen, JobDetailScreen))
         await wait_for(pilot, lambda: "waits: MLU 2 in use outside rn50tui: 11.2 GiB, pid 4711"
                        in header(app), what="the reason")  # fmt: skip

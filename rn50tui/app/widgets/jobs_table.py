@@ -12,6 +12,7 @@ from textual.reactive import reactive
 from textual.widgets import DataTable
 
 from rn50tui.app import fmt
+from rn50tui.jobs.states import Status
 from rn50tui.jobs.store import Job
 
 
@@ -80,7 +81,7 @@ def _status_cell(job: Job, now: float) -> Cell:
     """The status; a running job's stall mark (time since its last progress) in bold red; a queued job
     held back by a card busy outside rn50tui marked in yellow."""
     mark = fmt.stall(job, now)
-    if mark is None and job.status.value == "queued" and job.extra.get("wait_reason"):
+    if mark is None and job.status is Status.QUEUED and job.wait_reason:
         return Cell("queued ⚠", job.status.value, style="bold yellow")  # the detail header says why
     if mark is None:
         return Cell(job.status.value, job.status.value, style=fmt.STATUS_STYLES[job.status])
