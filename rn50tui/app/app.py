@@ -12,7 +12,9 @@ to the job manager, and quitting leaves every job running (supervisors are detac
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sqlite3
 import traceback
 from typing import Any, Callable, ClassVar, Optional
 
@@ -94,6 +96,7 @@ class Rn50App(App[int]):
         self.services.client = client
         self.sub_title = str(client.db_path)
         self._store_changed()
+        self._watch_jobs()  # the alerts' baseline: what ended before the app opened is not news
 
     @work(thread=True, exclusive=True, group="reconcile", exit_on_error=False)
     def _reconcile(self) -> None:
@@ -114,13 +117,14 @@ class Rn50App(App[int]):
         """The active jobs (few, however big the store), and once each those that left them since."""
         client = self.services.client
         assert client is not None
-        active = client.job_summaries(recent=0)
-        ended = []
-        for job_id in self.alerts.gone(active):
-            try:
-                ended.append(client.get_job(job_id))
-            except JobNotFound:  # deleted meanwhile: nothing to tell
-                continue
+        try:
+            active = client.job_summaries(recent=0)
+            ended = []
+            for job_id in self.alerts.gone(active):
+                with contextlib.suppress(JobNotFound):  # deleted meanwhile: nothing to tell
+                    ended.append(client.get_job(job_id))
+        except sqlite3.OperationalError:  # the store busy past its timeout: the next watch reads again
+            return
         for alert in self.alerts.changes(active, ended, self.services.clock.now()):
             self.post_message(messages.JobAlert(alert.title, alert.message, alert.severity))
 

@@ -31,6 +31,7 @@ async def test_final_states_and_stalls_notify_on_any_screen_and_ring_if_asked(db
     async with app.run_test(size=SIZE) as pilot:
         table = await wait_for(pilot, lambda: isinstance(app.screen, JobsScreen) and app.screen.table)
         await wait_for(pilot, lambda: table.row_count == 3, what="3 rows")
+        await wait_for(pilot, lambda: app.alerts.seen is not None, what="the alerts' baseline")
         app.post_message(
             messages.OpenJob(running.id)
         )  # the user is elsewhere: on another job's detail screen
@@ -80,3 +81,29 @@ async def test_a_queued_job_held_back_by_a_busy_card_is_marked_and_its_detail_sa
         await wait_for(pilot, lambda: isinstance(app.screen, JobDetailScreen))
         await wait_for(pilot, lambda: "waits: MLU 2 in use outside rn50tui: 11.2 GiB, pid 4711"
                        in header(app), what="the reason")  # fmt: skip
+
+
+def test_the_watch_reads_only_the_jobs_that_left_the_active_ones():
+    from types import SimpleNamespace
+
+    from rn50tui.app.alerts import JobAlerts
+
+    def job(id_, status, **kw):
+        cols = {"name": f"j{id_}", "best_top1": None, "error": None, "heartbeat": NOW, "stalled_at": None,
+                "last_progress_at": None, **kw}  # fmt: skip
+        return SimpleNamespace(id=id_, status=status, **cols)
+
+    alerts = JobAlerts()
+    first = [job(1, Status.RUNNING), job(2, Status.QUEUED), job(3, Status.RUNNING)]
+    assert alerts.gone(first) == [] and alerts.changes(first, [], NOW) == []  # the baseline
+    now_active = [
+        job(2, Status.RUNNING),
+        job(3, Status.RUNNING, stalled_at=NOW - 5, last_progress_at=NOW - 90),
+    ]
+    assert alerts.gone(now_active) == [1]  # only job 1 is read again
+    told = alerts.changes(now_active, [job(1, Status.FAILED, error="boom\ntrace")], NOW)
+    assert [(a.title, a.message, a.severity) for a in told] == [
+        ("job 1 failed", "j1: boom", "error"),
+        ("job 3 stalled", "j3: no progress for 1m30s", "warning"),
+    ]
+    assert alerts.changes(now_active, [], NOW) == []  # a stall is news once
