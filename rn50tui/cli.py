@@ -307,9 +307,12 @@ def _cancel(args: argparse.Namespace) -> int:
 def _resume(args: argparse.Namespace) -> int:
     jm = _manager(args)
     job = jm.resume(args.job)
-    print(
-        json.dumps(job.to_dict()) if args.json else f"job {job.id}: attempt {job.attempt} {job.status.value}"
-    )
+    if args.json:
+        print(json.dumps(job.to_dict()))
+    elif job.status is Status.COMPLETED:
+        print(f"job {job.id}: completed (its engine had already finished the run; nothing to resume)")
+    else:
+        print(f"job {job.id}: attempt {job.attempt} {job.status.value}")
     return 0
 
 

@@ -132,3 +132,10 @@ def commit(store: JobStore, job_id: int, batch: Batch, samples: list[DeviceSampl
         if samples:
             store.add_samples(job_id, samples)
         store.update_job(job_id, heartbeat=now, **batch.updates)
+
+
+def attempt_state(job_id: int, attempt: int, raport: Path, attempt_started: Optional[float]) -> RunState:
+    """What the engine recorded about how one attempt ends, read from the whole file (nothing is stored)."""
+    follower = Follower(job_id, attempt, raport, 0, attempt_started)
+    follower.poll()
+    return follower.state

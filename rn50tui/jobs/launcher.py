@@ -65,8 +65,9 @@ def engine_command(job: Job, resume_from: Optional[str] = None, python: str = sy
         head = [python, "-m", "torch.distributed.run", "--standalone", "--nnodes", "1",
                 "--nproc-per-node", str(nproc), "-m", "engine.train"]  # fmt: skip
     flags = list(job.argv)
-    if resume_from:
-        flags = without_flag(flags, "--resume") + ["--resume", resume_from]
+    if resume_from:  # a checkpoint that already holds the whole schedule completes the run, untrained
+        flags = without_flag(without_flag(flags, "--resume"), "--resume-finished")
+        flags += ["--resume", resume_from, "--resume-finished", "complete"]
     return head + flags + ["--workspace", job.workspace, "--raport-file", RAPORT_FILE]
 
 

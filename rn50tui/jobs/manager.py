@@ -11,6 +11,7 @@
     jm.device_samples(job.id, since=None, card=None)              # → [DeviceSample]
     jm.cancel(job.id, wait=False)             # queued: cancelled at once; running: SIGTERM, grace, SIGKILL
     jm.resume(job.id)                         # failed/cancelled/interrupted → queued, next attempt
+                                              #   (→ completed if the engine had finished the run)
     jm.delete(job.id)                         # refuses a job that is still going
     jm.holders()                              # {(kind, card): "job 12 (demo)"} for device views
     jm.log_path(job.id, "stdout")             # stdout / stderr / supervisor log of the job
@@ -162,6 +163,9 @@ class JobManager:
                 raise TransitionError(
                     f"job {job_id}'s engine (pid {job.engine_pid}) is still stopping; try again shortly"
                 )
+        job = self.get_job(job_id)
+        if job.status is Status.COMPLETED or _reconcile.settle_finished(self.store, job):
+            return self.get_job(job_id)  # the engine had finished the run: nothing is left to do
         self.store.transition(
             job_id, Status.QUEUED, expect=[job.status], attempt=job.attempt + 1, queued_at=time.time(),
             cancel_requested=None, exit_code=None, error=None, supervisor_pid=None, supervisor_started=None,
