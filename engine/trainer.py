@@ -84,14 +84,14 @@ class ImageCounts:
         return self.total_skipped + sum(self.read.values())
 
     def where(self, sources: dict[str, str]) -> str:
-        """`train (/data/train): 40 of 40, val (/data/val): 0 of 10`, splits that met images only."""
+        """`train: 40 of 40 in /data/train; val: 0 of 10 in /data/val` (the splits met so far)."""
         parts = []
         for split in ("train", "val"):
             seen = self.read[split] + self.skipped[split]
             if seen:
-                place = f"{split} ({sources[split]})" if sources.get(split) else split
-                parts.append(f"{place}: {self.skipped[split]} of {seen}")
-        return ", ".join(parts)
+                place = f" in {sources[split]}" if sources.get(split) else ""
+                parts.append(f"{split}: {self.skipped[split]} of {seen}{place}")
+        return "; ".join(parts)
 
 
 @dataclass
@@ -282,9 +282,7 @@ class Trainer:
         bad, total = counts.total_skipped, counts.total
         where = counts.where(self._sources())
         if final and counts.skipped[split] and not counts.read[split]:
-            raise DataError(
-                f"{bad} of {total} images could not be read ({where}), not one {split} image: check the dataset"
-            )
+            raise DataError(f"not one {split} image could be read ({where}): check the dataset")
         if bad and (total >= 100 or final) and bad / total > self.cfg.max_bad_fraction:
             raise DataError(
                 f"{bad} of {total} images could not be read ({where}), more than "

@@ -319,14 +319,36 @@ def _resume(args: argparse.Namespace) -> int:
 def _logs(args: argparse.Namespace) -> int:
     jm = _manager(args)
     path = jm.log_path(args.job, args.stream)
+    if not path.exists():
+        job = jm.get_job(args.job)
+        note = _not_started(jm, job)
+        if note is not None and not (args.follow and job.status is Status.QUEUED):
+            raise CliError(note)
+        print(note or f"job {job.id} is {job.status.value}: no {args.stream} output yet", file=sys.stderr)
     offset = _print_start(path, args.lines)
     while args.follow:
         offset = _print_from(path, offset)
-        if jm.get_job(args.job).status.terminal:
+        job = jm.get_job(args.job)
+        if job.status.terminal:
             _print_from(path, offset)  # what was written while the job ended
+            note = None if path.exists() else _not_started(jm, job)
+            if note is not None:  # e.g. cancelled while it waited in the queue
+                raise CliError(note)
             break
         time.sleep(0.5)
     return 0
+
+
+def _not_started(jm: Any, job: Any) -> Optional[str]:
+    """What to say about a job that has no engine output because it never started; None if it did."""
+    if job.status is Status.QUEUED:
+        from rn50tui.jobs.scheduler import wait_reason
+
+        return f"job {job.id} has not started: it is queued; {wait_reason(jm.store, job, jm.capacity())}"
+    if job.status.terminal and job.engine_pid is None:
+        why = f": {job.error.splitlines()[0]}" if job.error else ""
+        return f"job {job.id} never started: it is {job.status.value}{why}"
+    return None
 
 
 def _print_start(path: Any, lines: Optional[int]) -> int:
