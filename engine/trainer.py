@@ -282,7 +282,10 @@ class Trainer:
         bad, total = counts.total_skipped, counts.total
         where = counts.where(self._sources())
         if final and counts.skipped[split] and not counts.read[split]:
-            raise DataError(f"not one {split} image could be read ({where}): check the dataset")
+            raise DataError(
+                f"{bad} of {total} images could not be read ({where}), not one {split} image was readable: "
+                "check the dataset"
+            )
         if bad and (total >= 100 or final) and bad / total > self.cfg.max_bad_fraction:
             raise DataError(
                 f"{bad} of {total} images could not be read ({where}), more than "
