@@ -23,4 +23,3 @@ def test_logs_of_a_job_cancelled_in_the_queue_say_it_never_started(store, db_pat
     for follow in ([], ["-f"]):
         out = run_cli("logs", *follow, str(job_id), db=db_path)
         assert out.returncode != 0 and f"job {job_id} never started: it is cancelled" in out.stderr
-
