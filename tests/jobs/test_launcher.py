@@ -31,6 +31,9 @@ def test_several_cards_go_through_this_interpreters_torchrun(tmp_path):
 def test_a_resume_replaces_the_earlier_resume_flag(tmp_path):
     argv = engine_command(_job(tmp_path), resume_from="/w/checkpoint.pth.tar")
     assert argv.count("--resume") == 1 and argv[argv.index("--resume") + 1] == "/w/checkpoint.pth.tar"
+    # a checkpoint that already holds the whole schedule completes the run instead of failing every resume
+    assert argv[argv.index("--resume-finished") + 1] == "complete" and argv.count("--resume-finished") == 1
+    assert "--resume-finished" not in engine_command(_job(tmp_path))  # a first attempt keeps the strict check
     assert without_flag(["a", "--resume=x", "b", "--resume", "y", "c"], "--resume") == ["a", "b", "c"]
 
 
