@@ -92,9 +92,13 @@ def _wait_for_a_random_moment(jm: JobManager, job_id: int, rng: random.Random) -
         return f"{delay:.1f} s after it was seen running"
     target = rng.uniform(0.0, 1.0)
 
+    first = jm.get_job(job_id)
+    before = (first.attempt, first.epoch, first.iteration)  # progress columns may still be the last attempt's
+
     def reached() -> bool:
         job = jm.get_job(job_id)
-        return not job.status.active or (job.progress or 0.0) >= target
+        moved = (job.attempt, job.epoch, job.iteration) != before
+        return not job.status.active or (moved and (job.progress or 0.0) >= target)
 
     wait_for(reached, STEP_TIMEOUT, interval=0.1, message="the chosen moment")
     jitter = rng.uniform(0.0, 2.0)
@@ -121,6 +125,8 @@ def test_random_kill_9s_with_resumes_still_complete_every_job(jm, tmp_path, monk
         for i in range(JOBS)
     ]
     killed: Counter[str] = Counter()
+    per_job: Counter[int] = Counter()
+    budget = -(-KILLS // JOBS)  # kills per job, so that every job is hit
     tokens: set[str] = set()
     while sum(killed.values()) < KILLS:
         statuses = {j: jm.get_job(j).status for j in jobs}
@@ -129,13 +135,16 @@ def test_random_kill_9s_with_resumes_still_complete_every_job(jm, tmp_path, monk
             stopped = [j for j, st in statuses.items() if st.terminal and st is not Status.COMPLETED]
             if stopped:
                 jm.resume(stopped[0])
-            elif all(st is Status.COMPLETED for st in statuses.values()):  # done before enough kills
+            elif all(st is Status.COMPLETED for st in statuses.values()):  # all done before enough kills
                 jobs.append(jm.submit(preset="demo", name=f"chaos{len(jobs)}", cards=1 + len(jobs) % 2,
                                       engine_flags=FLAGS).id)  # fmt: skip
             jm.reconcile()
             time.sleep(0.2)
             continue
         job_id = active[0]
+        if per_job[job_id] >= budget:  # this one is left to finish, so that the later jobs get their turn
+            _settle(jm, job_id)
+            continue
         moment = _wait_for_a_random_moment(jm, job_id, rng)  # start-up, training, a save, validation
         members = _members(jm, job_id)
         if not members:
@@ -150,6 +159,7 @@ def test_random_kill_9s_with_resumes_still_complete_every_job(jm, tmp_path, monk
         except psutil.NoSuchProcess:
             continue
         killed[role] += 1
+        per_job[job_id] += 1
         print(f"chaos: kill -9 {role} {victim.pid} of job {job_id}, attempt {job.attempt}, {moment} "
               f"(epoch {job.epoch}, iteration {job.iteration})")  # fmt: skip
         _resume_until_running(jm, job_id)
@@ -163,7 +173,8 @@ def test_random_kill_9s_with_resumes_still_complete_every_job(jm, tmp_path, monk
             tokens.add(jm.get_job(job_id).run_token or "")
             jm.resume(job_id)
             attempts += 1
-    print(f"chaos: kills by role {dict(killed)}; jobs {len(jobs)}; resumes after the last kill {attempts}")
+    print(f"chaos: kills by role {dict(killed)}, by job {dict(per_job)}; jobs {len(jobs)}; "
+          f"resumes after the last kill {attempts}")  # fmt: skip
 
     for job_id in jobs:
         job = jm.get_job(job_id)
