@@ -116,6 +116,7 @@ def _leftovers(root: Path) -> list[str]:
     return found
 
 
+@pytest.mark.timeout(600 + 120 * (KILLS + JOBS))  # each kill costs a restart; loaded machines are slow
 def test_random_kill_9s_with_resumes_still_complete_every_job(jm, tmp_path, monkeypatch):
     seed = int(os.environ.get("RN50TUI_CHAOS_SEED", random.randrange(1 << 30)))
     rng = random.Random(seed)
