@@ -179,3 +179,17 @@ def test_the_installed_entry_point_runs_in_a_subprocess(db):
 def test_devices_learn_which_job_holds_each_card(busy, db):
     assert cli._holders(str(db)) == {("cpu", 0): "job 1 (holder)"}
     assert cli._holders(str(db.parent / "none.db")) is None
+
+
+def test_jobs_list_shows_active_and_newest_jobs_and_all_with_all(capsys, busy):
+    now = 1_780_000_000.0
+    finished = [dict(name=f"old{i}", kind="train", argv=[], device="cpu", cards_requested=1, workspace=f"runs/{i}",
+                     status="completed", attempt=1, created_at=now, updated_at=now) for i in range(cli.RECENT_JOBS + 5)]  # fmt: skip
+    busy.insert_jobs(finished)  # after the running holder (job 1): 25 finished jobs, ids 2..26
+    code, out, err = run(capsys, "jobs", "list", "--json")
+    shown = [j["id"] for j in json.loads(out)]
+    assert code == 0 and shown == [1, *range(7, 27)]  # the running job, then the newest 20
+    assert "5 older jobs not shown" in err and "--all" in err
+    code, out, err = run(capsys, "jobs", "list", "--all")
+    assert code == 0 and len(out.splitlines()) == 1 + 26 and err == ""
+    assert out.splitlines()[1].split()[:3] == ["1", "holder", "running"]

@@ -13,7 +13,7 @@ import signal
 from dataclasses import dataclass
 from typing import Optional
 
-from engine.events import EXIT_OK, EXIT_STOPPED
+from engine.events import EXIT_OK, EXIT_STOPPED, RunEnd
 from rn50tui.jobs.states import Status
 
 
@@ -22,7 +22,7 @@ class Evidence:
     """What is known of one attempt when no process of it is left."""
 
     exit_code: Optional[int]  # the engine's exit status; None when nobody saw it exit
-    run_end: Optional[str] = None  # this attempt's run_end record: completed | stopped | failed
+    run_end: Optional[RunEnd] = None  # this attempt's run_end record (a plain word compares equal)
     error: Optional[str] = None  # this attempt's error record
     stopping_signal: Optional[str] = None
     checkpoint_epoch: Optional[int] = None  # the last checkpoint the engine reported (any attempt)
@@ -43,15 +43,17 @@ def schedule_finished(checkpoint_epoch: Optional[int], checkpoint_iteration: Opt
 
 def finished(e: Evidence) -> bool:
     """The engine's record, or its checkpoint, says the run is done."""
-    return e.run_end == "completed" or schedule_finished(e.checkpoint_epoch, e.checkpoint_iteration, e.epochs)
+    return e.run_end == RunEnd.COMPLETED or schedule_finished(
+        e.checkpoint_epoch, e.checkpoint_iteration, e.epochs
+    )
 
 
 def verdict(e: Evidence, *, cancelled: bool = False, killed: bool = False, supervisor_signal: Optional[str] = None,
-            supervisor_gone: Optional[str] = None) -> tuple[Status, Optional[str]]:  # fmt: skip
+            lost: Optional[str] = None) -> tuple[Status, Optional[str]]:  # fmt: skip
     """The attempt's final status and its one-line reason (None when completed).
 
     `cancelled`: a user asked to cancel; `killed`: SIGKILLed after the grace period; `supervisor_signal`:
-    the signal that made the supervisor stop the engine; `supervisor_gone`: why reconcile decides instead.
+    the signal that made the supervisor stop the engine; `lost`: why reconcile decides instead.
     """
     if finished(e) or (e.exit_code == EXIT_OK and e.run_end is None):
         return Status.COMPLETED, None
@@ -60,10 +62,10 @@ def verdict(e: Evidence, *, cancelled: bool = False, killed: bool = False, super
     if supervisor_signal is not None:
         return Status.INTERRUPTED, f"the supervisor received {supervisor_signal}; the engine was stopped"
     if e.exit_code is None:  # the supervisor died: only the engine's record speaks
-        if e.run_end == "failed":
+        if e.run_end == RunEnd.FAILED:
             return Status.FAILED, e.error or "the engine failed"
-        return Status.INTERRUPTED, supervisor_gone or "its supervisor is gone; the job was not restarted"
-    if e.exit_code == EXIT_STOPPED or e.run_end == "stopped":
+        return Status.INTERRUPTED, lost or "its supervisor is gone; the job was not restarted"
+    if e.exit_code == EXIT_STOPPED or e.run_end == RunEnd.STOPPED:
         sig = e.stopping_signal or "a signal"
         return (
             Status.INTERRUPTED,

@@ -23,8 +23,8 @@ from pathlib import Path
 
 import psutil
 import pytest
-import torch
 
+from engine.checkpoint import load_checkpoint
 from rn50tui.jobs import procs
 from rn50tui.jobs.manager import JobManager
 from rn50tui.jobs.states import Status
@@ -117,7 +117,7 @@ def _leftovers(root: Path) -> list[str]:
 
 
 @pytest.mark.timeout(600 + 120 * (KILLS + JOBS))  # each kill costs a restart; loaded machines are slow
-def test_random_kill_9s_with_resumes_still_complete_every_job(jm, tmp_path, monkeypatch):
+def test_random_kill_9s_with_resumes_still_complete_every_job(jm, store, tmp_path, monkeypatch):
     seed = int(os.environ.get("RN50TUI_CHAOS_SEED", random.randrange(1 << 30)))
     rng = random.Random(seed)
     print(f"\nchaos: seed {seed}, {KILLS} kills, {JOBS} jobs")
@@ -181,13 +181,13 @@ def test_random_kill_9s_with_resumes_still_complete_every_job(jm, tmp_path, monk
         job = jm.get_job(job_id)
         assert job.status is Status.COMPLETED, f"job {job_id}: {job.status}: {job.error}"
         workspace = Path(job.workspace)
-        ckpt = torch.load(workspace / "checkpoint.pth.tar", map_location="cpu", weights_only=False)
+        ckpt = load_checkpoint(str(workspace / "checkpoint.pth.tar"))  # weights_only: plain values
         assert ckpt["epoch"] == job.epochs == 2 and ckpt["iteration"] == 0
         if (workspace / "model_best.pth.tar").exists():
-            torch.load(workspace / "model_best.pth.tar", map_location="cpu", weights_only=False)
+            load_checkpoint(str(workspace / "model_best.pth.tar"))
         assert not list(workspace.glob(".*.tmp")), f"job {job_id} left temp files"
         tokens.add(job.run_token or "")
-    assert jm.store.integrity_check() == ["ok"]
-    assert jm.store.claims() == []
+    assert store.integrity_check() == ["ok"]
+    assert jm.claims() == []
     assert all(not procs.tagged_processes(t) for t in tokens if t)
     wait_for(lambda: not _leftovers(tmp_path), 60, message=f"no process left: {_leftovers(tmp_path)}")

@@ -13,8 +13,8 @@ import time
 from pathlib import Path
 
 import pytest
-import torch
 
+from engine.checkpoint import load_checkpoint
 from engine.events import iter_records
 from rn50tui.jobs import procs
 from rn50tui.jobs.states import Status
@@ -35,7 +35,7 @@ if os.environ.get("RN50TUI_RUN_TOKEN") and os.environ.get("RN50TUI_TEST_HOLD_AT_
 
 
 def _records(job) -> list:
-    return list(iter_records(job.raport_path)) if job.raport_path.exists() else []
+    return list(iter_records(job.files.raport)) if job.files.raport.exists() else []
 
 
 def _run_end(job) -> list[str]:
@@ -47,9 +47,9 @@ def _assert_done(jm, job_id: int) -> None:
     done = jm.get_job(job_id)
     assert done.status is Status.COMPLETED, done.error
     assert done.error is None and done.progress == 1.0
-    ckpt = torch.load(Path(done.workspace) / "checkpoint.pth.tar", map_location="cpu", weights_only=False)
+    ckpt = load_checkpoint(str(done.files.checkpoint))  # weights_only: a checkpoint of plain values
     assert ckpt["epoch"] == done.epochs and ckpt["iteration"] == 0
-    assert not procs.tagged_processes(done.run_token) and jm.store.claims() == []
+    assert not procs.tagged_processes(done.run_token) and jm.claims() == []
     assert not procs.is_alive(done.supervisor_pid, done.supervisor_started)
 
 
@@ -120,17 +120,17 @@ def test_a_supervisor_killed_during_the_last_validation_ends_completed(jm, db_pa
     assert resumed.returncode != 0 and "is completed: there is nothing to resume" in resumed.stderr
 
 
-def test_resume_of_a_job_whose_last_save_was_never_reported_completes_without_training(jm):
+def test_resume_of_a_job_whose_last_save_was_never_reported_completes_without_training(jm, store):
     """Killed between its last checkpoint's rename and the record of it: the store believes the checkpoint
     is one epoch short, the file holds the whole schedule. Resume only records the run as finished."""
     job = jm.submit(preset="demo", engine_flags=["--epochs", "2", "--synthetic-size", "16", *_TINY])
     assert _final(jm, job.id) is Status.COMPLETED
-    raport = jm.get_job(job.id).raport_path
+    raport = jm.get_job(job.id).files.raport
     lines = raport.read_bytes().splitlines(keepends=True)
     last_save = max(i for i, line in enumerate(lines) if b'"event": "checkpoint"' in line)
     raport.write_bytes(b"".join(lines[:last_save]))  # the file as the kill left it: no record of the save
-    jm.store.update_job(job.id, status="failed", error="the engine was killed by SIGKILL", exit_code=-9,
-                        checkpoint_epoch=1, checkpoint_iteration=0, raport_offset=raport.stat().st_size)  # fmt: skip
+    store.update_job(job.id, status="failed", error="the engine was killed by SIGKILL", exit_code=-9,
+                     checkpoint_epoch=1, checkpoint_iteration=0, raport_offset=raport.stat().st_size)  # fmt: skip
     resumed = jm.resume(job.id)
     assert resumed.attempt == 2
     assert _final(jm, job.id) is Status.COMPLETED, jm.get_job(job.id).error

@@ -59,7 +59,7 @@ def _orphaned_job(store: JobStore, tmp_path: Path) -> int:
 
 def test_a_dead_supervisor_whose_engine_finished_the_run_ends_completed(store, tmp_path):
     job_id = _orphaned_job(store, tmp_path)
-    _write_run(store.get_job(job_id).raport_path, epochs=2, end="completed", last_checkpoint_epoch=2)
+    _write_run(store.get_job(job_id).files.raport, epochs=2, end="completed", last_checkpoint_epoch=2)
     report = reconcile(store)
     job = store.get_job(job_id)
     assert job.status is Status.COMPLETED, job.error
@@ -70,14 +70,14 @@ def test_a_dead_supervisor_whose_engine_finished_the_run_ends_completed(store, t
 
 def test_a_last_checkpoint_without_its_run_end_record_is_still_a_finished_run(store, tmp_path):
     job_id = _orphaned_job(store, tmp_path)
-    _write_run(store.get_job(job_id).raport_path, epochs=2, end=None, last_checkpoint_epoch=2)
+    _write_run(store.get_job(job_id).files.raport, epochs=2, end=None, last_checkpoint_epoch=2)
     reconcile(store)
     assert store.get_job(job_id).status is Status.COMPLETED
 
 
 def test_an_unfinished_run_is_interrupted_and_an_engine_failure_is_failed(store, tmp_path):
     half = _orphaned_job(store, tmp_path)
-    _write_run(store.get_job(half).raport_path, epochs=2, end=None, last_checkpoint_epoch=1)
+    _write_run(store.get_job(half).files.raport, epochs=2, end=None, last_checkpoint_epoch=1)
     reconcile(store)
     job = store.get_job(half)
     assert job.status is Status.INTERRUPTED and "supervisor" in job.error and job.checkpoint_epoch == 1
@@ -88,26 +88,26 @@ def test_an_interrupted_job_whose_orphaned_engine_then_finished_becomes_complete
     a SIGTERM does not cut short, and finished. Once it is gone, the job is settled again."""
     job_id = _orphaned_job(store, tmp_path)
     store.update_job(job_id, status="interrupted", error="its supervisor is gone", finished_at=time.time())
-    _write_run(store.get_job(job_id).raport_path, epochs=2, end="completed", last_checkpoint_epoch=2)
+    _write_run(store.get_job(job_id).files.raport, epochs=2, end="completed", last_checkpoint_epoch=2)
     report = reconcile(store)
     assert store.get_job(job_id).status is Status.COMPLETED and report.completed == [job_id]
     assert store.claims() == []
 
 
 def test_resume_of_a_job_whose_checkpoint_finished_the_schedule_completes_it_without_an_engine(
-    db_path, tmp_path, monkeypatch
+    db_path, store, tmp_path, monkeypatch
 ):
     """A job left `failed: killed by SIGKILL` after its last checkpoint (as older versions did)."""
     monkeypatch.setenv("RN50TUI_CARDS", "mlu=0,cuda=0,cpu=1")
     jm = JobManager(db_path, capacity={"mlu": 0, "cuda": 0, "cpu": 1})
     try:
-        job_id = _orphaned_job(jm.store, tmp_path)
-        _write_run(jm.get_job(job_id).raport_path, epochs=2, end="completed", last_checkpoint_epoch=2)
-        jm.store.update_job(job_id, status="failed", error="the engine was killed by SIGKILL", exit_code=-9,
-                            raport_offset=0, checkpoint_epoch=2, checkpoint_iteration=0, epochs=2)  # fmt: skip
-        jm.store.release_claims(job_id)
+        job_id = _orphaned_job(store, tmp_path)
+        _write_run(jm.get_job(job_id).files.raport, epochs=2, end="completed", last_checkpoint_epoch=2)
+        store.update_job(job_id, status="failed", error="the engine was killed by SIGKILL", exit_code=-9,
+                         raport_offset=0, checkpoint_epoch=2, checkpoint_iteration=0, epochs=2)  # fmt: skip
+        store.release_claims(job_id)
         done = jm.resume(job_id)
         assert done.status is Status.COMPLETED and done.attempt == 1 and done.supervisor_pid is not None
-        assert jm.store.claims() == []  # nothing was scheduled
+        assert jm.claims() == []  # nothing was scheduled
     finally:
         jm.close()

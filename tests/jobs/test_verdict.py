@@ -14,15 +14,15 @@ DONE_CKPT = {"checkpoint_epoch": 3, "checkpoint_iteration": 0, "epochs": 3}
 def test_a_run_the_engine_recorded_as_completed_is_completed_however_it_died(exit_code):
     assert verdict(Evidence(exit_code, run_end="completed")) == (Status.COMPLETED, None)
     assert verdict(Evidence(exit_code, run_end="completed"), cancelled=True)[0] is Status.COMPLETED
-    assert verdict(Evidence(exit_code, run_end="completed"), supervisor_gone="gone")[0] is Status.COMPLETED
+    assert verdict(Evidence(exit_code, run_end="completed"), lost="gone")[0] is Status.COMPLETED
 
 
 @pytest.mark.parametrize("exit_code", [-9, None])
 def test_a_checkpoint_holding_the_whole_schedule_is_a_finished_run(exit_code):
     """Killed between the last save and its `run_end` record: the checkpoint alone says it is done."""
-    assert verdict(Evidence(exit_code, **DONE_CKPT), supervisor_gone="gone")[0] is Status.COMPLETED
+    assert verdict(Evidence(exit_code, **DONE_CKPT), lost="gone")[0] is Status.COMPLETED
     partial = Evidence(exit_code, checkpoint_epoch=2, checkpoint_iteration=5, epochs=3)
-    assert verdict(partial, supervisor_gone="gone")[0] is not Status.COMPLETED
+    assert verdict(partial, lost="gone")[0] is not Status.COMPLETED
 
 
 def test_schedule_finished_needs_an_end_of_epoch_checkpoint_at_the_last_epoch():
@@ -44,12 +44,12 @@ def test_without_a_finished_record_the_exit_status_and_the_record_decide():
 
 
 def test_an_exit_nobody_saw_is_interrupted_unless_the_engine_recorded_its_failure():
-    assert verdict(Evidence(None), supervisor_gone="its supervisor died") == (
+    assert verdict(Evidence(None), lost="its supervisor died") == (
         Status.INTERRUPTED,
         "its supervisor died",
     )
-    assert verdict(Evidence(None, run_end="stopped"), supervisor_gone="x")[0] is Status.INTERRUPTED
-    assert verdict(Evidence(None, run_end="failed", error="boom"), supervisor_gone="x") == (
+    assert verdict(Evidence(None, run_end="stopped"), lost="x")[0] is Status.INTERRUPTED
+    assert verdict(Evidence(None, run_end="failed", error="boom"), lost="x") == (
         Status.FAILED,
         "boom",
     )
