@@ -336,6 +336,7 @@ def _show(args: argparse.Namespace) -> int:
     info = job.to_dict()
     info["claims"] = [f"{c.device}:{c.card}" for c in jm.claims(job.id)]
     info["metric_rows"] = jm.metric_count(job.id)
+    info.update(_loss_info(jm, job))
     info["logs"] = {stream: str(job.files.log(stream)) for stream in LOG_STREAMS}
     info["cards"] = _latest_cards(jm, job)
     if args.json:
@@ -363,6 +364,24 @@ def _latest_cards(jm: Any, job: Any) -> dict[str, list[str]]:
         mem = "-" if s.mem_used_mib is None else f"{s.mem_used_mib:.0f} MiB"
         grouped.setdefault(node, []).append(f"{device} {card} util {util} mem {mem}")
     return grouped
+
+
+def _loss_info(jm: Any, job: Any) -> dict[str, Any]:
+    """Which loss `loss` is, and the raw last window beside it, labelled (the list shows only `loss`)."""
+    window, epoch = jm.last_metric(job.id, "train"), jm.last_metric(job.id, "epoch")
+    if job.loss is None:
+        means = None
+    elif epoch is not None and "train.loss" in epoch.values and (window is None or epoch.id > window.id):
+        means = f"mean training loss of epoch {epoch.epoch}"
+    else:
+        means = "smoothed training loss (moving average over about a quarter epoch)"
+    raw = window.values.get("train.loss") if window is not None else None
+    where = (
+        f"raw mean of the last -p window (epoch {window.epoch}, to iteration {window.iteration})"
+        if raw is not None
+        else None
+    )
+    return {"loss_is": means, "last_window_loss": raw, "last_window_is": where}
 
 
 def _rm(args: argparse.Namespace) -> int:

@@ -7,6 +7,7 @@ import csv
 import importlib.util
 import io
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -193,3 +194,38 @@ def test_jobs_list_shows_active_and_newest_jobs_and_all_with_all(capsys, busy):
     code, out, err = run(capsys, "jobs", "list", "--all")
     assert code == 0 and len(out.splitlines()) == 1 + 26 and err == ""
     assert out.splitlines()[1].split()[:3] == ["1", "holder", "running"]
+
+
+def test_show_says_which_loss_the_list_shows_and_labels_the_raw_last_window(capsys, db, tmp_path):
+    from engine.events import EventWriter
+    from rn50tui.jobs.follower import Follower, commit
+
+    store = JobStore(db)
+    job = store.insert_job(
+        name="d", kind="train", argv=[], device="cpu", cards_requested=1, workspace=str(tmp_path)
+    )
+    follower = Follower(job.id, 1, job.files.raport)
+    w = EventWriter(job.files.raport)
+    w.status("run_start", config={}, start_epoch=0, start_iter=0, epochs=2, train_iters=4, val_iters=1,
+             world_size=1, device="cpu")  # fmt: skip
+    for it, loss in enumerate([2.0, 1.5, 1.4, 9.0], 1):  # a last window that spikes
+        w.metrics([1, it], {"train.loss": loss})
+    w.metrics([1], {"train.loss": 3.475, "val.loss": 1.2})
+    commit(store, job.id, follower.poll(), [], 0.0)
+    shown = json.loads(run(capsys, "jobs", "show", str(job.id), "--json")[1])
+    assert (shown["loss"], shown["loss_is"]) == (3.475, "mean training loss of epoch 1")
+    assert shown["last_window_loss"] == 9.0 and shown["last_window_is"].startswith(
+        "raw mean of the last -p window"
+    )
+    assert json.loads(run(capsys, "jobs", "list", "--json")[1])[0]["loss"] == 3.475
+
+    w.metrics([2, 1], {"train.loss": 1.1})  # epoch 2 runs: a smoothed value, between the mean and the window
+    w.close()
+    commit(store, job.id, follower.poll(), [], 0.0)
+    shown = json.loads(run(capsys, "jobs", "show", str(job.id), "--json")[1])
+    assert 1.1 < shown["loss"] < 3.475 and shown["loss_is"].startswith("smoothed")
+    assert shown["last_window_loss"] == 1.1 and "epoch 2, to iteration 1" in shown["last_window_is"]
+    _, text, _ = run(capsys, "jobs", "show", str(job.id))
+    assert re.search(r"^loss_is +smoothed", text, re.M) and re.search(r"^last_window_loss +1\.1$", text, re.M)
+    assert json.loads(run(capsys, "jobs", "list", "--json")[1])[0]["loss"] == shown["loss"]
+    store.close()

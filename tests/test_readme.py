@@ -87,6 +87,11 @@ def test_first_job_steps_run_as_written(tmp_path):
     )
     job = json.loads(listing.stdout)[0]
     assert job["status"] == "completed" and job["name"] == "demo"
+    exported = subprocess.run(["rn50tui", "export", "1", "--format", "json"], cwd=tmp_path, env=env,
+                              capture_output=True, text=True, timeout=60)  # fmt: skip
+    epochs = [r for r in json.loads(exported.stdout) if r["phase"] == "epoch"]
+    assert job["loss"] == epochs[-1]["train.loss"]  # the list's loss is the curve's last epoch mean
+    assert epochs[-1]["val.loss"] < 1.0, [e["val.loss"] for e in epochs]  # a healthy miniature run
 
 
 def _wait_while_the_job_progresses(follow: subprocess.Popen, jm: JobManager) -> None:

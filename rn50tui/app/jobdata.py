@@ -11,9 +11,12 @@ from typing import Optional
 
 from rn50tui.app.data import METRIC_BATCH, Client
 from rn50tui.app.series import Points, Series, bucket_max
+from rn50tui.jobs.smoothing import LossSmoother
 from rn50tui.jobs.store import ChartPoint, DeviceSample, Job
 
-TIME_CHARTS = ("loss", "ips", "lr")  # x: minutes since the job's first record
+# x: minutes since the job's first record. loss: each -p window's raw mean; loss_smooth: the average the
+# jobs list shows while an epoch runs; loss_epoch: each epoch's mean (what it shows once the epoch ends)
+TIME_CHARTS = ("loss", "loss_smooth", "loss_epoch", "ips", "lr")
 EPOCH_CHARTS = ("top1", "top5")  # x: epoch
 CARD_METRICS = ("util_percent", "mem_used_mib", "temp_c", "power_w")
 
@@ -40,6 +43,7 @@ class ChartData:
     charts: dict[str, Points]
     cards: tuple[CardView, ...]
     points: int  # metric records held (for the status line)
+    loss_kind: Optional[str] = None  # what the job's loss is now: "epoch N mean" or "smoothed"
 
 
 @dataclass
@@ -83,6 +87,8 @@ class JobHistory:
         self.series: dict[str, Series] = {
             name: Series() for name in (*TIME_CHARTS, *EPOCH_CHARTS, "loss_by_epoch")
         }
+        self.smoother = LossSmoother()
+        self.loss_kind: Optional[str] = None
         self.cards: dict[tuple[str, str, int], CardHistory] = {}
 
     def update(self, client: Client, job: Job, samples: bool = True) -> bool:
@@ -104,6 +110,9 @@ class JobHistory:
             elif p.phase == "epoch" and p.epoch is not None:
                 self.series["top1"].append(p.epoch, p.top1)
                 self.series["top5"].append(p.epoch, p.top5)
+                if p.loss is not None and self.base_time is not None:
+                    self.series["loss_epoch"].append((p.time - self.base_time) / 60.0, p.loss)
+                    self.loss_kind = f"epoch {p.epoch} mean"
 
     def _add_train(self, p: ChartPoint, iters_per_epoch: Optional[int]) -> None:
         if self.base_time is None:
@@ -112,8 +121,13 @@ class JobHistory:
         self.series["loss"].append(minutes, p.loss)
         self.series["ips"].append(minutes, p.ips)
         self.series["lr"].append(minutes, p.lr)
-        if p.epoch is not None and iters_per_epoch:
-            self.series["loss_by_epoch"].append(p.epoch - 1 + (p.iteration or 0) / iters_per_epoch, p.loss)
+        if p.loss is None or p.epoch is None or p.iteration is None:
+            return
+        smooth = self.smoother.add(p.epoch, p.iteration, p.loss, iters_per_epoch)
+        self.series["loss_smooth"].append(minutes, smooth)
+        self.loss_kind = "smoothed"
+        if iters_per_epoch:
+            self.series["loss_by_epoch"].append(p.epoch - 1 + p.iteration / iters_per_epoch, smooth)
 
     def add_samples(self, samples: list[DeviceSample]) -> None:
         for s in samples:
@@ -129,4 +143,4 @@ class JobHistory:
         charts = {name: self.series[name].view(buckets, span_min) for name in TIME_CHARTS}
         charts.update({name: self.series[name].view(buckets) for name in (*EPOCH_CHARTS, "loss_by_epoch")})
         cards = tuple(self.cards[k].view(spark_width, span_s) for k in sorted(self.cards))
-        return ChartData(self.version, charts, cards, self.records)
+        return ChartData(self.version, charts, cards, self.records, self.loss_kind)

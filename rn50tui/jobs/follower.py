@@ -1,5 +1,9 @@
 """Follow an engine's raport.json (engine/events.py) into the store: metric rows, progress, latest values.
 
+The job's `loss` is what a person expects to read: the smoothed recent training loss while an epoch
+runs (rn50tui/jobs/smoothing.py), the epoch's mean once it ends (so a finished job shows its last
+epoch's mean); the raw last window stays in the metric rows.
+
 The follower reads from the job's saved offset, so nothing is read twice and nothing is lost across
 supervisor restarts; it never writes by itself: :meth:`Follower.poll` returns a :class:`Batch` that the
 supervisor commits in one short transaction together with its heartbeat and card samples.
@@ -13,6 +17,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from engine.events import Record, RunEnd, read_from
+from rn50tui.jobs.smoothing import LossSmoother
 from rn50tui.jobs.store import DeviceSample, JobStore
 
 METRIC_PHASES = ("train", "val", "epoch", "summary")
@@ -36,6 +41,7 @@ class Batch:
     updates: dict[str, Any] = field(default_factory=dict)
     offset: int = 0
     start_offset: int = 0  # where this batch began: a failed commit rewinds the follower here
+    start_smoother: LossSmoother = field(default_factory=LossSmoother)  # and its loss average to this
 
 
 class Follower:
@@ -46,18 +52,21 @@ class Follower:
     """
 
     def __init__(self, job_id: int, attempt: int, raport: Path, offset: int = 0,
-                 attempt_started: Optional[float] = None, best_top1: Optional[float] = None) -> None:  # fmt: skip
+                 attempt_started: Optional[float] = None, best_top1: Optional[float] = None,
+                 loss: Optional[float] = None, iters_per_epoch: Optional[int] = None) -> None:  # fmt: skip
         self.job_id, self.attempt, self.raport = job_id, attempt, raport
         self.offset = offset
         self.attempt_started = attempt_started
         self.best_top1 = best_top1
+        self.smoother = LossSmoother(value=loss)  # a restarted supervisor goes on from the stored loss
+        self.iters_per_epoch = iters_per_epoch
         self.state = RunState()
         self.records_read = 0
 
     def poll(self) -> Batch:
         start = self.offset
         records, self.offset = read_from(self.raport, self.offset)
-        batch = Batch(offset=self.offset, start_offset=start)
+        batch = Batch(offset=self.offset, start_offset=start, start_smoother=self.smoother.copy())
         for rec in records:
             self.records_read += 1
             self._apply(rec, batch)
@@ -67,6 +76,7 @@ class Follower:
     def rewind(self, batch: Batch) -> None:
         """Read `batch` again next time (its commit failed); re-applying its records is harmless."""
         self.offset = batch.start_offset
+        self.smoother = batch.start_smoother.copy()
 
     def _apply(self, rec: Record, batch: Batch) -> None:
         late = self.attempt_started is not None and self.attempt > 1 and rec.timestamp < self.attempt_started
@@ -84,6 +94,8 @@ class Follower:
             self._status(rec.event or "", rec.data or {}, batch.updates)
 
     def _status(self, event: str, data: dict[str, Any], updates: dict[str, Any]) -> None:
+        if data.get("train_iters"):
+            self.iters_per_epoch = int(data["train_iters"])
         if event == "run_start":
             self.state.started = True
             updates.update(epochs=data.get("epochs"), iters_per_epoch=data.get("train_iters"),
@@ -103,10 +115,16 @@ class Follower:
         data, step = rec.data or {}, rec.step
         if rec.phase == "train":
             updates.update(epoch=step[0], iteration=step[1])
-            for column, name in (("loss", "train.loss"), ("lr", "train.lr"), ("ips", "train.total_ips")):
+            for column, name in (("lr", "train.lr"), ("ips", "train.total_ips")):
                 if name in data:
                     updates[column] = data[name]
+            if "train.loss" in data:
+                updates["loss"] = self.smoother.add(
+                    step[0], step[1], data["train.loss"], self.iters_per_epoch
+                )
         elif rec.phase in ("epoch", "summary"):
+            if "train.loss" in data:  # the epoch's mean over every image (the summary repeats the last)
+                updates["loss"] = data["train.loss"]
             for column, name in (("top1", "val.top1"), ("top5", "val.top5"), ("val_loss", "val.loss")):
                 if name in data:
                     updates[column] = data[name]

@@ -121,6 +121,10 @@ class JobManager:
     def metric_count(self, job_id: int, attempt: Optional[int] = None) -> int:
         return self._store.metric_count(job_id, attempt)
 
+    def last_metric(self, job_id: int, phase: str) -> Optional[MetricRow]:
+        """The job's newest metric record of `phase` ('train': its raw last -p window), None if none."""
+        return self._store.last_metric(job_id, phase)
+
     def claims(self, job_id: Optional[int] = None) -> list[Claim]:
         """The cards in use (by one job, or by all)."""
         return self._store.claims() if job_id is None else self._store.claims_of(job_id)

@@ -318,6 +318,17 @@ class JobStore:
         ).fetchall()
         return list(map(ChartPoint._make, rows))
 
+    def last_metric(self, job_id: int, phase: str) -> Optional[MetricRow]:
+        """The job's newest metric record of `phase` ('train': its raw last -p window), None if none."""
+        rows = self._query(
+            "SELECT * FROM metrics WHERE job_id = ? AND phase = ? ORDER BY id DESC LIMIT 1", [job_id, phase]
+        )
+        if not rows:
+            return None
+        r = rows[0]
+        return MetricRow(r["id"], r["job_id"], r["attempt"], r["time"], r["epoch"], r["iteration"], r["phase"],
+                         json.loads(r["data"]))  # fmt: skip
+
     def metric_count(self, job_id: int, attempt: Optional[int] = None) -> int:
         sql, params = "SELECT count(*) FROM metrics WHERE job_id = ?", [job_id]
         if attempt is not None:

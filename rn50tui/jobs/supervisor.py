@@ -146,9 +146,8 @@ class Supervisor:
                               engine_started=procs.start_time(proc.pid), run_token=token, resume_from=resume_from,
                               started_at=started, stderr_offset=stderr_offset)  # fmt: skip
         self._log(f"engine pid {proc.pid}: {shlex.join(argv)}")
-        follower = Follower(
-            job.id, job.attempt, files.raport, job.raport_offset, started - 1.0, job.best_top1
-        )
+        follower = Follower(job.id, job.attempt, files.raport, job.raport_offset, started - 1.0, job.best_top1,
+                            loss=job.loss, iters_per_epoch=job.iters_per_epoch)  # fmt: skip
         sampler = CardSampler(job, self.sample_interval, self.log)
         try:
             rc = self._watch(proc, follower, sampler)

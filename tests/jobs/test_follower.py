@@ -43,7 +43,8 @@ def test_records_become_metric_rows_progress_and_latest_values(store, tmp_path):
     commit(store, job.id, f.poll(), [], time.time())
     j = store.get_job(job.id)
     assert (j.epoch, j.epochs, j.iteration, j.iters_per_epoch, j.val_iters) == (2, 2, 3, 3, 1)
-    assert (j.loss, j.ips, j.top1, j.top5, j.best_top1) == (2.7, 30.0, 40.0, 52.0, 40.0)
+    # a finished job shows its last epoch's mean training loss (2.5), not its last window's (2.7)
+    assert (j.loss, j.ips, j.top1, j.top5, j.best_top1) == (2.5, 30.0, 40.0, 52.0, 40.0)
     assert j.last_checkpoint == "c.pth.tar" and j.checkpoint_epoch == 2 and j.progress == 1.0
     assert j.raport_offset == job.files.raport.stat().st_size and j.heartbeat
     phases = [r.phase for r in store.metrics(job.id)]
@@ -84,3 +85,41 @@ def test_a_failed_commit_rewinds_so_no_record_is_lost(store, tmp_path):
     f.rewind(lost)  # as the supervisor does when the store stayed busy
     again = f.poll()
     assert again.rows == lost.rows and again.offset == lost.offset
+
+
+def _windows(path, losses, iters=None):
+    """One running epoch whose windows (one iteration each) have these losses."""
+    w = EventWriter(path)
+    iters = iters or len(losses)
+    w.status("run_start", config={}, start_epoch=0, start_iter=0, epochs=1, train_iters=iters, val_iters=1,
+             world_size=1, device="cpu")  # fmt: skip
+    for it, loss in enumerate(losses, 1):
+        w.metrics([1, it], {"train.loss": loss})
+    w.close()
+
+
+def test_a_running_job_shows_a_smoothed_loss_that_one_spiking_window_barely_moves(store, tmp_path):
+    job = _job(store, tmp_path)
+    _windows(job.files.raport, [1.0] * 19 + [80.0], iters=40)
+    commit(store, job.id, Follower(job.id, 1, job.files.raport).poll(), [], time.time())
+    raw = [r.values["train.loss"] for r in store.metrics(job.id, phase="train")]
+    shown = store.get_job(job.id).loss
+    assert raw[-1] == 80.0 and 1.0 < shown < 1.0 + 80.0 * 0.2  # a quarter-epoch average: ~8.5
+    assert shown == Follower(job.id, 1, job.files.raport).poll().updates["loss"]  # deterministic
+
+
+def test_a_rewound_batch_smooths_its_windows_once(store, tmp_path):
+    job = _job(store, tmp_path)
+    _windows(job.files.raport, [2.0, 1.0, 4.0, 3.0])
+    f = Follower(job.id, 1, job.files.raport)
+    first = f.poll()
+    f.rewind(first)
+    assert f.poll().updates["loss"] == first.updates["loss"]
+
+
+def test_a_restarted_supervisor_goes_on_from_the_stored_loss(store, tmp_path):
+    job = _job(store, tmp_path)
+    _windows(job.files.raport, [3.0] * 10)
+    resumed = Follower(job.id, 1, job.files.raport, loss=1.0, iters_per_epoch=10).poll().updates["loss"]
+    fresh = Follower(job.id, 1, job.files.raport).poll().updates["loss"]
+    assert fresh == 3.0 and 1.0 < resumed < 3.0

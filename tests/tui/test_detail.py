@@ -46,7 +46,7 @@ def history(store: JobStore, job, epochs: int = 2, iters: int = 50, t0: float = 
 
 def running_job(store: JobStore):
     job = add_job(store, Status.RUNNING, "watched", started_at=NOW - 90, epoch=2, epochs=3, iteration=10,
-                  iters_per_epoch=50, ips=95.0, loss=0.5, top1=20.0, world_size=1)  # fmt: skip
+                  iters_per_epoch=50, ips=95.0, loss=2.0, top1=20.0, world_size=1)  # fmt: skip
     history(store, job)
     with store.transaction():
         store.add_samples(job.id, [DeviceSample(NOW - 100 + 2 * i, "cpu", 0, "Test CPU", 40.0 + i % 50, 1500.0 + i, 8192.0)
@@ -59,6 +59,11 @@ def running_job(store: JobStore):
     with store.transaction():
         store.update_job(job.id, last_checkpoint=str(ws / "checkpoint.pth.tar"))
     return job
+
+
+def curve_sizes(chart: MetricChart) -> dict[str, int]:
+    """Points per curve of a chart, by the first word of its legend (raw, smoothed, epoch)."""
+    return {label.split()[0]: len(xs) for label, (xs, _) in chart.curves}
 
 
 async def open_detail(pilot, app, job_id: int) -> JobDetailScreen:
@@ -78,12 +83,20 @@ async def test_detail_shows_charts_cards_log_config_and_checkpoints(db_path, sto
     async with app.run_test(size=SIZE) as pilot:
         detail = await open_detail(pilot, app, job.id)
         loss = detail.query_one("#chart-loss", MetricChart)
-        await wait_for(pilot, lambda: loss.point_count == 100, what="100 loss points")
+        await wait_for(
+            pilot, lambda: loss.point_count == 202, what="100 loss points, smoothed and raw, 2 means"
+        )
+        assert curve_sizes(loss) == {"epoch": 2, "smoothed": 100, "raw": 100}
+        legend = [label for label, _ in loss.curves]  # each curve says what it is and its latest value
+        assert (
+            legend[0] == "epoch mean 2.0000" and legend[2] == f"raw -p window {7 * math.exp(-100 / 40):.4f}"
+        )
         acc = detail.query_one("#chart-acc", MetricChart)
         assert [len(xs) for _, (xs, _) in acc.curves] == [2, 2]  # top-1 and top-5, per epoch
         assert detail.query_one("#chart-lr", MetricChart).point_count == 100
         summary = str(detail.query_one("#job-summary", Static).render())
         assert "job 1 watched" in summary and "ran 1m30s" in summary  # the fixed clock
+        assert "loss 2.0000 (epoch 2 mean)" in summary  # the same number as the list, and what it is
         await pilot.press("w")
         assert "last hour" in str(detail.query_one("#window-label", Label).render())
         await pilot.press("2")
@@ -125,9 +138,10 @@ async def test_time_window_cuts_the_time_charts(db_path, store):
     async with app.run_test(size=SIZE) as pilot:
         detail = await open_detail(pilot, app, job.id)
         loss = detail.query_one("#chart-loss", MetricChart)
-        await wait_for(pilot, lambda: loss.point_count == 90)
+        await wait_for(pilot, lambda: curve_sizes(loss)["raw"] == 90)
         await pilot.press("w")  # last hour: 31 of the 90 two-minute points
-        await wait_for(pilot, lambda: loss.point_count == 31, what="the last hour only")
+        await wait_for(pilot, lambda: curve_sizes(loss) == {"epoch": 0, "smoothed": 31, "raw": 31},
+                       what="the last hour only")  # fmt: skip
 
 
 def test_a_million_points_draw_as_a_few_hundred():

@@ -39,7 +39,7 @@ class CompareScreen(PollingScreen):
     def compose(self) -> ComposeResult:
         yield Header()
         yield Static(f"comparing jobs {', '.join(map(str, self.job_ids))}", id="compare-title")
-        yield MetricChart("training loss", "epoch", id="compare-loss")
+        yield MetricChart("training loss (smoothed)", "epoch", id="compare-loss")
         yield MetricChart("validation top-1 (%)", "epoch", mark_points=True, id="compare-top1")
         yield Footer()
 

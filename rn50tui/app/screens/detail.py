@@ -33,7 +33,7 @@ from rn50tui.app.data import CheckpointFile, config_rows
 from rn50tui.app.jobdata import ChartData, JobHistory
 from rn50tui.app.messages import CancelJob, ResumeJob
 from rn50tui.app.screens.base import PollingScreen
-from rn50tui.app.series import WINDOWS
+from rn50tui.app.series import WINDOWS, Points
 from rn50tui.app.services import Services
 from rn50tui.app.widgets.card_panel import CardPanel
 from rn50tui.app.widgets.chart import MetricChart
@@ -58,18 +58,27 @@ class PollRequest:
     config: bool
 
 
-def summary_text(job: Job, now: float) -> str:
-    """The two header lines of the detail screen."""
+def summary_text(job: Job, now: float, loss_kind: Optional[str] = None) -> str:
+    """The two header lines of the detail screen; `loss_kind` says which loss the job's is."""
     eta = fmt.eta_seconds(job, now)
     first = (f"[b]job {job.id}[/b] {_escape(job.name)} · {job.kind} · [{fmt.STATUS_STYLES[job.status]}]{job.status.value}"
              f"[/] · attempt {job.attempt} · {fmt.cards(job)}")  # fmt: skip
-    second = (f"epoch {fmt.epoch(job)} · loss {fmt.num(job.loss)} · top-1 {fmt.num(job.top1, '.2f')}"
+    loss = fmt.num(job.loss) + (f" ({loss_kind})" if loss_kind and job.loss is not None else "")
+    second = (f"epoch {fmt.epoch(job)} · loss {loss} · top-1 {fmt.num(job.top1, '.2f')}"
               f" (best {fmt.num(job.best_top1, '.2f')}) · top-5 {fmt.num(job.top5, '.2f')} · "
               f"{fmt.ips(job.ips)} img/s · lr {fmt.num(job.lr, '.5f')} · ran {fmt.duration(fmt.run_time(job, now))}"
               f" · ETA {fmt.duration(eta)}")  # fmt: skip
     if job.error:
         second += f"\n[red]{_escape(job.error.splitlines()[0])}[/red]"
     return f"{first}\n{second}"
+
+
+def loss_curves(charts: dict[str, Points]) -> list[tuple[str, Points]]:
+    """The loss chart's curves, each legend naming what it is and its latest value (the list shows the
+    smoothed one while an epoch runs, the epoch mean after)."""
+    names = (("loss_epoch", "epoch mean"), ("loss_smooth", "smoothed"), ("loss", "raw -p window"))
+    return [(f"{label} {fmt.num(charts[key][1][-1])}" if charts[key][1] else label, charts[key])
+            for key, label in names]  # fmt: skip
 
 
 def _escape(text: str) -> str:
@@ -186,7 +195,7 @@ class JobDetailScreen(PollingScreen):
         first = self.job is None
         self.job = msg.job
         now = self.services.clock.now()
-        self.query_one("#job-summary", Static).update(summary_text(msg.job, now))
+        self.query_one("#job-summary", Static).update(summary_text(msg.job, now, self.history.loss_kind))
         self.query_one("#job-progress", ProgressBar).update(progress=100 * (msg.job.progress or 0.0))
         self.sub_title = f"job {msg.job.id} · {msg.job.name} · {msg.job.status.value}"
         if msg.view is not None:
@@ -208,7 +217,7 @@ class JobDetailScreen(PollingScreen):
 
     def _show_view(self, view: ChartData) -> None:
         c = view.charts
-        self.query_one("#chart-loss", MetricChart).plot([("loss", c["loss"])])
+        self.query_one("#chart-loss", MetricChart).plot(loss_curves(c))
         self.query_one("#chart-acc", MetricChart).plot([("top-1", c["top1"]), ("top-5", c["top5"])],
                                                        empty_text="after the first epoch")  # fmt: skip
         self.query_one("#chart-ips", MetricChart).plot([("img/s", c["ips"])])
