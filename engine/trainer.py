@@ -27,6 +27,9 @@ from engine.optim import lr_at, set_lr
 STOP_AFTER_ITERS_VAR = (
     "RN50TUI_STOP_AFTER_ITERS"  # test hook: the engine sends itself SIGTERM after N iterations
 )
+# Test hook (tests only): after N iterations the loop makes no more progress, as a stuck data loader would,
+# until a stop is requested; then it checkpoints as usual. The stall tests of the job manager use it.
+HANG_AFTER_ITERS_VAR = "RN50TUI_TEST_HANG_AFTER_ITERS"
 
 
 class DataError(RuntimeError):
@@ -132,6 +135,7 @@ class Trainer:
         self.best_top1 = 0.0
         self.images = ImageCounts()
         self._stop_after = int(os.environ.get(STOP_AFTER_ITERS_VAR, "0"))
+        self._hang_after = int(os.environ.get(HANG_AFTER_ITERS_VAR, "0"))
         self._iters_run = 0
         self._compile_pending = cfg.compile  # the attempt's first step compiles: timed on its own
 
@@ -269,6 +273,9 @@ class Trainer:
                 window = Meter()
             if self._stop_after and self._iters_run == self._stop_after:
                 os.kill(os.getpid(), signal.SIGTERM)
+            if self._hang_after and self._iters_run == self._hang_after:
+                while not self.stop.requested:  # the test hook's stall
+                    time.sleep(0.2)
             if boundary and self._stop_now():
                 return EpochOutcome({}, it, stopped=True)
             if 0 < cfg.prof <= it - start_iter:

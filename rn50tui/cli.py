@@ -1,7 +1,7 @@
 """`rn50tui`: the command line of the job manager (no arguments: the terminal app).
 
     rn50tui submit [--preset P] [--name N] [--cards K] [--device D] [--data DIR] [-- ENGINE FLAGS…]
-    rn50tui jobs list [--status S] [--json] | jobs show JOB [--json] | jobs rm JOB
+    rn50tui jobs list [--status S] [--json] | jobs show JOB [--json] | jobs rm JOB [--purge]
     rn50tui cancel JOB | resume JOB | logs JOB [-f] | export JOB --format csv|json | devices | presets
 
 Every command takes --db PATH (else $RN50TUI_DB, else ./jobs.db). Exit status 0 on success; otherwise
@@ -21,12 +21,15 @@ from collections.abc import Sequence
 from typing import Any, NoReturn, Optional
 
 from engine.device_kind import NAMES as DEVICE_NAMES
+from rn50tui.jobs import stall
+from rn50tui.jobs.busy import BUSY_CHECK_ENV
 from rn50tui.jobs.capacity import CARDS_ENV, CapacityError, parse_spec
 from rn50tui.jobs.errors import JobsError, StoreMissing
 from rn50tui.jobs.presets import PRESETS
 from rn50tui.jobs.states import Status
 from rn50tui.jobs.store import JobSummary, default_db_path
 from rn50tui.jobs.workspace import LOG_STREAMS, LogTail, last_lines
+from rn50tui.timefmt import duration, local_time, short_duration, status_since
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -57,6 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host-cards", metavar="SPEC",
                    help=f"cards the scheduler may use, e.g. mlu=4,cuda=0,cpu=1 (also ${CARDS_ENV}; "
                    "default: what telemetry finds, one CPU job at a time)")  # fmt: skip
+    p.add_argument("--no-busy-check", action="store_true",
+                   help="grant cards even when something outside rn50tui uses them (memory, utilisation or "
+                   f"processes past the [busy] thresholds of the config file); also {BUSY_CHECK_ENV}=0")  # fmt: skip
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     _add_submit(sub, common)
     _add_jobs(sub, common)
@@ -92,6 +98,9 @@ def build_parser() -> argparse.ArgumentParser:
                                     "copy on the same job store.")  # fmt: skip
     sv.add_argument("--host", default="localhost", help="interface to listen on (default localhost)")
     sv.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    sv.add_argument("--allow-remote", action="store_true",
+                    help="needed to listen beyond loopback: anyone with the printed URL (it holds the token) "
+                    "can then run jobs as you")  # fmt: skip
     return p
 
 
@@ -107,6 +116,11 @@ def _add_submit(sub: Any, common: argparse.ArgumentParser) -> None:
     s.add_argument("--data", metavar="DIR", help="dataset root with train/ and val/")
     s.add_argument("--checkpoint", metavar="PATH", help="weights to evaluate or start from (--resume)")
     s.add_argument("--json", action="store_true", help="print the new job as JSON instead of its id")
+    s.add_argument("--notify-cmd", metavar="CMD",
+                   help="run CMD when the job ends or stalls, with its facts in RN50TUI_JOB_* variables (split "
+                   "like a shell line, never run by one; default: [notify] cmd of the config file)")  # fmt: skip
+    s.add_argument("--on-stall", choices=("notify", "cancel"), default=None,
+                   help="when the job makes no progress: notify (default), or cancel it with a checkpoint")  # fmt: skip
     s.add_argument("--executor", choices=("local", "slurm"), default="local",
                    help="where it runs: this host (default) or a Slurm cluster (sbatch)")  # fmt: skip
     g = s.add_argument_group(
@@ -140,13 +154,20 @@ def _add_jobs(sub: Any, common: argparse.ArgumentParser) -> None:
                     help=f"only jobs with this status ({', '.join(s.value for s in Status)}); repeatable")  # fmt: skip
     ls.add_argument("--limit", type=int, help="only the newest N jobs")
     ls.add_argument("--json", action="store_true", help="a JSON list of job objects")
+    ls.epilog = ("IN-STATUS: how long the job has been in its status (queued: waiting; starting/running: since it "
+                 "started; finished: since it ended). A running job that makes no progress shows "
+                 "`running (stalled 12m)`: 12 minutes since its last training iteration.")  # fmt: skip
     sh = jsub.add_parser("show", parents=[common], help="everything the store knows about a job",
                          description="Everything the store knows about a job.")  # fmt: skip
     sh.add_argument("job", type=int, help="job id")
     sh.add_argument("--json", action="store_true", help="one JSON object")
-    rm = jsub.add_parser("rm", parents=[common], help="remove a job that is not running (files stay on disk)",
-                         description="Remove a job and its metrics from the store; refuses a running job.")  # fmt: skip
+    rm = jsub.add_parser("rm", parents=[common], help="remove a job that is not running (--purge: its files too)",
+                         description="Remove a job and its metrics from the store; refuses a running job. "
+                         "Its workspace stays on disk unless --purge.")  # fmt: skip
     rm.add_argument("job", type=int, help="job id")
+    rm.add_argument("--purge", action="store_true",
+                    help="also delete the job's workspace (checkpoints, logs), after a confirmation naming its size")  # fmt: skip
+    rm.add_argument("-y", "--yes", action="store_true", help="with --purge: do not ask (for scripts)")
 
 
 # ------------------------------------------------------------------------------------------------- main
@@ -162,6 +183,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if args.host_cards is not None:
             parse_spec(args.host_cards)
             os.environ[CARDS_ENV] = args.host_cards  # the supervisors it starts see it too
+        if args.no_busy_check:
+            os.environ[BUSY_CHECK_ENV] = "0"  # likewise
         return _dispatch(args, extra)
     except CapacityError as exc:
         return _fail(str(exc), EXIT_USAGE)
@@ -215,12 +238,20 @@ def _open_app(args: argparse.Namespace) -> int:
 
 def _serve(args: argparse.Namespace) -> int:
     """The app in a browser: textual-serve starts one `rn50tui` per browser tab, all on the same store."""
-    try:
-        from textual_serve.server import Server
-    except ImportError:
-        raise CliError("serving needs textual-serve: pip install textual-serve") from None
+    import getpass
+    import importlib.util
+
+    from rn50tui import serve
+
+    if importlib.util.find_spec("textual_serve") is None:
+        raise CliError("serving needs textual-serve: pip install textual-serve")
+    if not serve.is_loopback(args.host):
+        if not args.allow_remote:
+            raise CliError(f"--host {args.host} lets other machines reach the app, which can submit, cancel and "
+                           "delete jobs: add --allow-remote to mean it (a token will be required)")  # fmt: skip
+        print(serve.REMOTE_WARNING.format(host=args.host, port=args.port, user=getpass.getuser()), flush=True)
     app = f"{shlex.quote(sys.executable)} -m rn50tui --db {shlex.quote(os.path.abspath(_db(args)))}"
-    Server(app, host=args.host, port=args.port, title="rn50tui").serve()
+    serve.serve(app, args.host, args.port, serve.new_token())
     return 0
 
 
@@ -236,10 +267,16 @@ def _submit(args: argparse.Namespace) -> int:
         given = ", ".join("--" + k.replace("_", "-") for k, v in slurm_flags.items() if v is not None)
         return _fail(f"{given} only apply with --executor slurm", 2)
     from rn50tui.jobs.submission import Request
+    from rn50tui.jobs.userconfig import parse_cmd
 
+    try:
+        hook = parse_cmd(args.notify_cmd) if args.notify_cmd is not None else None
+    except ValueError as exc:
+        raise CliError(f"--notify-cmd: {exc}") from None
     request = Request(args.preset, args.name, args.cards, args.device, args.data, args.checkpoint,
                       tuple(args.engine_flags), executor=args.executor)  # fmt: skip
-    job = jm.submit(request, slurm=slurm_flags if args.executor == "slurm" else None)
+    job = jm.submit(request, slurm=slurm_flags if args.executor == "slurm" else None, notify_cmd=hook,
+                    on_stall=args.on_stall)  # fmt: skip
     print(json.dumps(job.to_dict()) if args.json else job.id)
     return 0
 
@@ -260,7 +297,8 @@ def _list(args: argparse.Namespace) -> int:
     everything = args.all or wanted is not None or args.limit is not None
     jobs = jm.job_summaries(wanted, args.limit, recent=None if everything else RECENT_JOBS)
     if args.json:
-        sys.stdout.write(json.dumps([j.to_dict() for j in jobs]) + "\n")
+        now = time.time()
+        sys.stdout.write(json.dumps([_with_stall(j.to_dict(), stall.flag(j, now)) for j in jobs]) + "\n")
     else:
         _print_table(jobs)
     if not everything and len(jobs) >= RECENT_JOBS:  # fewer: the store holds no more
@@ -283,7 +321,7 @@ LIST_COLUMNS = (
     "LOSS",
     "TOP1",
     "IMG/S",
-    "AGE",
+    "IN-STATUS",
     "WHERE",
 )
 
@@ -294,16 +332,31 @@ def _print_table(jobs: list[JobSummary]) -> None:
     widths = [max(map(len, column)) for column in zip(*rows)]
     line = "  ".join(f"{{:<{w}}}" for w in widths)
     sys.stdout.write("".join(line.format(*r).rstrip() + "\n" for r in rows))
+    for j in jobs:  # why a queued job is held back, under the table (the columns stay as they are)
+        if j.status is Status.QUEUED and j.wait_reason:
+            sys.stdout.write(f"job {j.id} waits: {j.wait_reason}\n")
 
 
 def _row(j: JobSummary, now: float) -> tuple[str, ...]:
     cards = ",".join(map(str, j.cards_granted)) if j.cards_granted else f"×{j.cards_requested}"
     epoch = f"{j.epoch}/{j.epochs}" if j.epoch and j.epochs else "-"
     progress, loss, top1, ips = j.progress, j.loss, j.top1, j.ips
-    return (str(j.id), j.name[:24], j.status.value, f"{j.device}:{cards}", str(j.attempt), epoch,
+    return (str(j.id), j.name[:24], _status_cell(j, now), f"{j.device}:{cards}", str(j.attempt), epoch,
             "-" if progress is None else f"{100 * progress:.0f}%", "-" if loss is None else f"{loss:.4f}",
             "-" if top1 is None else f"{top1:.2f}", "-" if ips is None else f"{ips:.1f}",
-            _age(now - (j.updated_at or now)), _where(j))  # fmt: skip
+            short_duration(now - status_since(j, now)), _where(j))  # fmt: skip
+
+
+def _status_cell(j: JobSummary, now: float) -> str:
+    """The status, with a running job's stall mark: `running (stalled 12m)`."""
+    mark = stall.flag(j, now)
+    return j.status.value if mark is None else f"{j.status.value} ({mark.kind} {short_duration(mark.for_s)})"
+
+
+def _with_stall(info: dict[str, Any], mark: Optional[stall.StallMark]) -> dict[str, Any]:
+    """A `--json` object with its `stalled` mark (null when the job is not stalled)."""
+    info["stalled"] = None if mark is None else mark.to_dict()
+    return info
 
 
 def _where(j: JobSummary) -> str:
@@ -323,13 +376,6 @@ def _where(j: JobSummary) -> str:
     return " ".join(p for p in parts if p)
 
 
-def _age(seconds: float) -> str:
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            return f"{int(seconds // size)}{unit}"
-    return f"{int(max(seconds, 0))}s"
-
-
 def _show(args: argparse.Namespace) -> int:
     jm = _manager(args)
     job = jm.get_job(args.job)
@@ -339,9 +385,11 @@ def _show(args: argparse.Namespace) -> int:
     info.update(_loss_info(jm, job))
     info["logs"] = {stream: str(job.files.log(stream)) for stream in LOG_STREAMS}
     info["cards"] = _latest_cards(jm, job)
+    _with_stall(info, stall.flag(job, time.time()))
     if args.json:
         print(json.dumps(info))
         return 0
+    info = _readable_times(info, time.time())
     width = max(len(k) for k in info)
     for key, value in info.items():
         text = (
@@ -384,11 +432,51 @@ def _loss_info(jm: Any, job: Any) -> dict[str, Any]:
     return {"loss_is": means, "last_window_loss": raw, "last_window_is": where}
 
 
+def _readable_times(info: dict[str, Any], now: float) -> dict[str, Any]:
+    """`jobs show` for people: epoch seconds as local date-times, plus how long it waited and ran."""
+    out = {k: (local_time(v, now) if k in TIME_FIELDS and v is not None else v) for k, v in info.items()}
+    if info.get("started_at") and info.get("queued_at"):
+        out["waited"] = duration(info["started_at"] - info["queued_at"])
+    mark = info.get("stalled")
+    if mark:
+        what = "no training progress" if mark["kind"] == "stalled" else "supervisor hung (stale heartbeat)"
+        out["stalled"] = f"{what} for {duration(mark['for_s'])}, since {local_time(mark['since'], now)}"
+    if info.get("eta_end") and info.get("status") == "running":
+        out["eta"] = f"{duration(info['eta_end'] - now)} left (ends about {local_time(info['eta_end'], now)})"
+    if info.get("started_at"):
+        end = info.get("finished_at") or now
+        out["ran"] = duration(end - info["started_at"]) + ("" if info.get("finished_at") else " so far")
+    return out
+
+
+TIME_FIELDS = {"created_at", "queued_at", "started_at", "finished_at", "updated_at", "heartbeat",
+               "supervisor_started", "engine_started", "cancel_requested", "last_progress_at", "stalled_at", "eta_end"}  # fmt: skip
+
+
 def _rm(args: argparse.Namespace) -> int:
     jm = _manager(args)
-    workspace = jm.get_job(args.job).workspace
+    job = jm.get_job(args.job)
+    if not args.purge:
+        jm.delete(args.job)
+        print(f"removed job {args.job} (its files stay in {job.workspace}; --purge deletes them)")
+        return 0
+    from rn50tui.jobs import purge
+
+    workspace = purge.check_workspace(job, jm.db_path)  # refuses before anything is removed
+    jm.check_deletable(args.job)
+    size = purge.tree_size(workspace) if workspace else 0
+    what = f"{workspace} ({purge.human_size(size)}, checkpoints included)" if workspace else "nothing on disk"
+    if workspace and not args.yes:
+        if not sys.stdin.isatty():
+            raise CliError(f"--purge would delete {what}: add --yes to confirm without a terminal")
+        answer = input(f"delete job {job.id} ({job.name}) and its workspace {what}? [y/N] ")
+        if answer.strip().lower() not in ("y", "yes"):
+            print("nothing removed")
+            return 1
     jm.delete(args.job)
-    print(f"removed job {args.job} (its files stay in {workspace})")
+    if workspace:
+        purge.remove_tree(workspace)
+    print(f"removed job {args.job} and {what}")
     return 0
 
 

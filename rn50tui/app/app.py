@@ -1,6 +1,7 @@
 """The Textual app: a thin shell that opens the job store in a worker, hands every screen its services
 (client, clock, capacity) and carries out the requests screens post (new, open, cancel, resume, delete,
-compare, devices) — harlequin's shape: components send messages, the app acts.
+compare, devices) — harlequin's shape: components send messages, the app acts. It also watches the
+active jobs and shows a toast, on whatever screen is open, when one ends or stalls.
 
     from rn50tui.app.app import run_app
     run_app("jobs.db")        # what `rn50tui` with no command does
@@ -11,7 +12,9 @@ to the job manager, and quitting leaves every job running (supervisors are detac
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sqlite3
 import traceback
 from typing import Any, Callable, ClassVar, Optional
 
@@ -22,6 +25,7 @@ from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
 from rn50tui.app import messages
+from rn50tui.app.alerts import JobAlerts
 from rn50tui.app.clock import Clock, SystemClock
 from rn50tui.app.commands import job_commands_provider
 from rn50tui.app.data import Client
@@ -32,10 +36,12 @@ from rn50tui.app.screens.dialogs import ConfirmScreen, ErrorScreen, HelpScreen
 from rn50tui.app.screens.jobs import JobsScreen
 from rn50tui.app.screens.new_job import NewJobScreen
 from rn50tui.app.services import FALLBACK_CAPACITY, Services
-from rn50tui.jobs.errors import JobsError
+from rn50tui.jobs.errors import JobNotFound, JobsError
 from rn50tui.jobs.states import Status
+from rn50tui.jobs.userconfig import UserConfigError, load_notify
 
 RECONCILE_EVERY_S = 5.0  # a supervisor that died while we watch is noticed this quickly
+ALERTS_EVERY_S = 1.0  # a job that ends or stalls is told this quickly, whatever the screen
 
 
 class Rn50App(App[int]):
@@ -51,7 +57,7 @@ class Rn50App(App[int]):
     def __init__(
         self, db_path: str | os.PathLike[str], *, clock: Optional[Clock] = None,
         capacity: Optional[dict[str, int]] = None, poll_scale: float = 1.0,
-        sampler_factory: Optional[Callable[[], Any]] = None,
+        sampler_factory: Optional[Callable[[], Any]] = None, bell: Optional[bool] = None,
     ) -> None:  # fmt: skip
         super().__init__()
         self.db_path = db_path
@@ -59,12 +65,16 @@ class Rn50App(App[int]):
         self.COMMANDS = App.COMMANDS | {job_commands_provider(self.services)}
         self._capacity_given = capacity
         self._sampler_factory = sampler_factory
+        self.alerts = JobAlerts()
+        self.bell_on_alert = bell  # None: the config file's [notify] bell
+        self._alerts_worker: Optional[Worker] = None
 
     def on_mount(self) -> None:
         self.sub_title = str(self.db_path)
         self.push_screen(JobsScreen(self.services))
         self._open()
         self.set_interval(self.services.scaled(RECONCILE_EVERY_S), self._reconcile)
+        self.set_interval(self.services.scaled(ALERTS_EVERY_S), self._watch_jobs)
 
     # -- the store
 
@@ -72,6 +82,12 @@ class Rn50App(App[int]):
     def _open(self) -> None:
         client = Client(self.db_path, capacity=self._capacity_given, sampler_factory=self._sampler_factory)
         client.reconcile()  # every client reconciles on start: dead supervisors → interrupted
+        if self.bell_on_alert is None:
+            try:
+                self.bell_on_alert = load_notify().bell
+            except UserConfigError as exc:
+                self.call_from_thread(self.notify, str(exc), title="config", severity="warning")
+                self.bell_on_alert = False
         self.call_from_thread(self._opened, client)
         capacity = client.capacity()  # host detection may run cnmon: after the app is usable
         self.call_from_thread(setattr, self.services, "capacity", capacity)
@@ -80,12 +96,42 @@ class Rn50App(App[int]):
         self.services.client = client
         self.sub_title = str(client.db_path)
         self._store_changed()
+        self._watch_jobs()  # the alerts' baseline: what ended before the app opened is not news
 
     @work(thread=True, exclusive=True, group="reconcile", exit_on_error=False)
     def _reconcile(self) -> None:
         """Notice a supervisor that died while we watch (its job becomes interrupted, its cards free)."""
         if self.services.client is not None and self.services.client.reconcile().changed:
             self.call_from_thread(self._store_changed)
+
+    def _watch_jobs(self) -> None:
+        """Start a watch of the active jobs unless one is still reading."""
+        if self.services.client is None or (
+            self._alerts_worker is not None and self._alerts_worker.is_running
+        ):
+            return
+        self._alerts_worker = self._read_alerts()
+
+    @work(thread=True, group="alerts", exit_on_error=False)
+    def _read_alerts(self) -> None:
+        """The active jobs (few, however big the store), and once each those that left them since."""
+        client = self.services.client
+        assert client is not None
+        try:
+            active = client.job_summaries(recent=0)
+            ended = []
+            for job_id in self.alerts.gone(active):
+                with contextlib.suppress(JobNotFound):  # deleted meanwhile: nothing to tell
+                    ended.append(client.get_job(job_id))
+        except sqlite3.OperationalError:  # the store busy past its timeout: the next watch reads again
+            return
+        for alert in self.alerts.changes(active, ended, self.services.clock.now()):
+            self.post_message(messages.JobAlert(alert.title, alert.message, alert.severity))
+
+    def on_job_alert(self, msg: messages.JobAlert) -> None:
+        self.notify(msg.message, title=msg.title, severity=msg.severity, timeout=10)  # type: ignore[arg-type]
+        if self.bell_on_alert:
+            self.bell()
 
     def _store_changed(self) -> None:
         if self.screen_stack:  # not while the app is closing

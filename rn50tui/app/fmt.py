@@ -6,6 +6,7 @@ import time
 from collections.abc import Sequence
 from typing import Optional
 
+from rn50tui.jobs.stall import StallFacts, StallMark, flag
 from rn50tui.jobs.states import Status
 from rn50tui.jobs.store import Job
 
@@ -69,9 +70,14 @@ def batch_size(argv: Sequence[str]) -> Optional[int]:
 
 
 def eta_seconds(job: Job, now: float) -> Optional[float]:
-    """Seconds left of training: remaining images / images per second, else the elapsed-time rate."""
+    """Seconds left: the supervisor's estimate (iterations, validation passes and checkpoints timed on this
+    job: rn50tui/jobs/eta.py), else remaining images / images per second, else the elapsed-time rate."""
     if job.status is not Status.RUNNING or not job.epochs or not job.iters_per_epoch or not job.epoch:
         return None
+    if job.stalled_at:
+        return None  # no progress: no honest ETA
+    if job.eta_end:
+        return max(0.0, job.eta_end - now)
     total = job.epochs * job.iters_per_epoch
     done = (job.epoch - 1) * job.iters_per_epoch + (job.iteration or 0)
     remaining = max(0, total - done)
@@ -119,3 +125,15 @@ def mib(value: Optional[float]) -> str:
     if value is None:
         return NONE
     return f"{value / 1024:.1f} GiB" if value >= 1024 else f"{value:.0f} MiB"
+
+
+def stall(job: StallFacts, now: float) -> Optional[StallMark]:
+    """The stall mark of a job (rn50tui.jobs.stall.flag), or None."""
+    return flag(job, now)
+
+
+def stall_label(mark: StallMark) -> str:
+    """`⚠ stall 12m` / `⚠ hung 3m`: fits the status column."""
+    kind = "stall" if mark.kind == "stalled" else "hung"
+    s = int(mark.for_s)
+    return f"⚠ {kind} " + (f"{s}s" if s < 60 else f"{s // 60}m" if s < 3600 else f"{s // 3600}h")

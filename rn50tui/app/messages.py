@@ -73,3 +73,11 @@ class JobSubmitted(Message, bubble=False):
     def __init__(self, job_id: int) -> None:
         super().__init__()
         self.job_id = job_id
+
+
+class JobAlert(Message):
+    """Sent to the app by its job watch: a job ended or stalled; the app shows a toast on any screen."""
+
+    def __init__(self, title: str, message: str, severity: str) -> None:
+        super().__init__()
+        self.title, self.message, self.severity = title, message, severity

@@ -34,12 +34,13 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
 
+from rn50tui.jobs import notify, scheduler
 from rn50tui.jobs import reconcile as _reconcile
-from rn50tui.jobs import scheduler
 from rn50tui.jobs.capacity import host_capacity
-from rn50tui.jobs.errors import TransitionError
+from rn50tui.jobs.errors import SubmitError, TransitionError
 from rn50tui.jobs.executors import executor_for
 from rn50tui.jobs.procs import wait_until
+from rn50tui.jobs.stall import ON_STALL
 from rn50tui.jobs.states import ACTIVE, TERMINAL, Status, check_transition
 from rn50tui.jobs.store import (
     ChartPoint,
@@ -141,13 +142,18 @@ class JobManager:
     def submit(self, request: Optional[Request] = None, *, preset: Optional[str] = None, name: Optional[str] = None,
                cards: Optional[int] = None, device: Optional[str] = None, data: Optional[str] = None,
                checkpoint: Optional[str] = None, engine_flags: Sequence[str] = (),
-               start: bool = True, executor: str = "local", slurm: Optional[dict[str, Any]] = None) -> Job:  # fmt: skip
+               start: bool = True, executor: str = "local", slurm: Optional[dict[str, Any]] = None,
+               notify_cmd: Optional[Sequence[str]] = None, on_stall: Optional[str] = None) -> Job:  # fmt: skip
         """Check and queue a job, then run the scheduler (unless start=False); SubmitError before queueing.
+
+        `notify_cmd`: the job's own notify hook argv (else the config file's); `on_stall`: notify | cancel.
 
         `slurm`: the options of a `--executor slurm` job (nodes, partition, time, …; None: the config file's).
         """
         from rn50tui.jobs.submission import Request, plan  # engine.config: only a submit needs it
 
+        if on_stall is not None and on_stall not in ON_STALL:
+            raise SubmitError(f"--on-stall must be one of {', '.join(ON_STALL)}, not {on_stall!r}")
         request = request or Request(
             preset, name, cards, device, data, checkpoint, tuple(engine_flags), executor
         )
@@ -165,7 +171,8 @@ class JobManager:
             slurm_submit.check_fits(p.name, p.device, p.cards, options)
         job = self._store.insert_job(
             name=p.name, kind=p.kind, preset=p.preset, argv=p.argv, device=p.device, cards_requested=p.cards,
-            workspace=p.workspace or str(self.runs_dir / "{id}"), executor=p.executor,
+            workspace=p.workspace or str(self.runs_dir / "{id}"), executor=p.executor, on_stall=on_stall,
+            notify_cmd=list(notify_cmd) if notify_cmd else None,
         )  # fmt: skip
         if options is not None:
             slurm_options.save(Path(job.workspace), options)
@@ -201,6 +208,8 @@ class JobManager:
                 check_transition(job_id, job.status, Status.CANCELLED)
         if job.status in ACTIVE:
             executor_for(job).request_stop(self.get_job(job_id), self._store)
+        elif job.status is Status.QUEUED:  # no supervisor will run the user's hook
+            notify.fire_from_client(self.get_job(job_id))
         if wait:
             wait_until(lambda: self.get_job(job_id).status in TERMINAL, timeout, interval=0.2)
         return self.get_job(job_id)
@@ -225,13 +234,18 @@ class JobManager:
             job_id, Status.QUEUED, expect=[job.status], attempt=job.attempt + 1, queued_at=time.time(),
             cancel_requested=None, exit_code=None, error=None, supervisor_pid=None, supervisor_started=None,
             engine_pid=None, engine_started=None, run_token=None, cards_granted=None, started_at=None,
-            finished_at=None, resume_from=None, executor_handle=None,
+            finished_at=None, resume_from=None, executor_handle=None, stalled_at=None, eta_end=None,
         )  # fmt: skip
         self.schedule()
         return self.get_job(job_id)
 
     def delete(self, job_id: int) -> None:
         """Remove a finished or queued job and its metrics (its workspace files stay on disk)."""
+        self.check_deletable(job_id)
+        self._store.delete_job(job_id)
+
+    def check_deletable(self, job_id: int) -> None:
+        """TransitionError unless the job may be deleted: not active, its engine gone."""
         self.reconcile()
         job = self.get_job(job_id)
         if job.status in ACTIVE:
@@ -240,7 +254,6 @@ class JobManager:
             )
         if self._store.claims_of(job_id):
             raise TransitionError(f"job {job_id}'s engine is still stopping; try again shortly")
-        self._store.delete_job(job_id)
 
     def close(self) -> None:
         store = getattr(self._local, "store", None)

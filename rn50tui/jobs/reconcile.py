@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
+from rn50tui.jobs import notify
 from rn50tui.jobs.errors import JobsError, TransitionError
 from rn50tui.jobs.executors import executor_for
 from rn50tui.jobs.states import ACTIVE, Status
@@ -75,6 +76,7 @@ def _interrupt(store: JobStore, job: Job, reason: str, now: float, report: Repor
         except TransitionError:
             return
     report.interrupted.append(job.id)
+    notify.fire_from_client(store.get_job(job.id))  # the user's hook: its supervisor cannot run it
     # Only the client that made the change signals: a second SIGTERM would stop the engine uncheckpointed.
     if executor.stop_orphans(job):
         report.signalled.append(job.id)
@@ -85,6 +87,7 @@ def _settle(store: JobStore, job: Job, now: float, report: Report, lost: Optiona
     status = executor_for(job).settle(job, store, now, lost)
     if status is not None:
         (report.completed if status is Status.COMPLETED else report.interrupted).append(job.id)
+        notify.fire_from_client(store.get_job(job.id))  # the user's hook: its supervisor cannot run it
 
 
 def settle_finished(store: JobStore, job: Job, now: Optional[float] = None) -> bool:

@@ -64,6 +64,12 @@ class Job:
     best_top1: Optional[float] = None
     executor: str = "local"  # which executor runs it (rn50tui.jobs.executors)
     executor_handle: Optional[dict[str, Any]] = None  # that executor's own record of the attempt
+    notify_cmd: Optional[list[str]] = None  # the job's own notify hook argv (else the config file's)
+    on_stall: Optional[str] = None  # notify | cancel (None: notify)
+    last_progress_at: Optional[float] = None  # the last training record, validation or checkpoint
+    stalled_at: Optional[float] = None  # set while the supervisor flags the job stalled
+    wait_reason: Optional[str] = None  # why a queued job is not granted cards (a card busy outside rn50tui)
+    eta_end: Optional[float] = None  # when the supervisor predicts the job ends (rn50tui/jobs/eta.py)
     extra: dict[str, Any] = field(default_factory=dict)  # columns of later migrations this class lacks
 
     @classmethod
@@ -78,9 +84,9 @@ class Job:
         granted = row["cards_granted"]
         row["cards_granted"] = json.loads(granted) if granted else None
         row["status"] = Status(row["status"])
-        handle = row.get("executor_handle")
-        if handle is not None:
-            row["executor_handle"] = json.loads(handle)
+        for column in ("executor_handle", "notify_cmd"):
+            if row.get(column) is not None:
+                row[column] = json.loads(row[column])
         return cls(**row, extra=extra)
 
     @property
@@ -141,6 +147,11 @@ class JobSummary(NamedTuple):
     error: Optional[str]
     executor: str
     executor_handle: Optional[dict[str, Any]]  # where the executor shows it (a Slurm job's id, state, nodes)
+    queued_at: Optional[float]
+    last_progress_at: Optional[float]
+    stalled_at: Optional[float]
+    wait_reason: Optional[str]
+    eta_end: Optional[float]
 
     @classmethod
     def from_row(cls, row: tuple[Any, ...]) -> JobSummary:

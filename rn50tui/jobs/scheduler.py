@@ -13,6 +13,7 @@ import time
 from typing import Callable, Optional
 
 from engine.device_kind import DeviceKind
+from rn50tui.jobs.busy import CHECKED_KINDS, Busy, busy_cards
 from rn50tui.jobs.capacity import host_capacity
 from rn50tui.jobs.errors import JobsError
 from rn50tui.jobs.executors import EXECUTORS, Executor, LocalExecutor, get_executor
@@ -25,10 +26,15 @@ def slots_needed(job: Job) -> int:
     return max(1, job.cards_requested) if DeviceKind(job.device).has_cards else 1
 
 
-def claim(store: JobStore, capacity: dict[str, int]) -> list[Job]:
-    """Grant free cards to queued jobs in one IMMEDIATE transaction; return the jobs now `starting`."""
+def claim(store: JobStore, capacity: dict[str, int], busy: Optional[Busy] = None) -> list[Job]:
+    """Grant free cards to queued jobs in one IMMEDIATE transaction; return the jobs now `starting`.
+
+    `busy`: cards in use outside rn50tui (rn50tui.jobs.busy), never granted; a job they hold back
+    records why in `wait_reason`.
+    """
     granted: list[Job] = []
     now = time.time()
+    busy = busy or {}
     with store.transaction():
         taken = {(c.device, c.card) for c in store.claims()}
         waiting: set[str] = set()  # kinds whose oldest queued job is still waiting: no overtaking
@@ -45,14 +51,19 @@ def claim(store: JobStore, capacity: dict[str, int]) -> list[Job]:
                 store.transition_locked(job.id, Status.FAILED, None, {
                     "error": f"needs {need} {job.device} card(s); this host has {total}", "finished_at": now})  # fmt: skip
                 continue
-            free = [i for i in range(total) if (job.device, i) not in taken][:need]
+            unclaimed = [i for i in range(total) if (job.device, i) not in taken]
+            free = [i for i in unclaimed if (job.device, i) not in busy][:need]
             if len(free) < need:
                 waiting.add(job.device)
+                held = [busy[(job.device, i)] for i in unclaimed if (job.device, i) in busy]
+                why = "; ".join(held) if held and len(unclaimed) >= need else None
+                if why != job.wait_reason:
+                    store.update_job(job.id, wait_reason=why)
                 continue
             store.add_claims(job.id, job.device, free, now)
             taken.update((job.device, card) for card in free)
             store.transition_locked(job.id, Status.STARTING, [Status.QUEUED],
-                                     {"cards_granted": free, "started_at": now})  # fmt: skip
+                                     {"cards_granted": free, "started_at": now, "wait_reason": None})  # fmt: skip
             granted.append(job)
     return [store.get_job(j.id) for j in granted]
 
@@ -66,13 +77,28 @@ def schedule(
     if not store.has_queued():
         return []  # the common case: nothing waits, no host detection needed
     started = []
-    for job in claim(store, capacity if capacity is not None else host_capacity()):
+    capacity = capacity if capacity is not None else host_capacity()
+    for job in claim(store, capacity, _busy(store, capacity)):
         try:
             executors(job.executor).start(job, store)
             started.append(job.id)
         except JobsError as exc:  # a LaunchError, or an executor this version lacks
             fail_start(store, job.id, str(exc))
     return started
+
+
+def _busy(store: JobStore, capacity: dict[str, int]) -> Busy:
+    """Sample the kinds this host's queued jobs wait for (MLU/CUDA only: cnmon/NVML run outside the
+    transaction; a cluster's jobs claim none of this host's cards)."""
+    kinds = {
+        j.device
+        for j in store.list_jobs([Status.QUEUED])
+        if capacity.get(j.device) and EXECUTORS.get(j.executor, LocalExecutor).host_cards
+    }
+    if not kinds & set(CHECKED_KINDS):
+        return {}
+    claimed = {(c.device, c.card) for c in store.claims()}
+    return busy_cards(kinds, claimed)
 
 
 def fail_start(store: JobStore, job_id: int, message: str) -> None:
@@ -90,6 +116,8 @@ def wait_reason(store: JobStore, job: Job, capacity: dict[str, int]) -> str:
     """Why a queued job has not started yet, in words (the rules of claim())."""
     if not EXECUTORS.get(job.executor, LocalExecutor).host_cards:
         return f"it goes to its {job.executor} executor at the next scheduling (any rn50tui command)"
+    if job.wait_reason:  # what the last claim recorded, e.g. a card busy outside rn50tui
+        return f"it waits: {job.wait_reason}"
     total, need = capacity.get(job.device, 0), slots_needed(job)
     unit = "slot" if job.device == "cpu" else "card"
     if need > total:

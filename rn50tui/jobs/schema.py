@@ -13,6 +13,10 @@ Tables (see MIGRATIONS for the exact columns):
   device_samples  per card and time: utilisation, memory, temperature, power (retention-limited), and the
                   node holding the card (multi-node jobs; NULL for this host)
   _migrations     the names of the applied migrations
+Later columns of jobs: notify_cmd (JSON argv of the job's hook), on_stall (notify|cancel), last_progress_at
+(the last training iteration, validation step or checkpoint), stalled_at (set while the job is flagged
+stalled), wait_reason (why a queued job is not granted cards, e.g. a card busy outside rn50tui), eta_end
+(when the supervisor predicts the job ends, from its own timings: rn50tui/jobs/eta.py).
 """
 
 from __future__ import annotations
@@ -164,6 +168,14 @@ def _m0003_executors(db: sqlite_utils.Database) -> None:
 def _m0004_sample_nodes(db: sqlite_utils.Database) -> None:
     # The node a card belongs to, for jobs spanning machines (Slurm); NULL: this host's card.
     db["device_samples"].add_column("node", str)
+
+
+@migration("0005_stall_notify_wait")
+def _m0005_stall_notify_wait(db: sqlite_utils.Database) -> None:
+    """Issue 14: the per-job notify hook and stall policy, the stall flag, why a queued job waits, the ETA."""
+    for column, kind in (("notify_cmd", str), ("on_stall", str), ("last_progress_at", float),
+                         ("stalled_at", float), ("wait_reason", str), ("eta_end", float)):  # fmt: skip
+        db["jobs"].add_column(column, kind)
 
 
 def migrate(conn: sqlite3.Connection) -> list[str]:

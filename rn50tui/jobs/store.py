@@ -115,7 +115,7 @@ class JobStore:
             "updated_at": now,
             **values,
         }
-        row["argv"] = json.dumps(list(row["argv"]))
+        row = _encode({**row, "argv": list(row["argv"])})  # argv, notify_cmd: JSON
         with self.transaction():
             cur = self._db.execute(
                 f"INSERT INTO jobs ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",

@@ -23,10 +23,12 @@ from pathlib import Path
 from typing import Any, Optional
 
 from engine.device_kind import DeviceKind
-from rn50tui.jobs import launcher, procs
+from rn50tui.jobs import launcher, notify, procs
 from rn50tui.jobs.errors import JobsError, LaunchError
+from rn50tui.jobs.eta import EtaModel
 from rn50tui.jobs.follower import Follower, commit
 from rn50tui.jobs.scheduler import schedule
+from rn50tui.jobs.stall import StallWatch
 from rn50tui.jobs.states import Status
 from rn50tui.jobs.store import DeviceSample, Job, JobStore
 from rn50tui.jobs.verdict import Evidence, verdict
@@ -87,6 +89,10 @@ class Supervisor:
         self.term_sent_at: Optional[float] = None
         self.killed = False
         self.log = sys.stderr
+        self.watch: Optional[StallWatch] = None
+        self.eta: Optional[EtaModel] = None
+        self.on_stall = "notify"
+        self.stall_cancelled: Optional[float] = None  # seconds without progress when --on-stall cancel acted
 
     # -- start-up
 
@@ -144,8 +150,11 @@ class Supervisor:
                 return
         self.store.transition(self.job_id, Status.RUNNING, expect=[Status.STARTING], engine_pid=proc.pid,
                               engine_started=procs.start_time(proc.pid), run_token=token, resume_from=resume_from,
-                              started_at=started, stderr_offset=stderr_offset)  # fmt: skip
+                              started_at=started, stderr_offset=stderr_offset, eta_end=None, stalled_at=None,
+                              last_progress_at=started)  # fmt: skip
         self._log(f"engine pid {proc.pid}: {shlex.join(argv)}")
+        self.watch, self.on_stall = StallWatch(started), job.on_stall or "notify"
+        self.eta = EtaModel()
         follower = Follower(job.id, job.attempt, files.raport, job.raport_offset, started - 1.0, job.best_top1,
                             loss=job.loss, iters_per_epoch=job.iters_per_epoch)  # fmt: skip
         sampler = CardSampler(job, self.sample_interval, self.log)
@@ -178,11 +187,49 @@ class Supervisor:
     def _commit(self, follower: Follower, samples: list[DeviceSample]) -> None:
         """One batch into the store; a store busy past busy_timeout costs a round, never the records."""
         batch = follower.poll()
+        now = time.time()
+        stalled_for = self._watch_progress(batch.rows, batch.updates, now)
+        if self.eta is not None:  # every batch: run_start's sizes may come in one without rows
+            self.eta.observe(batch.rows, batch.updates)
+            if batch.rows:
+                batch.updates["eta_end"] = self.eta.end_time()
         try:
-            commit(self.store, self.job_id, batch, samples, time.time())
+            commit(self.store, self.job_id, batch, samples, now)
         except sqlite3.OperationalError as exc:
             follower.rewind(batch)
             self._log(f"store busy, will retry: {exc}")
+            return
+        if stalled_for is not None:
+            self._on_stall(stalled_for)
+
+    def _watch_progress(self, rows: list[Any], updates: dict[str, Any], now: float) -> Optional[float]:
+        """Feed the stall watch; set the stall columns in `updates`; return the idle time of a new stall."""
+        watch = self.watch
+        if watch is None:
+            return None
+        if watch.observe(rows, updates, now):
+            updates["last_progress_at"] = watch.last_progress
+            if watch.stalled:
+                watch.stalled, updates["stalled_at"] = False, None
+                self._log("progress again: no longer stalled")
+            return None
+        idle = watch.stalled_for(now)
+        if idle is None or watch.stalled:
+            return None
+        watch.stalled, updates["stalled_at"] = True, now
+        updates.setdefault("last_progress_at", watch.last_progress)
+        return idle
+
+    def _on_stall(self, idle: float) -> None:
+        """A new stall: log it, run the user's hook, and with --on-stall cancel stop with a checkpoint."""
+        self._log(
+            f"stalled: no training progress for {idle:.0f} s (threshold {self.watch.threshold():.0f} s)"
+        )
+        notify.fire(self.store.get_job(self.job_id), notify.STALLED, self.log, stalled_for=idle)
+        if self.on_stall == "cancel" and self.term_sent_at is None:
+            self._log("--on-stall cancel: stopping the engine with a checkpoint")
+            self.stall_cancelled = idle
+            self.store.update_job(self.job_id, cancel_requested=time.time())
 
     def _forward_stop(self, proc: Any) -> None:
         """SIGTERM the engine once on a cancel (or our own signal), SIGKILL everything after the grace."""
@@ -216,6 +263,11 @@ class Supervisor:
         signalled = signal.Signals(self.signalled).name if self.signalled is not None else None
         status, reason = verdict(evidence, cancelled=self._cancel_requested(), killed=self.killed,
                                  supervisor_signal=signalled)  # fmt: skip
+        if status is Status.CANCELLED and self.stall_cancelled is not None:
+            reason = (
+                f"cancelled: no progress for {self.stall_cancelled:.0f} s (--on-stall cancel); resume continues it"
+                + (" (killed after the grace period)" if self.killed else "")
+            )
         if status is Status.FAILED:
             return status, _with_stderr_tail(reason or "the engine failed", stderr, offset)
         return status, reason
@@ -223,9 +275,11 @@ class Supervisor:
     def _finish(self, status: Status, rc: Optional[int], error: Optional[str]) -> None:
         with self.store.transaction():
             self.store.transition_locked(self.job_id, status, None, {
-                "exit_code": rc, "error": error, "finished_at": time.time(), "heartbeat": time.time()})  # fmt: skip
+                "exit_code": rc, "error": error, "finished_at": time.time(), "heartbeat": time.time(),
+                "stalled_at": None})  # fmt: skip
             self.store.release_claims(self.job_id)
         self._log(f"job {self.job_id} {status}" + (f": {error.splitlines()[0]}" if error else ""))
+        notify.fire(self.store.get_job(self.job_id), notify.FINAL, self.log)
 
     def _finish_if_active(self, status: Status, rc: Optional[int], error: str) -> None:
         try:

@@ -58,6 +58,7 @@ def slurm_env(slurm_cluster: Cluster, tmp_path: Path, monkeypatch: pytest.Monkey
         f'[slurm]\npartition = "debug"\npoll_interval = {POLL_S}\ngrace = 30\nsample_interval = 1\n'
     )
     monkeypatch.setenv("XDG_CONFIG_HOME", str(config.parent.parent))
+    monkeypatch.delenv("RN50TUI_CONFIG", raising=False)  # it would take precedence over XDG_CONFIG_HOME
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     commands.QUERIES.clear()
     return slurm_cluster

@@ -139,9 +139,19 @@ def test_a_killed_follower_is_replaced_by_the_next_client_and_the_job_completes(
     assert len(train) == sum(1 for r in iter_records(done.files.raport) if r.phase == "train") == 4
 
 
-def test_scancel_by_hand_is_reported_as_cancelled(slurm_jm, slurm_env):
-    job = _submit(slurm_jm, LONG)
+def test_scancel_by_hand_is_reported_as_cancelled(slurm_jm, slurm_env, tmp_path):
+    told = tmp_path / "told.txt"  # the notify hook: the follower runs it on the final state it records
+    hook = [
+        "sh",
+        "-c",
+        'echo "$RN50TUI_JOB_ID $RN50TUI_JOB_STATUS" > "$0.tmp" && mv "$0.tmp" "$0"',
+        str(told),
+    ]
+    job = slurm_jm.submit(preset="demo", device="cpu", cards=1, engine_flags=LONG, executor="slurm",
+                          slurm={"nodes": 2}, notify_cmd=hook)  # fmt: skip
     running = _running(slurm_jm, job.id)
     slurm_env.run("scancel", _slurm_id(running))
     assert _final(slurm_jm, job.id) is Status.CANCELLED
     assert "scancel" in (slurm_jm.get_job(job.id).error or "")
+    wait_for(told.exists, 60, message="the notify hook")
+    assert told.read_text().split() == [str(job.id), "cancelled"]

@@ -38,6 +38,7 @@ from rn50tui.app.services import Services
 from rn50tui.app.widgets.card_panel import CardPanel
 from rn50tui.app.widgets.chart import MetricChart
 from rn50tui.jobs.errors import JobNotFound
+from rn50tui.jobs.states import Status
 from rn50tui.jobs.store import Job
 from rn50tui.jobs.workspace import LOG_STREAMS, LogTail
 
@@ -68,6 +69,12 @@ def summary_text(job: Job, now: float, loss_kind: Optional[str] = None) -> str:
               f" (best {fmt.num(job.best_top1, '.2f')}) · top-5 {fmt.num(job.top5, '.2f')} · "
               f"{fmt.ips(job.ips)} img/s · lr {fmt.num(job.lr, '.5f')} · ran {fmt.duration(fmt.run_time(job, now))}"
               f" · ETA {fmt.duration(eta)}")  # fmt: skip
+    mark = fmt.stall(job, now)
+    if mark is not None:
+        what = "no training progress" if mark.kind == "stalled" else "its supervisor's heartbeat is stale"
+        first += f" · [b red]⚠ {mark.kind}: {what} for {fmt.duration(mark.for_s)}[/]"
+    if job.status is Status.QUEUED and job.wait_reason:
+        second += f"\n[yellow]waits: {_escape(job.wait_reason)}[/yellow]"
     if job.error:
         second += f"\n[red]{_escape(job.error.splitlines()[0])}[/red]"
     return f"{first}\n{second}"

@@ -12,6 +12,7 @@ from textual.reactive import reactive
 from textual.widgets import DataTable
 
 from rn50tui.app import fmt
+from rn50tui.jobs.states import Status
 from rn50tui.jobs.store import Job
 
 
@@ -63,7 +64,7 @@ def job_cells(job: Job, now: float, marked: bool) -> dict[str, Cell]:
         "id": Cell(str(job.id), job.id, justify="right"),
         "name": Cell(job.name, job.name.lower()),
         "kind": Cell(job.kind, job.kind),
-        "status": Cell(job.status.value, job.status.value, style=fmt.STATUS_STYLES[job.status]),
+        "status": _status_cell(job, now),
         "cards": Cell(fmt.cards(job), fmt.cards(job)),
         "epoch": Cell(fmt.epoch(job), _num_key(job.progress)),
         "progress": Cell(fmt.progress_bar(job.progress), _num_key(job.progress), style="green"),
@@ -74,6 +75,17 @@ def job_cells(job: Job, now: float, marked: bool) -> dict[str, Cell]:
         "started": Cell(fmt.clock_time(job.started_at, now), _num_key(job.started_at)),
         "duration": Cell(fmt.duration(ran), _num_key(ran), justify="right"),
     }
+
+
+def _status_cell(job: Job, now: float) -> Cell:
+    """The status; a running job's stall mark (time since its last progress) in bold red; a queued job
+    held back by a card busy outside rn50tui marked in yellow."""
+    mark = fmt.stall(job, now)
+    if mark is None and job.status is Status.QUEUED and job.wait_reason:
+        return Cell("queued ⚠", job.status.value, style="bold yellow")  # the detail header says why
+    if mark is None:
+        return Cell(job.status.value, job.status.value, style=fmt.STATUS_STYLES[job.status])
+    return Cell(fmt.stall_label(mark), job.status.value, style="bold red")
 
 
 def matches(job: Job, query: str) -> bool:

@@ -25,6 +25,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, Any, Optional
 
+from rn50tui.jobs import notify
 from rn50tui.jobs.follower import Follower, commit
 from rn50tui.jobs.manager import JobManager
 from rn50tui.jobs.slurm import commands
@@ -222,6 +223,7 @@ class SlurmFollower:
             f"job {job.id} (Slurm {_slurm_id(job)}, {state.state}) {status}"
             + (f": {reason}" if reason else "")
         )
+        notify.fire(self.store.get_job(job.id), notify.FINAL, self.log)  # the user's hook, as a supervisor's
         if status is Status.INTERRUPTED and job.attempt <= options.auto_resume:
             self._auto_resume(job.id, options.auto_resume - job.attempt)
 

@@ -1,6 +1,7 @@
 """A Slurm job's options: flags over the user's config file over the defaults.
 
-The config file is `$XDG_CONFIG_HOME/rn50tui/config.toml` (else `~/.config/rn50tui/config.toml`):
+The config file is the user's (rn50tui/jobs/userconfig.py: `$XDG_CONFIG_HOME/rn50tui/config.toml`, else
+`~/.config/rn50tui/config.toml`); its `[slurm]` table:
 
     [slurm]
     partition = "mlu"
@@ -15,19 +16,13 @@ The config file is `$XDG_CONFIG_HOME/rn50tui/config.toml` (else `~/.config/rn50t
 from __future__ import annotations
 
 import json
-import os
 import re
-import sys
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Optional
 
 from rn50tui.jobs.errors import SubmitError
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - python 3.9/3.10
-    import tomli as tomllib
+from rn50tui.jobs.userconfig import UserConfigError, config_path, load_tables
 
 _WORD = re.compile(r"^[A-Za-z0-9_.,:+-]+$")  # partition, account, gres: names Slurm itself accepts
 _TIME = re.compile(r"^(\d+-)?\d+(:\d+){0,2}$|^\d+$")
@@ -90,23 +85,13 @@ def time_limit_s(text: str) -> int:
     return ((int(days or 0) * 24 + hours) * 60 + minutes) * 60 + seconds
 
 
-def config_path(env: Optional[dict[str, str]] = None) -> Path:
-    env = dict(os.environ) if env is None else env
-    base = env.get("XDG_CONFIG_HOME") or str(Path(env.get("HOME") or Path.home()) / ".config")
-    return Path(base) / "rn50tui" / "config.toml"
-
-
 def load_config(path: Optional[Path] = None) -> dict[str, Any]:
     """The `[slurm]` table of the user's config file ({} when there is no file)."""
     path = path or config_path()
     try:
-        with open(path, "rb") as fh:
-            data = tomllib.load(fh)
-    except FileNotFoundError:
-        return {}
-    except tomllib.TOMLDecodeError as exc:
-        raise SubmitError(f"{path} is not valid TOML ({exc}); fix or remove it") from None
-    table = data.get("slurm", {})
+        table = load_tables(path).get("slurm", {})
+    except UserConfigError as exc:
+        raise SubmitError(str(exc)) from None
     if not isinstance(table, dict):
         raise SubmitError(f"{path}: [slurm] must be a table")
     known = {f.name for f in fields(SlurmOptions)}
