@@ -19,6 +19,7 @@ import random
 import re
 import shutil
 import tempfile
+import time
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -33,6 +34,12 @@ FORMAT_VERSION = 2  # 2: the scaler under `amp` alone, the MLU's RNG state kept
 BEST_FILENAME = "model_best.pth.tar"
 TRUST_FLAG = "--trust-checkpoint"
 PLAIN_TYPES = (torch.Tensor, str, int, float, bool, type(None))
+TEMP_SUFFIX = ".tmp"
+_TEMP_NAME = re.compile(
+    r"^\.(?P<name>.+)\.(?P<pid>\d+)\.[a-z0-9_]+\.tmp$"
+)  # .checkpoint.pth.tar.PID.XXXX.tmp
+_LEGACY_TEMP_NAME = re.compile(r"^\..+\.pth\.tar\.[a-z0-9_]{8}\.tmp$")  # before the pid was in the name
+LEGACY_TEMP_AGE_S = 600.0  # a temp of the old naming untouched this long has no writer left
 
 
 class CheckpointError(RuntimeError):
@@ -56,7 +63,8 @@ def _fsync_dir(path: Path) -> None:
 def _replacing(path: Path) -> Iterator[Path]:
     """A temp file beside `path` that replaces it, fsynced, when the block succeeds; removed otherwise."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    # the writer's pid in the name: a temp whose writer is gone (killed mid-save) is known to be stale
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=TEMP_SUFFIX, dir=path.parent)
     os.close(fd)
     try:
         yield Path(tmp)
@@ -67,6 +75,48 @@ def _replacing(path: Path) -> Iterator[Path]:
         Path(tmp).unlink(missing_ok=True)
         raise
     _fsync_dir(path.parent)
+
+
+def stale_temps(folder: Path, now: Optional[float] = None) -> list[Path]:
+    """The checkpoint temp files in `folder` that no live process writes (left by a kill during a save)."""
+    now = time.time() if now is None else now
+    found = []
+    for entry in folder.iterdir() if folder.is_dir() else ():
+        m = _TEMP_NAME.match(entry.name)
+        if m is not None:
+            if not _pid_alive(int(m.group("pid"))):
+                found.append(entry)
+        elif _LEGACY_TEMP_NAME.match(entry.name):
+            try:
+                if now - entry.stat().st_mtime > LEGACY_TEMP_AGE_S:
+                    found.append(entry)
+            except FileNotFoundError:
+                continue
+    return sorted(found)
+
+
+def remove_stale_temps(folder: Path) -> list[Path]:
+    """Delete stale_temps(folder) (a killed save can leave ~190 MB); return what was removed."""
+    removed = []
+    for path in stale_temps(folder):
+        try:
+            path.unlink()
+        except FileNotFoundError:  # another process cleaned it first
+            continue
+        removed.append(path)
+    return removed
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: alive
+        return True
+    return True
 
 
 def save_atomic(obj: Any, path: Path) -> None:
@@ -240,8 +290,13 @@ def check_resume(ckpt: dict[str, Any], cfg: TrainConfig, path: str) -> None:
             f"{path} has {found} classes, but --num-classes is {cfg.num_classes}: pass --num-classes {found}"
         )
     epoch = int(ckpt.get("epoch", 0))
-    if not cfg.evaluate and epoch >= cfg.epochs and int(ckpt.get("iteration", 0)) == 0:
+    if finished_schedule(ckpt, cfg) and cfg.resume_finished != "complete":
         raise CheckpointError(
             f"{path} already finished {epoch} epochs and --epochs is {cfg.epochs}: pass --epochs N with "
             f"N > {epoch} to train further, or --evaluate to validate it"
         )
+
+
+def finished_schedule(ckpt: dict[str, Any], cfg: TrainConfig) -> bool:
+    """The checkpoint was taken at the end of the schedule's last epoch (validated and saved)."""
+    return not cfg.evaluate and int(ckpt.get("epoch", 0)) >= cfg.epochs and int(ckpt.get("iteration", 0)) == 0

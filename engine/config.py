@@ -53,6 +53,7 @@ class TrainConfig:
     nesterov: bool = False
     print_freq: int = 10
     resume: Optional[str] = None
+    resume_finished: str = "error"
     pretrained_from_file: Optional[str] = None
     trust_checkpoint: bool = False
     evaluate: bool = False
@@ -159,6 +160,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--nesterov", action="store_true", help="Nesterov momentum")
     p.add_argument("-p", "--print-freq", type=int, default=10, help="log every N iterations")
     p.add_argument("--resume", default=None, metavar="PATH", help="continue from this checkpoint (strict)")
+    p.add_argument(
+        "--resume-finished",
+        choices=("error", "complete"),
+        default="error",
+        help="a --resume checkpoint that already finished the schedule: refuse it (error), or report the "
+        "run completed without training again (complete: what the job manager's resumes pass)",
+    )
     p.add_argument(
         "--pretrained-from-file",
         "--pretrained-weights",

@@ -39,11 +39,11 @@ def run(cfg: TrainConfig) -> int:
         writer.status("error", message="interrupted twice: stopped without a checkpoint")
         return 130
     except Exception as exc:
-        usage = _is_usage_error(exc)
-        message = f"{exc}" if usage else f"{type(exc).__name__}: {exc}"
+        usage, known = _is_usage_error(exc), _is_known_error(exc)
+        message = f"{exc}" if usage or known else f"{type(exc).__name__}: {exc}"
         writer.status("error", message=message, kind=type(exc).__name__)
         writer.status("run_end", status=RunEnd.FAILED)
-        if not usage:
+        if not (usage or known):  # a bug: the traceback helps; a known failure's message says it all
             traceback.print_exc()
         _log(f"error: {message}")
         return EXIT_USAGE if usage else EXIT_ERROR
@@ -52,6 +52,12 @@ def run(cfg: TrainConfig) -> int:
         from engine.distributed import shutdown
 
         shutdown()
+
+
+def _is_known_error(exc: BaseException) -> bool:
+    from engine.trainer import DataError
+
+    return isinstance(exc, DataError)
 
 
 def _is_usage_error(exc: BaseException) -> bool:
@@ -123,11 +129,15 @@ def build_trainer(
 
 
 def _run(cfg: TrainConfig, dist: Any, writer: EventWriter) -> int:
+    from engine.checkpoint import finished_schedule, remove_stale_temps
     from engine.trainer import StopFlag
 
     stop = StopFlag()
     stop.install()  # before the slow set-up, so an early SIGTERM is still a clean stop
     trainer, ckpt = build_trainer(cfg, dist, writer, stop)
+    if trainer.checkpointer.enabled:
+        for path in remove_stale_temps(trainer.checkpointer.path.parent):
+            _log(f"removed {path}: a checkpoint write that was killed before it finished")
     dev, train_loader, val_loader = trainer.dev, trainer.train_loader, trainer.val_loader
     start_epoch, start_iter = trainer.load_state_dict(ckpt, cfg.resume) if ckpt is not None else (0, 0)
 
@@ -152,6 +162,8 @@ def _run(cfg: TrainConfig, dist: Any, writer: EventWriter) -> int:
         _log(f"warning: {dev.note}")
     if cfg.evaluate:
         return trainer.evaluate()
+    if ckpt is not None and finished_schedule(ckpt, cfg):  # --resume-finished complete
+        return trainer.report_finished(cfg.resume, start_epoch)
     return trainer.fit(start_epoch, start_iter)
 
 

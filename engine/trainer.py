@@ -73,6 +73,32 @@ class Meter:
 
 
 @dataclass
+class ImageCounts:
+    """Images read and images skipped as unreadable, per split, over the whole run (all ranks)."""
+
+    read: dict[str, int] = field(default_factory=lambda: {"train": 0, "val": 0})
+    skipped: dict[str, int] = field(default_factory=lambda: {"train": 0, "val": 0})
+
+    @property
+    def total_skipped(self) -> int:
+        return sum(self.skipped.values())
+
+    @property
+    def total(self) -> int:
+        return self.total_skipped + sum(self.read.values())
+
+    def where(self, sources: dict[str, str]) -> str:
+        """`train: 40 of 40 in /data/train; val: 0 of 10 in /data/val` (the splits met so far)."""
+        parts = []
+        for split in ("train", "val"):
+            seen = self.read[split] + self.skipped[split]
+            if seen:
+                place = f" in {sources[split]}" if sources.get(split) else ""
+                parts.append(f"{split}: {self.skipped[split]} of {seen}{place}")
+        return "; ".join(parts)
+
+
+@dataclass
 class EpochOutcome:
     metrics: dict[str, float]
     iterations_done: int
@@ -107,8 +133,7 @@ class Trainer:
         self.criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
         self.memory_format = torch_memory_format(cfg.memory_format)
         self.best_top1 = 0.0
-        self.seen_images = 0
-        self.skipped_images = 0
+        self.images = ImageCounts()
         self._stop_after = int(os.environ.get(STOP_AFTER_ITERS_VAR, "0"))
         self._hang_after = int(os.environ.get(HANG_AFTER_ITERS_VAR, "0"))
         self._iters_run = 0
@@ -216,9 +241,14 @@ class Trainer:
             if batch is None:
                 break
             data_time = time.perf_counter() - t0
-            if len(batch.labels) == 0:
-                self._empty_batch()
+            if len(batch.labels) == 0:  # every image unreadable: no step, but every image counts
+                self._empty_batch(epoch, int(batch.skipped))
+                for m in (window, total):
+                    m.skipped, m.data_time = m.skipped + int(batch.skipped), m.data_time + data_time
                 it += 1
+                if it % cfg.print_freq == 0 or it == iters:
+                    self._log_train_window(epoch, it, window, lr)
+                    window = Meter()
                 continue
             if it % self.accumulation == 0:  # the schedule counts optimizer steps, not mini-batches
                 lr = lr_at(cfg, epoch, it // self.accumulation, math.ceil(iters / self.accumulation))
@@ -237,7 +267,8 @@ class Trainer:
                 window, total = Meter(skipped=window.skipped), Meter(skipped=total.skipped)
             it += 1
             self._iters_run += 1
-            if window.iters and (it % cfg.print_freq == 0 or it == iters):
+            # every rank logs at the same iterations (the window is reduced); an image-less window only counts
+            if it % cfg.print_freq == 0 or it == iters:
                 self._log_train_window(epoch, it, window, lr)
                 window = Meter()
             if self._stop_after and self._iters_run == self._stop_after:
@@ -249,7 +280,7 @@ class Trainer:
                 return EpochOutcome({}, it, stopped=True)
             if 0 < cfg.prof <= it - start_iter:
                 break
-        self._check_bad_images(0, 0, final=True)
+        self._check_bad_images("train", 0, 0, final=True)
         return EpochOutcome(self._epoch_train_metrics(total, lr), it, stopped=False)
 
     def _report_compile_warmup(self, t_step: float, epoch: int, it: int) -> None:
@@ -259,10 +290,13 @@ class Trainer:
         seconds = time.perf_counter() - t_step
         self.writer.status("compile_warmup", seconds=seconds, epoch=epoch + 1, iteration=it + 1)
 
-    def _empty_batch(self) -> None:
+    def _empty_batch(self, epoch: int, skipped: int) -> None:
         """Every image of a batch was unreadable: skip it alone, or stop a multi-rank run that cannot."""
         if self.dist.enabled:  # the other ranks wait in the gradient all-reduce for this one
-            raise DataError("a whole batch of images could not be read on this rank: check the dataset")
+            raise DataError(
+                f"all {skipped} images of a training batch of epoch {epoch + 1} could not be read on rank "
+                f"{self.dist.rank} ({self._sources().get('train') or 'train'}): check the dataset"
+            )
 
     def _stop_now(self) -> bool:
         if not self.dist.enabled:
@@ -280,7 +314,9 @@ class Trainer:
 
     def _log_train_window(self, epoch: int, it: int, m: Meter, lr: float) -> None:
         loss, images, data_time, skipped = self._reduce_meter(m)
-        self._check_bad_images(images, skipped)
+        self._check_bad_images("train", images, skipped)
+        if not images:  # a window of unreadable batches only: no loss to report
+            return
         elapsed = time.perf_counter() - m.start
         compute = max(1e-9, elapsed - data_time)
         data = {
@@ -295,20 +331,33 @@ class Trainer:
             data["train.grad_scale"] = float(self.scaler.get_scale())
         self.writer.metrics([epoch + 1, it], data)
 
-    def _check_bad_images(self, images: float, skipped: float, final: bool = False) -> None:
-        """Fail once unreadable images pass --max-bad-fraction (judged after 100 images, or at an epoch end)."""
-        self.seen_images += int(images)
-        self.skipped_images += int(skipped)
-        total = self.seen_images + self.skipped_images
-        if (
-            self.skipped_images
-            and (total >= 100 or final)
-            and self.skipped_images / total > self.cfg.max_bad_fraction
-        ):
+    def _check_bad_images(self, split: str, images: float, skipped: float, final: bool = False) -> None:
+        """Fail once unreadable images pass --max-bad-fraction (judged after 100 images, or at the end of a
+        pass), or when a whole pass read no image at all; the message says how many, and where."""
+        counts = self.images
+        counts.read[split] += int(images)
+        counts.skipped[split] += int(skipped)
+        bad, total = counts.total_skipped, counts.total
+        where = counts.where(self._sources())
+        if final and counts.skipped[split] and not counts.read[split]:
             raise DataError(
-                f"{self.skipped_images} of {total} images could not be read (more than "
-                f"{self.cfg.max_bad_fraction:.1%}): check the dataset, or raise --max-bad-fraction"
+                f"{bad} of {total} images could not be read ({where}), not one {split} image was readable: "
+                "check the dataset"
             )
+        if bad and (total >= 100 or final) and bad / total > self.cfg.max_bad_fraction:
+            raise DataError(
+                f"{bad} of {total} images could not be read ({where}), more than "
+                f"{self.cfg.max_bad_fraction:.1%}: check the dataset, or raise --max-bad-fraction"
+            )
+
+    def _sources(self) -> dict[str, str]:
+        """The folder or list file each split reads, for messages."""
+        out = {}
+        for split, loader in (("train", self.train_loader), ("val", self.val_loader)):
+            samples = getattr(getattr(loader, "source", None), "samples", None)
+            if samples is not None:
+                out[split] = samples.source
+        return out
 
     def _epoch_train_metrics(self, m: Meter, lr: float) -> dict[str, float]:
         if m.iters == 0:
@@ -342,6 +391,10 @@ class Trainer:
             if batch is None:
                 break
             data_time += time.perf_counter() - t0
+            skipped += int(batch.skipped)
+            it += 1
+            if len(batch.labels) == 0:  # every image unreadable: counted above, nothing to evaluate
+                continue
             x, y = self._to_device(batch)
             self.dev.synchronize()
             tc = time.perf_counter()
@@ -359,8 +412,6 @@ class Trainer:
                 correctk + ck,
                 count + n,
             )
-            skipped += int(batch.skipped)
-            it += 1
             if it % self.cfg.print_freq == 0:
                 self.writer.metrics(
                     [epoch + 1, len(self.train_loader or []), it],
@@ -373,9 +424,10 @@ class Trainer:
         loss_sum, correct1, correctk, count, skipped, compute, elapsed = dist_utils.all_reduce_sum(
             [loss_sum, correct1, correctk, count, skipped, compute, elapsed], self.dev.device
         )
-        self._check_bad_images(0, skipped)
+        self._check_bad_images("val", count, skipped, final=True)
+        if not count:  # nothing to validate (an empty shard list); never a division by zero
+            return {}
         ranks = self.dist.world_size
-        count = max(1.0, count)
         metrics = {
             "val.loss": loss_sum / count,
             "val.top1": 100.0 * correct1 / count,
@@ -413,7 +465,7 @@ class Trainer:
         if cfg.do_validate and last:
             summary.update({k: v for k, v in last.items() if k.startswith("val.")})
             summary["val.top1"] = self.best_top1
-        summary["data.skipped_images"] = self.skipped_images
+        summary["data.skipped_images"] = self.images.total_skipped
         self.writer.metrics([], summary)
         self.writer.status("run_end", status=RunEnd.COMPLETED, epoch=end, best_top1=self.best_top1)
         return EXIT_OK
@@ -433,6 +485,15 @@ class Trainer:
         self.writer.status("stopping", signal=self.stop.name or "SIGTERM", epoch=epoch, iteration=iteration)
         self.writer.status("run_end", status=RunEnd.STOPPED, epoch=epoch, iteration=iteration)
         return EXIT_STOPPED
+
+    def report_finished(self, path: str, epoch: int) -> int:
+        """A resumed checkpoint that already holds the whole schedule: record the run as completed (the
+        earlier attempt was killed after its last save, before it could say so), without training."""
+        self.writer.status("checkpoint", path=str(path), epoch=epoch, iteration=0, is_best=False)
+        if self.cfg.do_validate:
+            self.writer.metrics([], {"val.top1": self.best_top1})
+        self.writer.status("run_end", status=RunEnd.COMPLETED, epoch=epoch, best_top1=self.best_top1)
+        return EXIT_OK
 
     def evaluate(self) -> int:
         """One validation pass (`--evaluate`), whatever `--epochs` says."""

@@ -491,24 +491,48 @@ def _cancel(args: argparse.Namespace) -> int:
 def _resume(args: argparse.Namespace) -> int:
     jm = _manager(args)
     job = jm.resume(args.job)
-    print(
-        json.dumps(job.to_dict()) if args.json else f"job {job.id}: attempt {job.attempt} {job.status.value}"
-    )
+    if args.json:
+        print(json.dumps(job.to_dict()))
+    elif job.status is Status.COMPLETED:
+        print(f"job {job.id}: completed (its engine had already finished the run; nothing to resume)")
+    else:
+        print(f"job {job.id}: attempt {job.attempt} {job.status.value}")
     return 0
 
 
 def _logs(args: argparse.Namespace) -> int:
     jm = _manager(args)
-    tail = LogTail(jm.log_path(args.job, args.stream))
+    path = jm.log_path(args.job, args.stream)
+    if not path.exists():
+        job = jm.get_job(args.job)
+        note = _not_started(jm, job)
+        if note is not None and not (args.follow and job.status is Status.QUEUED):
+            raise CliError(note)
+        print(note or f"job {job.id} is {job.status.value}: no {args.stream} output yet", file=sys.stderr)
+    tail = LogTail(path)
     first = tail.read(partial=True)
     _write(first if args.lines is None else last_lines(first, args.lines))
     while args.follow:
         _write(tail.read())
-        if jm.get_job(args.job).status.terminal:
+        job = jm.get_job(args.job)
+        if job.status.terminal:
             _write(tail.read(partial=True))  # what was written while the job ended
+            note = None if path.exists() else _not_started(jm, job)
+            if note is not None:  # e.g. cancelled while it waited in the queue
+                raise CliError(note)
             break
         time.sleep(0.5)
     return 0
+
+
+def _not_started(jm: Any, job: Any) -> Optional[str]:
+    """What to say about a job that has no engine output because it never started; None if it did."""
+    if job.status is Status.QUEUED:
+        return f"job {job.id} has not started: it is queued; {jm.wait_reason(job.id)}"
+    if job.status.terminal and job.engine_pid is None:
+        why = f": {job.error.splitlines()[0]}" if job.error else ""
+        return f"job {job.id} never started: it is {job.status.value}{why}"
+    return None
 
 
 def _write(data: bytes) -> None:

@@ -174,6 +174,8 @@ class Rn50App(App[int]):
         elif kind == "resume":
             job = client.resume(job_id)
             said = f"job {job_id}: attempt {job.attempt} {job.status.value}"
+            if job.status is Status.COMPLETED:  # its engine had finished the run: nothing was started
+                said = f"job {job_id}: completed (its engine had already finished the run)"
         else:
             client.delete(job_id)
             said = f"job {job_id} deleted"

@@ -158,3 +158,10 @@ def _run_end(value: Any) -> Optional[RunEnd]:
         return RunEnd(value)
     except ValueError:
         return RunEnd.FAILED
+
+
+def attempt_state(job_id: int, attempt: int, raport: Path, attempt_started: Optional[float]) -> RunState:
+    """What the engine recorded about how one attempt ends, read from the whole file (nothing is stored)."""
+    follower = Follower(job_id, attempt, raport, 0, attempt_started)
+    follower.poll()
+    return follower.state

@@ -63,10 +63,16 @@ def engine_command(job: Job, resume_from: Optional[str] = None, python: str = sy
     else:
         head = [python, "-m", "torch.distributed.run", "--standalone", "--nnodes", "1",
                 "--nproc-per-node", str(nproc), "-m", "engine.train"]  # fmt: skip
+    return head + engine_flags(job, resume_from)
+
+
+def engine_flags(job: Job, resume_from: Optional[str] = None) -> list[str]:
+    """The engine's flags for one attempt of `job` (any executor): its own, the resume, the workspace."""
     flags = list(job.argv)
-    if resume_from:
-        flags = without_flag(flags, "--resume") + ["--resume", resume_from]
-    return head + flags + ["--workspace", job.workspace, "--raport-file", RAPORT_FILE]
+    if resume_from:  # a checkpoint that already holds the whole schedule completes the run, untrained
+        flags = without_flag(without_flag(flags, "--resume"), "--resume-finished")
+        flags += ["--resume", resume_from, "--resume-finished", "complete"]
+    return flags + ["--workspace", job.workspace, "--raport-file", RAPORT_FILE]
 
 
 def engine_env(job: Job, token: str, base: Optional[Mapping[str, str]] = None) -> dict[str, str]:

@@ -11,11 +11,13 @@
     jm.device_samples(job.id, since=None, card=None)              # → [DeviceSample]
     jm.cancel(job.id, wait=False)             # queued: cancelled at once; running: SIGTERM, grace, SIGKILL
     jm.resume(job.id)                         # failed/cancelled/interrupted → queued, next attempt
+                                              #   (→ completed if the engine had finished the run)
     jm.delete(job.id)                         # refuses a job that is still going
     jm.chart_points(job.id, since_id=0)       # → [ChartPoint]: train/epoch records with the chart metrics
     jm.metric_count(job.id); jm.claims(job.id)  # → int; [Claim] (the cards in use)
     jm.holders()                              # {(kind, card): "job 12 (demo)"} for device views
     jm.log_path(job.id, "stdout")             # stdout / stderr / supervisor log of the job
+    jm.wait_reason(job.id)                    # why a queued job has not started, in words
 
 Every method may raise a JobsError subclass (JobNotFound, TransitionError, SubmitError, StoreError) whose
 message is fit to show the user as is. Blocking calls (cancel with wait, resume of a stopping job) belong
@@ -182,6 +184,10 @@ class JobManager:
         """Start whatever queued jobs fit on free cards; return their ids."""
         return scheduler.schedule(self._store, self._capacity)
 
+    def wait_reason(self, job_id: int) -> str:
+        """Why a queued job has not started yet, in words."""
+        return scheduler.wait_reason(self._store, self.get_job(job_id), self.capacity())
+
     def reconcile(self) -> _reconcile.Report:
         """Mark jobs whose supervisor died as interrupted, free cards nobody uses, start what fits."""
         return _reconcile.reconcile(
@@ -221,6 +227,9 @@ class JobManager:
                 raise TransitionError(
                     f"job {job_id}'s engine (pid {job.engine_pid}) is still stopping; try again shortly"
                 )
+        job = self.get_job(job_id)
+        if job.status is Status.COMPLETED or _reconcile.settle_finished(self._store, job):
+            return self.get_job(job_id)  # the engine had finished the run: nothing is left to do
         self._store.transition(
             job_id, Status.QUEUED, expect=[job.status], attempt=job.attempt + 1, queued_at=time.time(),
             cancel_requested=None, exit_code=None, error=None, supervisor_pid=None, supervisor_started=None,

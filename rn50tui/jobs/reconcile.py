@@ -2,10 +2,15 @@
 
 Each job's executor (rn50tui.jobs.executors) judges its own processes:
 - A `starting` or `running` job that nothing follows any more (for `local`: its supervisor's pid is
-  missing, a zombie, or reused by another process) is re-attached if its executor can, else it becomes
-  `interrupted`. Nothing is restarted: `rn50tui resume` does that.
-- If that job's engine outlived its follower, it is asked once to stop (it checkpoints), and the job
-  keeps its cards until no process of it is left; after ORPHAN_KILL_AFTER_S the rest is killed.
+  missing, a zombie, or reused by another process) is re-attached if its executor can. Else, when no
+  process of it is left, its executor settles it the way its follower would have: what the engine
+  wrote since is read into the store, and rn50tui/jobs/verdict.py decides (`completed` if the engine
+  recorded the run as finished, else mostly `interrupted`). Nothing is restarted: `rn50tui resume`
+  does that.
+- If that job's engine outlived its follower, the job becomes `interrupted` and the engine is asked
+  once to stop (it checkpoints); the job keeps its cards until no process of it is left, and is then
+  settled again (an engine that was in its last validation finishes: the job ends `completed`). After
+  ORPHAN_KILL_AFTER_S the rest is killed.
 - Cards held by a finished job with no process left are freed, and the scheduler runs.
 """
 
@@ -29,12 +34,13 @@ class Report:
     """What one reconcile pass changed."""
 
     interrupted: list[int] = field(default_factory=list)
+    completed: list[int] = field(default_factory=list)  # settled as completed: the engine had finished
     signalled: list[int] = field(default_factory=list)  # orphaned engines sent SIGTERM
     freed: list[int] = field(default_factory=list)  # jobs whose cards went back to the pool
 
     @property
     def changed(self) -> bool:
-        return bool(self.interrupted or self.freed)
+        return bool(self.interrupted or self.completed or self.freed)
 
 
 def reconcile(store: JobStore, now: Optional[float] = None,
@@ -57,6 +63,10 @@ def reconcile(store: JobStore, now: Optional[float] = None,
 
 
 def _interrupt(store: JobStore, job: Job, reason: str, now: float, report: Report) -> None:
+    executor = executor_for(job)
+    if not executor.processes_alive(job):
+        _settle(store, job, now, report, reason)
+        return
     with store.transaction():
         current = store.get_job(job.id)
         if current.status != job.status or current.supervisor_pid != job.supervisor_pid:
@@ -68,8 +78,25 @@ def _interrupt(store: JobStore, job: Job, reason: str, now: float, report: Repor
     report.interrupted.append(job.id)
     notify.fire_from_client(store.get_job(job.id))  # the user's hook: its supervisor cannot run it
     # Only the client that made the change signals: a second SIGTERM would stop the engine uncheckpointed.
-    if executor_for(job).stop_orphans(job):
+    if executor.stop_orphans(job):
         report.signalled.append(job.id)
+
+
+def _settle(store: JobStore, job: Job, now: float, report: Report, lost: Optional[str] = None) -> None:
+    """Have the job's executor settle an attempt with no process left (see Executor.settle)."""
+    status = executor_for(job).settle(job, store, now, lost)
+    if status is not None:
+        (report.completed if status is Status.COMPLETED else report.interrupted).append(job.id)
+        notify.fire_from_client(store.get_job(job.id))  # the user's hook: its supervisor cannot run it
+
+
+def settle_finished(store: JobStore, job: Job, now: Optional[float] = None) -> bool:
+    """Make a stopped job whose engine recorded a finished run `completed`; True if it is now."""
+    if job.status.active or job.status in (Status.COMPLETED, Status.QUEUED) or _processes_alive(job):
+        return job.status is Status.COMPLETED
+    report = Report()
+    _settle(store, job, time.time() if now is None else now, report)
+    return bool(report.completed)
 
 
 def _free_stale_claims(store: JobStore, now: float, report: Report) -> None:
@@ -83,6 +110,8 @@ def _free_stale_claims(store: JobStore, now: float, report: Report) -> None:
                 executor_for(job).stop_orphans(job, force=True)
             else:
                 continue
+        if job is not None and job.status is not Status.COMPLETED and job_id not in report.interrupted:
+            _settle(store, job, now, report)  # an orphaned engine may have finished the run
         with store.transaction():
             current = store.find_job(job_id)
             if current is None or current.status not in ACTIVE:

@@ -110,3 +110,23 @@ def fail_start(store: JobStore, job_id: int, message: str) -> None:
                 job_id, Status.FAILED, None, {"error": message, "finished_at": time.time()}
             )
             store.release_claims(job_id)
+
+
+def wait_reason(store: JobStore, job: Job, capacity: dict[str, int]) -> str:
+    """Why a queued job has not started yet, in words (the rules of claim())."""
+    if not EXECUTORS.get(job.executor, LocalExecutor).host_cards:
+        return f"it goes to its {job.executor} executor at the next scheduling (any rn50tui command)"
+    if job.wait_reason:  # what the last claim recorded, e.g. a card busy outside rn50tui
+        return f"it waits: {job.wait_reason}"
+    total, need = capacity.get(job.device, 0), slots_needed(job)
+    unit = "slot" if job.device == "cpu" else "card"
+    if need > total:
+        return f"it needs {need} {job.device} {unit}(s) and this host has {total}"
+    ahead = [j for j in store.list_jobs([Status.QUEUED]) if j.device == job.device and j.id < job.id]
+    if ahead:
+        return f"it waits behind job {ahead[0].id}, queued earlier for the {job.device} {unit}s"
+    holders = sorted({c.job_id for c in store.claims() if c.device == job.device})
+    if holders:
+        held = ", ".join(f"job {h}" for h in holders)
+        return f"it waits for {need} free {job.device} {unit}(s) of {total}: held by {held}"
+    return f"{need} {job.device} {unit}(s) are free: it starts at the next scheduling (any rn50tui command)"

@@ -2,6 +2,7 @@
 
     queued → starting → running → completed | failed | cancelled | interrupted
     failed | cancelled | interrupted → queued   (resume: the next attempt, from the last checkpoint)
+    failed | cancelled | interrupted → completed   (settled late: the engine's record shows it finished)
 
 Every status change in the store goes through :func:`check_transition`, so a refusal always carries the
 same clear message whichever client asked.
@@ -48,9 +49,11 @@ TRANSITIONS: dict[Status, frozenset[Status]] = {
     Status.STARTING: frozenset({Status.RUNNING, Status.FAILED, Status.CANCELLED, Status.INTERRUPTED}),
     Status.RUNNING: frozenset({Status.COMPLETED, Status.FAILED, Status.CANCELLED, Status.INTERRUPTED}),
     Status.COMPLETED: frozenset(),
-    Status.FAILED: frozenset({Status.QUEUED}),
-    Status.CANCELLED: frozenset({Status.QUEUED}),
-    Status.INTERRUPTED: frozenset({Status.QUEUED}),
+    # → completed: the engine's own record shows the run finished after all (verdict.py); e.g. its
+    # supervisor died during the last validation, or it was killed after writing `run_end completed`.
+    Status.FAILED: frozenset({Status.QUEUED, Status.COMPLETED}),
+    Status.CANCELLED: frozenset({Status.QUEUED, Status.COMPLETED}),
+    Status.INTERRUPTED: frozenset({Status.QUEUED, Status.COMPLETED}),
 }
 
 

@@ -233,6 +233,10 @@ class JobStore:
     def child_tables(self) -> list[str]:
         return [t for t in ("metrics", "claims", "device_samples") if t in table_names(self._db)]
 
+    def integrity_check(self) -> list[str]:
+        """SQLite's own check of the file: ["ok"] when the store is intact."""
+        return [row[0] for row in self._db.execute("PRAGMA integrity_check").fetchall()]
+
     # ----- claims
 
     def claims(self) -> list[Claim]:

@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any, Optional
 
 from engine.device_kind import DeviceKind
-from engine.events import EXIT_OK, EXIT_STOPPED, RunEnd
 from rn50tui.jobs import launcher, notify, procs
 from rn50tui.jobs.errors import JobsError, LaunchError
 from rn50tui.jobs.eta import EtaModel
@@ -32,6 +31,7 @@ from rn50tui.jobs.scheduler import schedule
 from rn50tui.jobs.stall import StallWatch
 from rn50tui.jobs.states import Status
 from rn50tui.jobs.store import DeviceSample, Job, JobStore
+from rn50tui.jobs.verdict import Evidence, verdict
 from rn50tui.jobs.workspace import LogTail
 
 POLL_S = 1.0
@@ -256,28 +256,21 @@ class Supervisor:
     def _outcome(
         self, rc: int, follower: Follower, stderr: Path, offset: int
     ) -> tuple[Status, Optional[str]]:
-        state = follower.state
-        if rc == EXIT_OK and state.run_end in (None, RunEnd.COMPLETED):
-            return Status.COMPLETED, None
-        if self._cancel_requested():
-            why = (
-                "cancelled"
-                if self.stall_cancelled is None
-                else (
-                    f"cancelled: no progress for {self.stall_cancelled:.0f} s (--on-stall cancel); resume continues it"
-                )
+        """The shared verdict (rn50tui/jobs/verdict.py), with the engine's last stderr lines on a failure."""
+        state, job = follower.state, self.store.get_job(self.job_id)
+        evidence = Evidence(rc, state.run_end, state.error, state.stopping_signal, job.checkpoint_epoch,
+                            job.checkpoint_iteration, job.epochs)  # fmt: skip
+        signalled = signal.Signals(self.signalled).name if self.signalled is not None else None
+        status, reason = verdict(evidence, cancelled=self._cancel_requested(), killed=self.killed,
+                                 supervisor_signal=signalled)  # fmt: skip
+        if status is Status.CANCELLED and self.stall_cancelled is not None:
+            reason = (
+                f"cancelled: no progress for {self.stall_cancelled:.0f} s (--on-stall cancel); resume continues it"
+                + (" (killed after the grace period)" if self.killed else "")
             )
-            return Status.CANCELLED, why + (" (killed after the grace period)" if self.killed else "")
-        if self.signalled is not None:
-            name = signal.Signals(self.signalled).name
-            return Status.INTERRUPTED, f"the supervisor received {name}; the engine was stopped"
-        if rc == EXIT_STOPPED or state.run_end is RunEnd.STOPPED:
-            sig = state.stopping_signal or "a signal"
-            return (
-                Status.INTERRUPTED,
-                f"the engine was stopped by {sig} from outside rn50tui; resume continues it",
-            )
-        return Status.FAILED, _failure_text(rc, state.error, stderr, offset)
+        if status is Status.FAILED:
+            return status, _with_stderr_tail(reason or "the engine failed", stderr, offset)
+        return status, reason
 
     def _finish(self, status: Status, rc: Optional[int], error: Optional[str]) -> None:
         with self.store.transaction():
@@ -321,11 +314,8 @@ def _killpg(pgid: int) -> None:
         os.killpg(pgid, signal.SIGKILL)
 
 
-def _failure_text(rc: int, message: Optional[str], stderr: Path, offset: int) -> str:
-    """The engine's error record, else how it exited, then the last lines it wrote to stderr."""
-    head = message or (
-        f"the engine was killed by {signal.Signals(-rc).name}" if rc < 0 else f"the engine exited with {rc}"
-    )
+def _with_stderr_tail(head: str, stderr: Path, offset: int) -> str:
+    """The failure's reason, then the last lines the engine wrote to stderr in this attempt."""
     text = LogTail(stderr, start=offset).read_text(partial=True)
     lines = [ln for ln in text.splitlines() if ln.strip()]
     tail = "\n".join(lines[-STDERR_TAIL_LINES:])

@@ -6,8 +6,11 @@ from engine.checkpoint import (
     Checkpointer,
     CheckpointError,
     check_resume,
+    finished_schedule,
     load_checkpoint,
+    remove_stale_temps,
     save_atomic,
+    stale_temps,
 )
 from engine.config import parse_args
 from engine.model import StateDictMismatch, build_model, load_weights_strict
@@ -117,3 +120,57 @@ def test_model_is_v15_with_torchvision_names():
     assert len(sd) == 320 and "layer1.0.downsample.0.weight" in sd and sd["fc.weight"].shape == (1000, 2048)
     block = model.layer2[0]
     assert block.conv2.stride == (2, 2) and block.conv1.stride == (1, 1)  # v1.5: stride on the 3×3
+
+
+def test_a_finished_schedule_is_accepted_with_resume_finished_complete(tmp_path):
+    ckpt = {"epoch": 90, "iteration": 0, "arch": ("resnet50", "fanin", 1000), "state_dict": {}}
+    done = cfg(tmp_path, "--epochs", "90", "--resume-finished", "complete")
+    check_resume(ckpt, done, "ckpt")
+    assert finished_schedule(ckpt, done) and not finished_schedule({**ckpt, "epoch": 89}, done)
+
+
+def _dead_pid() -> int:
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_temp_files_of_a_killed_save_are_found_and_a_live_writers_are_kept(tmp_path):
+    import os
+    import time
+
+    dead = tmp_path / f".checkpoint.pth.tar.{_dead_pid()}.ab12cd_3.tmp"
+    live = tmp_path / f".model_best.pth.tar.{os.getpid()}.zz99yy00.tmp"
+    legacy_old = tmp_path / ".checkpoint.pth.tar.k2j4h5g6.tmp"  # named before the pid was in the name
+    legacy_new = tmp_path / ".checkpoint-3.pth.tar.q1w2e3r4.tmp"
+    for p in (dead, live, legacy_old, legacy_new):
+        p.write_bytes(b"\x80partial")
+    os.utime(legacy_old, (time.time() - 3600, time.time() - 3600))
+    save_atomic({"epoch": 1}, tmp_path / "checkpoint.pth.tar")
+    assert stale_temps(tmp_path) == sorted([dead, legacy_old])
+    assert remove_stale_temps(tmp_path) == sorted([dead, legacy_old])
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == sorted(["checkpoint.pth.tar", live.name, legacy_new.name])
+
+
+def test_a_save_names_its_temp_file_after_the_writer(tmp_path, monkeypatch):
+    """While torch.save writes, the temp file carries this process's pid, so it is never taken as stale."""
+    import os
+
+    seen = []
+
+    def spy(obj, fh):
+        seen.extend(p.name for p in tmp_path.iterdir())
+        assert stale_temps(tmp_path) == []
+        fh.write(b"x")
+
+    monkeypatch.setattr(torch, "save", spy)
+    save_atomic({"epoch": 1}, tmp_path / "checkpoint.pth.tar")
+    assert (
+        len(seen) == 1
+        and seen[0].startswith(f".checkpoint.pth.tar.{os.getpid()}.")
+        and seen[0].endswith(".tmp")
+    )

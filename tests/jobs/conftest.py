@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -43,6 +44,24 @@ def occupy(store: JobStore, device: str = "cpu", card: int = 0) -> Job:
         store.update_job(job.id, status=Status.RUNNING.value, cards_granted=[card], supervisor_pid=me,
                          supervisor_started=procs.start_time(me))  # fmt: skip
     return store.get_job(job.id)
+
+
+@pytest.fixture
+def jm(db_path, monkeypatch):
+    """A manager whose jobs really run: real supervisors and engines, polled fast, cleaned up after."""
+    monkeypatch.setenv("RN50TUI_CARDS", "mlu=0,cuda=0,cpu=1")
+    monkeypatch.setenv("RN50TUI_POLL_S", "0.3")
+    monkeypatch.setenv("RN50TUI_SAMPLE_INTERVAL_S", "1")
+    monkeypatch.setenv("RN50TUI_CANCEL_GRACE_S", "90")
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    manager = JobManager(db_path)
+    yield manager
+    for job in manager.list_jobs():  # never leave an engine behind, whatever failed
+        if job.run_token:
+            procs.kill_tagged(job.run_token)
+        if job.supervisor_pid and procs.is_alive(job.supervisor_pid, job.supervisor_started):
+            os.kill(job.supervisor_pid, signal.SIGKILL)
+    manager.close()
 
 
 @pytest.fixture

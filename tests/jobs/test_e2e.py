@@ -30,23 +30,6 @@ ONE_EPOCH = ["--epochs", "1", "--synthetic-size", "16", *_TINY]
 JOB_TIMEOUT = 300
 
 
-@pytest.fixture
-def jm(db_path, monkeypatch):
-    monkeypatch.setenv("RN50TUI_CARDS", "mlu=0,cuda=0,cpu=1")
-    monkeypatch.setenv("RN50TUI_POLL_S", "0.3")
-    monkeypatch.setenv("RN50TUI_SAMPLE_INTERVAL_S", "1")
-    monkeypatch.setenv("RN50TUI_CANCEL_GRACE_S", "90")
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    manager = JobManager(db_path)
-    yield manager
-    for job in manager.list_jobs():  # never leave an engine behind, whatever failed
-        if job.run_token:
-            procs.kill_tagged(job.run_token)
-        if job.supervisor_pid and procs.is_alive(job.supervisor_pid, job.supervisor_started):
-            os.kill(job.supervisor_pid, signal.SIGKILL)
-    manager.close()
-
-
 def _final(jm: JobManager, job_id: int) -> Status:
     return wait_for(lambda: jm.get_job(job_id).status if jm.get_job(job_id).status.terminal else None,
                     JOB_TIMEOUT, message=f"job {job_id} to end")  # fmt: skip

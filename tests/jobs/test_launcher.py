@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import sys
 
+from rn50tui.jobs.executors.slurm import attempt_of
 from rn50tui.jobs.launcher import engine_command, engine_env, resume_checkpoint, without_flag
 from rn50tui.jobs.procs import RUN_TOKEN_ENV
 from rn50tui.jobs.states import Status
@@ -31,7 +32,19 @@ def test_several_cards_go_through_this_interpreters_torchrun(tmp_path):
 def test_a_resume_replaces_the_earlier_resume_flag(tmp_path):
     argv = engine_command(_job(tmp_path), resume_from="/w/checkpoint.pth.tar")
     assert argv.count("--resume") == 1 and argv[argv.index("--resume") + 1] == "/w/checkpoint.pth.tar"
+    # a checkpoint that already holds the whole schedule completes the run instead of failing every resume
+    assert argv[argv.index("--resume-finished") + 1] == "complete" and argv.count("--resume-finished") == 1
+    assert "--resume-finished" not in engine_command(_job(tmp_path))  # a first attempt keeps the strict check
     assert without_flag(["a", "--resume=x", "b", "--resume", "y", "c"], "--resume") == ["a", "b", "c"]
+
+
+def test_a_slurm_attempt_resumes_with_the_same_flags_as_a_local_one(tmp_path):
+    """A resumed Slurm job whose checkpoint holds the whole schedule completes too, as a local one does."""
+    (tmp_path / "checkpoint.pth.tar").write_bytes(b"x")
+    job = _job(tmp_path, attempt=2, executor="slurm")
+    flags = attempt_of(job).engine_flags
+    assert flags == engine_command(job, resume_from=str(tmp_path / "checkpoint.pth.tar"))[3:]
+    assert flags[flags.index("--resume-finished") + 1] == "complete"
 
 
 def test_resume_checkpoint_only_for_later_attempts_of_training_with_a_checkpoint(tmp_path):

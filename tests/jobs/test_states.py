@@ -34,10 +34,11 @@ def test_resume_of_a_running_job_is_refused(old):
         check_transition(3, Status(old), Status.QUEUED)
 
 
-def test_terminal_states_do_not_move_except_by_resume():
+def test_terminal_states_move_only_by_resume_or_to_completed_when_the_run_had_finished():
     for s in (Status.COMPLETED, Status.FAILED, Status.CANCELLED, Status.INTERRUPTED):
         assert s.terminal and not s.active
-        assert TRANSITIONS[s] <= {Status.QUEUED}
+        assert TRANSITIONS[s] <= {Status.QUEUED, Status.COMPLETED}
+    assert TRANSITIONS[Status.COMPLETED] == frozenset()
     with pytest.raises(TransitionError, match="already cancelled"):
         check_transition(2, Status.CANCELLED, Status.CANCELLED)
 

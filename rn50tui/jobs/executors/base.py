@@ -1,8 +1,9 @@
 """The executor seam: the scheduler decides *what* may start; an executor decides *where and how* it runs.
 
 An executor starts the attempt of a job the scheduler made `starting` (its cards already claimed), asks
-it to stop, says whether anything still follows it, re-attaches where it can, and stops what a lost
-attempt left behind. What it needs to find its attempt again goes into the job's `executor_handle` (a
+it to stop, says whether anything still follows it, re-attaches where it can, stops what a lost
+attempt left behind, and settles an attempt of which nothing is left (by the verdict its follower
+uses). What it needs to find its attempt again goes into the job's `executor_handle` (a
 JSON object only that executor reads: the local host name, a Slurm job id, …); the store, the CLI and
 the TUI never look inside. Whatever follows an attempt (the local supervisor, a Slurm poller) writes the
 job's progress, metrics and final status through the store, as every executor's follower does.
@@ -13,8 +14,12 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import ClassVar, Optional
 
+from rn50tui.jobs.errors import TransitionError
+from rn50tui.jobs.follower import Follower, attempt_state
 from rn50tui.jobs.records import Job
+from rn50tui.jobs.states import Status
 from rn50tui.jobs.store import JobStore
+from rn50tui.jobs.verdict import Evidence, finished, verdict
 
 
 class Executor(ABC):
@@ -58,3 +63,48 @@ class Executor(ABC):
         Returns True if a request was sent. Only the client that marked the job lost calls it (a second
         polite request would make the engine stop without its checkpoint).
         """
+
+    def settle(self, job: Job, store: JobStore, now: float, lost: Optional[str] = None) -> Optional[Status]:
+        """Decide how an attempt none of whose processes is left ended, as its follower would have
+        (rn50tui.jobs.verdict), and record it; what the engine wrote after the follower's last read goes
+        into the store first.
+
+        `lost`: why nothing follows this active job (it is settled whatever the evidence); None: a job
+        that already ended changes only if the engine's record shows the run finished (→ `completed`).
+        Returns the status written; None if nothing changed or another client got there first.
+        """
+        started = self.attempt_started(job)
+        state = attempt_state(job.id, job.attempt, job.files.raport, started)  # read outside the transaction
+        with store.transaction():
+            current = store.get_job(job.id)
+            seen = (job.status, job.supervisor_pid, job.attempt)
+            if (current.status, current.supervisor_pid, current.attempt) != seen:
+                return None  # someone else got there first (another client, or the follower itself)
+            current = _catch_up(store, current, started)
+            evidence = Evidence(None, state.run_end, state.error, state.stopping_signal,
+                                current.checkpoint_epoch, current.checkpoint_iteration, current.epochs)  # fmt: skip
+            if lost is None and not finished(evidence):
+                return None
+            status, reason = verdict(evidence, cancelled=bool(current.cancel_requested), lost=lost)
+            try:
+                store.transition_locked(
+                    job.id, status, None, {"error": reason, "finished_at": current.finished_at or now}
+                )
+            except TransitionError:
+                return None
+        return status
+
+    def attempt_started(self, job: Job) -> Optional[float]:
+        """When the current attempt began: the engine's records from before belong to the previous one."""
+        return (job.started_at - 1.0) if job.started_at else None
+
+
+def _catch_up(store: JobStore, job: Job, started: Optional[float]) -> Job:
+    """Store what the engine wrote after its follower's last read (call inside a transaction)."""
+    follower = Follower(job.id, job.attempt, job.files.raport, job.raport_offset, started, job.best_top1,
+                        loss=job.loss, iters_per_epoch=job.iters_per_epoch)  # fmt: skip
+    batch = follower.poll()
+    if batch.rows:
+        store.add_metrics(batch.rows)
+    store.update_job(job.id, **batch.updates)
+    return store.get_job(job.id)

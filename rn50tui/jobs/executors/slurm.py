@@ -21,18 +21,13 @@ from rn50tui.jobs.slurm import commands, script
 from rn50tui.jobs.slurm import options as slurm_options
 from rn50tui.jobs.slurm.lock import follower_running, start_follower
 from rn50tui.jobs.store import JobStore
-from rn50tui.jobs.workspace import RAPORT_FILE
 
 SUBMIT_GRACE_S = 120.0  # a `starting` job with no Slurm job id after this long was never submitted
 
 
 def attempt_of(job: Job) -> script.Attempt:
     """The batch script's view of the job's current attempt (resuming from its last checkpoint)."""
-    resume_from = launcher.resume_checkpoint(job)
-    flags = list(job.argv)
-    if resume_from:
-        flags = launcher.without_flag(flags, "--resume") + ["--resume", resume_from]
-    flags += ["--workspace", job.workspace, "--raport-file", RAPORT_FILE]
+    flags = launcher.engine_flags(job, launcher.resume_checkpoint(job))
     return script.Attempt(job.id, job.attempt, job.name, Path(job.workspace), job.device,
                           max(1, job.cards_requested), flags)  # fmt: skip
 
@@ -90,6 +85,9 @@ class SlurmExecutor(Executor):
             return False
         start_follower(store.path)
         return True
+
+    def attempt_started(self, job: Job) -> Optional[float]:
+        return (job.executor_handle or {}).get("submitted_at") or super().attempt_started(job)
 
     def processes_alive(self, job: Job) -> bool:
         return False  # nothing of it runs on this host, and it holds none of this host's cards

@@ -34,6 +34,7 @@ from rn50tui.jobs.slurm.lock import lock_path
 from rn50tui.jobs.slurm.outcome import FINAL_STATES, PENDING_STATES, final_status
 from rn50tui.jobs.states import ACTIVE, Status
 from rn50tui.jobs.store import DeviceSample, Job, JobStore
+from rn50tui.jobs.verdict import Evidence, finished
 
 ROUND_S = 1.0  # raport.json and samples; the controller is asked every poll_interval
 HEARTBEAT_S = 15.0  # a job with no news still gets its heartbeat this often
@@ -202,7 +203,13 @@ class SlurmFollower:
         stop_reason = stop.read_text().strip() if stop.exists() else None
         run = tracked.follower.state
         run_end = run.run_end or handle.get("run_end")
-        status, reason = final_status(state.state, run_end, bool(job.cancel_requested), stop_reason)
+        stored = self.store.get_job(job.id)  # the last checkpoint the engine reported, committed above
+        evidence = Evidence(None, run_end, run.error, run.stopping_signal, stored.checkpoint_epoch,
+                            stored.checkpoint_iteration, stored.epochs)  # fmt: skip
+        if finished(evidence):  # the one rule of local jobs too: a run the engine finished is completed
+            status, reason = Status.COMPLETED, None
+        else:
+            status, reason = final_status(state.state, run_end, bool(job.cancel_requested), stop_reason)
         if status is Status.FAILED:
             reason = _failure_text(state, run.error, job.files.log("stderr"), job.stderr_offset)
         options = tracked.options
