@@ -8,7 +8,7 @@ import traceback
 from collections.abc import Sequence
 from typing import Any, Optional
 
-from engine.config import ConfigError, TrainConfig, accumulation_steps, check, parse_args
+from engine.config import ConfigError, TrainConfig, accumulation_steps, check, dali_note, parse_args
 from engine.events import EXIT_ERROR, EXIT_USAGE, EventWriter
 
 
@@ -77,6 +77,7 @@ def build_trainer(
     from engine.distributed import init_process_group
     from engine.model import build_model, load_weights_strict, to_memory_format
     from engine.optim import build_optimizer
+    from engine.recipe import RecipeState, chosen_weights
     from engine.trainer import StopFlag, Trainer
 
     dev = resolve_device(cfg.device, cfg.amp, dist.local_rank, cfg.dist_backend)
@@ -87,11 +88,15 @@ def build_trainer(
 
     model = build_model(cfg.arch, cfg.model_config, cfg.num_classes, cfg.zero_init_residual)
     ckpt = load_checkpoint(cfg.resume) if cfg.resume else None
+    weights_from = "model"
     if ckpt is not None:
         check_resume(ckpt, cfg, cfg.resume)
-        load_weights_strict(model, ckpt["state_dict"])
+        weights, weights_from = chosen_weights(ckpt, cfg, cfg.resume)
+        load_weights_strict(model, weights)
     elif cfg.pretrained_from_file:
-        load_weights_strict(model, load_checkpoint(cfg.pretrained_from_file)["state_dict"])
+        pretrained = load_checkpoint(cfg.pretrained_from_file)
+        weights, weights_from = chosen_weights(pretrained, cfg, cfg.pretrained_from_file)
+        load_weights_strict(model, weights)
     model = to_memory_format(model.to(dev.device), cfg.memory_format)
     ddp_model = model
     if dist.enabled:
@@ -117,6 +122,7 @@ def build_trainer(
         stop or StopFlag(),
         accumulation_steps(cfg, dist.world_size),
     )
+    trainer.recipe = RecipeState.build(cfg, model, dist.rank, weights_from)  # after the weights are loaded
     return trainer, ckpt
 
 
@@ -145,9 +151,12 @@ def _run(cfg: TrainConfig, dist: Any, writer: EventWriter) -> int:
         amp=str(dev.amp_dtype).replace("torch.", "") if dev.amp_dtype else "off",
         note=dev.note,
         evaluate=cfg.evaluate,
+        weights=trainer.recipe.weights_from,
     )
     if dev.note:
         _log(f"warning: {dev.note}")
+    if dali_note(cfg) and dist.is_main:
+        _log(f"warning: {dali_note(cfg)}")
     if cfg.evaluate:
         return trainer.evaluate()
     if ckpt is not None:
@@ -162,6 +171,7 @@ def _restore(trainer: Any, ckpt: Optional[dict[str, Any]], cfg: TrainConfig) -> 
     trainer.best_top1 = float(ckpt.get("best_prec1", 0.0))
     if cfg.evaluate:
         return 0, 0
+    trainer.recipe.load_state_dict(ckpt, cfg.resume)
     if ckpt.get("optimizer"):
         try:
             trainer.optimizer.load_state_dict(ckpt["optimizer"])
