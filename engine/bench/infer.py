@@ -28,6 +28,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--resume", default=None, metavar="CKPT", help="weights from this checkpoint (default random)"
     )
     p.add_argument("--num-classes", type=int, default=1000, help="classes of the random-weight model")
+    p.add_argument(
+        "--weights",
+        default="best",
+        choices=("best", "model", "ema"),
+        help="with --resume: the trained weights, the EMA's, or the better of them by recorded top-1",
+    )
     p.add_argument("--memory-format", default="nchw", choices=("nchw", "nhwc"), help="activation layout")
     p.add_argument("--device", default="auto", help="mlu, cuda, cpu or auto")
     p.add_argument("--json", default=None, metavar="FILE", help="append one JSON record per row to FILE")
@@ -58,14 +64,16 @@ def time_batches(
 
 def load_model(a: argparse.Namespace) -> Any:
     from engine.checkpoint import arch_of, load_checkpoint
+    from engine.ema import select_weights
     from engine.model import build_model, load_weights_strict
 
     if not a.resume:
         return build_model("resnet50", "classic", a.num_classes)
     ckpt = load_checkpoint(a.resume)
-    fc = {k.removeprefix("module."): v for k, v in ckpt["state_dict"].items()}["fc.weight"]
+    weights, _ = select_weights(ckpt, a.weights, a.resume)
+    fc = {k.removeprefix("module."): v for k, v in weights.items()}["fc.weight"]
     model = build_model(arch_of(ckpt)[0] or "resnet50", "classic", int(fc.shape[0]))
-    load_weights_strict(model, ckpt["state_dict"])
+    load_weights_strict(model, weights)
     return model
 
 
@@ -76,7 +84,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     a = build_parser().parse_args(argv)
     batches = [int(b) for b in a.batch_sizes.split(",")]
     fmt = torch_memory_format(a.memory_format)
-    base = load_model(a).eval()
+    from engine.checkpoint import CheckpointError
+
+    try:
+        base = load_model(a).eval()
+    except CheckpointError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     print(
         f"{'precision':>9} {'batch':>5} {'img/s':>10} {'mean ms':>9} {'p90 ms':>9} {'p95 ms':>9} {'p99 ms':>9}"
     )
