@@ -273,6 +273,7 @@ def _show(args: argparse.Namespace) -> int:
     info["claims"] = [f"{c.device}:{c.card}" for c in jm.store.claims_of(job.id)]
     info["metric_rows"] = jm.store.metric_count(job.id)
     info["logs"] = {stream: str(jm.log_path(job.id, stream)) for stream in ("stdout", "stderr", "supervisor")}
+    info.update(_ema_curve(jm, job.id))
     if args.json:
         print(json.dumps(info))
         return 0
@@ -286,6 +287,18 @@ def _show(args: argparse.Namespace) -> int:
         for line in lines[1:]:
             print(f"{' ' * width}  {line}")
     return 0
+
+
+def _ema_curve(jm: Any, job_id: int) -> dict[str, dict[int, float]]:
+    """Val top-1 by epoch of the weights and of their EMA, for a --use-ema job (the last attempt's value)."""
+    top1: dict[int, float] = {}
+    ema: dict[int, float] = {}
+    for row in jm.store.metrics(job_id, phase="epoch"):
+        if row.epoch is not None and "val_ema.top1" in row.values:
+            ema[row.epoch] = round(float(row.values["val_ema.top1"]), 3)
+            if "val.top1" in row.values:
+                top1[row.epoch] = round(float(row.values["val.top1"]), 3)
+    return {"top1_by_epoch": top1, "ema_top1_by_epoch": ema} if ema else {}
 
 
 def _rm(args: argparse.Namespace) -> int:

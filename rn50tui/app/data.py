@@ -18,7 +18,15 @@ from rn50tui.jobs.store import DeviceSample, Job
 from rn50tui.jobs.submission import Request
 
 # The metrics the charts draw, read with SQLite's json_extract so a million rows never meet json.loads.
-CHART_METRICS = ("train.loss", "train.total_ips", "train.lr", "val.top1", "val.top5", "val.loss")
+CHART_METRICS = (
+    "train.loss",
+    "train.total_ips",
+    "train.lr",
+    "val.top1",
+    "val.top5",
+    "val.loss",
+    "val_ema.top1",
+)
 METRIC_BATCH = 250_000  # rows per read: a huge history loads over a few refreshes, the UI never waits
 LOG_TAIL_BYTES = 64 * 1024  # how much of an existing log the first read shows
 LOG_STREAMS = ("stdout", "stderr", "supervisor")
@@ -40,6 +48,7 @@ class MetricPoint(NamedTuple):
     top1: Optional[float]  # val.top1
     top5: Optional[float]  # val.top5
     val_loss: Optional[float]  # val.loss
+    ema_top1: Optional[float] = None  # val_ema.top1 (--use-ema)
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from rn50tui.app.series import Points, Series, bucket_max
 from rn50tui.jobs.store import DeviceSample, Job
 
 TIME_CHARTS = ("loss", "ips", "lr")  # x: minutes since the job's first record
-EPOCH_CHARTS = ("top1", "top5")  # x: epoch
+EPOCH_CHARTS = ("top1", "top5", "ema_top1")  # x: epoch; ema_top1 only for --use-ema jobs
 CARD_METRICS = ("util_percent", "mem_used_mib", "temp_c", "power_w")
 
 
@@ -102,6 +102,7 @@ class JobHistory:
             elif p.phase == "epoch" and p.epoch is not None:
                 self.series["top1"].append(p.epoch, p.top1)
                 self.series["top5"].append(p.epoch, p.top5)
+                self.series["ema_top1"].append(p.epoch, p.ema_top1)
 
     def _add_train(self, p: MetricPoint, iters_per_epoch: Optional[int]) -> None:
         if self.base_time is None:

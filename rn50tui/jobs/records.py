@@ -58,6 +58,7 @@ class Job:
     top5: Optional[float] = None
     val_loss: Optional[float] = None
     best_top1: Optional[float] = None
+    note: Optional[str] = None  # how a completed run ended when that is news (early stopping)
     extra: dict[str, Any] = field(default_factory=dict)  # columns of later migrations this class lacks
 
     @classmethod

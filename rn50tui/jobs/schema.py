@@ -152,6 +152,11 @@ def _m0002_device_samples(db: sqlite_utils.Database) -> None:
     db["device_samples"].create_index(["job_id", "time"], index_name="device_samples_job")
 
 
+@migration("0003_job_note")
+def _m0003_job_note(db: sqlite_utils.Database) -> None:
+    db["jobs"].add_column("note", str)  # the engine's reason for ending (early stopping), not an error
+
+
 def migrate(conn: sqlite3.Connection) -> list[str]:
     """Apply the migrations this database lacks, in one IMMEDIATE transaction; return their names."""
     known = [name for name, _ in MIGRATIONS]
