@@ -272,3 +272,20 @@ def test_defaults_leave_the_90_epoch_recipe_unchanged():
     assert cfg.early_stopping_patience == -1 and cfg.weights == "best"
     rng = random.Random(0)
     assert TrainTransform(32).plan(100, 100, rng) == TrainTransform(32).plan(100, 100, random.Random(0))
+
+
+def test_evaluate_loads_the_weights_asked_for(tmp_path):
+    from engine.model import build_model
+
+    model = build_model("resnet50", "classic", 4)
+    weights = model.state_dict()
+    ema = {k: v + 1 if v.is_floating_point() else v for k, v in weights.items()}
+    ckpt = tmp_path / "c.pth.tar"
+    torch.save(
+        {"epoch": 1, "state_dict": weights, "state_dict_ema": ema, "prec1": 30.0, "prec1_ema": 40.0}, ckpt
+    )
+    for choice, expected in (("best", ema), ("ema", ema), ("model", weights)):
+        trainer = trainer_of(tmp_path, "--evaluate", "--resume", str(ckpt), "--weights", choice)
+        assert trainer.recipe.weights_from == ("model" if expected is weights else "ema")
+        assert torch.equal(trainer.model.state_dict()["fc.weight"], expected["fc.weight"])
+        assert trainer.recipe.ema is None  # evaluation keeps no average of its own
