@@ -46,8 +46,7 @@ def make_store(path: Path, jobs: int) -> list[int]:
         job = store.insert_job(name=f"bench-{i}", kind="train", argv=["--data-backend", "synthetic", "-b", "64"],
                                device="cpu", cards_requested=1, workspace=str(path.parent / "runs" / "{id}"))  # fmt: skip
         with store.transaction():
-            store.db.execute("INSERT INTO claims (device, card, job_id, claimed_at) VALUES (?, ?, ?, ?)",
-                             ["cpu", i, job.id, time.time()])  # fmt: skip
+            store.add_claims(job.id, "cpu", [i], time.time())
             store.update_job(job.id, status=Status.RUNNING.value, supervisor_pid=me, supervisor_started=procs.start_time(me),
                              cards_granted=[i], started_at=time.time(), epochs=90, epoch=1, iteration=0,
                              iters_per_epoch=5000, world_size=1)  # fmt: skip

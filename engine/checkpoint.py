@@ -1,8 +1,15 @@
 """Checkpoints: atomic save, keep-last-N, best model, strict resume, and the port's files.
 
-The dict keeps the port's keys (`epoch`, `arch`, `state_dict`, `best_prec1`, `optimizer`, `amp`) so
-files load on either side, and adds what exact resume needs: `scaler`, `rng`, and `iteration` (the
-position inside the epoch `epoch` after a stop on a signal; 0 at an epoch's end).
+The dict keeps the port's keys (`epoch`, `arch`, `state_dict`, `best_prec1`, `optimizer`, `amp`: the
+GradScaler's state) so files load on either side, and adds what exact resume needs: `rng` and
+`iteration` (the position inside the epoch `epoch` after a stop on a signal; 0 at an epoch's end).
+Format 1 also kept the scaler under `scaler`; readers accept both.
+
+Loading runs no code. Every value is a tensor or a plain type (`Checkpointer.save` refuses anything
+else), so files load with `torch.load(weights_only=True)`, which unpickles no classes or functions; the
+port's files and torchvision's weights load that way too, so nothing needs allow-listing with
+`torch.serialization.add_safe_globals`. A file that still wants a class or function unpickled is refused
+unless the user passes `--trust-checkpoint`.
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ import random
 import re
 import shutil
 import tempfile
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,8 +29,10 @@ import torch
 
 from engine.config import TrainConfig
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the scaler under `amp` alone, the MLU's RNG state kept
 BEST_FILENAME = "model_best.pth.tar"
+TRUST_FLAG = "--trust-checkpoint"
+PLAIN_TYPES = (torch.Tensor, str, int, float, bool, type(None))
 
 
 class CheckpointError(RuntimeError):
@@ -70,10 +80,18 @@ def copy_atomic(src: Path, dst: Path) -> None:
         shutil.copyfile(src, tmp)
 
 
+def _device_rng(device_kind: str) -> Any:
+    """torch.cuda or torch.mlu where it can save and restore its generator; None on CPU."""
+    mod = getattr(torch, device_kind, None) if device_kind in ("cuda", "mlu") else None
+    return mod if hasattr(mod, "get_rng_state") else None
+
+
 def rng_state(device_kind: str) -> dict[str, Any]:
+    """Every generator resume needs, as tensors and tuples of ints (plain types: no pickled classes)."""
     state: dict[str, Any] = {"torch": torch.get_rng_state(), "python": random.getstate()}
-    if device_kind == "cuda":
-        state["cuda"] = torch.cuda.get_rng_state()
+    mod = _device_rng(device_kind)
+    if mod is not None:
+        state[device_kind] = mod.get_rng_state()
     return state
 
 
@@ -81,9 +99,26 @@ def restore_rng(state: Optional[dict[str, Any]], device_kind: str) -> None:
     if not state:
         return
     torch.set_rng_state(state["torch"])
-    random.setstate(state["python"])
-    if device_kind == "cuda" and "cuda" in state:
-        torch.cuda.set_rng_state(state["cuda"])
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    mod = _device_rng(device_kind)
+    if mod is not None and device_kind in state:
+        mod.set_rng_state(state[device_kind])
+
+
+def check_plain(value: Any, where: str = "checkpoint") -> None:
+    """Raise TypeError naming the first value that is not a tensor or a plain type (it would need
+    unpickling, so `weights_only=True` could not load the file)."""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if not isinstance(k, (str, int)):
+                raise TypeError(f"{where} has a key of type {type(k).__name__}: {k!r}")
+            check_plain(v, f"{where}[{k!r}]")
+    elif isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            check_plain(v, f"{where}[{i}]")
+    elif not isinstance(value, PLAIN_TYPES):
+        raise TypeError(f"{where} is a {type(value).__module__}.{type(value).__qualname__}, not a plain type")
 
 
 class Checkpointer:
@@ -99,6 +134,7 @@ class Checkpointer:
         if not self.enabled:
             return None
         state = {**state, "format_version": FORMAT_VERSION}
+        check_plain(state)  # what cannot load with weights_only=True is never written
         save_atomic(state, self.path)
         if is_best:
             copy_atomic(self.path, self.path.with_name(BEST_FILENAME))
@@ -117,21 +153,69 @@ class Checkpointer:
             old.unlink(missing_ok=True)
 
 
-def load_checkpoint(path: str) -> dict[str, Any]:
-    """Read a checkpoint onto the CPU; an unreadable file is a CheckpointError, not a traceback."""
+def load_checkpoint(path: str, trust: bool = False) -> dict[str, Any]:
+    """Read a checkpoint onto the CPU without running code from it (`trust`: unpickle anything).
+
+    An unreadable file, or one that needs unpickling when not trusted, is a CheckpointError.
+    """
     if not Path(path).is_file():
         raise CheckpointError(
             f"checkpoint {path} does not exist (a missing checkpoint is never a fresh start)"
         )
+    warn_if_weights_only_is_unsafe()
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+        ckpt = torch.load(path, map_location="cpu", weights_only=not trust)
     except Exception as exc:  # torch raises many kinds for a torn or foreign file
+        code = None if trust else _needs_unpickling(exc)
+        if code is not None:
+            raise CheckpointError(
+                f"checkpoint {path} wants {code} unpickled, which can run any code: if you trust where "
+                f"the file comes from, pass {TRUST_FLAG}"
+            ) from None
         raise CheckpointError(f"checkpoint {path} cannot be read ({type(exc).__name__}: {exc})") from exc
     if not isinstance(ckpt, dict):
         raise CheckpointError(f"checkpoint {path} is not a checkpoint dict")
     if "state_dict" not in ckpt and all(isinstance(k, str) and "." in k for k in ckpt):
         ckpt = {"state_dict": ckpt}  # a bare state_dict (torchvision weights) is accepted as weights only
     return ckpt
+
+
+def _needs_unpickling(exc: BaseException) -> Optional[str]:
+    """The class or function a weights-only load refused, or None when the file is simply unreadable.
+
+    torch words it "Unsupported global: GLOBAL io.open", "Unsupported class io.open" (torch 2.1) or
+    "Trying to call reduce for unrecognized function"; a torn file gives "Unsupported operand".
+    """
+    text = str(exc)
+    if "WeightsUnpickler" not in text and "Weights only load failed" not in text:
+        return None
+    m = re.search(r"(?:GLOBAL|Unsupported class|unrecognized function)\s+<?([\w.]+)", text)
+    if m:
+        return m.group(1)
+    return "a class or function" if re.search(r"global|class|function", text, re.IGNORECASE) else None
+
+
+_warned_unsafe_torch = False
+SAFE_WEIGHTS_ONLY = (2, 6)  # CVE-2025-32434: weights_only=True could still run code before torch 2.6
+
+
+def torch_version() -> tuple[int, int]:
+    m = re.match(r"(\d+)\.(\d+)", torch.__version__)
+    return (int(m.group(1)), int(m.group(2))) if m else (0, 0)
+
+
+def warn_if_weights_only_is_unsafe() -> None:
+    """Say once per process that this torch's weights-only loader is not a safe boundary."""
+    global _warned_unsafe_torch
+    if _warned_unsafe_torch or torch_version() >= SAFE_WEIGHTS_ONLY:
+        return
+    _warned_unsafe_torch = True
+    warnings.warn(
+        f"torch {torch.__version__} is older than 2.6: torch.load(weights_only=True) there can still be "
+        "made to run code by a crafted file (CVE-2025-32434); load checkpoints only from sources you "
+        "trust, or use an image with torch >= 2.6",
+        stacklevel=3,
+    )
 
 
 def arch_of(ckpt: dict[str, Any]) -> tuple[Optional[str], Optional[str], Optional[int]]:

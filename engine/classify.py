@@ -17,6 +17,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m engine.classify", description=__doc__.splitlines()[0])
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files (JPEG, PNG, ...)")
     p.add_argument("--resume", required=True, metavar="CKPT", help="checkpoint to classify with")
+    p.add_argument(
+        "--trust-checkpoint",
+        action="store_true",
+        help="load a checkpoint that needs unpickling (it can run any code): only files you trust",
+    )
     p.add_argument("--image-size", type=int, default=224, help="crop size the model was trained at")
     p.add_argument("--device", default="auto", help="mlu, cuda, cpu or auto")
     p.add_argument("--amp", action="store_true", help="mixed precision")
@@ -77,7 +82,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"error: no such image: {', '.join(missing)}", file=sys.stderr)
         return 2
     try:
-        ckpt = load_checkpoint(a.resume)
+        ckpt = load_checkpoint(a.resume, a.trust_checkpoint)
         chosen, _ = select_weights(ckpt, a.weights, a.resume)
     except CheckpointError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -15,9 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
+from engine.device_kind import NAMES, parse_device
+
 ARCHS = ("resnet50",)
 MODEL_CONFIGS = ("classic", "fanin")
-DEVICES = ("auto", "mlu", "gpu", "cuda", "cpu")
+DEVICES = ("auto", *NAMES)
 DATA_BACKENDS = ("pytorch", "synthetic")
 DALI_BACKENDS = ("dali-gpu", "dali-cpu", "dali-mlu")  # the port's scripts' names: the pytorch pipeline runs
 AUGMENTATIONS = ("autoaugment",)
@@ -56,6 +58,7 @@ class TrainConfig:
     print_freq: int = 10
     resume: Optional[str] = None
     pretrained_from_file: Optional[str] = None
+    trust_checkpoint: bool = False
     evaluate: bool = False
     training_only: bool = False
     save_checkpoints: bool = True
@@ -68,6 +71,7 @@ class TrainConfig:
     static_loss_scale: float = 1.0
     dynamic_loss_scale: bool = False
     memory_format: str = "nchw"
+    compile: bool = False
     device: str = "auto"
     dist_backend: Optional[str] = None
     image_size: Optional[int] = None
@@ -174,6 +178,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help="initialise the model's weights from this checkpoint (no optimizer state)",
     )
+    p.add_argument(
+        "--trust-checkpoint",
+        action="store_true",
+        help="load a checkpoint that needs unpickling (it can run any code): only files you trust",
+    )
     p.add_argument("--evaluate", action="store_true", help="one validation pass, no training")
     p.add_argument(
         "--training-only", action="store_true", help="skip validation (then no best model is kept)"
@@ -205,6 +214,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--memory-format", default="nchw", choices=("nchw", "nhwc"), help="activation memory layout"
+    )
+    p.add_argument(
+        "--compile",
+        action="store_true",
+        help="torch.compile the model (opt-in; the first steps compile, reported apart as warm-up)",
     )
     p.add_argument(
         "--device",
@@ -283,8 +297,7 @@ def parse_args(argv: Sequence[str] | None = None) -> TrainConfig:
     """Parse and check the command line; raise ConfigError for a value that cannot work."""
     ns = build_parser().parse_args(argv)
     values = {f.name: getattr(ns, f.name) for f in dataclasses.fields(TrainConfig)}
-    if values["device"] == "gpu":
-        values["device"] = "cuda"
+    values["device"] = parse_device(values["device"])
     cfg = TrainConfig(**values)
     check(cfg)
     return cfg

@@ -17,9 +17,11 @@ from typing import Any, Optional
 
 import torch
 
+from engine.device_kind import DeviceKind, parse_device
+
 # How a device kind is driven: its DDP backend and the variable that selects its cards.
 BACKENDS = {"mlu": "cncl", "cuda": "nccl", "cpu": "gloo"}
-VISIBLE_DEVICES_VAR = {"mlu": "MLU_VISIBLE_DEVICES", "cuda": "CUDA_VISIBLE_DEVICES", "cpu": None}
+VISIBLE_DEVICES_VAR = {k.value: k.visible_env for k in DeviceKind}
 FORCE_CPU_BF16_VAR = "RN50TUI_FORCE_CPU_BF16"
 
 
@@ -38,6 +40,7 @@ class DeviceInfo:
     use_scaler: bool
     dist_backend: str
     note: str = ""  # why AMP was changed, shown to the user
+    tuning: str = ""  # the backend settings made for this device (cuDNN autotuning), for the report
 
     @property
     def amp_enabled(self) -> bool:
@@ -83,6 +86,26 @@ def make_grad_scaler(kind: str, enabled: bool) -> Any:
         return torch.cuda.amp.GradScaler(enabled=enabled)
 
 
+def tune_backend(kind: str) -> str:
+    """Set the convolution-library switches that suit fixed-shape training; say what was set.
+
+    CUDA: cuDNN benchmarks its convolution algorithms once per input shape and keeps the fastest, as
+    NVIDIA's `main.py` does (`cudnn.benchmark = True`); ResNet-50's shapes are fixed, so this pays.
+    MLU: torch_mlu installs `torch.backends.cnnl`, whose `flags(benchmark=True)` only warns "not
+    available on MLU device" (Cambricon/torch_mlu, torch_mlu/backends/cnnl/__init__.py): CNNL chooses
+    its algorithms itself, there is no autotuner to switch on. Its one working switch, `allow_tf32`
+    (convolutions), is on by default, so nothing is set; the report shows it. CPU: nothing to set.
+    """
+    if kind == "cuda":
+        torch.backends.cudnn.benchmark = True
+        return "cudnn.benchmark=True"
+    if kind == "mlu":
+        cnnl = getattr(torch.backends, "cnnl", None)
+        tf32 = getattr(cnnl, "allow_tf32", None)
+        return f"cnnl: no algorithm autotuner (allow_tf32={tf32})"
+    return ""
+
+
 def load_torch_mlu() -> bool:
     """Import torch_mlu if installed; True when `torch.mlu` is usable.
 
@@ -115,8 +138,7 @@ def cpu_has_native_bf16() -> bool:
 
 
 def _kind_for(requested: str) -> str:
-    if requested == "gpu":
-        requested = "cuda"
+    requested = parse_device(requested)
     if requested == "auto":
         if load_torch_mlu() and torch.mlu.is_available():  # type: ignore[attr-defined]
             return "mlu"
@@ -171,6 +193,7 @@ def resolve_device(
         mod.set_device(local_rank)
         device = torch.device(kind, local_rank)
         name = str(mod.get_device_properties(local_rank).name)
+    tuning = tune_backend(kind)
     amp_dtype, use_scaler, note = _amp_settings(kind, amp)
     if note:
         warnings.warn(note, stacklevel=2)
@@ -182,6 +205,7 @@ def resolve_device(
         use_scaler=use_scaler,
         dist_backend=dist_backend or BACKENDS[kind],
         note=note,
+        tuning=tuning,
     )
 
 

@@ -27,6 +27,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from enum import Enum
 from typing import Any, TextIO
 
 PREFIX = "DLLL "
@@ -63,12 +64,30 @@ METRICS: dict[str, dict[str, Any]] = {
     "val_ema.top5": {"unit": "%", "format": ":>3.2f"},
 }
 
+
+class TextEnum(str, Enum):
+    """An enum of the contract's words: compares equal to, prints and serialises as its word."""
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class RunEnd(TextEnum):
+    """How a run ended: the `status` of its STATUS run_end record (the engine writes it, readers parse it)."""
+
+    COMPLETED = "completed"
+    STOPPED = "stopped"  # on a signal, after a checkpoint: resume continues it
+    FAILED = "failed"
+
+
 # STATUS events and the keys their `data` must carry (more keys are allowed).
 STATUS_EVENTS: dict[str, tuple[str, ...]] = {
     # config: every argument; train_iters / val_iters: iterations per epoch (0 when that phase is off)
     "run_start": ("config", "start_epoch", "epochs", "train_iters", "val_iters", "world_size", "device"),
     "epoch_start": ("epoch", "train_iters", "start_iter"),
     "checkpoint": ("path", "epoch", "iteration", "is_best"),
+    # --compile: the first training step of an attempt, which compiles; train.* figures leave it out
+    "compile_warmup": ("seconds", "epoch", "iteration"),
     "stopping": ("signal", "epoch", "iteration"),
     "error": ("message",),
     # --early-stopping-patience: val top-1 did not improve for `patience` epochs after `best_epoch`;

@@ -28,9 +28,18 @@ def build_model(
     return model
 
 
+WRAPPER_PREFIXES = ("module.", "_orig_mod.")  # DataParallel/DDP (the port's files), torch.compile
+
+
+def _plain_key(key: str) -> str:
+    while key.startswith(WRAPPER_PREFIXES):
+        key = key.split(".", 1)[1]
+    return key
+
+
 def strip_module_prefix(state_dict: Mapping[str, Any]) -> dict[str, Any]:
-    """Checkpoints saved under DataParallel/DDP (the port's) prefix every key with `module.`."""
-    return {k[len("module.") :] if k.startswith("module.") else k: v for k, v in state_dict.items()}
+    """The model's own keys from a state dict saved through wrappers (`module.`, `_orig_mod.`)."""
+    return {_plain_key(k): v for k, v in state_dict.items()}
 
 
 class StateDictMismatch(ValueError):
@@ -67,3 +76,9 @@ def to_memory_format(model: nn.Module, memory_format: str) -> nn.Module:
 
 def torch_memory_format(memory_format: str) -> torch.memory_format:
     return torch.channels_last if memory_format == "nhwc" else torch.contiguous_format
+
+
+def compile_model(module: nn.Module) -> nn.Module:
+    """torch.compile for training: static shapes (a run's batches share one; the last, shorter one of an
+    epoch compiles once more). The wrapper's state dict says `_orig_mod.`: save the plain module's."""
+    return torch.compile(module, dynamic=False)

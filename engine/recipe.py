@@ -69,7 +69,8 @@ class RecipeState:
             return
         if ckpt.get("state_dict_ema"):
             self.ema.load_state_dict(ckpt["state_dict_ema"], int(ckpt.get("ema_updates", 0)))
-        else:
+        else:  # the EMA was copied from the fresh model before the weights loaded: start it from them
+            self.ema.load_state_dict(ckpt["state_dict"], 0)
             print(
                 f"warning: {path} has no EMA weights (trained without --use-ema): the EMA starts from them",
                 file=sys.stderr,

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from typing import Any, Optional
 
 from engine.config import ConfigError, TrainConfig, accumulation_steps, check, dali_note, parse_args
-from engine.events import EXIT_ERROR, EXIT_USAGE, EventWriter
+from engine.events import EXIT_ERROR, EXIT_USAGE, EventWriter, RunEnd
 
 
 def _log(msg: str) -> None:
@@ -42,7 +42,7 @@ def run(cfg: TrainConfig) -> int:
         usage = _is_usage_error(exc)
         message = f"{exc}" if usage else f"{type(exc).__name__}: {exc}"
         writer.status("error", message=message, kind=type(exc).__name__)
-        writer.status("run_end", status="failed")
+        writer.status("run_end", status=RunEnd.FAILED)
         if not usage:
             traceback.print_exc()
         _log(f"error: {message}")
@@ -75,7 +75,7 @@ def build_trainer(
     from engine.data import build_train_loader, build_val_loader
     from engine.devices import resolve_device
     from engine.distributed import init_process_group
-    from engine.model import build_model, load_weights_strict, to_memory_format
+    from engine.model import build_model, compile_model, load_weights_strict, to_memory_format
     from engine.optim import build_optimizer
     from engine.recipe import RecipeState, chosen_weights
     from engine.trainer import StopFlag, Trainer
@@ -87,21 +87,21 @@ def build_trainer(
         random.seed(cfg.seed + dist.rank)
 
     model = build_model(cfg.arch, cfg.model_config, cfg.num_classes, cfg.zero_init_residual)
-    ckpt = load_checkpoint(cfg.resume) if cfg.resume else None
-    weights_from = "model"
+    ckpt = load_checkpoint(cfg.resume, cfg.trust_checkpoint) if cfg.resume else None
+    weights_from = "model"  # a resumed run's weights (and its EMA's) load in Trainer.load_state_dict
     if ckpt is not None:
         check_resume(ckpt, cfg, cfg.resume)
-        weights, weights_from = chosen_weights(ckpt, cfg, cfg.resume)
-        load_weights_strict(model, weights)
     elif cfg.pretrained_from_file:
-        pretrained = load_checkpoint(cfg.pretrained_from_file)
+        pretrained = load_checkpoint(cfg.pretrained_from_file, cfg.trust_checkpoint)
         weights, weights_from = chosen_weights(pretrained, cfg, cfg.pretrained_from_file)
         load_weights_strict(model, weights)
     model = to_memory_format(model.to(dev.device), cfg.memory_format)
-    ddp_model = model
+    ddp_model = model  # what the training step calls; `model` stays the plain module that is saved
     if dist.enabled:
         ids = None if dev.kind == "cpu" else [dev.device.index]
         ddp_model = torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
+    if cfg.compile:  # DDP inside: torch.compile splits the graph at DDP's buckets to overlap all-reduce
+        ddp_model = compile_model(ddp_model)
     optimizer = build_optimizer(model, cfg)
 
     pin = dev.kind != "cpu"
@@ -127,14 +127,13 @@ def build_trainer(
 
 
 def _run(cfg: TrainConfig, dist: Any, writer: EventWriter) -> int:
-    from engine.checkpoint import restore_rng
     from engine.trainer import StopFlag
 
     stop = StopFlag()
     stop.install()  # before the slow set-up, so an early SIGTERM is still a clean stop
     trainer, ckpt = build_trainer(cfg, dist, writer, stop)
     dev, train_loader, val_loader = trainer.dev, trainer.train_loader, trainer.val_loader
-    start_epoch, start_iter = _restore(trainer, ckpt, cfg)
+    start_epoch, start_iter = trainer.load_state_dict(ckpt, cfg.resume) if ckpt is not None else (0, 0)
 
     writer.parameters({**cfg.to_dict(), "world_size": dist.world_size, "device_kind": dev.kind})
     writer.status(
@@ -150,6 +149,7 @@ def _run(cfg: TrainConfig, dist: Any, writer: EventWriter) -> int:
         device_name=dev.name,
         amp=str(dev.amp_dtype).replace("torch.", "") if dev.amp_dtype else "off",
         note=dev.note,
+        tuning=dev.tuning,
         evaluate=cfg.evaluate,
         weights=trainer.recipe.weights_from,
     )
@@ -159,40 +159,7 @@ def _run(cfg: TrainConfig, dist: Any, writer: EventWriter) -> int:
         _log(f"warning: {dali_note(cfg)}")
     if cfg.evaluate:
         return trainer.evaluate()
-    if ckpt is not None:
-        restore_rng(ckpt.get("rng"), dev.kind)
     return trainer.fit(start_epoch, start_iter)
-
-
-def _restore(trainer: Any, ckpt: Optional[dict[str, Any]], cfg: TrainConfig) -> tuple[int, int]:
-    """Optimizer, scaler, best top-1 and position from a checkpoint; (0, 0) for a fresh run."""
-    if ckpt is None:
-        return 0, 0
-    trainer.best_top1 = float(ckpt.get("best_prec1", 0.0))
-    if cfg.evaluate:
-        return 0, 0
-    trainer.recipe.load_state_dict(ckpt, cfg.resume)
-    if ckpt.get("optimizer"):
-        try:
-            trainer.optimizer.load_state_dict(ckpt["optimizer"])
-        except ValueError as exc:
-            _log(f"warning: optimizer state of {cfg.resume} does not fit ({exc}); momentum starts from zero")
-    scaler_state = ckpt.get("scaler") or ckpt.get("amp")
-    if trainer.dev.use_scaler and isinstance(scaler_state, dict) and scaler_state:
-        trainer.scaler.load_state_dict(scaler_state)
-    epoch, iteration = int(ckpt.get("epoch", 0)), int(ckpt.get("iteration", 0))
-    if iteration:
-        same = (
-            ckpt.get("iters_per_epoch") == len(trainer.train_loader)
-            and ckpt.get("global_batch") == cfg.batch_size * trainer.dist.world_size
-        )
-        if not same:
-            _log(
-                f"warning: {cfg.resume} stopped inside epoch {epoch + 1} with another batch layout: "
-                "that epoch restarts from its first iteration"
-            )
-            iteration = 0
-    return epoch, iteration
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 import signal
+import sys
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -14,16 +15,16 @@ import torch
 from torch import nn
 
 from engine import distributed as dist_utils
-from engine.checkpoint import Checkpointer, rng_state
+from engine.checkpoint import Checkpointer, restore_rng, rng_state
 from engine.config import TrainConfig
 from engine.data import normalize
 from engine.devices import DeviceInfo
 from engine.distributed import DistInfo
-from engine.events import EXIT_OK, EXIT_STOPPED, EventWriter
+from engine.events import EXIT_OK, EXIT_STOPPED, EventWriter, RunEnd
 from engine.mixup import soft_cross_entropy
-from engine.model import torch_memory_format
+from engine.model import load_weights_strict, torch_memory_format
 from engine.optim import lr_at, set_lr
-from engine.recipe import RecipeState
+from engine.recipe import RecipeState, chosen_weights
 
 STOP_AFTER_ITERS_VAR = (
     "RN50TUI_STOP_AFTER_ITERS"  # test hook: the engine sends itself SIGTERM after N iterations
@@ -109,22 +110,21 @@ class Trainer:
         self.skipped_images = 0
         self._stop_after = int(os.environ.get(STOP_AFTER_ITERS_VAR, "0"))
         self._iters_run = 0
+        self._compile_pending = cfg.compile  # the attempt's first step compiles: timed on its own
         self.recipe = RecipeState()  # mixup, EMA, early stopping: set up by engine.train.build_trainer
 
     # -- state ---------------------------------------------------------------------------------------
     def state_dict(self, epoch: int, iteration: int) -> dict[str, Any]:
         """The port's keys plus what exact resume needs."""
         cfg = self.cfg
-        scaler_state = self.scaler.state_dict() if self.dev.use_scaler else None
         return {
             "epoch": epoch,
             "iteration": iteration,
             "arch": (cfg.arch, cfg.model_config, cfg.num_classes),
-            "state_dict": self.model.state_dict(),
+            "state_dict": self.model.state_dict(),  # the plain model's: no `module.`, no `_orig_mod.`
             "best_prec1": self.best_top1,
             "optimizer": self.optimizer.state_dict(),
-            "amp": scaler_state,
-            "scaler": scaler_state,
+            "amp": self.scaler.state_dict() if self.dev.use_scaler else None,  # the port's key
             "rng": rng_state(self.dev.kind),
             "iters_per_epoch": len(self.train_loader) if self.train_loader is not None else 0,
             "global_batch": cfg.batch_size * self.dist.world_size,
@@ -132,6 +132,47 @@ class Trainer:
             "class_names": list(getattr(self.train_loader, "classes", None) or []),  # for engine.classify
             **self.recipe.state_dict(),
         }
+
+    def load_state_dict(self, ckpt: dict[str, Any], source: str) -> tuple[int, int]:
+        """Restore a checkpoint of ours or of the port's; return the (epoch, iteration) to go on from.
+
+        Weights (`--evaluate`: those `--weights` picks) and best top-1 always; optimizer, scaler (`amp`,
+        or format 1's `scaler`), the recipe's state (EMA, early stopping), RNG states and the position
+        only when training.
+        """
+        weights, self.recipe.weights_from = chosen_weights(ckpt, self.cfg, source)
+        load_weights_strict(self.model, weights)
+        self.best_top1 = float(ckpt.get("best_prec1", 0.0))
+        if self.cfg.evaluate:
+            return 0, 0
+        self.recipe.load_state_dict(ckpt, source)
+        if ckpt.get("optimizer"):
+            try:
+                self.optimizer.load_state_dict(ckpt["optimizer"])
+            except ValueError as exc:
+                _warn(f"optimizer state of {source} does not fit ({exc}); momentum starts from zero")
+        scaler_state = ckpt.get("amp") or ckpt.get("scaler")
+        if self.dev.use_scaler and isinstance(scaler_state, dict) and scaler_state:
+            self.scaler.load_state_dict(scaler_state)
+        restore_rng(ckpt.get("rng"), self.dev.kind)
+        return self._resume_position(ckpt, source)
+
+    def _resume_position(self, ckpt: dict[str, Any], source: str) -> tuple[int, int]:
+        """Inside an epoch only with the same batch layout; otherwise from that epoch's start."""
+        epoch, iteration = int(ckpt.get("epoch", 0)), int(ckpt.get("iteration", 0))
+        if not iteration:
+            return epoch, 0
+        same = (
+            ckpt.get("iters_per_epoch") == len(self.train_loader)
+            and ckpt.get("global_batch") == self.cfg.batch_size * self.dist.world_size
+        )
+        if not same:
+            _warn(
+                f"{source} stopped inside epoch {epoch + 1} with another batch layout: "
+                "that epoch restarts from its first iteration"
+            )
+            return epoch, 0
+        return epoch, iteration
 
     # -- one batch -------------------------------------------------------------------------------------
     def _to_device(self, batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
@@ -193,15 +234,20 @@ class Trainer:
                 lr = lr_at(cfg, epoch, it // self.accumulation, math.ceil(iters / self.accumulation))
                 set_lr(self.optimizer, lr)
             boundary = (it + 1) % self.accumulation == 0 or it + 1 == iters
+            t_step = time.perf_counter()
             loss = self.train_step(batch, boundary, (epoch, it))
             n = int(batch.labels.shape[0])
             for m in (window, total):
                 m.loss, m.images, m.iters = m.loss + loss * n, m.images + n, m.iters + 1
                 m.data_time += data_time
                 m.skipped += int(batch.skipped)
+            if self._compile_pending:
+                self._report_compile_warmup(t_step, epoch, it)
+                # throughput and loss figures leave the compile out; unreadable images still count
+                window, total = Meter(skipped=window.skipped), Meter(skipped=total.skipped)
             it += 1
             self._iters_run += 1
-            if it % cfg.print_freq == 0 or it == iters:
+            if window.iters and (it % cfg.print_freq == 0 or it == iters):
                 self._log_train_window(epoch, it, window, lr)
                 window = Meter()
             if self._stop_after and self._iters_run == self._stop_after:
@@ -212,6 +258,13 @@ class Trainer:
                 break
         self._check_bad_images(0, 0, final=True)
         return EpochOutcome(self._epoch_train_metrics(total, lr), it, stopped=False)
+
+    def _report_compile_warmup(self, t_step: float, epoch: int, it: int) -> None:
+        """The first compiled step traces and compiles forward and backward: report it as its own record."""
+        self.dev.synchronize()
+        self._compile_pending = False
+        seconds = time.perf_counter() - t_step
+        self.writer.status("compile_warmup", seconds=seconds, epoch=epoch + 1, iteration=it + 1)
 
     def _empty_batch(self) -> None:
         """Every image of a batch was unreadable: skip it alone, or stop a multi-rank run that cannot."""
@@ -384,7 +437,7 @@ class Trainer:
         summary["data.skipped_images"] = self.skipped_images
         self.writer.metrics([], summary)
         reason = {"reason": early} if early else {}
-        self.writer.status("run_end", status="completed", epoch=end, best_top1=self.best_top1, **reason)
+        self.writer.status("run_end", status=RunEnd.COMPLETED, epoch=end, best_top1=self.best_top1, **reason)
         return EXIT_OK
 
     def _validate_all(self, epoch: int) -> dict[str, float]:
@@ -407,15 +460,19 @@ class Trainer:
         """Checkpoint the position (completed epochs, iterations into the next) and report the stop."""
         self._save(epoch, iteration, is_best=False)
         self.writer.status("stopping", signal=self.stop.name or "SIGTERM", epoch=epoch, iteration=iteration)
-        self.writer.status("run_end", status="stopped", epoch=epoch, iteration=iteration)
+        self.writer.status("run_end", status=RunEnd.STOPPED, epoch=epoch, iteration=iteration)
         return EXIT_STOPPED
 
     def evaluate(self) -> int:
         """One validation pass (`--evaluate`) of the weights chosen by `--weights`, whatever `--epochs` says."""
         metrics = self.validate(0)
         self.writer.metrics([], metrics)
-        self.writer.status("run_end", status="completed", epoch=0)
+        self.writer.status("run_end", status=RunEnd.COMPLETED, epoch=0)
         return EXIT_OK
+
+
+def _warn(message: str) -> None:
+    print(f"warning: {message}", file=sys.stderr, flush=True)
 
 
 def latency_percentiles(latencies: list[float]) -> dict[str, float]:

@@ -20,14 +20,17 @@ import time
 from collections.abc import Sequence
 from typing import Any, NoReturn, Optional
 
+from engine.device_kind import NAMES as DEVICE_NAMES
 from rn50tui.jobs.capacity import CARDS_ENV, CapacityError, parse_spec
 from rn50tui.jobs.errors import JobsError, StoreMissing
 from rn50tui.jobs.presets import PRESETS
 from rn50tui.jobs.states import Status
-from rn50tui.jobs.store import default_db_path
+from rn50tui.jobs.store import JobSummary, default_db_path
+from rn50tui.jobs.workspace import LOG_STREAMS, LogTail, last_lines
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
+RECENT_JOBS = 20  # `jobs list` shows every active job and the newest RECENT_JOBS (--all: every job)
 
 
 class CliError(Exception):
@@ -72,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     lg.add_argument("job", type=int, help="job id")
     lg.add_argument("-f", "--follow", action="store_true", help="keep printing until the job ends")
     lg.add_argument("-n", "--lines", type=int, default=None, metavar="N", help="start with the last N lines")
-    lg.add_argument("--stream", choices=("stdout", "stderr", "supervisor"), default="stdout",
+    lg.add_argument("--stream", choices=LOG_STREAMS, default="stdout",
                     help="which log (default stdout)")  # fmt: skip
     ex = sub.add_parser("export", parents=[common], help="write a job's full-resolution metrics as CSV or JSON",
                         description="Every metric record of a job, one row per engine log line.")  # fmt: skip
@@ -100,12 +103,26 @@ def _add_submit(sub: Any, common: argparse.ArgumentParser) -> None:
     s.add_argument("--preset", metavar="P", help=f"one of {', '.join(PRESETS)}")
     s.add_argument("--name", help="job name (default: the preset's name)")
     s.add_argument("--cards", type=int, help="cards (CPU: processes) the job uses (default: the preset's)")
-    s.add_argument(
-        "--device", choices=("mlu", "cuda", "gpu", "cpu"), help="device kind (default: the host's best)"
-    )
+    s.add_argument("--device", choices=DEVICE_NAMES, help="device kind (default: the host's best)")
     s.add_argument("--data", metavar="DIR", help="dataset root with train/ and val/")
     s.add_argument("--checkpoint", metavar="PATH", help="weights to evaluate or start from (--resume)")
     s.add_argument("--json", action="store_true", help="print the new job as JSON instead of its id")
+    s.add_argument("--executor", choices=("local", "slurm"), default="local",
+                   help="where it runs: this host (default) or a Slurm cluster (sbatch)")  # fmt: skip
+    g = s.add_argument_group(
+        "slurm", "with --executor slurm; defaults from ~/.config/rn50tui/config.toml [slurm]"
+    )
+    g.add_argument("--nodes", type=int, help="nodes, each running --cards processes (default 1)")
+    g.add_argument("--partition", help="Slurm partition")
+    g.add_argument("--account", help="Slurm account")
+    g.add_argument(
+        "--time", metavar="LIMIT", help="time limit, e.g. 24:00:00; the engine checkpoints before it"
+    )
+    g.add_argument(
+        "--gres", metavar="NAME", help="the cards' gres name (default mlu; some sites: gpu:mlu370)"
+    )
+    g.add_argument("--auto-resume", type=int, metavar="N",
+                   help="resubmit a job stopped by its time limit or preemption, up to N times")  # fmt: skip
     s.add_argument(
         "engine_flags", nargs="*", metavar="-- ENGINE FLAGS", help="flags for python -m engine.train"
     )
@@ -115,7 +132,10 @@ def _add_jobs(sub: Any, common: argparse.ArgumentParser) -> None:
     j = sub.add_parser("jobs", parents=[common], help="list, show or remove jobs",
                        description="List, show or remove jobs.")  # fmt: skip
     jsub = j.add_subparsers(dest="jobs_command", metavar="COMMAND", required=True, parser_class=Parser)
-    ls = jsub.add_parser("list", parents=[common], help="one line per job", description="One line per job.")
+    ls = jsub.add_parser("list", parents=[common], help="one line per job",
+                         description=f"One line per job: by default every queued, starting or running job and "
+                         f"the newest {RECENT_JOBS} jobs; --all lists every job.")  # fmt: skip
+    ls.add_argument("-a", "--all", action="store_true", help="every job, however many")
     ls.add_argument("--status", action="append", metavar="S",
                     help=f"only jobs with this status ({', '.join(s.value for s in Status)}); repeatable")  # fmt: skip
     ls.add_argument("--limit", type=int, help="only the newest N jobs")
@@ -209,8 +229,17 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _submit(args: argparse.Namespace) -> int:
     jm = _manager(args, create=True)
-    job = jm.submit(preset=args.preset, name=args.name, cards=args.cards, device=args.device, data=args.data,
-                    checkpoint=args.checkpoint, engine_flags=args.engine_flags)  # fmt: skip
+    slurm_flags = {
+        k: getattr(args, k) for k in ("nodes", "partition", "account", "time", "gres", "auto_resume")
+    }
+    if args.executor != "slurm" and any(v is not None for v in slurm_flags.values()):
+        given = ", ".join("--" + k.replace("_", "-") for k, v in slurm_flags.items() if v is not None)
+        return _fail(f"{given} only apply with --executor slurm", 2)
+    from rn50tui.jobs.submission import Request
+
+    request = Request(args.preset, args.name, args.cards, args.device, args.data, args.checkpoint,
+                      tuple(args.engine_flags), executor=args.executor)  # fmt: skip
+    job = jm.submit(request, slurm=slurm_flags if args.executor == "slurm" else None)
     print(json.dumps(job.to_dict()) if args.json else job.id)
     return 0
 
@@ -228,35 +257,70 @@ def _list(args: argparse.Namespace) -> int:
         else:
             print(f"no jobs yet ({exc})", file=sys.stderr)
         return 0
-    jobs = jm.job_summaries(wanted, args.limit)
+    everything = args.all or wanted is not None or args.limit is not None
+    jobs = jm.job_summaries(wanted, args.limit, recent=None if everything else RECENT_JOBS)
     if args.json:
-        sys.stdout.write(json.dumps(jobs) + "\n")
+        sys.stdout.write(json.dumps([j.to_dict() for j in jobs]) + "\n")
     else:
         _print_table(jobs)
+    if not everything and len(jobs) >= RECENT_JOBS:  # fewer: the store holds no more
+        hidden = jm.count_jobs() - len(jobs)
+        if hidden:
+            print(
+                f"({hidden} older jobs not shown: `rn50tui jobs list --all` lists every job)", file=sys.stderr
+            )
     return 0
 
 
-LIST_COLUMNS = ("ID", "NAME", "STATUS", "DEVICE", "TRY", "EPOCH", "PROGRESS", "LOSS", "TOP1", "IMG/S", "AGE")
+LIST_COLUMNS = (
+    "ID",
+    "NAME",
+    "STATUS",
+    "DEVICE",
+    "TRY",
+    "EPOCH",
+    "PROGRESS",
+    "LOSS",
+    "TOP1",
+    "IMG/S",
+    "AGE",
+    "WHERE",
+)
 
 
-def _print_table(jobs: list[dict[str, Any]]) -> None:
+def _print_table(jobs: list[JobSummary]) -> None:
     now = time.time()
     rows = [LIST_COLUMNS] + [_row(j, now) for j in jobs]
-    widths = [max(len(r[i]) for r in rows) for i in range(len(LIST_COLUMNS))]
-    sys.stdout.write("".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() + "\n" for r in rows))
+    widths = [max(map(len, column)) for column in zip(*rows)]
+    line = "  ".join(f"{{:<{w}}}" for w in widths)
+    sys.stdout.write("".join(line.format(*r).rstrip() + "\n" for r in rows))
 
 
-def _row(j: dict[str, Any], now: float) -> tuple[str, ...]:
-    cards = ",".join(map(str, j["cards_granted"])) if j["cards_granted"] else f"×{j['cards_requested']}"
-    epoch = f"{j['epoch']}/{j['epochs']}" if j["epoch"] and j["epochs"] else "-"
-    progress = f"{100 * j['progress']:.0f}%" if j["progress"] is not None else "-"
-    return (str(j["id"]), j["name"][:24], j["status"], f"{j['device']}:{cards}", str(j["attempt"]), epoch, progress,
-            _num(j["loss"], ".4f"), _num(j["top1"], ".2f"), _num(j["ips"], ".1f"),
-            _age(now - (j["updated_at"] or now)))  # fmt: skip
+def _row(j: JobSummary, now: float) -> tuple[str, ...]:
+    cards = ",".join(map(str, j.cards_granted)) if j.cards_granted else f"×{j.cards_requested}"
+    epoch = f"{j.epoch}/{j.epochs}" if j.epoch and j.epochs else "-"
+    progress, loss, top1, ips = j.progress, j.loss, j.top1, j.ips
+    return (str(j.id), j.name[:24], j.status.value, f"{j.device}:{cards}", str(j.attempt), epoch,
+            "-" if progress is None else f"{100 * progress:.0f}%", "-" if loss is None else f"{loss:.4f}",
+            "-" if top1 is None else f"{top1:.2f}", "-" if ips is None else f"{ips:.1f}",
+            _age(now - (j.updated_at or now)), _where(j))  # fmt: skip
 
 
-def _num(value: Optional[float], spec: str) -> str:
-    return "-" if value is None else format(value, spec)
+def _where(j: JobSummary) -> str:
+    """`local`, or `slurm 123 RUNNING node[1-2]` / `slurm 124 PENDING (Resources)`."""
+    if j.executor != "slurm":
+        return j.executor
+    handle = j.executor_handle or {}
+    parts = [
+        "slurm",
+        str(handle.get("slurm_job_id") or "-"),
+        (handle.get("slurm_state") or "") if j.status.active else "",
+    ]
+    if handle.get("pending_reason"):
+        parts.append(f"({handle['pending_reason']})")
+    elif handle.get("nodes") and handle.get("nodes") != "(null)":
+        parts.append(handle["nodes"])
+    return " ".join(p for p in parts if p)
 
 
 def _age(seconds: float) -> str:
@@ -270,9 +334,10 @@ def _show(args: argparse.Namespace) -> int:
     jm = _manager(args)
     job = jm.get_job(args.job)
     info = job.to_dict()
-    info["claims"] = [f"{c.device}:{c.card}" for c in jm.store.claims_of(job.id)]
-    info["metric_rows"] = jm.store.metric_count(job.id)
-    info["logs"] = {stream: str(jm.log_path(job.id, stream)) for stream in ("stdout", "stderr", "supervisor")}
+    info["claims"] = [f"{c.device}:{c.card}" for c in jm.claims(job.id)]
+    info["metric_rows"] = jm.metric_count(job.id)
+    info["logs"] = {stream: str(job.files.log(stream)) for stream in LOG_STREAMS}
+    info["cards"] = _latest_cards(jm, job)
     info.update(_ema_curve(jm, job.id))
     if args.json:
         print(json.dumps(info))
@@ -293,12 +358,24 @@ def _ema_curve(jm: Any, job_id: int) -> dict[str, dict[int, float]]:
     """Val top-1 by epoch of the weights and of their EMA, for a --use-ema job (the last attempt's value)."""
     top1: dict[int, float] = {}
     ema: dict[int, float] = {}
-    for row in jm.store.metrics(job_id, phase="epoch"):
+    for row in jm.metrics(job_id, phase="epoch"):
         if row.epoch is not None and "val_ema.top1" in row.values:
             ema[row.epoch] = round(float(row.values["val_ema.top1"]), 3)
             if "val.top1" in row.values:
                 top1[row.epoch] = round(float(row.values["val.top1"]), 3)
     return {"top1_by_epoch": top1, "ema_top1_by_epoch": ema} if ema else {}
+
+
+def _latest_cards(jm: Any, job: Any) -> dict[str, list[str]]:
+    """The last sample of each card, grouped by node ("this host" for a local job's cards)."""
+    recent = jm.device_samples(job.id, since=(job.heartbeat or time.time()) - 120)
+    latest = {(s.node or "this host", s.device, s.card): s for s in recent}
+    grouped: dict[str, list[str]] = {}
+    for (node, device, card), s in sorted(latest.items()):
+        util = "-" if s.util_percent is None else f"{s.util_percent:.0f}%"
+        mem = "-" if s.mem_used_mib is None else f"{s.mem_used_mib:.0f} MiB"
+        grouped.setdefault(node, []).append(f"{device} {card} util {util} mem {mem}")
+    return grouped
 
 
 def _rm(args: argparse.Namespace) -> int:
@@ -328,39 +405,22 @@ def _resume(args: argparse.Namespace) -> int:
 
 def _logs(args: argparse.Namespace) -> int:
     jm = _manager(args)
-    path = jm.log_path(args.job, args.stream)
-    offset = _print_start(path, args.lines)
+    tail = LogTail(jm.log_path(args.job, args.stream))
+    first = tail.read(partial=True)
+    _write(first if args.lines is None else last_lines(first, args.lines))
     while args.follow:
-        offset = _print_from(path, offset)
+        _write(tail.read())
         if jm.get_job(args.job).status.terminal:
-            _print_from(path, offset)  # what was written while the job ended
+            _write(tail.read(partial=True))  # what was written while the job ended
             break
         time.sleep(0.5)
     return 0
 
 
-def _print_start(path: Any, lines: Optional[int]) -> int:
-    if not path.exists():
-        return 0
-    data = path.read_bytes()
-    if lines is not None:
-        data = b"".join(data.splitlines(keepends=True)[-lines:]) if lines > 0 else b""
-    sys.stdout.buffer.write(data)
-    sys.stdout.flush()
-    return path.stat().st_size if lines is None or lines >= 0 else 0
-
-
-def _print_from(path: Any, offset: int) -> int:
-    try:
-        with open(path, "rb") as fh:
-            fh.seek(offset)
-            data = fh.read()
-    except FileNotFoundError:
-        return offset
+def _write(data: bytes) -> None:
     if data:
         sys.stdout.buffer.write(data)
         sys.stdout.flush()
-    return offset + len(data)
 
 
 def _export(args: argparse.Namespace) -> int:
@@ -407,8 +467,37 @@ def _devices(args: argparse.Namespace, extra: list[str]) -> int:
                                      description="The host's cards, live stats, and which job holds each.")  # fmt: skip
     parser.add_argument("--db", default=getattr(args, "db", None), metavar="PATH", help="job store")
     devices.add_arguments(parser)
+    parser.add_argument(
+        "--cluster", action="store_true", help="the Slurm cluster's partitions and nodes (sinfo)"
+    )
     dargs = parser.parse_args(extra)
+    if dargs.cluster:
+        return _cluster_devices(dargs)
     return int(devices.run(dargs, _holders(getattr(dargs, "db", None))) or 0)
+
+
+def _cluster_devices(args: argparse.Namespace) -> int:
+    """`rn50tui devices --cluster`: sinfo's partitions and nodes, cards in use and in all."""
+    from rn50tui.jobs.slurm import commands
+
+    absent = commands.missing()
+    if absent:
+        return _fail(absent.replace("--executor slurm", "--cluster"), EXIT_ERROR)
+    nodes = commands.sinfo()
+    if args.json:
+        print(
+            json.dumps(
+                [{**n.__dict__, "cards_used": n.cards()[0], "cards_total": n.cards()[1]} for n in nodes]
+            )
+        )
+        return 0
+    rows = [("PARTITION", "NODE", "STATE", "CARDS USED", "CARDS FREE", "GRES", "CPUS A/I/O/T")]
+    for n in nodes:
+        used, total = n.cards()
+        rows.append((n.partition, n.node, n.state, str(used), str(total - used), n.gres, n.cpus))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    sys.stdout.write("".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() + "\n" for r in rows))
+    return 0
 
 
 def _holders(db: Optional[str]) -> Optional[dict[tuple[str, int], str]]:

@@ -11,6 +11,8 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any, Optional, TextIO
 
+from rn50tui.cards import NONE, card_row
+
 if TYPE_CHECKING:
     from rich.console import Console, RenderableType
 
@@ -18,7 +20,6 @@ if TYPE_CHECKING:
     from engine.telemetry.stats import CardStats
 
 Holders = dict[tuple[str, int], str]
-NONE = "—"  # what the table shows for a value the device does not report
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -177,42 +178,8 @@ def _cards_table(report: HostReport, holders: Optional[Holders]) -> Any:
 
 
 def _card_cells(card: CardStats) -> list[str]:
-    return [
-        card.kind,
-        str(card.index),
-        _name(card),
-        _fmt(card.util_percent, "{:.0f} %"),
-        _memory(card),
-        _fmt(card.temp_c, "{:.0f} °C"),
-        _power(card),
-        card.bus_id or NONE,
-    ]
-
-
-def _name(card: CardStats) -> str:
-    name = card.name or NONE
-    cores = card.extra.get("cores_logical") if card.kind == "cpu" else None
-    return f"{name} ({cores} cores)" if cores else name
-
-
-def _fmt(value: Optional[float], pattern: str) -> str:
-    return NONE if value is None else pattern.format(value)
-
-
-def _memory(card: CardStats) -> str:
-    if card.mem_used_mib is None and card.mem_total_mib is None:
-        return NONE
-    used = NONE if card.mem_used_mib is None else str(card.mem_used_mib)
-    total = NONE if card.mem_total_mib is None else str(card.mem_total_mib)
-    return f"{used} / {total} MiB"
-
-
-def _power(card: CardStats) -> str:
-    if card.power_w is None and card.power_cap_w is None:
-        return NONE
-    used = _fmt(card.power_w, "{:g}")
-    cap = _fmt(card.power_cap_w, "{:g}")
-    return f"{used} / {cap} W"
+    row = card_row(card)
+    return [row.kind, row.card, row.name, row.util, row.memory, row.temp, row.power, card.bus_id or NONE]
 
 
 def _processes_table(report: HostReport) -> Any:
@@ -233,7 +200,7 @@ def _processes_table(report: HostReport) -> Any:
 
 
 def main(argv: Optional[list[str]] = None) -> int:
-    """Stand-alone entry (`python -m rn50tui.devices`) until `rn50tui devices` is wired in cli.py."""
+    """`python -m rn50tui.devices`: the same as `rn50tui devices`, without a job store (no "held by")."""
     parser = argparse.ArgumentParser(
         prog="rn50tui devices", description="Every MLU, CUDA and CPU card on this host."
     )

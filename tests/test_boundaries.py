@@ -13,7 +13,7 @@ import pytest
 from tests.conftest import ROOT, engine_env
 
 TORCH_FREE_PACKAGES = ["engine/telemetry", "rn50tui"]
-TORCH_FREE_MODULES = ["engine.config", "engine.events"]
+TORCH_FREE_MODULES = ["engine.config", "engine.events", "engine.device_kind"]
 
 
 def modules_under(rel: str) -> list[str]:
@@ -88,3 +88,74 @@ def test_job_service_and_cli_never_import_the_app_statically():
     ]
     offenders = [str(p.relative_to(ROOT)) for p in files if pattern.search(p.read_text())]
     assert offenders == []
+
+
+SQL_OWNERS = {"rn50tui/jobs/store.py", "rn50tui/jobs/schema.py"}
+# Records of older versions' code, run from those versions' trees to make the committed fixtures.
+OLD_CODE = {"tests/fixtures/make_jobs_v2.py"}
+
+
+def test_only_the_store_runs_sql():
+    call = re.compile(r"\.execute" + r"(many|script)?\(")
+    files = [p for p in ROOT.rglob("*.py") if not {".git", ".venv", "venv"} & set(p.parts)]
+    rel = {str(p.relative_to(ROOT)) for p in files}
+    assert rel >= SQL_OWNERS  # the scan sees the tree
+    offenders = [
+        f"{name}:{n}"
+        for name in sorted(rel - SQL_OWNERS - OLD_CODE)
+        for n, line in enumerate((ROOT / name).read_text().splitlines(), 1)
+        if call.search(line)
+    ]
+    assert offenders == [], "SQL belongs in rn50tui/jobs/store.py (schema.py for migrations)"
+
+
+def _imports_of(path: Path) -> set[str]:
+    """Every rn50tui module `path` imports, anywhere in it (TYPE_CHECKING and function-level included)."""
+    import ast
+
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.update(f"{node.module}.{a.name}" for a in node.names)
+            found.add(node.module)
+    known = set(modules_under("rn50tui"))
+    return {m for m in found if m in known}  # `from pkg import name`: a module only if it is one
+
+
+def rn50tui_import_graph() -> dict[str, set[str]]:
+    graph = {}
+    for path in (ROOT / "rn50tui").rglob("*.py"):
+        parts = path.relative_to(ROOT).with_suffix("").parts
+        module = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        graph[module] = _imports_of(path) - {module}
+    return graph
+
+
+def test_no_screen_or_widget_imports_the_app_module():
+    graph = rn50tui_import_graph()
+    assert "rn50tui.app.app" in graph and "rn50tui.app.screens.jobs" in graph
+    offenders = [m for m, deps in graph.items() if m.startswith(("rn50tui.app.screens", "rn50tui.app.widgets"))
+                 and "rn50tui.app.app" in deps]  # fmt: skip
+    assert offenders == []
+
+
+def test_no_import_cycle_inside_rn50tui():
+    graph = rn50tui_import_graph()
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    cycles = []
+
+    def visit(module: str, path: list[str]) -> None:
+        state[module] = 1
+        for dep in sorted(graph.get(module, ())):
+            if state.get(dep) == 1:
+                cycles.append(path[path.index(dep) :] + [dep] if dep in path else [module, dep])
+            elif dep not in state:
+                visit(dep, [*path, dep])
+        state[module] = 2
+
+    for module in sorted(graph):
+        if module not in state:
+            visit(module, [module])
+    assert cycles == []

@@ -190,7 +190,7 @@ def test_show_has_the_ema_curve_and_the_early_stopping_note(capsys, db):
     job = store.insert_job(
         name="ema", kind="train", argv=[], device="cpu", cards_requested=1, workspace=str(db.parent)
     )
-    w = EventWriter(job.raport_path)
+    w = EventWriter(job.files.raport)
     w.status("run_start", config={}, start_epoch=0, start_iter=0, epochs=9, train_iters=2, val_iters=1,
              world_size=1, device="cpu")  # fmt: skip
     for epoch, (top1, ema) in enumerate([(10.0, 12.0), (30.0, 35.5), (20.0, 36.0)], start=1):
@@ -199,7 +199,7 @@ def test_show_has_the_ema_curve_and_the_early_stopping_note(capsys, db):
     reason = "early stopping: val top-1 has not improved for 1 epochs (best 30.00 at epoch 2, ...)"
     w.status("run_end", status="completed", epoch=3, best_top1=30.0, reason=reason)
     w.close()
-    commit(store, job.id, Follower(job.id, 1, job.raport_path).poll(), [], time.time())
+    commit(store, job.id, Follower(job.id, 1, job.files.raport).poll(), [], time.time())
     store.close()
 
     code, out, _ = run(capsys, "jobs", "show", str(job.id), "--json")
@@ -210,3 +210,17 @@ def test_show_has_the_ema_curve_and_the_early_stopping_note(capsys, db):
     _, out, _ = run(capsys, "jobs", "show", str(job.id))
     assert any(line.startswith("note") and "early stopping" in line for line in out.splitlines())
     assert any(line.startswith("ema_top1_by_epoch") for line in out.splitlines())
+
+
+def test_jobs_list_shows_active_and_newest_jobs_and_all_with_all(capsys, busy):
+    now = 1_780_000_000.0
+    finished = [dict(name=f"old{i}", kind="train", argv=[], device="cpu", cards_requested=1, workspace=f"runs/{i}",
+                     status="completed", attempt=1, created_at=now, updated_at=now) for i in range(cli.RECENT_JOBS + 5)]  # fmt: skip
+    busy.insert_jobs(finished)  # after the running holder (job 1): 25 finished jobs, ids 2..26
+    code, out, err = run(capsys, "jobs", "list", "--json")
+    shown = [j["id"] for j in json.loads(out)]
+    assert code == 0 and shown == [1, *range(7, 27)]  # the running job, then the newest 20
+    assert "5 older jobs not shown" in err and "--all" in err
+    code, out, err = run(capsys, "jobs", "list", "--all")
+    assert code == 0 and len(out.splitlines()) == 1 + 26 and err == ""
+    assert out.splitlines()[1].split()[:3] == ["1", "holder", "running"]

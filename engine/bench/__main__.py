@@ -10,6 +10,7 @@ MODES = {
     "data": "engine.bench.data",
     "train": "engine.bench.train",
     "infer": "engine.bench.infer",
+    "report": "engine.bench.report",
 }
 
 

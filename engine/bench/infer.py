@@ -27,6 +27,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--resume", default=None, metavar="CKPT", help="weights from this checkpoint (default random)"
     )
+    p.add_argument(
+        "--trust-checkpoint",
+        action="store_true",
+        help="load a checkpoint that needs unpickling (it can run any code): only files you trust",
+    )
     p.add_argument("--num-classes", type=int, default=1000, help="classes of the random-weight model")
     p.add_argument(
         "--weights",
@@ -35,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --resume: the trained weights, the EMA's, or the better of them by recorded top-1",
     )
     p.add_argument("--memory-format", default="nchw", choices=("nchw", "nhwc"), help="activation layout")
+    p.add_argument("--compile", action="store_true", help="torch.compile (each batch size compiles once)")
     p.add_argument("--device", default="auto", help="mlu, cuda, cpu or auto")
     p.add_argument("--json", default=None, metavar="FILE", help="append one JSON record per row to FILE")
     return p
@@ -52,7 +58,7 @@ def time_batches(
     x = torch.randn(batch, 3, size, size, device=dev.device).contiguous(memory_format=fmt)
     lat = []
     with torch.no_grad(), dev.autocast():
-        for i in range(warmup + iters):
+        for i in range(warmup + iters):  # compiled: the first call compiles for this shape
             dev.synchronize()
             t0 = time.perf_counter()
             model(x)
@@ -62,6 +68,17 @@ def time_batches(
     return sorted(lat)
 
 
+def fresh_compile(model: Any) -> Any:
+    """A compiled model with dynamo's caches emptied: nine batch sizes would pass its recompile limit
+    (8), after which it silently runs eager."""
+    import torch
+
+    from engine.model import compile_model
+
+    torch._dynamo.reset()
+    return compile_model(model)
+
+
 def load_model(a: argparse.Namespace) -> Any:
     from engine.checkpoint import arch_of, load_checkpoint
     from engine.ema import select_weights
@@ -69,7 +86,7 @@ def load_model(a: argparse.Namespace) -> Any:
 
     if not a.resume:
         return build_model("resnet50", "classic", a.num_classes)
-    ckpt = load_checkpoint(a.resume)
+    ckpt = load_checkpoint(a.resume, a.trust_checkpoint)
     weights, _ = select_weights(ckpt, a.weights, a.resume)
     fc = {k.removeprefix("module."): v for k, v in weights.items()}["fc.weight"]
     model = build_model(arch_of(ckpt)[0] or "resnet50", "classic", int(fc.shape[0]))
@@ -78,14 +95,13 @@ def load_model(a: argparse.Namespace) -> Any:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    from engine.checkpoint import CheckpointError
     from engine.devices import resolve_device
     from engine.model import to_memory_format, torch_memory_format
 
     a = build_parser().parse_args(argv)
     batches = [int(b) for b in a.batch_sizes.split(",")]
     fmt = torch_memory_format(a.memory_format)
-    from engine.checkpoint import CheckpointError
-
     try:
         base = load_model(a).eval()
     except CheckpointError as exc:
@@ -96,10 +112,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     )
     for precision in a.precision.split(","):
         dev = resolve_device(a.device, amp=precision == "amp")
-        model = to_memory_format(base.to(dev.device), a.memory_format)
+        eager = to_memory_format(base.to(dev.device), a.memory_format)
         label = precision if precision == "fp32" or dev.amp_enabled else "amp→fp32"
         for b in batches:
+            model = fresh_compile(eager) if a.compile else eager
+            start = time.perf_counter()
             lat = time_batches(model, dev, b, a.image_size, fmt, a.warmup, a.iters)
+            warmup_s = time.perf_counter() - start - sum(lat)
             mean = sum(lat) / len(lat)
             row = {
                 "precision": label,
@@ -111,6 +130,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 "latency_p99_ms": 1e3 * percentile(lat, 99),
                 "device": dev.kind,
                 "device_name": dev.name,
+                "compiled": a.compile,
+                "warmup_s": warmup_s,
             }
             print(
                 f"{label:>9} {b:>5} {row['images_per_s']:>10.1f} {row['latency_mean_ms']:>9.2f} "

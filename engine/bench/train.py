@@ -27,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--image-size", type=int, default=224, help="training crop size")
     p.add_argument("--amp", action="store_true", help="mixed precision")
     p.add_argument("--memory-format", default="nchw", choices=("nchw", "nhwc"), help="activation layout")
+    p.add_argument("--compile", action="store_true", help="torch.compile (the warm-up compiles; timed apart)")
     p.add_argument("--device", default="auto", help="mlu, cuda, cpu or auto")
     p.add_argument("-j", "--workers", type=int, default=4, help="data-loading workers (real data only)")
     p.add_argument("--log", default=None, metavar="FILE", help="append one JSON record per run to FILE")
@@ -53,7 +54,15 @@ def engine_argv(a: argparse.Namespace) -> list[str]:
         "--synthetic-size",
         str(a.batch_size * (a.warmup + a.iters)),
     ]
-    return argv + (["--amp"] if a.amp else [])
+    return argv + (["--amp"] if a.amp else []) + (["--compile"] if a.compile else [])
+
+
+EXIT_OOM = 3  # the batch does not fit the card: `engine.bench report` then tries a smaller one
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """CUDA raises OutOfMemoryError; torch_mlu a RuntimeError saying "MLU out of memory"."""
+    return "out of memory" in str(exc).lower() or type(exc).__name__ == "OutOfMemoryError"
 
 
 def measure(trainer: Any, warmup: int, iters: int) -> dict[str, float]:
@@ -71,9 +80,11 @@ def measure(trainer: Any, warmup: int, iters: int) -> dict[str, float]:
             return next(it)
 
     trainer.ddp_model.train()
-    for _ in range(warmup):
+    start = time.perf_counter()
+    for _ in range(warmup):  # with --compile, the first of these compiles
         trainer.train_step(next_batch(), boundary=True)
     trainer.dev.synchronize()
+    warmup_s = time.perf_counter() - start
     data_time, images, start = 0.0, 0, time.perf_counter()
     for _ in range(iters):
         t0 = time.perf_counter()
@@ -83,7 +94,7 @@ def measure(trainer: Any, warmup: int, iters: int) -> dict[str, float]:
         images += int(batch.labels.shape[0])
     trainer.dev.synchronize()
     elapsed = time.perf_counter() - start
-    return {"elapsed": elapsed, "images": images, "data_time": data_time}
+    return {"elapsed": elapsed, "images": images, "data_time": data_time, "warmup_s": warmup_s}
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -95,7 +106,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     dist = env_dist_info()
     trainer, _ = build_trainer(cfg, dist, EventWriter(None))
     try:
-        m = measure(trainer, a.warmup, a.iters)
+        try:
+            m = measure(trainer, a.warmup, a.iters)
+        except RuntimeError as exc:
+            if not is_out_of_memory(exc):
+                raise
+            print(f"error: out of memory at batch {a.batch_size} per card ({exc})".splitlines()[0])
+            return EXIT_OOM
         images, elapsed = all_reduce_sum([m["images"], m["elapsed"]], trainer.dev.device)
         elapsed /= dist.world_size
         peak = trainer.dev.max_memory_allocated()
@@ -115,6 +132,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             "peak_memory_mib": None if peak is None else peak / 2**20,
             "iters": a.iters,
             "warmup": a.warmup,
+            "warmup_s": m["warmup_s"],
+            "compiled": a.compile,
+            "workers": a.workers if a.data else 0,
             "data": "synthetic" if not a.data else a.data,
             "time": time.time(),
         }
@@ -142,6 +162,9 @@ def print_record(r: dict[str, Any], note: str) -> None:
     )
     print(f"  compute time        {r['compute_time_s']:10.3f} s")
     print(f"  peak device memory  {peak:>10}")
+    print(
+        f"  warm-up             {r['warmup_s']:10.3f} s  ({r['warmup']} steps{', compiling' if r['compiled'] else ''})"
+    )
     if note:
         print(f"  note: {note}")
 

@@ -7,8 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Optional, Protocol
 
-# Device kinds, in the order every listing shows them.
-KINDS = ("mlu", "cuda", "cpu")
+from engine.device_kind import KINDS  # noqa: F401 - the kinds, in the order every listing shows them
 
 
 class TelemetryUnavailable(Exception):

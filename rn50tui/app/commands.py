@@ -1,63 +1,78 @@
 """The command palette's job commands: "resume job 12", "open job 3", "new job", "devices", …
 
-Built from the app's last jobs poll (no store read here), offering only what each job's status allows.
+Each command posts the same request a key would (rn50tui.app.messages); the jobs are read once, in a
+thread, when the palette opens, and only what each job's status allows is offered.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from functools import partial
-from typing import TYPE_CHECKING, Callable, cast
+from typing import Any, Callable
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
+from textual.message import Message
 
-from rn50tui.jobs.store import Job
+from rn50tui.app.messages import CancelJob, DeleteJob, NewJob, OpenJob, ResumeJob, ShowDevices
+from rn50tui.app.services import Services
+from rn50tui.jobs.states import Status
+from rn50tui.jobs.store import JobSummary
 
-if TYPE_CHECKING:
-    from rn50tui.app.app import Rn50App
-
-Command = tuple[str, Callable[[], object], str]  # (text, what it does, help)
+Command = tuple[str, Message, str]  # (text, the request it posts, help)
+PALETTE_JOBS = 200  # the active jobs and this many of the newest are offered
 
 
-def job_commands(app: Rn50App, job: Job) -> Iterator[Command]:
+def job_commands(job: JobSummary) -> Iterator[Command]:
     """What can be done to one job now."""
-    label = f"job {job.id} ({job.name}, {job.status.value})"
-    yield f"open job {job.id}", partial(app.action_open_job, job.id), f"charts, cards, log of {label}"
-    yield f"logs of job {job.id}", partial(app.action_open_job, job.id, "log"), f"follow the log of {label}"
-    if job.status.active or job.status.value == "queued":
-        yield f"cancel job {job.id}", partial(app.action_cancel_job, job.id), f"stop {label} (it checkpoints)"
+    what = f"({job.name}, {job.status.value})"
+    label = f"job {job.id} {what}"
+    yield f"open job {job.id}", OpenJob(job.id), f"charts, cards, log of {label}"
+    yield f"logs of job {job.id}", OpenJob(job.id, "log"), f"follow the log of {label}"
+    if job.status.active or job.status is Status.QUEUED:
+        yield f"cancel job {job.id}", CancelJob(job.id, what), f"stop {label} (it checkpoints)"
     if job.status.resumable:
-        yield f"resume job {job.id}", partial(app.action_resume_job, job.id), f"next attempt of {label}"
+        yield f"resume job {job.id}", ResumeJob(job.id), f"next attempt of {label}"
     if not job.status.active:
-        yield f"delete job {job.id}", partial(app.action_delete_job, job.id), f"remove {label} (files stay)"
+        yield f"delete job {job.id}", DeleteJob(job.id, what), f"remove {label} (files stay)"
 
 
-def app_commands(app: Rn50App) -> Iterator[Command]:
-    yield "new job", app.action_new_job, "open the new-job form"
-    yield "devices", app.action_devices, "every card on the host, live, and who holds it"
-    yield "help", app.action_help, "the keys of this screen"
+def app_commands() -> Iterator[Command]:
+    yield "new job", NewJob(), "open the new-job form"
+    yield "devices", ShowDevices(), "every card on the host, live, and who holds it"
 
 
-class JobCommands(Provider):
-    """Job actions for the command palette."""
+def job_commands_provider(services: Services) -> Callable[[], type[Provider]]:
+    """The palette's provider class, bound to the app's services (Textual builds providers itself)."""
 
-    @property
-    def rn50(self) -> Rn50App:
-        return cast("Rn50App", self.app)
+    class JobCommands(Provider):
+        """Job actions for the command palette."""
 
-    def commands(self) -> Iterator[Command]:
-        yield from app_commands(self.rn50)
-        for job in reversed(self.rn50.jobs):  # newest first
-            yield from job_commands(self.rn50, job)
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.jobs: list[JobSummary] = []
 
-    async def discover(self) -> Hits:
-        for text, run, help_text in self.commands():
-            if not text.startswith(("logs", "delete")):
-                yield DiscoveryHit(text, run, help=help_text)
+        async def startup(self) -> None:
+            client = services.client
+            if client is not None:
+                self.jobs = await asyncio.to_thread(client.job_summaries, recent=PALETTE_JOBS)
 
-    async def search(self, query: str) -> Hits:
-        matcher = self.matcher(query)
-        for text, run, help_text in self.commands():
-            score = matcher.match(text)
-            if score > 0:
-                yield Hit(score, matcher.highlight(text), run, text=text, help=help_text)
+        def commands(self) -> Iterator[tuple[str, Callable[[], object], str]]:
+            found = [*app_commands(), *(c for job in reversed(self.jobs) for c in job_commands(job))]
+            for text, message, help_text in found:
+                yield text, partial(self.app.post_message, message), help_text
+            yield "help", partial(self.app.run_action, "help"), "the keys of this screen"
+
+        async def discover(self) -> Hits:
+            for text, run, help_text in self.commands():
+                if not text.startswith(("logs", "delete")):
+                    yield DiscoveryHit(text, run, help=help_text)
+
+        async def search(self, query: str) -> Hits:
+            matcher = self.matcher(query)
+            for text, run, help_text in self.commands():
+                score = matcher.match(text)
+                if score > 0:
+                    yield Hit(score, matcher.highlight(text), run, text=text, help=help_text)
+
+    return lambda: JobCommands

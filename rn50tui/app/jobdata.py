@@ -9,9 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
-from rn50tui.app.data import METRIC_BATCH, Client, MetricPoint
+from rn50tui.app.data import METRIC_BATCH, Client
 from rn50tui.app.series import Points, Series, bucket_max
-from rn50tui.jobs.store import DeviceSample, Job
+from rn50tui.jobs.store import ChartPoint, DeviceSample, Job
 
 TIME_CHARTS = ("loss", "ips", "lr")  # x: minutes since the job's first record
 EPOCH_CHARTS = ("top1", "top5", "ema_top1")  # x: epoch; ema_top1 only for --use-ema jobs
@@ -29,6 +29,7 @@ class CardView:
     sparks: dict[str, list[float]]
     mem_total_mib: Optional[float]
     power_cap_w: Optional[float]
+    node: Optional[str] = None  # the machine holding it (multi-node jobs)
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,7 @@ class ChartData:
 class CardHistory:
     device: str
     card: int
+    node: Optional[str] = None
     name: Optional[str] = None
     mem_total_mib: Optional[float] = None
     power_cap_w: Optional[float] = None
@@ -64,7 +66,7 @@ class CardHistory:
             sparks[metric] = bucket_max(list(ys), width)
             latest[metric] = series.last()
         return CardView(
-            self.device, self.card, self.name, latest, sparks, self.mem_total_mib, self.power_cap_w
+            self.device, self.card, self.name, latest, sparks, self.mem_total_mib, self.power_cap_w, self.node
         )
 
 
@@ -81,11 +83,11 @@ class JobHistory:
         self.series: dict[str, Series] = {
             name: Series() for name in (*TIME_CHARTS, *EPOCH_CHARTS, "loss_by_epoch")
         }
-        self.cards: dict[tuple[str, int], CardHistory] = {}
+        self.cards: dict[tuple[str, str, int], CardHistory] = {}
 
     def update(self, client: Client, job: Job, samples: bool = True) -> bool:
         """Read what the store has beyond what is held; True if anything new arrived."""
-        points = client.metric_points(self.job_id, self.last_id, METRIC_BATCH)
+        points = client.chart_points(self.job_id, self.last_id, METRIC_BATCH)
         self.add_points(points, job.iters_per_epoch)
         new_samples = client.device_samples(self.job_id, since=self.last_sample) if samples else []
         self.add_samples(new_samples)
@@ -93,7 +95,7 @@ class JobHistory:
         self.version += changed
         return changed
 
-    def add_points(self, points: list[MetricPoint], iters_per_epoch: Optional[int]) -> None:
+    def add_points(self, points: list[ChartPoint], iters_per_epoch: Optional[int]) -> None:
         for p in points:
             self.last_id = p.id
             self.records += 1
@@ -104,7 +106,7 @@ class JobHistory:
                 self.series["top5"].append(p.epoch, p.top5)
                 self.series["ema_top1"].append(p.epoch, p.ema_top1)
 
-    def _add_train(self, p: MetricPoint, iters_per_epoch: Optional[int]) -> None:
+    def _add_train(self, p: ChartPoint, iters_per_epoch: Optional[int]) -> None:
         if self.base_time is None:
             self.base_time = p.time
         minutes = (p.time - self.base_time) / 60.0
@@ -116,9 +118,9 @@ class JobHistory:
 
     def add_samples(self, samples: list[DeviceSample]) -> None:
         for s in samples:
-            key = (s.device, s.card)
+            key = (s.node or "", s.device, s.card)  # sorted: a multi-node job's cards grouped by node
             if key not in self.cards:
-                self.cards[key] = CardHistory(s.device, s.card)
+                self.cards[key] = CardHistory(s.device, s.card, node=s.node)
             self.cards[key].add(s)
             self.last_sample = s.time if self.last_sample is None else max(self.last_sample, s.time)
 

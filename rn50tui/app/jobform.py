@@ -12,12 +12,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
+from engine.device_kind import CARD_KINDS, KINDS
 from rn50tui.jobs.errors import SubmitError
 from rn50tui.jobs.presets import PRESETS, Preset
 from rn50tui.jobs.submission import Request, plan
 
-DEVICES = ("auto", "mlu", "cuda", "cpu")
+DEVICES = ("auto", *KINDS)
 PRECISIONS = ("amp", "fp32")
+# The submit request's field a SubmitError names → the form's input that shows it.
+REQUEST_FIELDS = {"preset": "preset", "data": "data", "cards": "cards", "device": "device",
+                  "checkpoint": "extra", "engine_flags": "extra"}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -34,6 +38,11 @@ class FormValues:
     epochs: str = ""
     lr: str = ""
     extra: str = ""
+    executor: str = "local"  # local | slurm
+    nodes: str = ""
+    partition: str = ""
+    time: str = ""
+    auto_resume: str = ""
 
 
 @dataclass(frozen=True)
@@ -82,13 +91,16 @@ def check(values: FormValues, capacity: dict[str, int], cwd: Optional[Path] = No
     if errors:
         return Verdict(None, errors)
     request = to_request(values, preset, flags)
-    errors.update(_check_cards(request, preset, capacity))
+    if request.executor == "slurm":
+        errors.update(_check_slurm(request))
+    else:
+        errors.update(_check_cards(request, preset, capacity))
     if errors:
         return Verdict(None, errors)
     try:
         plan(request, capacity, cwd)
     except SubmitError as exc:
-        return Verdict(None, {_field_of(str(exc)): str(exc)})
+        return Verdict(None, {REQUEST_FIELDS.get(exc.field or "", "form"): str(exc)})
     return Verdict(request, {})
 
 
@@ -103,11 +115,32 @@ def to_request(values: FormValues, preset: Preset, extra: list[str]) -> Request:
         flags.append("--amp")
     if values.precision == "fp32" and "--amp" in preset.flags:
         flags.append("--no-amp")  # later flags win: the preset stays the preset
+    slurm = None
+    if values.executor == "slurm":
+        slurm = {"nodes": int(values.nodes) if values.nodes.strip() else None, "partition": values.partition.strip() or None,
+                 "time": values.time.strip() or None,
+                 "auto_resume": int(values.auto_resume) if values.auto_resume.strip() else None}  # fmt: skip
     return Request(
         preset=preset.name, name=values.name.strip() or None, cards=int(values.cards) if values.cards.strip() else None,
         device=None if values.device == "auto" else values.device, data=values.data.strip() or None,
-        engine_flags=tuple(flags + extra),
+        engine_flags=tuple(flags + extra), executor=values.executor, nodes=(slurm or {}).get("nodes") or 1,
+        executor_options=slurm,
     )  # fmt: skip
+
+
+def _check_slurm(request: Request) -> dict[str, str]:
+    """Slurm on PATH and the options (over the config file) valid; Slurm's own verdict comes on submit."""
+    from rn50tui.jobs.slurm import submit
+
+    try:
+        submit.prepare(dict(request.executor_options or {}))
+    except SubmitError as exc:
+        text = str(exc)
+        field = next(
+            (f for f in ("nodes", "partition", "time", "auto-resume") if f"--{f}" in text), "executor"
+        )
+        return {field.replace("-", "_"): text}
+    return {}
 
 
 def _warmup_within(epochs: str, preset: Preset) -> list[str]:
@@ -136,7 +169,8 @@ def _check_data(values: FormValues, preset: Preset, cwd: Optional[Path]) -> dict
 def _check_numbers(values: FormValues) -> dict[str, str]:
     errors = {}
     for name, text, kind in (("cards", values.cards, int), ("batch_size", values.batch_size, int),
-                             ("epochs", values.epochs, int), ("lr", values.lr, float)):  # fmt: skip
+                             ("epochs", values.epochs, int), ("lr", values.lr, float), ("nodes", values.nodes, int),
+                             ("auto_resume", values.auto_resume, int)):  # fmt: skip
         if not text.strip():
             continue
         try:
@@ -152,21 +186,12 @@ def _check_numbers(values: FormValues) -> dict[str, str]:
 def _check_cards(request: Request, preset: Preset, capacity: dict[str, int]) -> dict[str, str]:
     """More cards than the host has, said before submitting (plan() says it too, in the same words)."""
     cards = request.cards if request.cards is not None else preset.cards
-    device = request.device or preset.device or next((k for k in ("mlu", "cuda") if capacity.get(k)), "cpu")
+    device = request.device or preset.device or next((k.value for k in CARD_KINDS if capacity.get(k)), "cpu")
     have = (os.cpu_count() or 1) if device == "cpu" else capacity.get(device, 0)
     if cards > have:
         unit = "cores" if device == "cpu" else f"{device} card(s)"
         return {"cards": f"the job wants {cards} {device} card(s); this host has {have} {unit}"}
     return {}
-
-
-def _field_of(message: str) -> str:
-    """Which field a job-manager refusal is about, to mark it."""
-    for needle, name in (("dataset", "data"), ("card", "cards"), ("cores", "cards"), ("device", "device"),
-                         ("checkpoint", "extra"), ("flags", "extra")):  # fmt: skip
-        if needle in message:
-            return name
-    return "form"
 
 
 def _flag(flags: tuple[str, ...] | list[str], *names: str) -> Optional[str]:

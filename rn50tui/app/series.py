@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from array import array
 from bisect import bisect_left
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Optional
 
@@ -33,10 +32,6 @@ class Series:
         if y is not None and y == y:  # skip None and NaN: nothing to draw
             self.x.append(x)
             self.y.append(float(y))
-
-    def extend(self, points: Iterable[tuple[float, Optional[float]]]) -> None:
-        for x, y in points:
-            self.append(x, y)
 
     def last(self) -> Optional[float]:
         return self.y[-1] if self.y else None

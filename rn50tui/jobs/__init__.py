@@ -1,4 +1,4 @@
-"""The job manager: store, states, scheduler, supervisor and launcher. No torch import anywhere here.
+"""The job service: store, states, scheduler, executors (local: supervisor and launcher), reconcile. No torch.
 
 Clients (the TUI and the CLI) use :class:`rn50tui.jobs.manager.JobManager`; see that module for the API.
 """

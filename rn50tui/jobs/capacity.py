@@ -12,8 +12,9 @@ import os
 from collections.abc import Mapping
 from functools import cache
 
+from engine.device_kind import CARD_KINDS, KINDS, DeviceKind
+
 CARDS_ENV = "RN50TUI_CARDS"
-KINDS = ("mlu", "cuda", "cpu")
 DEFAULT_CPU_SLOTS = 1
 
 
@@ -26,10 +27,13 @@ def parse_spec(spec: str) -> dict[str, int]:
     out: dict[str, int] = {}
     for part in filter(None, (p.strip() for p in spec.split(","))):
         kind, sep, count = part.partition("=")
-        kind = "cuda" if kind.strip() == "gpu" else kind.strip()
-        if not sep or kind not in KINDS or not count.strip().isdigit():
+        try:
+            known = DeviceKind.parse(kind).value
+        except ValueError:
+            known = None
+        if not sep or known is None or not count.strip().isdigit():
             raise CapacityError(f"bad card count {part!r} in {spec!r}: write e.g. mlu=4,cuda=0,cpu=1")
-        out[kind] = int(count)
+        out[known] = int(count)
     return out
 
 
@@ -37,9 +41,9 @@ def host_capacity(env: Mapping[str, str] | None = None) -> dict[str, int]:
     """Cards per kind the scheduler may grant: the override first, then the host's own cards."""
     env = os.environ if env is None else env
     counts = parse_spec(env.get(CARDS_ENV, ""))
-    for kind in ("mlu", "cuda"):
-        if kind not in counts:
-            counts[kind] = detected_cards(kind)
+    for kind in CARD_KINDS:
+        if kind.value not in counts:
+            counts[kind.value] = detected_cards(kind.value)
     counts.setdefault("cpu", DEFAULT_CPU_SLOTS)
     return {kind: counts[kind] for kind in KINDS}
 

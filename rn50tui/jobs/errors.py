@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Optional
+
 
 class JobsError(Exception):
     """Base class of every error the job manager raises on purpose."""
@@ -28,7 +30,15 @@ class TransitionError(JobsError):
 
 
 class SubmitError(JobsError):
-    """A submission refused before anything was queued (bad preset, flags, dataset or card count)."""
+    """A submission refused before anything was queued (bad preset, flags, dataset or card count).
+
+    `field` names the submit request's field it is about (preset, cards, device, data, checkpoint,
+    engine_flags, executor), so a form can mark that input; None when no single field explains it.
+    """
+
+    def __init__(self, message: str, field: Optional[str] = None) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 class LaunchError(JobsError):

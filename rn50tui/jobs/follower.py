@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-from engine.events import Record, read_from
+from engine.events import Record, RunEnd, read_from
 from rn50tui.jobs.store import DeviceSample, JobStore
 
 METRIC_PHASES = ("train", "val", "epoch", "summary")
@@ -22,7 +22,7 @@ METRIC_PHASES = ("train", "val", "epoch", "summary")
 class RunState:
     """What this attempt's records said about how it ends."""
 
-    run_end: Optional[str] = None  # completed | stopped | failed, from the STATUS run_end record
+    run_end: Optional[RunEnd] = None  # from the STATUS run_end record
     error: Optional[str] = None
     stopping_signal: Optional[str] = None
     started: bool = False
@@ -97,7 +97,7 @@ class Follower:
         elif event == "stopping":
             self.state.stopping_signal = str(data.get("signal"))
         elif event == "run_end":
-            self.state.run_end = str(data.get("status"))
+            self.state.run_end = _run_end(data.get("status"))
             if data.get("reason"):  # e.g. early stopping: completed, and why before --epochs
                 updates["note"] = str(data["reason"])
 
@@ -134,3 +134,11 @@ def commit(store: JobStore, job_id: int, batch: Batch, samples: list[DeviceSampl
         if samples:
             store.add_samples(job_id, samples)
         store.update_job(job_id, heartbeat=now, **batch.updates)
+
+
+def _run_end(value: Any) -> Optional[RunEnd]:
+    """The run_end status as a RunEnd; an unknown word (a newer engine) counts as a failure."""
+    try:
+        return RunEnd(value)
+    except ValueError:
+        return RunEnd.FAILED

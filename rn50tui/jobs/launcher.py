@@ -16,14 +16,13 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO, Optional
 
+from engine.device_kind import CARD_KINDS, DeviceKind
 from rn50tui.jobs.errors import LaunchError
 from rn50tui.jobs.procs import RUN_TOKEN_ENV
 from rn50tui.jobs.store import Job
+from rn50tui.jobs.workspace import RAPORT_FILE, Workspace
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]  # the folder holding engine/ (importable by children)
-VISIBLE_ENV = {"mlu": "MLU_VISIBLE_DEVICES", "cuda": "CUDA_VISIBLE_DEVICES"}
-RAPORT_FILE = "raport.json"
-CHECKPOINT_FILE = "checkpoint.pth.tar"
 SUPERVISOR_START_TIMEOUT_S = 60.0
 
 
@@ -50,7 +49,7 @@ def resume_checkpoint(job: Job) -> Optional[str]:
     (it honours --checkpoint-filename), else the workspace's rolling checkpoint; None if there is none."""
     if job.attempt <= 1 or job.kind != "train":
         return None
-    for candidate in (job.last_checkpoint, str(Path(job.workspace) / CHECKPOINT_FILE)):
+    for candidate in (job.last_checkpoint, str(job.files.checkpoint)):
         if candidate and Path(candidate).is_file():
             return candidate
     return None
@@ -74,11 +73,11 @@ def engine_env(job: Job, token: str, base: Optional[Mapping[str, str]] = None) -
     """The engine's environment: the granted cards visible, the run token, this checkout importable."""
     env = dict(os.environ if base is None else base)
     cards = ",".join(str(c) for c in job.cards_granted or [])
-    for kind, var in VISIBLE_ENV.items():
+    for kind in CARD_KINDS:
         if job.device == kind:
-            env[var] = cards
-        elif job.device == "cpu":
-            env[var] = ""  # a CPU job must not grab a card that another job was granted
+            env[kind.visible_env] = cards
+        elif job.device == DeviceKind.CPU:
+            env[kind.visible_env] = ""  # a CPU job must not grab a card that another job was granted
     env[RUN_TOKEN_ENV] = token
     env["RN50TUI_JOB_ID"] = str(job.id)
     env["PYTHONUNBUFFERED"] = "1"  # stdout.log follows the run live
@@ -110,7 +109,8 @@ def start_supervisor(job_id: int, db_path: Path, workspace: Path) -> None:
     workspace.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PROJECT_ROOT), env.get("PYTHONPATH")) if p)
-    with open(workspace / "supervisor.log", "ab") as log:
+    log_path = Workspace(workspace).log("supervisor")
+    with open(log_path, "ab") as log:
         try:
             proc = subprocess.Popen(supervisor_command(job_id, db_path), env=env, cwd=workspace,
                                     stdin=subprocess.DEVNULL, stdout=log, stderr=log,
@@ -126,6 +126,4 @@ def start_supervisor(job_id: int, db_path: Path, workspace: Path) -> None:
             f"the supervisor of job {job_id} did not start in {SUPERVISOR_START_TIMEOUT_S:.0f} s"
         ) from None
     if code != 0:
-        raise LaunchError(
-            f"the supervisor of job {job_id} failed to start (exit {code}; see {workspace / 'supervisor.log'})"
-        )
+        raise LaunchError(f"the supervisor of job {job_id} failed to start (exit {code}; see {log_path})")

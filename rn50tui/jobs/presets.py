@@ -19,6 +19,10 @@ _NGC_90E = (
     "--mom", "0.875", "--wd", "3.0517578125e-05", "-b", "128", "--epochs", "90",
 )  # fmt: skip
 
+# AMP as upstream's DGX-A100/DGX-1 AMP configs run it (configs.yml: `memory_format: nhwc`): channels-last
+# is the layout tensor cores and MLUs run fastest. Every AMP preset ends with these flags.
+AMP_FLAGS = ("--amp", "--memory-format", "nhwc")
+
 # Upstream's DGX-A100 250-epoch AMP recipe (DeepLearningExamples' configs.yml: resnet50 / DGXA100 / AMP,
 # resnet_params_2k, platform DGXA100): 256 images per card, global batch 2048 at lr 2.048 on any card
 # count that divides it (8 cards: no accumulation; 4: 2 steps; 1: 8), mixup 0.2, channels-last.
@@ -26,7 +30,7 @@ _NGC_250E = (
     "-j", "10", "--prefetch", "4", "-p", "20", "--lr", "2.048", "--optimizer-batch-size", "2048",
     "--warmup", "8", "--arch", "resnet50", "-c", "fanin", "--label-smoothing", "0.1", "--mixup", "0.2",
     "--lr-schedule", "cosine", "--mom", "0.875", "--wd", "3.0517578125e-05", "-b", "256", "--epochs", "250",
-    "--interpolation", "bilinear", "--memory-format", "nhwc", "--amp",
+    "--interpolation", "bilinear",
 )  # fmt: skip
 
 # A small CPU run with no dataset that shows every kind of live data (loss, lr, img/s, top-1/top-5,
@@ -59,11 +63,11 @@ PRESETS: dict[str, Preset] = {
         Preset("demo", "train", "3 short epochs of synthetic 64 px images on one CPU, no dataset (~2 min)",
                _DEMO, device="cpu", needs_data=False),
         Preset("ngc-amp-90e", "train", "NGC ResNet-50 v1.5, 90 epochs, AMP, 4 cards (needs --data)",
-               (*_NGC_90E, "--amp"), cards=4),
+               (*_NGC_90E, *AMP_FLAGS), cards=4),
         Preset("ngc-fp32-90e", "train", "NGC ResNet-50 v1.5, 90 epochs, FP32, 4 cards (needs --data)",
                _NGC_90E, cards=4),
         Preset("ngc-amp-250e", "train", "NGC ResNet-50 v1.5, 250 epochs, AMP, mixup 0.2, 8 cards "
-               "(upstream's DGX-A100 recipe; needs --data)", _NGC_250E, cards=8),
+               "(upstream's DGX-A100 recipe; needs --data)", (*_NGC_250E, *AMP_FLAGS), cards=8),
         Preset("ngc-infer", "infer", "evaluate a checkpoint on the validation set, one card "
                "(needs --data and --checkpoint)", ("--evaluate", "-b", "128", "-j", "1"), needs_checkpoint=True),
         Preset("bench", "bench", "training throughput on synthetic data: 100 iterations, one card",
@@ -78,4 +82,4 @@ def get_preset(name: str) -> Preset:
     try:
         return PRESETS[name]
     except KeyError:
-        raise SubmitError(f"unknown preset {name!r}: choose one of {', '.join(PRESETS)}") from None
+        raise SubmitError(f"unknown preset {name!r}: choose one of {', '.join(PRESETS)}", "preset") from None

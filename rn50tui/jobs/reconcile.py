@@ -1,25 +1,25 @@
 """Bring the store back in line with the processes that actually exist (run by every client on start).
 
-- A `starting` or `running` job whose supervisor is gone (pid missing, a zombie, or reused by another
-  process: its start time differs) becomes `interrupted`. Nothing is restarted: `rn50tui resume` does that.
-- If that job's engine outlived its supervisor, it gets one SIGTERM (it checkpoints and stops), and the
-  job keeps its cards until no process of it is left; after ORPHAN_KILL_AFTER_S the rest is SIGKILLed.
+Each job's executor (rn50tui.jobs.executors) judges its own processes:
+- A `starting` or `running` job that nothing follows any more (for `local`: its supervisor's pid is
+  missing, a zombie, or reused by another process) is re-attached if its executor can, else it becomes
+  `interrupted`. Nothing is restarted: `rn50tui resume` does that.
+- If that job's engine outlived its follower, it is asked once to stop (it checkpoints), and the job
+  keeps its cards until no process of it is left; after ORPHAN_KILL_AFTER_S the rest is killed.
 - Cards held by a finished job with no process left are freed, and the scheduler runs.
 """
 
 from __future__ import annotations
 
-import signal
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
-from rn50tui.jobs import procs
-from rn50tui.jobs.errors import TransitionError
+from rn50tui.jobs.errors import JobsError, TransitionError
+from rn50tui.jobs.executors import executor_for
 from rn50tui.jobs.states import ACTIVE, Status
 from rn50tui.jobs.store import Job, JobStore
 
-STARTUP_GRACE_S = 120.0  # a `starting` job without a supervisor pid after this long never got one
 ORPHAN_KILL_AFTER_S = 300.0  # an orphaned engine that ignores SIGTERM this long is killed
 
 
@@ -36,33 +36,18 @@ class Report:
         return bool(self.interrupted or self.freed)
 
 
-def supervisor_gone(job: Job, now: float, startup_grace: float = STARTUP_GRACE_S) -> Optional[str]:
-    """Why the job's supervisor counts as dead, or None while it lives (or may still be starting)."""
-    if job.supervisor_pid is None:
-        since = job.started_at or job.updated_at or now
-        if job.status is Status.STARTING and now - since > startup_grace:
-            return f"its supervisor never started (waited {startup_grace:.0f} s)"
-        return None
-    if procs.is_alive(job.supervisor_pid, job.supervisor_started):
-        return None
-    return f"its supervisor (pid {job.supervisor_pid}) is gone; the job was not restarted"
-
-
-def engine_alive(job: Job) -> bool:
-    """True while any process of the job's current attempt exists."""
-    if procs.is_alive(job.engine_pid, job.engine_started):
-        return True
-    return bool(job.run_token) and bool(procs.tagged_processes(job.run_token))
-
-
 def reconcile(store: JobStore, now: Optional[float] = None,
               schedule: Optional[Callable[[JobStore], object]] = None) -> Report:  # fmt: skip
     """One pass; `schedule` (the scheduler) runs if cards were freed."""
     now = time.time() if now is None else now
     report = Report()
     for job in store.list_jobs(ACTIVE):
-        reason = supervisor_gone(job, now)
-        if reason is not None:
+        try:
+            executor = executor_for(job)
+        except JobsError:
+            continue  # a job of an executor this version lacks: left to the clients that have it
+        reason = executor.lost(job, now)
+        if reason is not None and not executor.reattach(job, store):
             _interrupt(store, job, reason, now, report)
     _free_stale_claims(store, now, report)
     if report.freed and schedule is not None:
@@ -81,7 +66,7 @@ def _interrupt(store: JobStore, job: Job, reason: str, now: float, report: Repor
             return
     report.interrupted.append(job.id)
     # Only the client that made the change signals: a second SIGTERM would stop the engine uncheckpointed.
-    if procs.signal_if_alive(job.engine_pid, job.engine_started, signal.SIGTERM):
+    if executor_for(job).stop_orphans(job):
         report.signalled.append(job.id)
 
 
@@ -91,9 +76,9 @@ def _free_stale_claims(store: JobStore, now: float, report: Report) -> None:
         job = store.find_job(job_id)
         if job is not None and job.status in ACTIVE:
             continue
-        if job is not None and engine_alive(job):
-            if now - (job.finished_at or now) > ORPHAN_KILL_AFTER_S and job.run_token:
-                procs.kill_tagged(job.run_token)
+        if job is not None and _processes_alive(job):
+            if now - (job.finished_at or now) > ORPHAN_KILL_AFTER_S:
+                executor_for(job).stop_orphans(job, force=True)
             else:
                 continue
         with store.transaction():
@@ -101,3 +86,10 @@ def _free_stale_claims(store: JobStore, now: float, report: Report) -> None:
             if current is None or current.status not in ACTIVE:
                 store.release_claims(job_id)
         report.freed.append(job_id)
+
+
+def _processes_alive(job: Job) -> bool:
+    try:
+        return executor_for(job).processes_alive(job)
+    except JobsError:
+        return True  # an executor this version lacks: its cards stay claimed

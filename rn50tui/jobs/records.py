@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field, fields
-from pathlib import Path
-from typing import Any, Optional
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any, NamedTuple, Optional
 
 from rn50tui.jobs.states import Status
+from rn50tui.jobs.workspace import Workspace
+
+if TYPE_CHECKING:
+    from engine.telemetry.stats import CardStats
 
 
 @dataclass
@@ -58,6 +62,8 @@ class Job:
     top5: Optional[float] = None
     val_loss: Optional[float] = None
     best_top1: Optional[float] = None
+    executor: str = "local"  # which executor runs it (rn50tui.jobs.executors)
+    executor_handle: Optional[dict[str, Any]] = None  # that executor's own record of the attempt
     note: Optional[str] = None  # how a completed run ended when that is news (early stopping)
     extra: dict[str, Any] = field(default_factory=dict)  # columns of later migrations this class lacks
 
@@ -73,16 +79,20 @@ class Job:
         granted = row["cards_granted"]
         row["cards_granted"] = json.loads(granted) if granted else None
         row["status"] = Status(row["status"])
+        handle = row.get("executor_handle")
+        if handle is not None:
+            row["executor_handle"] = json.loads(handle)
         return cls(**row, extra=extra)
 
     @property
-    def raport_path(self) -> Path:
-        return Path(self.workspace) / "raport.json"
+    def files(self) -> Workspace:
+        """The job's workspace folder and the files in it."""
+        return Workspace(self.workspace)
 
     @property
     def progress(self) -> Optional[float]:
         """Fraction of the schedule's training iterations done (1.0 once completed), None if unknown."""
-        return progress_of(self.status.value, self.epoch, self.epochs, self.iteration, self.iters_per_epoch)
+        return progress_of(self.status, self.epoch, self.epochs, self.iteration, self.iters_per_epoch)
 
     def label(self) -> str:
         """How other views name the job: `job 12 (demo)`."""
@@ -99,18 +109,75 @@ class Job:
 
 _JOB_FIELDS = frozenset(f.name for f in fields(Job)) - {"extra"}
 
-# What a list shows: everything but the engine argv and the internals; cheap to read for 10,000 jobs.
-SUMMARY_COLUMNS = (
-    "id", "name", "kind", "preset", "device", "cards_requested", "cards_granted", "status", "attempt",
-    "created_at", "started_at", "finished_at", "updated_at", "heartbeat", "epoch", "epochs", "iteration",
-    "iters_per_epoch", "loss", "lr", "ips", "top1", "top5", "best_top1", "exit_code", "error",
-)  # fmt: skip
+
+class JobSummary(NamedTuple):
+    """What a list shows of a job: everything but the engine argv and the internals; cheap to read for
+    10,000 jobs (a tuple built straight from the row; cards decoded once per distinct value)."""
+
+    id: int
+    name: str
+    kind: str
+    preset: Optional[str]
+    device: str
+    cards_requested: int
+    cards_granted: Optional[tuple[int, ...]]
+    status: Status
+    attempt: int
+    created_at: Optional[float]
+    started_at: Optional[float]
+    finished_at: Optional[float]
+    updated_at: Optional[float]
+    heartbeat: Optional[float]
+    epoch: Optional[int]
+    epochs: Optional[int]
+    iteration: Optional[int]
+    iters_per_epoch: Optional[int]
+    loss: Optional[float]
+    lr: Optional[float]
+    ips: Optional[float]
+    top1: Optional[float]
+    top5: Optional[float]
+    best_top1: Optional[float]
+    exit_code: Optional[int]
+    error: Optional[str]
+    executor: str
+    executor_handle: Optional[dict[str, Any]]  # where the executor shows it (a Slurm job's id, state, nodes)
+
+    @classmethod
+    def from_row(cls, row: tuple[Any, ...]) -> JobSummary:
+        """From a row of SUMMARY_COLUMNS."""
+        values = list(row)
+        values[6] = _cards(values[6])
+        values[7] = _STATUSES[values[7]]
+        values[27] = json.loads(values[27]) if values[27] else None
+        return cls._make(values)
+
+    @property
+    def progress(self) -> Optional[float]:
+        return progress_of(self.status, self.epoch, self.epochs, self.iteration, self.iters_per_epoch)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The `jobs list --json` object."""
+        out = self._asdict()
+        out["cards_granted"] = list(self.cards_granted) if self.cards_granted is not None else None
+        out["status"] = self.status.value
+        out["progress"] = self.progress
+        return out
 
 
-def progress_of(status: str, epoch: Optional[int], epochs: Optional[int], iteration: Optional[int],
+SUMMARY_COLUMNS = JobSummary._fields
+_STATUSES = {s.value: s for s in Status}  # a dict lookup: Status(text) costs more, 10,000 times
+
+
+@lru_cache(maxsize=256)
+def _cards(text: Optional[str]) -> Optional[tuple[int, ...]]:
+    return tuple(json.loads(text)) if text else None
+
+
+def progress_of(status: Status | str, epoch: Optional[int], epochs: Optional[int], iteration: Optional[int],
                 iters_per_epoch: Optional[int]) -> Optional[float]:  # fmt: skip
     """Fraction of the training iterations done (1.0 once completed), None while unknown."""
-    if status == "completed":
+    if status == Status.COMPLETED:
         return 1.0
     if not epochs or not iters_per_epoch or not epoch:
         return None
@@ -144,6 +211,37 @@ class MetricRow:
         }
 
 
+# The metrics a chart draws, read with SQLite's json_extract so a million rows never meet json.loads.
+CHART_METRICS = (
+    "train.loss",
+    "train.total_ips",
+    "train.lr",
+    "val.top1",
+    "val.top5",
+    "val.loss",
+    "val_ema.top1",
+)
+
+
+class ChartPoint(NamedTuple):
+    """One train or epoch record of a job with the chart metrics (None where the record lacks one).
+    A tuple, not a dataclass: a million of them are built while a long history loads."""
+
+    id: int
+    attempt: int
+    time: float
+    epoch: Optional[int]
+    iteration: Optional[int]
+    phase: str
+    loss: Optional[float]  # train.loss
+    ips: Optional[float]  # train.total_ips
+    lr: Optional[float]  # train.lr
+    top1: Optional[float]  # val.top1
+    top5: Optional[float]  # val.top5
+    val_loss: Optional[float]  # val.loss
+    ema_top1: Optional[float] = None  # val_ema.top1 (--use-ema)
+
+
 @dataclass(frozen=True)
 class DeviceSample:
     """One card at one time; a value the device does not report is None."""
@@ -158,12 +256,21 @@ class DeviceSample:
     temp_c: Optional[float] = None
     power_w: Optional[float] = None
     power_cap_w: Optional[float] = None
+    node: Optional[str] = None  # the machine holding the card (a multi-node job); None: this host
+
+    @classmethod
+    def from_stats(cls, stats: CardStats, time: float) -> DeviceSample:
+        """The stored sample of a telemetry reading (the fields they share, by name)."""
+        return cls(time, stats.kind, stats.index, **{name: getattr(stats, name) for name in _SHARED_STATS})
 
     def as_tuple(self) -> tuple[Any, ...]:
         return tuple(getattr(self, f.name) for f in fields(self))
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+_SHARED_STATS = ("name", "util_percent", "mem_used_mib", "mem_total_mib", "temp_c", "power_w", "power_cap_w")
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""The card-aware queue: claim free cards for queued jobs, then start their supervisors.
+"""The card-aware queue: claim free cards for queued jobs, then hand each to its executor to start.
 
 Claims are made in one `BEGIN IMMEDIATE` transaction, and `claims` has (device, card) as its primary
 key, so two schedulers running at once (two TUIs, a CLI and a finishing supervisor) never grant the same
@@ -10,21 +10,19 @@ A CPU job takes one CPU slot whatever its process count.
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from typing import Callable, Optional
 
+from engine.device_kind import DeviceKind
 from rn50tui.jobs.capacity import host_capacity
-from rn50tui.jobs.errors import LaunchError
-from rn50tui.jobs.launcher import start_supervisor
+from rn50tui.jobs.errors import JobsError
+from rn50tui.jobs.executors import EXECUTORS, Executor, LocalExecutor, get_executor
 from rn50tui.jobs.states import Status
 from rn50tui.jobs.store import Job, JobStore
-
-Starter = Callable[[int, Path, Path], None]
 
 
 def slots_needed(job: Job) -> int:
     """Cards (MLU/CUDA) or slots (CPU: one per job) a job occupies."""
-    return 1 if job.device == "cpu" else max(1, job.cards_requested)
+    return max(1, job.cards_requested) if DeviceKind(job.device).has_cards else 1
 
 
 def claim(store: JobStore, capacity: dict[str, int]) -> list[Job]:
@@ -35,6 +33,11 @@ def claim(store: JobStore, capacity: dict[str, int]) -> list[Job]:
         taken = {(c.device, c.card) for c in store.claims()}
         waiting: set[str] = set()  # kinds whose oldest queued job is still waiting: no overtaking
         for job in store.list_jobs([Status.QUEUED]):
+            if not EXECUTORS.get(job.executor, LocalExecutor).host_cards:
+                # A cluster's own scheduler grants its cards: straight to its executor.
+                store.transition_locked(job.id, Status.STARTING, [Status.QUEUED], {"started_at": now})
+                granted.append(job)
+                continue
             if job.device in waiting:
                 continue
             total, need = capacity.get(job.device, 0), slots_needed(job)
@@ -46,10 +49,8 @@ def claim(store: JobStore, capacity: dict[str, int]) -> list[Job]:
             if len(free) < need:
                 waiting.add(job.device)
                 continue
-            for card in free:
-                store.db.execute("INSERT INTO claims (device, card, job_id, claimed_at) VALUES (?, ?, ?, ?)",
-                                 [job.device, card, job.id, now])  # fmt: skip
-                taken.add((job.device, card))
+            store.add_claims(job.id, job.device, free, now)
+            taken.update((job.device, card) for card in free)
             store.transition_locked(job.id, Status.STARTING, [Status.QUEUED],
                                      {"cards_granted": free, "started_at": now})  # fmt: skip
             granted.append(job)
@@ -57,23 +58,25 @@ def claim(store: JobStore, capacity: dict[str, int]) -> list[Job]:
 
 
 def schedule(
-    store: JobStore, capacity: Optional[dict[str, int]] = None, starter: Starter = start_supervisor
+    store: JobStore,
+    capacity: Optional[dict[str, int]] = None,
+    executors: Callable[[str], Executor] = get_executor,
 ) -> list[int]:
-    """Claim cards for whatever can start now and start each job's detached supervisor."""
-    if store.db.execute("SELECT 1 FROM jobs WHERE status = 'queued' LIMIT 1").fetchone() is None:
+    """Claim cards for whatever can start now and have each job's executor start it."""
+    if not store.has_queued():
         return []  # the common case: nothing waits, no host detection needed
     started = []
     for job in claim(store, capacity if capacity is not None else host_capacity()):
         try:
-            starter(job.id, store.path, Path(job.workspace))
+            executors(job.executor).start(job, store)
             started.append(job.id)
-        except LaunchError as exc:
+        except JobsError as exc:  # a LaunchError, or an executor this version lacks
             fail_start(store, job.id, str(exc))
     return started
 
 
 def fail_start(store: JobStore, job_id: int, message: str) -> None:
-    """A job whose supervisor could not start: failed, its cards back in the pool."""
+    """A job its executor could not start: failed, its cards back in the pool."""
     with store.transaction():
         job = store.get_job(job_id)
         if job.status is Status.STARTING and job.supervisor_pid is None:

@@ -6,11 +6,12 @@ in :func:`immediate` (`BEGIN IMMEDIATE`), so two writers never act on the same s
 
 Tables (see MIGRATIONS for the exact columns):
   jobs            one row per job: request (name, kind, preset, engine argv, device, cards), status, attempt,
-                  supervisor and engine pids with their start times, heartbeat, exit, progress and the
-                  latest metrics (so a list never scans history)
+                  the executor that runs it with its handle (JSON), supervisor and engine pids with their
+                  start times, heartbeat, exit, progress and the latest metrics (so a list never scans history)
   metrics         one row per engine LOG record: job, attempt, time, epoch, iteration, phase, values (JSON)
   claims          (device, card) → job: the cards in use; the primary key makes a double grant impossible
-  device_samples  per card and time: utilisation, memory, temperature, power (retention-limited)
+  device_samples  per card and time: utilisation, memory, temperature, power (retention-limited), and the
+                  node holding the card (multi-node jobs; NULL for this host)
   _migrations     the names of the applied migrations
 """
 
@@ -152,15 +153,28 @@ def _m0002_device_samples(db: sqlite_utils.Database) -> None:
     db["device_samples"].create_index(["job_id", "time"], index_name="device_samples_job")
 
 
-@migration("0003_job_note")
-def _m0003_job_note(db: sqlite_utils.Database) -> None:
+@migration("0003_executors")
+def _m0003_executors(db: sqlite_utils.Database) -> None:
+    # Rows written before executors ran under the local supervisor; the handle is the executor's own JSON.
+    db["jobs"].add_column("executor", str, not_null_default="local")
+    db["jobs"].add_column("executor_handle", str)
+
+
+@migration("0004_sample_nodes")
+def _m0004_sample_nodes(db: sqlite_utils.Database) -> None:
+    # The node a card belongs to, for jobs spanning machines (Slurm); NULL: this host's card.
+    db["device_samples"].add_column("node", str)
+
+
+@migration("0005_job_note")
+def _m0005_job_note(db: sqlite_utils.Database) -> None:
     db["jobs"].add_column("note", str)  # the engine's reason for ending (early stopping), not an error
 
 
 def migrate(conn: sqlite3.Connection) -> list[str]:
     """Apply the migrations this database lacks, in one IMMEDIATE transaction; return their names."""
     known = [name for name, _ in MIGRATIONS]
-    if "_migrations" in table_names(conn) and set(_applied(conn)) == set(known):
+    if "_migrations" in table_names(conn) and set(applied_migrations(conn)) == set(known):
         return []  # fast path: every open of an up-to-date store, without importing sqlite-utils
     import sqlite_utils  # only when the schema changes: it costs ~0.1 s of start-up
 
@@ -168,7 +182,7 @@ def migrate(conn: sqlite3.Connection) -> list[str]:
     with immediate(conn):
         if "_migrations" not in table_names(conn):
             db["_migrations"].create({"name": str, "applied_at": float}, pk="name")
-        applied = _applied(conn)
+        applied = applied_migrations(conn)
         unknown = [name for name in applied if name not in known]
         if unknown:
             raise StoreError(
@@ -184,8 +198,20 @@ def migrate(conn: sqlite3.Connection) -> list[str]:
         return done
 
 
-def _applied(conn: sqlite3.Connection) -> list[str]:
+def applied_migrations(conn: sqlite3.Connection) -> list[str]:
+    """The names of the migrations this database has, in name order ([] for a fresh file)."""
+    if "_migrations" not in table_names(conn):
+        return []
     return [row[0] for row in conn.execute("SELECT name FROM _migrations ORDER BY name").fetchall()]
+
+
+def migrations_of(path: str | os.PathLike[str]) -> list[str]:
+    """The migrations a store file has, read without upgrading it (a read-only connection)."""
+    conn = sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True)
+    try:
+        return applied_migrations(conn)
+    finally:
+        conn.close()
 
 
 def table_names(conn: sqlite3.Connection) -> list[str]:

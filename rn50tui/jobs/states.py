@@ -9,12 +9,11 @@ same clear message whichever client asked.
 
 from __future__ import annotations
 
-from enum import Enum
-
+from engine.events import TextEnum
 from rn50tui.jobs.errors import TransitionError
 
 
-class Status(str, Enum):
+class Status(TextEnum):
     """A job's status; the value is what `--json` prints."""
 
     QUEUED = "queued"
@@ -24,9 +23,6 @@ class Status(str, Enum):
     FAILED = "failed"
     CANCELLED = "cancelled"
     INTERRUPTED = "interrupted"
-
-    def __str__(self) -> str:
-        return self.value
 
     @property
     def active(self) -> bool:

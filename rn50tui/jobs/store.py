@@ -18,11 +18,29 @@ from pathlib import Path
 from typing import Any, Optional
 
 from rn50tui.jobs.errors import JobNotFound, TransitionError
-from rn50tui.jobs.records import SUMMARY_COLUMNS, Claim, DeviceSample, Job, MetricRow, progress_of
-from rn50tui.jobs.schema import BUSY_TIMEOUT_S, DB_ENV, MIGRATIONS, connect, immediate, table_names
+from rn50tui.jobs.records import (
+    CHART_METRICS,
+    SUMMARY_COLUMNS,
+    ChartPoint,
+    Claim,
+    DeviceSample,
+    Job,
+    JobSummary,
+    MetricRow,
+    progress_of,
+)
+from rn50tui.jobs.schema import (
+    BUSY_TIMEOUT_S,
+    DB_ENV,
+    MIGRATIONS,
+    applied_migrations,
+    connect,
+    immediate,
+    table_names,
+)
 from rn50tui.jobs.states import Status, check_transition
 
-__all__ = ["Claim", "DeviceSample", "Job", "JobStore", "MetricRow", "MIGRATIONS", "default_db_path",
+__all__ = ["ChartPoint", "Claim", "DeviceSample", "Job", "JobStore", "JobSummary", "MetricRow", "MIGRATIONS", "default_db_path",
            "progress_of", "table_names"]  # fmt: skip
 
 DEFAULT_DB = "jobs.db"
@@ -46,10 +64,27 @@ class JobStore:
         self, path: str | os.PathLike[str], *, create: bool = True, timeout: float = BUSY_TIMEOUT_S
     ) -> None:
         self.path = Path(path).resolve()
-        self.db = connect(self.path, create=create, timeout=timeout)
+        self._db = connect(self.path, create=create, timeout=timeout)
 
     def close(self) -> None:
-        self.db.close()
+        self._db.close()
+
+    def settings(self) -> dict[str, Any]:
+        """The connection's journal mode and busy timeout (ms), as opened."""
+        return {
+            "journal_mode": self._db.execute("PRAGMA journal_mode").fetchone()[0],
+            "busy_timeout": self._db.execute("PRAGMA busy_timeout").fetchone()[0],
+        }
+
+    def applied_migrations(self) -> list[str]:
+        return applied_migrations(self._db)
+
+    def tables(self) -> list[str]:
+        return table_names(self._db)
+
+    def checkpoint_wal(self) -> None:
+        """Fold the write-ahead log into the database file (after a bulk load)."""
+        self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def __enter__(self) -> JobStore:
         return self
@@ -57,15 +92,15 @@ class JobStore:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
         """Rows as dicts (column name → value)."""
-        cur = self.db.execute(sql, params)
+        cur = self._db.execute(sql, params)
         names = [d[0] for d in cur.description]
         return [dict(zip(names, row)) for row in cur.fetchall()]
 
     def transaction(self) -> AbstractContextManager[sqlite3.Connection]:
         """`with store.transaction():` — BEGIN IMMEDIATE … COMMIT."""
-        return immediate(self.db)
+        return immediate(self._db)
 
     # ----- jobs
 
@@ -82,19 +117,36 @@ class JobStore:
         }
         row["argv"] = json.dumps(list(row["argv"]))
         with self.transaction():
-            cur = self.db.execute(
+            cur = self._db.execute(
                 f"INSERT INTO jobs ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
                 list(row.values()),
             )
             job_id = int(cur.lastrowid)
             if "{id}" in row["workspace"]:
-                self.db.execute(
+                self._db.execute(
                     "UPDATE jobs SET workspace = ? WHERE id = ?", [row["workspace"].format(id=job_id), job_id]
                 )
         return self.get_job(job_id)
 
+    def insert_jobs(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Bulk-load finished rows of `jobs` as they are (benchmarks, imports): one transaction, no checks."""
+        columns = list(rows[0])
+        with self.transaction():
+            self._db.executemany(
+                f"INSERT INTO jobs ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
+                [list(_encode(r).values()) for r in rows],
+            )
+
+    def count_jobs(self) -> int:
+        return int(self._db.execute("SELECT count(*) FROM jobs").fetchone()[0])
+
+    def cancel_requested(self, job_id: int) -> bool:
+        """True once a cancel was asked for the job (a cheap read for the supervisor's poll)."""
+        row = self._db.execute("SELECT cancel_requested FROM jobs WHERE id = ?", [job_id]).fetchone()
+        return bool(row and row[0])
+
     def find_job(self, job_id: int) -> Optional[Job]:
-        rows = list(self.query("SELECT * FROM jobs WHERE id = ?", [job_id]))
+        rows = list(self._query("SELECT * FROM jobs WHERE id = ?", [job_id]))
         return Job.from_row(rows[0]) if rows else None
 
     def get_job(self, job_id: int) -> Job:
@@ -108,28 +160,35 @@ class JobStore:
     ) -> list[Job]:
         """Jobs in id order (newest last), optionally only those with the given statuses."""
         sql, params = _jobs_query("*", statuses, limit)
-        return [Job.from_row(r) for r in self.query(sql, params)]
+        return [Job.from_row(r) for r in self._query(sql, params)]
 
     def job_summaries(
-        self, statuses: Optional[Iterable[Status]] = None, limit: Optional[int] = None
-    ) -> list[dict[str, Any]]:
-        """list_jobs() for big lists: SUMMARY_COLUMNS as JSON-ready dicts, plus `progress`."""
-        sql, params = _jobs_query(", ".join(SUMMARY_COLUMNS), statuses, limit)
-        out = []
-        for row in self.db.execute(sql, params).fetchall():
-            d = dict(zip(SUMMARY_COLUMNS, row))
-            d["cards_granted"] = json.loads(d["cards_granted"]) if d["cards_granted"] else None
-            d["progress"] = progress_of(
-                d["status"], d["epoch"], d["epochs"], d["iteration"], d["iters_per_epoch"]
+        self,
+        statuses: Optional[Iterable[Status]] = None,
+        limit: Optional[int] = None,
+        recent: Optional[int] = None,
+    ) -> list[JobSummary]:
+        """list_jobs() for big lists, as JobSummary tuples in id order.
+
+        `recent`: every active job (queued, starting, running) plus the newest `recent` of the rest, as
+        `docker ps -a` would show by default; None lists every job (or those with `statuses`).
+        """
+        if recent is not None:
+            active = [s.value for s in (Status.QUEUED, Status.STARTING, Status.RUNNING)]
+            sql = (
+                f"SELECT {', '.join(SUMMARY_COLUMNS)} FROM jobs WHERE status IN (?, ?, ?)"
+                " OR id IN (SELECT id FROM jobs ORDER BY id DESC LIMIT ?) ORDER BY id"
             )
-            out.append(d)
-        return out
+            params: list[Any] = [*active, int(recent)]
+        else:
+            sql, params = _jobs_query(", ".join(SUMMARY_COLUMNS), statuses, limit)
+        return [JobSummary.from_row(row) for row in self._db.execute(sql, params).fetchall()]
 
     def update_job(self, job_id: int, **values: Any) -> None:
         """Set columns of one job (no status check; for the owner of those columns)."""
         values["updated_at"] = time.time()
         sets = ", ".join(f"{k} = ?" for k in values)
-        self.db.execute(f"UPDATE jobs SET {sets} WHERE id = ?", [*_encode(values).values(), job_id])
+        self._db.execute(f"UPDATE jobs SET {sets} WHERE id = ?", [*_encode(values).values(), job_id])
 
     def transition(
         self, job_id: int, new: Status, *, expect: Optional[Sequence[Status]] = None, **values: Any
@@ -155,28 +214,53 @@ class JobStore:
         self.update_job(job_id, status=new.value, **values)
         return job
 
+    def set_executor_handle(self, job_id: int, handle: dict[str, Any]) -> None:
+        """Record the executor's own handle of the job's attempt (opaque JSON to everyone else)."""
+        self.update_job(job_id, executor_handle=handle)
+
+    def has_queued(self) -> bool:
+        """True if any job waits in the queue (cheap: the scheduler's common case is "nothing")."""
+        sql = "SELECT 1 FROM jobs WHERE status = ? LIMIT 1"
+        return self._db.execute(sql, [Status.QUEUED.value]).fetchone() is not None
+
     def delete_job(self, job_id: int) -> None:
         """Remove a job with its metrics and samples (the caller checked it may go)."""
         with self.transaction():
             for table in self.child_tables():
-                self.db.execute(f"DELETE FROM {table} WHERE job_id = ?", [job_id])
-            self.db.execute("DELETE FROM jobs WHERE id = ?", [job_id])
+                self._db.execute(f"DELETE FROM {table} WHERE job_id = ?", [job_id])
+            self._db.execute("DELETE FROM jobs WHERE id = ?", [job_id])
 
     def child_tables(self) -> list[str]:
-        return [t for t in ("metrics", "claims", "device_samples") if t in table_names(self.db)]
+        return [t for t in ("metrics", "claims", "device_samples") if t in table_names(self._db)]
 
     # ----- claims
 
     def claims(self) -> list[Claim]:
-        return [Claim(**r) for r in self.query("SELECT * FROM claims ORDER BY device, card")]
+        return [Claim(**r) for r in self._query("SELECT * FROM claims ORDER BY device, card")]
 
     def claims_of(self, job_id: int) -> list[Claim]:
         return [
-            Claim(**r) for r in self.query("SELECT * FROM claims WHERE job_id = ? ORDER BY card", [job_id])
+            Claim(**r) for r in self._query("SELECT * FROM claims WHERE job_id = ? ORDER BY card", [job_id])
         ]
 
+    def add_claims(self, job_id: int, device: str, cards: Iterable[int], now: float) -> None:
+        """Claim these cards for the job (call inside a transaction; a card already held raises)."""
+        self._db.executemany(
+            "INSERT INTO claims (device, card, job_id, claimed_at) VALUES (?, ?, ?, ?)",
+            [(device, card, job_id, now) for card in cards],
+        )
+
+    def holders(self) -> dict[tuple[str, int], str]:
+        """Which job holds each claimed card: {(kind, index): "job 12 (demo)"}, in one read."""
+        rows = self._db.execute(
+            "SELECT c.device, c.card, c.job_id, j.name FROM claims c LEFT JOIN jobs j ON j.id = c.job_id"
+            " ORDER BY c.device, c.card"
+        ).fetchall()
+        return {(device, card): f"job {job_id}" + (f" ({name})" if name is not None else "")
+                for device, card, job_id, name in rows}  # fmt: skip
+
     def release_claims(self, job_id: int) -> None:
-        self.db.execute("DELETE FROM claims WHERE job_id = ?", [job_id])
+        self._db.execute("DELETE FROM claims WHERE job_id = ?", [job_id])
 
     # ----- metrics
 
@@ -184,7 +268,7 @@ class JobStore:
         self, rows: Sequence[tuple[int, int, float, Optional[int], Optional[int], str, str]]
     ) -> None:
         """Insert (job_id, attempt, time, epoch, iteration, phase, values-json) rows; call inside a transaction."""
-        self.db.executemany(
+        self._db.executemany(
             "INSERT INTO metrics (job_id, attempt, time, epoch, iteration, phase, data) VALUES (?, ?, ?, ?, ?, ?, ?)",
             rows,
         )
@@ -217,29 +301,39 @@ class JobStore:
                 r["phase"],
                 json.loads(r["data"]),
             )
-            for r in self.query(sql, params)
+            for r in self._query(sql, params)
         ]
+
+    def chart_points(self, job_id: int, since_id: int = 0, limit: int = 250_000) -> list[ChartPoint]:
+        """Train and epoch records newer than `since_id` with the CHART_METRICS, oldest first, at most `limit`."""
+        columns = ", ".join(f"json_extract(data, '$.\"{name}\"')" for name in CHART_METRICS)
+        rows = self._db.execute(
+            f"SELECT id, attempt, time, epoch, iteration, phase, {columns} FROM metrics"
+            " WHERE job_id = ? AND id > ? AND phase IN ('train', 'epoch') ORDER BY id LIMIT ?",
+            [job_id, since_id, limit],
+        ).fetchall()
+        return list(map(ChartPoint._make, rows))
 
     def metric_count(self, job_id: int, attempt: Optional[int] = None) -> int:
         sql, params = "SELECT count(*) FROM metrics WHERE job_id = ?", [job_id]
         if attempt is not None:
             sql += " AND attempt = ?"
             params.append(attempt)
-        return int(self.db.execute(sql, params).fetchone()[0])
+        return int(self._db.execute(sql, params).fetchone()[0])
 
     # ----- device samples
 
     def add_samples(self, job_id: int, samples: Sequence[DeviceSample]) -> None:
         """Insert one round of card samples (call inside a transaction with the heartbeat)."""
-        self.db.executemany(
+        self._db.executemany(
             "INSERT INTO device_samples (job_id, time, device, card, name, util_percent, mem_used_mib,"
-            " mem_total_mib, temp_c, power_w, power_cap_w) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " mem_total_mib, temp_c, power_w, power_cap_w, node) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [(job_id, *s.as_tuple()) for s in samples],
         )
 
     def prune_samples(self, job_id: int, keep: int) -> None:
         """Keep only the newest `keep` samples of a job (the retention limit)."""
-        self.db.execute(
+        self._db.execute(
             "DELETE FROM device_samples WHERE job_id = ? AND id <= (SELECT id FROM device_samples"
             " WHERE job_id = ? ORDER BY id DESC LIMIT 1 OFFSET ?)",
             [job_id, job_id, int(keep)],
@@ -257,7 +351,7 @@ class JobStore:
             sql += " AND card = ?"
             params.append(card)
         cols = [f.name for f in fields(DeviceSample)]
-        return [DeviceSample(**{c: r[c] for c in cols}) for r in self.query(sql + " ORDER BY id", params)]
+        return [DeviceSample(**{c: r[c] for c in cols}) for r in self._query(sql + " ORDER BY id", params)]
 
 
 def _jobs_query(
@@ -276,12 +370,14 @@ def _jobs_query(
 
 
 def _encode(values: dict[str, Any]) -> dict[str, Any]:
-    """Python values → column values (Status → text, lists → JSON)."""
+    """Python values → column values (Status → text, lists and dicts → JSON)."""
     out = {}
     for k, v in values.items():
         if isinstance(v, Status):
             v = v.value
         elif isinstance(v, (list, tuple)):
             v = json.dumps(list(v))
+        elif isinstance(v, dict):
+            v = json.dumps(v)
         out[k] = v
     return out

@@ -10,15 +10,18 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 from engine.config import ConfigError, TrainConfig, check, parse_args
+from engine.device_kind import CARD_KINDS, DeviceKind
 from rn50tui.jobs.errors import SubmitError
+from rn50tui.jobs.executors import DEFAULT_EXECUTOR, EXECUTORS
 from rn50tui.jobs.presets import Preset, get_preset
+from rn50tui.jobs.workspace import RAPORT_FILE
 
-DEVICE_ALIASES = {"mlu": "mlu", "cuda": "cuda", "gpu": "cuda", "cpu": "cpu"}
 PATH_FLAGS = ("--resume", "--pretrained-from-file", "--pretrained-weights")
 # Flags the job manager sets itself for every attempt.
 MANAGED_FLAGS = ("--workspace", "--raport-file")
@@ -35,6 +38,9 @@ class Request:
     data: Optional[str] = None
     checkpoint: Optional[str] = None
     engine_flags: tuple[str, ...] = ()
+    executor: str = DEFAULT_EXECUTOR  # where it runs (rn50tui.jobs.executors)
+    nodes: int = 1  # machines the job spans (an executor for a cluster), `cards` on each
+    executor_options: Optional[Mapping[str, Any]] = None  # e.g. slurm: partition, time, … (None: defaults)
 
 
 @dataclass(frozen=True)
@@ -48,11 +54,16 @@ class Plan:
     device: str
     cards: int
     workspace: Optional[str]  # None: the store's default, runs/<id>
+    executor: str = DEFAULT_EXECUTOR
 
 
 def plan(request: Request, capacity: dict[str, int], cwd: Optional[Path] = None) -> Plan:
     """Check `request` against the presets, the engine's flags and the host's cards."""
     cwd = Path(cwd or os.getcwd())
+    if request.executor not in EXECUTORS:
+        raise SubmitError(
+            f"unknown executor {request.executor!r}: use one of {', '.join(sorted(EXECUTORS))}", "executor"
+        )
     preset = get_preset(request.preset) if request.preset else None
     flags, workspace = _split_managed(_base_flags(request, preset, cwd) + list(request.engine_flags), cwd)
     first = _parse(flags)
@@ -60,9 +71,12 @@ def plan(request: Request, capacity: dict[str, int], cwd: Optional[Path] = None)
     if first.device != device:
         flags += ["--device", device]
     cards = request.cards if request.cards is not None else (preset.cards if preset else 1)
-    _check_cards(device, cards, capacity)
+    if EXECUTORS[request.executor].host_cards:
+        _check_cards(device, cards, capacity)
+    elif cards < 1:
+        raise SubmitError(f"--cards must be at least 1, got {cards}")
     cfg = _parse(flags)
-    _check(cfg, cards)
+    _check(cfg, cards * request.nodes)
     flags = _absolute_paths(flags, cfg, cwd)
     return Plan(
         name=request.name or (preset.name if preset else "custom"),
@@ -72,6 +86,7 @@ def plan(request: Request, capacity: dict[str, int], cwd: Optional[Path] = None)
         device=device,
         cards=cards,
         workspace=workspace,
+        executor=request.executor,
     )
 
 
@@ -80,17 +95,19 @@ def _base_flags(request: Request, preset: Optional[Preset], cwd: Path) -> list[s
     if request.data:
         data = (cwd / request.data).resolve()
         if not data.is_dir():
-            raise SubmitError(f"dataset directory {data} does not exist")
+            raise SubmitError(f"dataset directory {data} does not exist", "data")
         flags.insert(0, str(data))
     elif preset and preset.needs_data:
-        raise SubmitError(f"preset {preset.name} needs a dataset: pass --data DIR (with train/ and val/)")
+        raise SubmitError(
+            f"preset {preset.name} needs a dataset: pass --data DIR (with train/ and val/)", "data"
+        )
     if request.checkpoint:
         ckpt = (cwd / request.checkpoint).resolve()
         if not ckpt.is_file():
-            raise SubmitError(f"checkpoint {ckpt} does not exist")
+            raise SubmitError(f"checkpoint {ckpt} does not exist", "checkpoint")
         flags += ["--resume", str(ckpt)]
     elif preset and preset.needs_checkpoint and not _has_flag(request.engine_flags, "--resume"):
-        raise SubmitError(f"preset {preset.name} needs weights: pass --checkpoint PATH")
+        raise SubmitError(f"preset {preset.name} needs weights: pass --checkpoint PATH", "checkpoint")
     return flags
 
 
@@ -99,20 +116,22 @@ def _parse(flags: list[str]) -> TrainConfig:
     err = io.StringIO()
     try:
         with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
-            return parse_args([*flags, "--raport-file", "raport.json"])
+            return parse_args([*flags, "--raport-file", RAPORT_FILE])
     except ConfigError as exc:
-        raise SubmitError(f"engine flags refused: {exc}") from None
+        raise SubmitError(f"engine flags refused: {exc}", "engine_flags") from None
     except SystemExit as exc:
         lines = [ln for ln in err.getvalue().splitlines() if ln.strip()]
         reason = lines[-1].split("error: ", 1)[-1] if lines else f"argparse exited with {exc.code}"
-        raise SubmitError(f"engine flags refused: {reason} (see python -m engine.train --help)") from None
+        raise SubmitError(
+            f"engine flags refused: {reason} (see python -m engine.train --help)", "engine_flags"
+        ) from None
 
 
 def _check(cfg: TrainConfig, cards: int) -> None:
     try:
         check(cfg, world_size=cards)
     except ConfigError as exc:
-        raise SubmitError(f"engine flags refused: {exc}") from None
+        raise SubmitError(f"engine flags refused: {exc}", "engine_flags") from None
 
 
 def _resolve_device(
@@ -120,26 +139,31 @@ def _resolve_device(
 ) -> str:
     for choice in (asked, flag if flag != "auto" else None, preset.device if preset else None):
         if choice:
-            if choice not in DEVICE_ALIASES:
-                raise SubmitError(f"unknown device {choice!r}: use mlu, cuda (gpu) or cpu")
-            return DEVICE_ALIASES[choice]
-    return next((kind for kind in ("mlu", "cuda") if capacity.get(kind, 0) > 0), "cpu")
+            try:
+                return DeviceKind.parse(choice).value
+            except ValueError as exc:
+                raise SubmitError(str(exc), "device") from None
+    return next((kind.value for kind in CARD_KINDS if capacity.get(kind, 0) > 0), DeviceKind.CPU.value)
 
 
 def _check_cards(device: str, cards: int, capacity: dict[str, int]) -> None:
     if cards < 1:
-        raise SubmitError(f"--cards must be at least 1, got {cards}")
+        raise SubmitError(f"--cards must be at least 1, got {cards}", "cards")
     if device == "cpu":
         if capacity.get("cpu", 0) < 1:
-            raise SubmitError("this host allows no CPU jobs (RN50TUI_CARDS / --host-cards sets cpu=0)")
+            raise SubmitError(
+                "this host allows no CPU jobs (RN50TUI_CARDS / --host-cards sets cpu=0)", "device"
+            )
         cores = os.cpu_count() or 1
         if cards > cores:
-            raise SubmitError(f"a CPU job of {cards} processes needs {cards} cores; this host has {cores}")
+            raise SubmitError(
+                f"a CPU job of {cards} processes needs {cards} cores; this host has {cores}", "cards"
+            )
         return
     have = capacity.get(device, 0)
     if cards > have:
         hint = "" if have else " (if telemetry cannot see them, set RN50TUI_CARDS, e.g. mlu=4)"
-        raise SubmitError(f"the job wants {cards} {device} card(s); this host has {have}{hint}")
+        raise SubmitError(f"the job wants {cards} {device} card(s); this host has {have}{hint}", "cards")
 
 
 def _split_managed(flags: list[str], cwd: Path) -> tuple[list[str], Optional[str]]:

@@ -22,13 +22,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Optional
 
-from engine.events import EXIT_OK, EXIT_STOPPED
+from engine.device_kind import DeviceKind
+from engine.events import EXIT_OK, EXIT_STOPPED, RunEnd
 from rn50tui.jobs import launcher, procs
 from rn50tui.jobs.errors import JobsError, LaunchError
 from rn50tui.jobs.follower import Follower, commit
 from rn50tui.jobs.scheduler import schedule
 from rn50tui.jobs.states import Status
 from rn50tui.jobs.store import DeviceSample, Job, JobStore
+from rn50tui.jobs.workspace import LogTail
 
 POLL_S = 1.0
 SAMPLE_INTERVAL_S = 2.0
@@ -42,7 +44,7 @@ class CardSampler:
 
     def __init__(self, job: Job, interval: float, log: Any) -> None:
         self.interval, self.next_at = interval, 0.0
-        self.indices = [0] if job.device == "cpu" else list(job.cards_granted or [])
+        self.indices = list(job.cards_granted or []) if DeviceKind(job.device).has_cards else [0]
         self.sampler = self._open(job.device, log) if interval > 0 else None
 
     @staticmethod
@@ -66,8 +68,7 @@ class CardSampler:
             cards = self.sampler.sample(self.indices)
         except Exception:  # noqa: BLE001 - one failed sample is skipped, the job goes on
             return []
-        return [DeviceSample(now, c.kind, c.index, c.name, c.util_percent, c.mem_used_mib, c.mem_total_mib,
-                             c.temp_c, c.power_w, c.power_cap_w) for c in cards]  # fmt: skip
+        return [DeviceSample.from_stats(card, now) for card in cards]
 
     def close(self) -> None:
         if self.sampler is not None:
@@ -125,19 +126,19 @@ class Supervisor:
     # -- the attempt
 
     def _attempt(self, job: Job) -> None:
-        workspace = Path(job.workspace)
-        workspace.mkdir(parents=True, exist_ok=True)
+        files = job.files
+        files.root.mkdir(parents=True, exist_ok=True)
         resume_from = launcher.resume_checkpoint(job)
         token = launcher.new_run_token(job)
         argv = launcher.engine_command(job, resume_from)
-        stderr_offset = _size(workspace / "stderr.log")
-        with open(workspace / "stdout.log", "ab") as out, open(workspace / "stderr.log", "ab") as err:
+        stderr_offset = _size(files.log("stderr"))
+        with open(files.log("stdout"), "ab") as out, open(files.log("stderr"), "ab") as err:
             out.write(f"[rn50tui] attempt {job.attempt} at {datetime.now().isoformat(timespec='seconds')}: "
                       f"{shlex.join(argv)}\n".encode())  # fmt: skip
             out.flush()
             started = time.time()
             try:
-                proc = launcher.start_engine(argv, launcher.engine_env(job, token), workspace, out, err)
+                proc = launcher.start_engine(argv, launcher.engine_env(job, token), files.root, out, err)
             except LaunchError as exc:
                 self._finish(Status.FAILED, None, str(exc))
                 return
@@ -146,7 +147,7 @@ class Supervisor:
                               started_at=started, stderr_offset=stderr_offset)  # fmt: skip
         self._log(f"engine pid {proc.pid}: {shlex.join(argv)}")
         follower = Follower(
-            job.id, job.attempt, job.raport_path, job.raport_offset, started - 1.0, job.best_top1
+            job.id, job.attempt, files.raport, job.raport_offset, started - 1.0, job.best_top1
         )
         sampler = CardSampler(job, self.sample_interval, self.log)
         try:
@@ -157,7 +158,7 @@ class Supervisor:
         if left:
             self._log(f"processes of the job still alive after SIGKILL: {left}")
         self._commit(follower, [])  # the last records
-        status, error = self._outcome(rc, follower, workspace / "stderr.log", stderr_offset)
+        status, error = self._outcome(rc, follower, files.log("stderr"), stderr_offset)
         self._finish(status, rc, error)
 
     def _watch(self, proc: Any, follower: Follower, sampler: CardSampler) -> int:
@@ -202,10 +203,7 @@ class Supervisor:
             _killpg(proc.pid)
 
     def _cancel_requested(self) -> bool:
-        row = self.store.db.execute(
-            "SELECT cancel_requested FROM jobs WHERE id = ?", [self.job_id]
-        ).fetchone()
-        return bool(row and row[0])
+        return self.store.cancel_requested(self.job_id)
 
     # -- the end
 
@@ -213,14 +211,14 @@ class Supervisor:
         self, rc: int, follower: Follower, stderr: Path, offset: int
     ) -> tuple[Status, Optional[str]]:
         state = follower.state
-        if rc == EXIT_OK and state.run_end in (None, "completed"):
+        if rc == EXIT_OK and state.run_end in (None, RunEnd.COMPLETED):
             return Status.COMPLETED, None
         if self._cancel_requested():
             return Status.CANCELLED, "cancelled" + (" (killed after the grace period)" if self.killed else "")
         if self.signalled is not None:
             name = signal.Signals(self.signalled).name
             return Status.INTERRUPTED, f"the supervisor received {name}; the engine was stopped"
-        if rc == EXIT_STOPPED or state.run_end == "stopped":
+        if rc == EXIT_STOPPED or state.run_end is RunEnd.STOPPED:
             sig = state.stopping_signal or "a signal"
             return (
                 Status.INTERRUPTED,
@@ -273,12 +271,8 @@ def _failure_text(rc: int, message: Optional[str], stderr: Path, offset: int) ->
     head = message or (
         f"the engine was killed by {signal.Signals(-rc).name}" if rc < 0 else f"the engine exited with {rc}"
     )
-    try:
-        with open(stderr, "rb") as fh:
-            fh.seek(offset)
-            lines = [ln for ln in fh.read().decode("utf-8", "replace").splitlines() if ln.strip()]
-    except FileNotFoundError:
-        lines = []
+    text = LogTail(stderr, start=offset).read_text(partial=True)
+    lines = [ln for ln in text.splitlines() if ln.strip()]
     tail = "\n".join(lines[-STDERR_TAIL_LINES:])
     return f"{head}\n{tail}" if tail else head
 

@@ -24,7 +24,8 @@ d = resolve_device({requested!r}, amp=True, local_rank=1)
 import torch_mlu
 print(json.dumps({{"kind": d.kind, "device": str(d.device), "name": d.name, "amp": str(d.amp_dtype),
     "scaler": d.use_scaler, "backend": d.dist_backend, "var": d.visible_devices_var,
-    "scaler_enabled": d.grad_scaler().is_enabled(), "calls": [list(c) for c in torch_mlu.calls]}}))
+    "scaler_enabled": d.grad_scaler().is_enabled(), "calls": [list(c) for c in torch_mlu.calls],
+    "tuning": d.tuning, "cudnn_benchmark": torch.backends.cudnn.benchmark}}))
 """
 
 
@@ -50,6 +51,9 @@ def test_mlu_through_a_stand_in_torch_mlu(requested):
     assert got["amp"] == "torch.float16" and got["scaler"] and got["scaler_enabled"]
     assert got["backend"] == "cncl" and got["var"] == "MLU_VISIBLE_DEVICES"
     assert ["set_device", 1] in got["calls"]
+    # CNNL has no autotuner: nothing is set on torch.backends.cnnl, cuDNN's switch is left alone
+    assert not [c for c in got["calls"] if c[0] == "backends.cnnl"] and not got["cudnn_benchmark"]
+    assert got["tuning"] == "cnnl: no algorithm autotuner (allow_tf32=True)"
 
 
 def test_mlu_local_rank_beyond_visible_cards_is_a_clear_error():
@@ -125,3 +129,25 @@ def test_engine_refuses_mlu_here_with_exit_2(tmp_path):
     )
     assert out.returncode == 2
     assert "error: --device mlu: torch_mlu is not installed" in out.stderr
+
+
+def _fake_cuda(monkeypatch):
+    class Props:
+        name = "NVIDIA A100-SXM4-80GB"
+
+    for attr, value in {
+        "is_available": lambda: True,
+        "device_count": lambda: 1,
+        "set_device": lambda index: None,
+        "get_device_properties": lambda index: Props(),
+    }.items():
+        monkeypatch.setattr(torch.cuda, attr, value)
+
+
+def test_cuda_turns_on_cudnn_autotuning_and_cpu_does_not(monkeypatch):
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)
+    assert resolve_device("cpu").tuning == "" and torch.backends.cudnn.benchmark is False
+    _fake_cuda(monkeypatch)
+    dev = resolve_device("cuda", amp=True)
+    assert dev.kind == "cuda" and dev.name == "NVIDIA A100-SXM4-80GB"
+    assert torch.backends.cudnn.benchmark is True and dev.tuning == "cudnn.benchmark=True"

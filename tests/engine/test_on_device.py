@@ -59,8 +59,9 @@ def test_amp_nhwc_training_on_the_card_checkpoints_a_grad_scaler(tmp_path, kind)
         cwd=tmp_path,
     )
     assert out.returncode == 0, out.stderr
-    ckpt = torch.load(tmp_path / "checkpoint.pth.tar", weights_only=False)
-    assert ckpt["scaler"] and ckpt["scaler"]["scale"] > 0  # fp16 with a GradScaler on MLU and CUDA
+    ckpt = torch.load(tmp_path / "checkpoint.pth.tar", weights_only=True)  # device RNG state included
+    assert ckpt["amp"] and ckpt["amp"]["scale"] > 0  # fp16 with a GradScaler on MLU and CUDA
+    assert isinstance(ckpt["rng"][kind], torch.Tensor)
     start = next(r for r in iter_records(tmp_path / "raport.json") if r.event == "run_start")
     assert start.data["device"] == kind and start.data["amp"] == "float16"
     train = [r.data for r in iter_records(tmp_path / "raport.json") if r.phase == "train"]

@@ -27,7 +27,9 @@ TINY = ["--data-backend", "synthetic", "--device", "cpu", "--image-size", "32", 
 def trainer_of(tmp_path, *flags: str, raport: bool = False):
     cfg = parse_args([*TINY, "--workspace", str(tmp_path), "--raport-file", "raport.json", *flags])
     writer = EventWriter(tmp_path / "raport.json" if raport else None, echo=io.StringIO())
-    trainer, _ = build_trainer(cfg, DistInfo(), writer)
+    trainer, ckpt = build_trainer(cfg, DistInfo(), writer)
+    if ckpt is not None:  # as engine.train._run: the checkpoint loads into the built trainer
+        trainer.load_state_dict(ckpt, cfg.resume)
     return trainer
 
 

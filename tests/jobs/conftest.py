@@ -39,8 +39,7 @@ def occupy(store: JobStore, device: str = "cpu", card: int = 0) -> Job:
                            workspace=str(store.path.parent / "runs" / "{id}"))  # fmt: skip
     me = os.getpid()
     with store.transaction():
-        store.db.execute("INSERT INTO claims (device, card, job_id, claimed_at) VALUES (?, ?, ?, ?)",
-                         [device, card, job.id, time.time()])  # fmt: skip
+        store.add_claims(job.id, device, [card], time.time())
         store.update_job(job.id, status=Status.RUNNING.value, cards_granted=[card], supervisor_pid=me,
                          supervisor_started=procs.start_time(me))  # fmt: skip
     return store.get_job(job.id)

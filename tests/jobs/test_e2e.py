@@ -53,7 +53,7 @@ def _final(jm: JobManager, job_id: int) -> Status:
 
 
 def _log_records(job) -> int:
-    return sum(1 for r in iter_records(job.raport_path) if r.phase in ("train", "val", "epoch", "summary"))
+    return sum(1 for r in iter_records(job.files.raport) if r.phase in ("train", "val", "epoch", "summary"))
 
 
 def test_demo_goes_queued_running_completed_with_metrics_in_the_store(jm):
@@ -70,7 +70,7 @@ def test_demo_goes_queued_running_completed_with_metrics_in_the_store(jm):
     assert phases.count("train") == 16 and phases.count("epoch") == 2 and phases[-1] == "summary"
     assert len(phases) == _log_records(done)
     assert jm.device_samples(job.id) and jm.device_samples(job.id)[0].device == "cpu"
-    assert jm.store.claims() == [] and not procs.tagged_processes(done.run_token)
+    assert jm.claims() == [] and not procs.tagged_processes(done.run_token)
 
 
 def test_a_killed_supervisor_is_interrupted_then_resumed_from_its_checkpoint(jm, db_path):
@@ -90,8 +90,8 @@ def test_a_killed_supervisor_is_interrupted_then_resumed_from_its_checkpoint(jm,
     assert resumed.attempt == 2 and resumed.status in (Status.STARTING, Status.RUNNING)
     assert _final(jm, job.id) is Status.COMPLETED, jm.get_job(job.id).error
     done = jm.get_job(job.id)
-    starts = [r.data for r in iter_records(done.raport_path) if r.event == "run_start"]
-    stops = [r.data for r in iter_records(done.raport_path) if r.event == "stopping"]
+    starts = [r.data for r in iter_records(done.files.raport) if r.event == "run_start"]
+    stops = [r.data for r in iter_records(done.files.raport) if r.event == "stopping"]
     assert len(starts) == 2 and len(stops) == 1
     assert (starts[1]["start_epoch"], starts[1]["start_iter"]) == (stops[0]["epoch"], stops[0]["iteration"])
     assert stops[0]["iteration"] >= 2  # it continued inside epoch 1, not from its start
@@ -124,9 +124,9 @@ def test_cancel_a_running_two_process_job_leaves_no_process(jm):
     assert cancelled.status is Status.CANCELLED, cancelled.error
     assert procs.tagged_processes(token) == []
     assert not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in members)
-    events = [r.event for r in iter_records(cancelled.raport_path) if r.type == "STATUS"]
+    events = [r.event for r in iter_records(cancelled.files.raport) if r.type == "STATUS"]
     assert "stopping" in events  # the ranks got the SIGTERM through torchrun and checkpointed
-    assert jm.store.claims() == []
+    assert jm.claims() == []
 
 
 def test_an_engine_error_fails_the_job_with_its_message(jm, tmp_path):
@@ -136,7 +136,7 @@ def test_an_engine_error_fails_the_job_with_its_message(jm, tmp_path):
     assert _final(jm, job.id) is Status.FAILED
     failed = jm.get_job(job.id)
     assert failed.exit_code not in (0, None) and str(bogus) in failed.error
-    assert jm.store.claims() == [] and not procs.tagged_processes(failed.run_token)
+    assert jm.claims() == [] and not procs.tagged_processes(failed.run_token)
 
 
 def test_a_stopped_supervisor_stops_its_engine_with_a_checkpoint(jm):
@@ -147,7 +147,7 @@ def test_a_stopped_supervisor_stops_its_engine_with_a_checkpoint(jm):
     assert _final(jm, job.id) is Status.INTERRUPTED
     done = jm.get_job(job.id)
     assert "supervisor received SIGTERM" in done.error and done.last_checkpoint
-    assert not procs.tagged_processes(done.run_token) and jm.store.claims() == []
+    assert not procs.tagged_processes(done.run_token) and jm.claims() == []
 
 
 def test_running_jobs_and_a_list_loop_share_the_store_without_losing_a_row(jm, db_path, monkeypatch):

@@ -38,14 +38,14 @@ def _job(store: JobStore, tmp_path):
 
 def test_records_become_metric_rows_progress_and_latest_values(store, tmp_path):
     job = _job(store, tmp_path)
-    _write_attempt(job.raport_path)
-    f = Follower(job.id, 1, job.raport_path)
+    _write_attempt(job.files.raport)
+    f = Follower(job.id, 1, job.files.raport)
     commit(store, job.id, f.poll(), [], time.time())
     j = store.get_job(job.id)
     assert (j.epoch, j.epochs, j.iteration, j.iters_per_epoch, j.val_iters) == (2, 2, 3, 3, 1)
     assert (j.loss, j.ips, j.top1, j.top5, j.best_top1) == (2.7, 30.0, 40.0, 52.0, 40.0)
     assert j.last_checkpoint == "c.pth.tar" and j.checkpoint_epoch == 2 and j.progress == 1.0
-    assert j.raport_offset == job.raport_path.stat().st_size and j.heartbeat
+    assert j.raport_offset == job.files.raport.stat().st_size and j.heartbeat
     phases = [r.phase for r in store.metrics(job.id)]
     assert phases.count("train") == 6 and phases.count("val") == 2 and phases.count("epoch") == 2
     assert phases[-1] == "summary" and f.state.run_end == "completed"
@@ -53,23 +53,23 @@ def test_records_become_metric_rows_progress_and_latest_values(store, tmp_path):
 
 def test_a_torn_last_line_waits_for_the_next_poll(store, tmp_path):
     job = _job(store, tmp_path)
-    _write_attempt(job.raport_path, epochs=1)
-    data = job.raport_path.read_bytes()
-    job.raport_path.write_bytes(data[:-20])
-    f = Follower(job.id, 1, job.raport_path)
+    _write_attempt(job.files.raport, epochs=1)
+    data = job.files.raport.read_bytes()
+    job.files.raport.write_bytes(data[:-20])
+    f = Follower(job.id, 1, job.files.raport)
     first = f.poll()
-    job.raport_path.write_bytes(data)
+    job.files.raport.write_bytes(data)
     second = f.poll()
     assert len(first.rows) + len(second.rows) == 6 and second.offset == len(data)
 
 
 def test_the_late_tail_of_a_previous_attempt_stays_with_that_attempt(store, tmp_path):
     job = _job(store, tmp_path)
-    _write_attempt(job.raport_path, stop_at=(1, 2))
+    _write_attempt(job.files.raport, stop_at=(1, 2))
     second_start = time.time() + 0.01
     time.sleep(0.02)
-    _write_attempt(job.raport_path, epochs=1)
-    f = Follower(job.id, 2, job.raport_path, attempt_started=second_start)
+    _write_attempt(job.files.raport, epochs=1)
+    f = Follower(job.id, 2, job.files.raport, attempt_started=second_start)
     commit(store, job.id, f.poll(), [], time.time())
     assert store.metric_count(job.id, attempt=1) == 2
     assert store.metric_count(job.id, attempt=2) == 6
@@ -78,8 +78,8 @@ def test_the_late_tail_of_a_previous_attempt_stays_with_that_attempt(store, tmp_
 
 def test_a_failed_commit_rewinds_so_no_record_is_lost(store, tmp_path):
     job = _job(store, tmp_path)
-    _write_attempt(job.raport_path, epochs=1)
-    f = Follower(job.id, 1, job.raport_path)
+    _write_attempt(job.files.raport, epochs=1)
+    f = Follower(job.id, 1, job.files.raport)
     lost = f.poll()
     f.rewind(lost)  # as the supervisor does when the store stayed busy
     again = f.poll()

@@ -7,7 +7,8 @@ import sys
 import time
 
 from rn50tui.jobs import procs
-from rn50tui.jobs.reconcile import STARTUP_GRACE_S, reconcile
+from rn50tui.jobs.executors.local import STARTUP_GRACE_S
+from rn50tui.jobs.reconcile import reconcile
 from rn50tui.jobs.states import Status
 from rn50tui.jobs.store import JobStore
 

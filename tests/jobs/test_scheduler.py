@@ -30,7 +30,8 @@ def test_a_waiting_job_is_not_overtaken_on_its_kind_but_other_kinds_move(store):
     big = _queue(store, cards=4)[0]
     small = _queue(store, cards=1)[0]
     cpu = _queue(store, device="cpu", cards=2)[0]  # a 2-process CPU job takes one CPU slot
-    store.db.execute("INSERT INTO claims VALUES ('mlu', 0, ?, 0)", [big])  # a card busy: the 4-card job waits
+    with store.transaction():
+        store.add_claims(big, "mlu", [0], 0.0)  # a card busy: the 4-card job waits
     started = claim(store, {"mlu": 4, "cpu": 1})
     assert [j.id for j in started] == [cpu]
     assert store.get_job(cpu).cards_granted == [0]
@@ -45,19 +46,21 @@ def test_a_job_wanting_more_cards_than_the_host_has_fails_instead_of_blocking(st
     assert "needs 8 mlu card(s); this host has 4" in store.get_job(job).error
 
 
-def test_schedule_starts_a_supervisor_per_claimed_job_and_fails_a_launch_error(store):
+def test_schedule_hands_each_claimed_job_to_its_executor_and_fails_a_launch_error(store):
     from rn50tui.jobs.errors import LaunchError
+    from rn50tui.jobs.executors import LocalExecutor
 
     ok, bad = _queue(store, n=2)
     calls = []
 
-    def starter(job_id, db, workspace):
-        calls.append(job_id)
-        if job_id == bad:
-            raise LaunchError("no python")
+    class Recording(LocalExecutor):  # the local executor, but its supervisor is not really started
+        def start(self, job, store):
+            calls.append((job.executor, job.id, job.status))
+            if job.id == bad:
+                raise LaunchError("no python")
 
-    assert schedule(store, {"mlu": 2}, starter=starter) == [ok]
-    assert calls == [ok, bad]
+    assert schedule(store, {"mlu": 2}, executors=lambda name: Recording()) == [ok]
+    assert calls == [("local", ok, Status.STARTING), ("local", bad, Status.STARTING)]
     assert store.get_job(bad).status is Status.FAILED and store.get_job(bad).error == "no python"
     assert [c.job_id for c in store.claims()] == [ok]
 

@@ -2,15 +2,16 @@ from __future__ import annotations
 
 import json
 import shutil
-import sqlite3
 import time
 from pathlib import Path
 
 import pytest
 
+from rn50tui.jobs import schema
 from rn50tui.jobs.errors import JobNotFound, StoreError, StoreMissing, TransitionError
+from rn50tui.jobs.schema import migrations_of
 from rn50tui.jobs.states import Status
-from rn50tui.jobs.store import MIGRATIONS, DeviceSample, JobStore, table_names
+from rn50tui.jobs.store import MIGRATIONS, DeviceSample, JobStore
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "jobs_v1.db"
 
@@ -22,27 +23,23 @@ def _job(store: JobStore, **kw):
 
 
 def test_a_new_store_is_wal_with_busy_timeout_and_every_migration(store):
-    assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert store.db.execute("PRAGMA busy_timeout").fetchone()[0] == 30000
-    applied = [r[0] for r in store.db.execute("SELECT name FROM _migrations ORDER BY name")]
-    assert applied == [name for name, _ in MIGRATIONS]
-    assert {"jobs", "metrics", "claims", "device_samples"} <= set(table_names(store.db))
+    assert store.settings() == {"journal_mode": "wal", "busy_timeout": 30000}
+    assert store.applied_migrations() == sorted(name for name, _ in MIGRATIONS)
+    assert {"jobs", "metrics", "claims", "device_samples"} <= set(store.tables())
 
 
 def test_reopening_applies_nothing_twice(db_path):
     JobStore(db_path).close()
     again = JobStore(db_path)
-    assert again.db.execute("SELECT count(*) FROM _migrations").fetchone()[0] == len(MIGRATIONS)
+    assert len(again.applied_migrations()) == len(MIGRATIONS)
 
 
 def test_the_committed_v1_database_opens_and_is_upgraded(tmp_path):
     copy = tmp_path / "old.db"
     shutil.copy(FIXTURE, copy)
-    before = sqlite3.connect(copy)
-    assert [r[0] for r in before.execute("SELECT name FROM _migrations")] == ["0001_initial"]
-    before.close()
+    assert migrations_of(copy) == ["0001_initial"]
     store = JobStore(copy)
-    assert "device_samples" in table_names(store.db)
+    assert "device_samples" in store.tables()
     jobs = store.list_jobs()
     assert [(j.id, j.name, j.status.value) for j in jobs] == [
         (1, "demo", "completed"), (2, "ngc-amp-90e", "failed"), (3, "demo", "interrupted"), (4, "ngc-infer", "queued")]  # fmt: skip
@@ -52,13 +49,12 @@ def test_the_committed_v1_database_opens_and_is_upgraded(tmp_path):
     store.add_samples(1, [DeviceSample(time.time(), "cpu", 0, util_percent=50.0)])  # the new table works
 
 
-def test_a_store_from_a_newer_version_is_refused(db_path):
-    JobStore(db_path).close()
-    conn = sqlite3.connect(db_path)
-    conn.execute("INSERT INTO _migrations VALUES ('9999_future', 0)")
-    conn.commit()
-    conn.close()
-    with pytest.raises(StoreError, match="newer rn50tui"):
+def test_a_store_from_a_newer_version_is_refused(db_path, monkeypatch):
+    future = [*MIGRATIONS, ("9999_future", lambda db: None)]
+    monkeypatch.setattr(schema, "MIGRATIONS", future)
+    JobStore(db_path).close()  # a newer rn50tui wrote it
+    monkeypatch.setattr(schema, "MIGRATIONS", future[:-1])
+    with pytest.raises(StoreError, match="newer rn50tui.*9999_future"):
         JobStore(db_path)
 
 

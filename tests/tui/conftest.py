@@ -65,9 +65,9 @@ def add_job(store: JobStore, status: Status, name: str = "job", **columns: Any) 
         columns.setdefault("supervisor_started", procs.start_time(me))
         columns.setdefault("cards_granted", [0])
         columns.setdefault("started_at", time.time())
-        with store.transaction():
-            store.db.execute("INSERT OR IGNORE INTO claims (device, card, job_id, claimed_at) VALUES (?, ?, ?, ?)",
-                             [job.device, 0, job.id, time.time()])  # fmt: skip
+        if all((c.device, c.card) != (job.device, 0) for c in store.claims()):  # card 0 may be held already
+            with store.transaction():
+                store.add_claims(job.id, job.device, [0], time.time())
     with store.transaction():
         store.update_job(job.id, status=status.value, **columns)
     return store.get_job(job.id)

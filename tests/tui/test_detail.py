@@ -94,7 +94,9 @@ async def test_detail_shows_charts_cards_log_config_and_checkpoints(db_path, sto
             pilot, lambda: detail.query(CardPanel).first() if detail.query(CardPanel) else None
         )
         assert "Test CPU" in panel.border_title
-        assert "8.0 GiB" in str(panel.query_one("#value-mem_used_mib").render())
+        assert "/ 8192 MiB" in str(
+            panel.query_one("#value-mem_used_mib").render()
+        )  # as `rn50tui devices` reads
         assert not panel.query_one("#row-temp_c").display  # a CPU reports no temperature: no empty row
         await pilot.press("3")
         log = detail.query_one("#log-view", Log)
@@ -207,14 +209,14 @@ async def test_devices_lists_every_card_and_its_holder(db_path, store):
     add_job(store, Status.RUNNING, "on-mlu", device="mlu")  # holds mlu:0
     app = make_app(db_path, sampler_factory=TwoMlus)
     async with app.run_test(size=SIZE) as pilot:
-        await wait_for(pilot, lambda: app.client is not None)
+        await wait_for(pilot, lambda: app.services.client is not None)
         await pilot.press("D")
         screen = await wait_for(pilot, lambda: isinstance(app.screen, DevicesScreen) and app.screen)
         table = screen.query_one("#devices", DataTable)
         await wait_for(pilot, lambda: table.row_count == 3, what="three cards")
         assert table.get_cell("mlu:0", "held by").plain == "job 1 (on-mlu)"
         assert table.get_cell("mlu:1", "held by").plain == "free"
-        assert table.get_cell("mlu:1", "power").plain == "80 W"
+        assert table.get_cell("mlu:1", "power").plain == "80 / 150 W"  # the formatter `rn50tui devices` uses
         assert "no CUDA card found" in str(screen.query_one("#devices-notes", Static).render())
 
 
@@ -242,3 +244,19 @@ async def test_a_million_stored_points_load_while_the_screen_stays_responsive(db
         await pilot.press("w", "w", "w", "w")  # back to "all": a million points, still a few hundred drawn
         await wait_for(pilot, lambda: "all" in str(label.render()) and min(loss.curves[0][1][0]) == 0.0)
         assert loss.point_count <= 2 * buckets
+
+
+async def test_a_multi_node_jobs_cards_are_grouped_by_node(db_path, store):
+    job = add_job(store, Status.RUNNING, "two nodes", started_at=NOW - 90, epoch=1, epochs=1, world_size=4)
+    with store.transaction():  # what the Slurm follower stores: each node's samples name their node
+        store.add_samples(job.id, [DeviceSample(NOW - 10 + i, "mlu", card, "MLU370-X8", 50.0, 1000.0, 24576.0, node=node)
+                                   for i in range(3) for node in ("node2", "node1") for card in (0, 1)])  # fmt: skip
+    app = make_app(db_path)
+    async with app.run_test(size=SIZE) as pilot:
+        detail = await open_detail(pilot, app, job.id)
+        await pilot.press("2")
+        panels = await wait_for(pilot, lambda: len(detail.query(CardPanel)) == 4 and list(detail.query(CardPanel)),
+                                what="four card panels")  # fmt: skip
+        titles = [p.border_title for p in panels]
+        assert [t.split(" · ")[:2] for t in titles] == [["node1", "mlu 0"], ["node1", "mlu 1"], ["node2", "mlu 0"],
+                                                         ["node2", "mlu 1"]]  # fmt: skip

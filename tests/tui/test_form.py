@@ -7,7 +7,7 @@ from pathlib import Path
 from textual.widgets import Button, Input, Select, Static
 
 from engine.config import parse_args
-from rn50tui.app.jobform import FormValues, check, defaults
+from rn50tui.app.jobform import FormValues, check, defaults, to_request
 from rn50tui.app.screens.jobs import JobsScreen
 from rn50tui.app.screens.new_job import NewJobScreen
 from rn50tui.jobs.presets import PRESETS
@@ -20,7 +20,7 @@ def error_text(screen: NewJobScreen) -> str:
 
 
 async def open_form(pilot, app) -> NewJobScreen:
-    await wait_for(pilot, lambda: app.client is not None, what="the store to open")
+    await wait_for(pilot, lambda: app.services.client is not None, what="the store to open")
     await pilot.press("n")
     return await wait_for(pilot, lambda: isinstance(app.screen, NewJobScreen) and app.screen, what="the form")
 
@@ -139,3 +139,35 @@ def test_the_250_epoch_preset_fills_the_form_and_fits_four_cards(tmp_path):
     verdict = check(values, {"mlu": 4, "cuda": 0, "cpu": 1}, tmp_path)
     assert verdict.ok, verdict.errors
     assert "--mixup" in PRESETS["ngc-amp-250e"].flags
+
+
+async def test_the_form_offers_the_slurm_executor_and_says_when_there_is_no_slurm(
+    db_path, store, monkeypatch
+):
+    monkeypatch.setenv("PATH", "/nonexistent")  # no sbatch
+    app = make_app(db_path)
+    async with app.run_test(size=SIZE) as pilot:
+        form = await open_form(pilot, app)
+        assert not form.query_one("#nodes").parent.display  # Slurm fields only for a Slurm job
+        form.query_one("#executor", Select).value = "slurm"
+        await wait_for(pilot, lambda: form.query_one("#nodes").parent.display, what="the Slurm fields")
+        await wait_for(pilot, lambda: "needs Slurm's sbatch" in error_text(form), what="the no-Slurm message")
+        assert (
+            form.query_one("#executor").has_class("-invalid") and form.query_one("#submit", Button).disabled
+        )
+    assert store.list_jobs() == []
+
+
+def test_the_slurm_fields_become_the_requests_executor_options():
+    values = FormValues(
+        executor="slurm", nodes="2", partition="mlu", time="24:00:00", auto_resume="3", cards="8"
+    )
+    request = to_request(values, PRESETS["demo"], [])
+    assert (request.executor, request.nodes, request.cards) == ("slurm", 2, 8)
+    assert request.executor_options == {"nodes": 2, "partition": "mlu", "time": "24:00:00", "auto_resume": 3}
+
+
+def test_a_refusal_marks_the_field_it_names_not_a_word_in_its_message():
+    # "this host allows no CPU jobs (… --host-cards …)" is about the device, though its words say "cards"
+    verdict = check(FormValues(preset="demo", device="cpu"), {"mlu": 0, "cuda": 0, "cpu": 0})
+    assert list(verdict.errors) == ["device"] and "allows no CPU jobs" in verdict.errors["device"]

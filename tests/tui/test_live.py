@@ -38,7 +38,7 @@ def status_cell(app, job_id: int) -> str:
 async def test_submit_demo_from_the_form_watch_it_run_quit_and_reopen(db_path, store, cleanup_jobs):
     app = make_app(db_path)
     async with app.run_test(size=SIZE) as pilot:
-        await wait_for(pilot, lambda: app.client is not None)
+        await wait_for(pilot, lambda: app.services.client is not None)
         await pilot.press("n")
         form = await wait_for(pilot, lambda: isinstance(app.screen, NewJobScreen) and app.screen)
         form.query_one("#epochs", Input).value = "1"

@@ -14,6 +14,7 @@ from textual.worker import Worker, get_current_worker
 
 from rn50tui.app.jobdata import ChartData, JobHistory
 from rn50tui.app.screens.base import PollingScreen
+from rn50tui.app.services import Services
 from rn50tui.app.widgets.chart import MetricChart
 from rn50tui.jobs.errors import JobNotFound
 
@@ -30,8 +31,8 @@ class CompareScreen(PollingScreen):
             super().__init__()
             self.labels, self.views = labels, views
 
-    def __init__(self, job_ids: list[int], **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+    def __init__(self, services: Services, job_ids: list[int], **kwargs: Any) -> None:
+        super().__init__(services, **kwargs)
         self.job_ids = job_ids
         self.histories = {jid: JobHistory(jid) for jid in job_ids}
 
@@ -44,19 +45,17 @@ class CompareScreen(PollingScreen):
 
     def on_mount(self) -> None:
         self.sub_title = "compare"
-        super().on_mount()
 
     def start_poll(self) -> Worker:
         return self._load(max(20, self.query_one("#compare-loss").size.width - 10))
 
     @work(thread=True, exclusive=True, group="compare-poll", exit_on_error=False)
     def _load(self, buckets: int) -> None:
-        client = self.rn50.client
-        assert client is not None
+        client = self.client
         labels, views = {}, {}
         for jid, history in self.histories.items():
             try:
-                job = client.job(jid)
+                job = client.get_job(jid)
             except JobNotFound:
                 continue
             history.update(client, job, samples=False)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import shlex
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Optional
 
 from rich.markup import escape
@@ -30,14 +29,17 @@ from textual.widgets import (
 from textual.worker import Worker, get_current_worker
 
 from rn50tui.app import fmt
-from rn50tui.app.data import LOG_STREAMS, CheckpointFile, LogFollower, config_rows
+from rn50tui.app.data import CheckpointFile, config_rows
 from rn50tui.app.jobdata import ChartData, JobHistory
+from rn50tui.app.messages import CancelJob, ResumeJob
 from rn50tui.app.screens.base import PollingScreen
 from rn50tui.app.series import WINDOWS
+from rn50tui.app.services import Services
 from rn50tui.app.widgets.card_panel import CardPanel
 from rn50tui.app.widgets.chart import MetricChart
 from rn50tui.jobs.errors import JobNotFound
 from rn50tui.jobs.store import Job
+from rn50tui.jobs.workspace import LOG_STREAMS, LogTail
 
 TABS = ("charts", "cards", "log", "config", "checkpoints")
 CHECKPOINT_EVERY = 8  # polls between workspace listings (a directory scan, not a store read)
@@ -101,19 +103,19 @@ class JobDetailScreen(PollingScreen):
     class Loaded(Message):
         """One poll's results, from the worker thread."""
 
-        def __init__(self, job: Job, view: Optional[ChartData], log_text: str, follower: Optional[LogFollower],
+        def __init__(self, job: Job, view: Optional[ChartData], log_text: str, follower: Optional[LogTail],
                      checkpoints: Optional[list[CheckpointFile]], config: Optional[list[tuple[str, str]]]) -> None:  # fmt: skip
             super().__init__()
             self.job, self.view, self.log_text, self.follower = job, view, log_text, follower
             self.checkpoints, self.config = checkpoints, config
 
-    def __init__(self, job_id: int, tab: str = "charts", **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+    def __init__(self, services: Services, job_id: int, tab: str = "charts", **kwargs: Any) -> None:
+        super().__init__(services, **kwargs)
         self.job_id = job_id
         self.initial_tab = tab
         self.job: Optional[Job] = None
         self.history = JobHistory(job_id)
-        self.follower: Optional[LogFollower] = None
+        self.follower: Optional[LogTail] = None
         self._polls = 0
         self._view_params: tuple[Any, ...] = ()
         self._config_done = False
@@ -152,7 +154,6 @@ class JobDetailScreen(PollingScreen):
         self.query_one("#config-table", DataTable).add_columns("setting", "value")
         self.query_one("#ckpt-table", DataTable).add_columns("file", "size", "written", "")
         self._show_window()
-        super().on_mount()
 
     # -- polling
 
@@ -170,15 +171,14 @@ class JobDetailScreen(PollingScreen):
         return self._poll(self._request(), self.follower)
 
     @work(thread=True, exclusive=True, group="detail-poll", exit_on_error=False)
-    def _poll(self, req: PollRequest, follower: Optional[LogFollower]) -> None:
-        client = self.rn50.client
-        assert client is not None
-        job = client.job(self.job_id)
+    def _poll(self, req: PollRequest, follower: Optional[LogTail]) -> None:
+        client = self.client
+        job = client.get_job(self.job_id)
         changed = self.history.update(client, job)
         view = (
             self.history.view(req.buckets, req.span_s, req.spark_width) if changed or req.force_view else None
         )
-        text = follower.read() if follower is not None else ""
+        text = follower.read_text() if follower is not None else ""
         ckpts = client.checkpoints(job) if req.checkpoints else None
         config = config_rows(job.argv) if req.config else None
         if not get_current_worker().is_cancelled:
@@ -187,7 +187,7 @@ class JobDetailScreen(PollingScreen):
     def on_job_detail_screen_loaded(self, msg: Loaded) -> None:
         first = self.job is None
         self.job = msg.job
-        now = self.rn50.clock.now()
+        now = self.services.clock.now()
         self.query_one("#job-summary", Static).update(summary_text(msg.job, now))
         self.query_one("#job-progress", ProgressBar).update(progress=100 * (msg.job.progress or 0.0))
         self.sub_title = f"job {msg.job.id} · {msg.job.name} · {msg.job.status.value}"
@@ -205,7 +205,7 @@ class JobDetailScreen(PollingScreen):
     def _follow(self) -> None:
         """Follow the chosen log of the job from its last lines (no I/O here: the poll reads it)."""
         self.query_one("#log-view", Log).clear()
-        self.follower = LogFollower(Path(self.job.workspace) / f"{self.stream}.log") if self.job else None
+        self.follower = LogTail(self.job.files.log(self.stream), start=None) if self.job else None
         self.poll()
 
     def _show_view(self, view: ChartData) -> None:
@@ -223,7 +223,8 @@ class JobDetailScreen(PollingScreen):
         self.query_one("#cards-empty").display = not view.cards
         box = self.query_one("#card-list", VerticalScroll)
         for card in view.cards:
-            panel_id = f"card-{card.device}-{card.card}"
+            node = "".join(c if c.isalnum() else "_" for c in card.node or "")
+            panel_id = f"card-{node + '-' if node else ''}{card.device}-{card.card}"
             found = box.query(f"#{panel_id}")
             if found:
                 found.first(CardPanel).view = card
@@ -281,15 +282,17 @@ class JobDetailScreen(PollingScreen):
 
     # -- requests
 
+    def _what(self) -> str:
+        return f"({self.job.name}, {self.job.status.value})" if self.job else ""
+
     def action_cancel(self) -> None:
-        self.rn50.action_cancel_job(self.job_id)
+        self.post_message(CancelJob(self.job_id, self._what()))
 
     def action_resume(self) -> None:
-        self.rn50.action_resume_job(self.job_id)
+        self.post_message(ResumeJob(self.job_id))
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         if isinstance(event.worker.error, JobNotFound):
+            event.prevent_default()  # not a failure to report (PollingScreen's handler runs after this one)
             self.notify(f"job {self.job_id} is gone (deleted elsewhere)", severity="warning")
             self.dismiss()
-            return
-        super().on_worker_state_changed(event)

@@ -12,8 +12,9 @@ from textual.message import Message
 from textual.widgets import DataTable, Footer, Header, Static
 from textual.worker import Worker, get_current_worker
 
-from rn50tui.app import fmt
 from rn50tui.app.screens.base import PollingScreen
+from rn50tui.app.services import Services
+from rn50tui.cards import card_row
 from rn50tui.devices import absence_lines
 
 COLUMNS = ("kind", "card", "name", "util", "memory", "temp", "power", "held by")
@@ -21,19 +22,11 @@ COLUMNS = ("kind", "card", "name", "util", "memory", "temp", "power", "held by")
 
 def card_cells(card: Any, holder: Optional[str]) -> tuple[Text, ...]:
     """One card's row (values a device does not report read as —)."""
-    util = fmt.NONE if card.util_percent is None else f"{card.util_percent:.0f} %"
-    memory = (
-        fmt.NONE
-        if card.mem_used_mib is None
-        else f"{fmt.mib(card.mem_used_mib)} / {fmt.mib(card.mem_total_mib)}"
-    )
-    temp = fmt.NONE if card.temp_c is None else f"{card.temp_c:.0f} °C"
-    power = fmt.NONE if card.power_w is None else f"{card.power_w:.0f} W"
-    cores = card.extra.get("cores_logical") if card.kind == "cpu" else None
-    name = f"{card.name or fmt.NONE}" + (f" ({cores} cores)" if cores else "")
+    row = card_row(card)
     held = Text(holder or "free", style="bold green" if holder else "dim")
-    return (Text(card.kind), Text(str(card.index), justify="right"), Text(name), Text(util, justify="right"),
-            Text(memory, justify="right"), Text(temp, justify="right"), Text(power, justify="right"), held)  # fmt: skip
+    return (Text(row.kind), Text(row.card, justify="right"), Text(row.name), Text(row.util, justify="right"),
+            Text(row.memory, justify="right"), Text(row.temp, justify="right"), Text(row.power, justify="right"),
+            held)  # fmt: skip
 
 
 class DevicesScreen(PollingScreen):
@@ -48,8 +41,8 @@ class DevicesScreen(PollingScreen):
             super().__init__()
             self.rows, self.notes = rows, notes
 
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+    def __init__(self, services: Services, **kwargs: Any) -> None:
+        super().__init__(services, **kwargs)
         self.sampler: Any = None
         self._cells: dict[str, tuple[Text, ...]] = {}
 
@@ -65,15 +58,13 @@ class DevicesScreen(PollingScreen):
         table = self.query_one("#devices", DataTable)
         for column in COLUMNS:
             table.add_column(column, key=column)
-        super().on_mount()
 
     def start_poll(self) -> Worker:
         return self._sample()
 
     @work(thread=True, exclusive=True, group="devices-poll", exit_on_error=False)
     def _sample(self) -> None:
-        client = self.rn50.client
-        assert client is not None
+        client = self.client
         if self.sampler is None:
             self.sampler = client.host_sampler()  # kept open: NVML stays initialised, CPU baseline carries
         report = self.sampler.sample()

@@ -4,27 +4,38 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, cast
+from typing import Any, Optional
 
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.screen import Screen
+from textual.message import Message
 from textual.widgets import DataTable, Footer, Header, Input, Static
+from textual.worker import Worker, get_current_worker
 
+from rn50tui.app.messages import (
+    CancelJob,
+    CompareJobs,
+    DeleteJob,
+    JobSubmitted,
+    NewJob,
+    OpenJob,
+    ResumeJob,
+    ShowDevices,
+)
+from rn50tui.app.screens.base import PollingScreen
 from rn50tui.app.widgets.jobs_table import JobsTable
 from rn50tui.jobs.states import Status
 from rn50tui.jobs.store import Job
 
-if TYPE_CHECKING:
-    from rn50tui.app.app import Rn50App
 
+class JobsScreen(PollingScreen):
+    """The jobs table, a filter line and a one-line summary, read from the store a few times a second."""
 
-class JobsScreen(Screen):
-    """The jobs table, a filter line and a one-line summary; the app feeds it every jobs poll."""
-
+    POLL_S = 0.5
     HELP_TITLE = "jobs"
     BINDINGS = [
-        Binding("n", "app.new_job", "New"),
+        Binding("n", "new_job", "New"),
         Binding("o", "open", "Open"),
         Binding("l", "logs", "Logs"),
         Binding("c", "cancel", "Cancel"),
@@ -32,14 +43,21 @@ class JobsScreen(Screen):
         Binding("d", "delete", "Delete"),
         Binding("space", "mark", "Mark"),
         Binding("C", "compare", "Compare"),
-        Binding("D", "app.devices", "Devices"),
+        Binding("D", "devices", "Devices"),
         Binding("slash", "filter", "Filter"),
         Binding("escape", "clear_filter", "Clear filter", show=False),
     ]
 
-    @property
-    def rn50(self) -> Rn50App:
-        return cast("Rn50App", self.app)
+    class Loaded(Message):
+        """A jobs poll finished (posted from its worker thread)."""
+
+        def __init__(self, jobs: list[Job], now: float) -> None:
+            super().__init__()
+            self.jobs, self.now = jobs, now
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._select_after_load: Optional[int] = None  # a job just submitted: the cursor goes to it
 
     @property
     def table(self) -> JobsTable:
@@ -57,13 +75,26 @@ class JobsScreen(Screen):
         self.query_one("#filter").display = False
         self.table.focus()
 
-    def on_screen_resume(self) -> None:
-        self.jobs_loaded(self.rn50.jobs, self.rn50.clock.now())
+    def start_poll(self) -> Worker:
+        return self._load_jobs()
 
-    def jobs_loaded(self, jobs: Sequence[Job], now: float) -> None:
-        """The app's poll read `jobs`: update rows in place and the summary."""
-        self.table.show(jobs, now)
-        self._summarise(jobs)
+    @work(thread=True, exclusive=True, group="jobs-poll", exit_on_error=False)
+    def _load_jobs(self) -> None:
+        jobs = self.client.list_jobs()
+        if not get_current_worker().is_cancelled:
+            self.post_message(self.Loaded(jobs, self.services.clock.now()))
+
+    def on_jobs_screen_loaded(self, msg: Loaded) -> None:
+        """A poll read the jobs: update rows in place and the summary."""
+        self.table.show(msg.jobs, msg.now)
+        self._summarise(msg.jobs)
+        if self._select_after_load in self.table.jobs:
+            self.table.select_job(self._select_after_load)
+            self._select_after_load = None
+
+    def on_job_submitted(self, msg: JobSubmitted) -> None:
+        self._select_after_load = msg.job_id
+        self.poll()
 
     def _summarise(self, jobs: Sequence[Job]) -> None:
         counts = Counter(j.status for j in jobs)
@@ -80,35 +111,45 @@ class JobsScreen(Screen):
 
     # -- actions on the job under the cursor
 
-    def _selected(self) -> int | None:
+    def _selected(self) -> Optional[int]:
         jid = self.table.cursor_job_id
         if jid is None:
             self.notify("no job selected", severity="warning")
         return jid
 
+    def _what(self, job_id: int) -> str:
+        job = self.table.jobs.get(job_id)
+        return f"({job.name}, {job.status.value})" if job else ""
+
+    def action_new_job(self) -> None:
+        self.post_message(NewJob())
+
+    def action_devices(self) -> None:
+        self.post_message(ShowDevices())
+
     def action_open(self) -> None:
         if (jid := self._selected()) is not None:
-            self.rn50.action_open_job(jid)
+            self.post_message(OpenJob(jid))
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         if event.row_key.value is not None:
-            self.rn50.action_open_job(int(event.row_key.value))
+            self.post_message(OpenJob(int(event.row_key.value)))
 
     def action_logs(self) -> None:
         if (jid := self._selected()) is not None:
-            self.rn50.action_open_job(jid, "log")
+            self.post_message(OpenJob(jid, "log"))
 
     def action_cancel(self) -> None:
         if (jid := self._selected()) is not None:
-            self.rn50.action_cancel_job(jid)
+            self.post_message(CancelJob(jid, self._what(jid)))
 
     def action_resume(self) -> None:
         if (jid := self._selected()) is not None:
-            self.rn50.action_resume_job(jid)
+            self.post_message(ResumeJob(jid))
 
     def action_delete(self) -> None:
         if (jid := self._selected()) is not None:
-            self.rn50.action_delete_job(jid)
+            self.post_message(DeleteJob(jid, self._what(jid)))
 
     def action_mark(self) -> None:
         self.table.toggle_mark()
@@ -119,7 +160,7 @@ class JobsScreen(Screen):
         if len(marked) < 2:
             self.notify("mark two or more jobs with space, then press C", severity="warning")
             return
-        self.rn50.action_compare(*marked)
+        self.post_message(CompareJobs(marked))
 
     # -- filter
 

@@ -6,7 +6,7 @@ check again and queues the job, then the modal closes with the new job's id.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Optional, cast
+from typing import Any, Optional, cast
 
 from textual import work
 from textual.app import ComposeResult
@@ -18,14 +18,25 @@ from textual.widgets import Button, Input, Label, Select, Static
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from rn50tui.app.jobform import DEVICES, FormValues, Verdict, check, defaults
+from rn50tui.app.services import Services
 from rn50tui.jobs.errors import JobsError
 from rn50tui.jobs.presets import PRESETS
 
-if TYPE_CHECKING:
-    from rn50tui.app.app import Rn50App
-
-INPUTS = ("name", "data", "cards", "batch_size", "epochs", "lr", "extra")
-SELECTS = ("preset", "device", "precision")
+INPUTS = (
+    "name",
+    "data",
+    "cards",
+    "batch_size",
+    "epochs",
+    "lr",
+    "extra",
+    "nodes",
+    "partition",
+    "time",
+    "auto_resume",
+)
+SELECTS = ("preset", "device", "precision", "executor")
+SLURM_FIELDS = ("nodes", "partition", "time", "auto_resume")
 FIELDS = INPUTS + SELECTS
 
 
@@ -46,13 +57,10 @@ class NewJobScreen(ModalScreen[Optional[int]]):
     submitting: reactive[bool] = reactive(False, init=False)
     """True while the job manager queues the job (the supervisor handshake takes a moment)."""
 
-    def __init__(self, preset: str = "demo", **kwargs: Any) -> None:
+    def __init__(self, services: Services, preset: str = "demo", **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        self.services = services
         self.start = defaults(preset)
-
-    @property
-    def rn50(self) -> Rn50App:
-        return cast("Rn50App", self.app)
 
     def compose(self) -> ComposeResult:
         v = self.start
@@ -75,6 +83,14 @@ class NewJobScreen(ModalScreen[Optional[int]]):
                     yield _field("batch size", Input(v.batch_size, id="batch_size", type="integer"))
                     yield _field("epochs", Input(v.epochs, id="epochs", type="integer"))
                     yield _field("learning rate", Input(v.lr, id="lr", type="number"))
+                with Horizontal(classes="row"):
+                    yield _field("run on", Select([("this host", "local"), ("Slurm cluster", "slurm")],
+                                                  value="local", allow_blank=False, id="executor"))  # fmt: skip
+                    yield _field("nodes", Input(placeholder="1", id="nodes", type="integer"))
+                    yield _field("partition", Input(placeholder="config file's", id="partition"))
+                with Horizontal(classes="row"):
+                    yield _field("time limit", Input(placeholder="e.g. 24:00:00", id="time"))
+                    yield _field("auto-resume", Input(placeholder="0", id="auto_resume", type="integer"))
                 yield _field(
                     "extra engine flags",
                     Input(placeholder="e.g. --image-size 32 --synthetic-size 64", id="extra"),
@@ -86,7 +102,13 @@ class NewJobScreen(ModalScreen[Optional[int]]):
 
     def on_mount(self) -> None:
         self.query_one("#preset", Select).focus()
+        self._show_slurm_fields(False)
         self.revalidate()
+
+    def _show_slurm_fields(self, shown: bool) -> None:
+        """The Slurm fields only for a Slurm job (they mean nothing on this host)."""
+        for f in SLURM_FIELDS:
+            self.query_one(f"#{f}").parent.display = shown
 
     def values(self) -> FormValues:
         """The fields as typed."""
@@ -104,6 +126,8 @@ class NewJobScreen(ModalScreen[Optional[int]]):
         event.stop()
         if event.select.id == "preset" and isinstance(event.value, str):
             self._fill(defaults(event.value))
+        if event.select.id == "executor":
+            self._show_slurm_fields(event.value == "slurm")
         self.revalidate()
 
     def _fill(self, d: FormValues) -> None:
@@ -118,7 +142,7 @@ class NewJobScreen(ModalScreen[Optional[int]]):
 
     @work(thread=True, exclusive=True, group="form-check", exit_on_error=False)
     def _check(self, values: FormValues) -> None:
-        verdict = check(values, self.rn50.capacity)
+        verdict = check(values, self.services.capacity)
         if not get_current_worker().is_cancelled:
             self.app.call_from_thread(self._show, values, verdict)
 
@@ -153,10 +177,10 @@ class NewJobScreen(ModalScreen[Optional[int]]):
 
     @work(thread=True, exclusive=True, group="form-submit", exit_on_error=False)
     def _submit(self, values: FormValues) -> int:
-        client = self.rn50.client
+        client = self.services.client
         if client is None:
             raise JobsError("the job store is still opening; try again in a moment")
-        verdict = check(values, self.rn50.capacity)
+        verdict = check(values, self.services.capacity)
         if not verdict.ok or verdict.request is None:
             raise JobsError(verdict.message())
         return client.submit(verdict.request).id

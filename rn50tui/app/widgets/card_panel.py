@@ -11,21 +11,13 @@ from textual.widgets import Label, Sparkline
 
 from rn50tui.app import fmt
 from rn50tui.app.jobdata import CARD_METRICS, CardView
+from rn50tui.cards import metric_text
 
 LABELS = {"util_percent": "util", "mem_used_mib": "memory", "temp_c": "temp", "power_w": "power"}
 
 
 def value_text(metric: str, view: CardView) -> str:
-    value = view.latest.get(metric)
-    if metric == "util_percent":
-        return fmt.NONE if value is None else f"{value:.0f} %"
-    if metric == "mem_used_mib":
-        total = f" / {fmt.mib(view.mem_total_mib)}" if view.mem_total_mib else ""
-        return fmt.mib(value) + total
-    if metric == "temp_c":
-        return fmt.NONE if value is None else f"{value:.0f} °C"
-    cap = f" / {view.power_cap_w:g} W" if view.power_cap_w else ""
-    return (fmt.NONE if value is None else f"{value:.0f} W") + cap
+    return metric_text(metric, view.latest.get(metric), view.mem_total_mib, view.power_cap_w)
 
 
 class CardPanel(Vertical):
@@ -44,7 +36,7 @@ class CardPanel(Vertical):
 
     def __init__(self, view: CardView, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.border_title = f"{view.device} {view.card} · {view.name or 'unknown card'}"
+        self.border_title = _title(view)
         self._first = view
 
     def compose(self) -> ComposeResult:
@@ -60,9 +52,15 @@ class CardPanel(Vertical):
     def watch_view(self, view: Optional[CardView]) -> None:
         if view is None:
             return
-        self.border_title = f"{view.device} {view.card} · {view.name or 'unknown card'}"
+        self.border_title = _title(view)
         for metric in CARD_METRICS:
             spark = view.sparks.get(metric) or []
             self.query_one(f"#row-{metric}").display = bool(spark)  # what the card does not report
             self.query_one(f"#spark-{metric}", Sparkline).data = spark
             self.query_one(f"#value-{metric}", Label).update(value_text(metric, view))
+
+
+def _title(view: CardView) -> str:
+    """`mlu 0 · MLU370-X8`, with the node first for a multi-node job: `node1 · mlu 0 · MLU370-X8`."""
+    head = f"{view.node} · " if view.node else ""
+    return f"{head}{view.device} {view.card} · {view.name or 'unknown card'}"

@@ -35,3 +35,16 @@ mlu.max_memory_allocated = lambda device=None: 0
 mlu.get_device_properties = lambda index: _Properties(index)
 mlu.current_device = lambda: 0
 torch.mlu = mlu
+
+
+class _Cnnl:
+    """torch.backends.cnnl as torch_mlu installs it: `allow_tf32` works (default on), nothing else."""
+
+    allow_tf32 = True
+
+    def __setattr__(self, name: str, value: object) -> None:
+        calls.append(("backends.cnnl", name, value))
+        object.__setattr__(self, name, value)
+
+
+torch.backends.cnnl = _Cnnl()

@@ -1,0 +1,112 @@
+"""The `slurm` executor: each attempt is one Slurm batch job; one follower per store follows them all.
+
+start() writes the attempt's batch script into the workspace (rn50tui.jobs.slurm.script), submits it
+with `sbatch --parsable` and records the Slurm job id in the handle, then makes sure the store's
+follower (rn50tui.jobs.slurm.follow) runs. The cluster job does not depend on any process of the login
+node: when the follower dies, reconcile finds it lost and re-attaches by starting a new follower, which
+reads on from the offsets in the store. No card of this host is claimed: Slurm grants the cards.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Optional
+
+from rn50tui.jobs import launcher
+from rn50tui.jobs.errors import LaunchError
+from rn50tui.jobs.executors.base import Executor
+from rn50tui.jobs.records import Job
+from rn50tui.jobs.slurm import commands, script
+from rn50tui.jobs.slurm import options as slurm_options
+from rn50tui.jobs.slurm.lock import follower_running, start_follower
+from rn50tui.jobs.store import JobStore
+from rn50tui.jobs.workspace import RAPORT_FILE
+
+SUBMIT_GRACE_S = 120.0  # a `starting` job with no Slurm job id after this long was never submitted
+
+
+def attempt_of(job: Job) -> script.Attempt:
+    """The batch script's view of the job's current attempt (resuming from its last checkpoint)."""
+    resume_from = launcher.resume_checkpoint(job)
+    flags = list(job.argv)
+    if resume_from:
+        flags = launcher.without_flag(flags, "--resume") + ["--resume", resume_from]
+    flags += ["--workspace", job.workspace, "--raport-file", RAPORT_FILE]
+    return script.Attempt(job.id, job.attempt, job.name, Path(job.workspace), job.device,
+                          max(1, job.cards_requested), flags)  # fmt: skip
+
+
+class SlurmExecutor(Executor):
+    name = "slurm"
+    host_cards = False
+
+    def start(self, job: Job, store: JobStore) -> None:
+        absent = commands.missing()
+        if absent:
+            raise LaunchError(absent)
+        options = slurm_options.load(Path(job.workspace))
+        attempt = attempt_of(job)
+        path = script.write(attempt, options)
+        stderr_offset = _size(job.files.log("stderr"))
+        try:
+            slurm_id = commands.sbatch(str(path), script.sbatch_argv(attempt, options))
+        except commands.SlurmError as exc:
+            raise LaunchError(f"Slurm refused job {job.id}: {exc}") from None
+        handle = {
+            "slurm_job_id": slurm_id,
+            "submitted_at": time.time(),
+            "script": str(path),
+            "db": str(store.path),
+        }
+        resume_from = (
+            attempt.engine_flags[attempt.engine_flags.index("--resume") + 1]
+            if "--resume" in attempt.engine_flags
+            else None
+        )
+        store.update_job(job.id, executor_handle=handle, stderr_offset=stderr_offset, resume_from=resume_from)
+        start_follower(store.path)
+
+    def request_stop(self, job: Job, store: JobStore) -> None:
+        """The follower reads `cancel_requested` each round; make sure one runs."""
+        start_follower(store.path)
+
+    def lost(self, job: Job, now: float) -> Optional[str]:
+        handle = job.executor_handle or {}
+        if not handle.get("slurm_job_id"):
+            since = job.started_at or job.updated_at or now
+            return (
+                f"it was never submitted to Slurm (waited {SUBMIT_GRACE_S:.0f} s)"
+                if now - since > SUBMIT_GRACE_S
+                else None
+            )
+        db = handle.get("db")
+        if db and not follower_running(Path(db)):
+            return f"nothing follows Slurm job {handle['slurm_job_id']}"
+        return None
+
+    def reattach(self, job: Job, store: JobStore) -> bool:
+        if not (job.executor_handle or {}).get("slurm_job_id"):
+            return False
+        start_follower(store.path)
+        return True
+
+    def processes_alive(self, job: Job) -> bool:
+        return False  # nothing of it runs on this host, and it holds none of this host's cards
+
+    def stop_orphans(self, job: Job, *, force: bool = False) -> bool:
+        slurm_id = (job.executor_handle or {}).get("slurm_job_id")
+        if not slurm_id:
+            return False
+        try:
+            commands.scancel(str(slurm_id), signal=None if force else "TERM", batch_only=not force)
+        except commands.SlurmError:
+            return False
+        return True
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0

@@ -1,0 +1,46 @@
+"""Whether a store's Slurm follower runs (it holds `<db>.slurm-follower.lock`), and starting one.
+
+Kept apart from the follower itself, so the executor (imported by the job manager) need not import it.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[3]  # the folder holding engine/ and rn50tui/
+
+
+def lock_path(db: Path) -> Path:
+    return db.with_name(db.name + ".slurm-follower.lock")
+
+
+def follower_running(db: Path) -> bool:
+    """True while a follower holds the store's lock."""
+    try:
+        fd = os.open(lock_path(db), os.O_RDONLY)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
+def start_follower(db: Path) -> None:
+    """Start the store's follower, detached, unless one runs (a second start exits at once)."""
+    if follower_running(db):
+        return
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PROJECT_ROOT), env.get("PYTHONPATH")) if p)
+    log = db.with_name(db.name + ".slurm-follower.log")
+    with open(log, "ab") as out:
+        subprocess.Popen([sys.executable, "-m", "rn50tui.jobs.slurm.follow", "--db", str(db)], env=env,
+                         stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True,
+                         close_fds=True)  # fmt: skip
