@@ -26,6 +26,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="mlu, cuda, cpu or auto")
     p.add_argument("--amp", action="store_true", help="mixed precision")
     p.add_argument("--topk", type=int, default=5, help="classes to show per image")
+    p.add_argument(
+        "--weights",
+        default="best",
+        choices=("best", "model", "ema"),
+        help="the trained weights, the EMA's (--use-ema runs), or the better of them by recorded top-1",
+    )
     return p
 
 
@@ -67,6 +73,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     from engine.checkpoint import CheckpointError, arch_of, load_checkpoint
     from engine.devices import resolve_device
+    from engine.ema import select_weights
     from engine.model import build_model, load_weights_strict, strip_module_prefix
 
     a = build_parser().parse_args(argv)
@@ -76,10 +83,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 2
     try:
         ckpt = load_checkpoint(a.resume, a.trust_checkpoint)
+        chosen, _ = select_weights(ckpt, a.weights, a.resume)
     except CheckpointError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    weights = strip_module_prefix(ckpt["state_dict"])
+    weights = strip_module_prefix(chosen)
     num_classes = int(weights["fc.weight"].shape[0])
     model = build_model(arch_of(ckpt)[0] or "resnet50", "classic", num_classes)
     load_weights_strict(model, weights)

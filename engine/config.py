@@ -21,6 +21,10 @@ ARCHS = ("resnet50",)
 MODEL_CONFIGS = ("classic", "fanin")
 DEVICES = ("auto", *NAMES)
 DATA_BACKENDS = ("pytorch", "synthetic")
+DALI_BACKENDS = ("dali-gpu", "dali-cpu", "dali-mlu")  # the port's scripts' names: the pytorch pipeline runs
+AUGMENTATIONS = ("autoaugment",)
+INTERPOLATIONS = ("bilinear", "bicubic")
+WEIGHTS = ("best", "model", "ema")
 
 
 class ConfigError(ValueError):
@@ -77,6 +81,13 @@ class TrainConfig:
     zero_init_residual: bool = False
     synthetic_size: int = 0
     max_bad_fraction: float = 0.01
+    # the rest of upstream's recipe (engine/mixup.py, engine/ema.py, AutoAugment, early stopping)
+    mixup: float = 0.0
+    use_ema: Optional[float] = None
+    augmentation: Optional[str] = None
+    interpolation: str = "bilinear"
+    early_stopping_patience: int = -1
+    weights: str = "best"
 
     @property
     def train_image_size(self) -> int:
@@ -120,8 +131,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--data-backend",
         default="pytorch",
-        choices=DATA_BACKENDS,
-        help="pytorch: decode images from DIR; synthetic: random tensors, no dataset needed",
+        choices=DATA_BACKENDS + DALI_BACKENDS,
+        help="pytorch: decode images from DIR; synthetic: random tensors, no dataset needed; "
+        "dali-gpu/dali-cpu/dali-mlu: accepted for the port's scripts, the pytorch pipeline runs",
     )
     p.add_argument("--arch", "-a", default="resnet50", choices=ARCHS, help="model architecture")
     p.add_argument(
@@ -254,7 +266,39 @@ def build_parser() -> argparse.ArgumentParser:
         help="unreadable images are skipped until this fraction is reached, then the run stops",
     )
     p.add_argument("--local_rank", "--local-rank", type=int, default=None, help=argparse.SUPPRESS)
+    _add_recipe_flags(p)
     return p
+
+
+def _add_recipe_flags(p: argparse.ArgumentParser) -> None:
+    """Upstream's later recipe flags: mixup, EMA, AutoAugment, interpolation, early stopping."""
+    p.add_argument("--mixup", type=float, default=0.0, metavar="ALPHA", help="mixup alpha (0: off)")
+    p.add_argument(
+        "--use-ema",
+        type=float,
+        default=None,
+        metavar="DECAY",
+        help="keep an exponential moving average of the weights (e.g. 0.9999), validated as val_ema.*",
+    )
+    p.add_argument(
+        "--augmentation", default=None, choices=AUGMENTATIONS, help="extra augmentation (ImageNet policy)"
+    )
+    p.add_argument(
+        "--interpolation", default="bilinear", choices=INTERPOLATIONS, help="interpolation of the resizes"
+    )
+    p.add_argument(
+        "--early-stopping-patience",
+        type=int,
+        default=-1,
+        metavar="N",
+        help="stop after N epochs without val top-1 improving (-1: never)",
+    )
+    p.add_argument(
+        "--weights",
+        default="best",
+        choices=WEIGHTS,
+        help="with --evaluate: the model's weights, the EMA's, or the better of them by recorded top-1",
+    )
 
 
 def parse_args(argv: Sequence[str] | None = None) -> TrainConfig:
@@ -304,8 +348,33 @@ def check(cfg: TrainConfig, world_size: int | None = None) -> None:
     for flag, path in (("--resume", cfg.resume), ("--pretrained-from-file", cfg.pretrained_from_file)):
         if path and not Path(path).is_file():
             raise ConfigError(f"{flag} {path}: no such file (a missing checkpoint is never a fresh start)")
+    _check_recipe(cfg)
     _check_data(cfg)
     _check_batch(cfg, world_size if world_size is not None else int(os.environ.get("WORLD_SIZE", "1")))
+
+
+def _check_recipe(cfg: TrainConfig) -> None:
+    if cfg.mixup < 0:
+        raise ConfigError(f"--mixup must be 0 (off) or a positive alpha such as 0.2, got {cfg.mixup}")
+    if cfg.use_ema is not None and not 0.0 < cfg.use_ema < 1.0:
+        raise ConfigError(f"--use-ema must be a decay in (0, 1) such as 0.9999, got {cfg.use_ema}")
+    if cfg.early_stopping_patience == 0 or cfg.early_stopping_patience < -1:
+        raise ConfigError(
+            f"--early-stopping-patience must be -1 (off) or at least 1, got {cfg.early_stopping_patience}"
+        )
+    if cfg.early_stopping_patience > 0 and cfg.training_only:
+        raise ConfigError("--early-stopping-patience needs validation: drop --training-only")
+
+
+def dali_note(cfg: TrainConfig) -> Optional[str]:
+    """The one warning line for the port's DALI backend names, or None."""
+    if cfg.data_backend not in DALI_BACKENDS:
+        return None
+    return (
+        f"--data-backend {cfg.data_backend}: DALI is not used; the engine's own pipeline runs instead "
+        "(JPEG decoding at reduced size and uint8 augmentation in workers, normalisation on the device: "
+        "no DALI build for MLU, one code path for every card); pass --data-backend pytorch to silence this"
+    )
 
 
 def _check_data(cfg: TrainConfig) -> None:

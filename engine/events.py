@@ -58,6 +58,10 @@ METRICS: dict[str, dict[str, Any]] = {
     "val.compute_latency_at99": {"unit": "s", "format": ":>.5f"},
     "val.compute_latency_at100": {"unit": "s", "format": ":>.5f"},
     "data.skipped_images": {"unit": "images", "format": ":d"},
+    # --use-ema: the averaged weights, validated after the trained ones (upstream's val_ema.*)
+    "val_ema.loss": {"unit": None, "format": ":>5.5f"},
+    "val_ema.top1": {"unit": "%", "format": ":>3.2f"},
+    "val_ema.top5": {"unit": "%", "format": ":>3.2f"},
 }
 
 
@@ -86,6 +90,9 @@ STATUS_EVENTS: dict[str, tuple[str, ...]] = {
     "compile_warmup": ("seconds", "epoch", "iteration"),
     "stopping": ("signal", "epoch", "iteration"),
     "error": ("message",),
+    # --early-stopping-patience: val top-1 did not improve for `patience` epochs after `best_epoch`;
+    # the run_end that follows is `completed` with a `reason`
+    "early_stop": ("epoch", "best_epoch", "patience"),
     "run_end": ("status",),
 }
 

@@ -8,7 +8,7 @@ import traceback
 from collections.abc import Sequence
 from typing import Any, Optional
 
-from engine.config import ConfigError, TrainConfig, accumulation_steps, check, parse_args
+from engine.config import ConfigError, TrainConfig, accumulation_steps, check, dali_note, parse_args
 from engine.events import EXIT_ERROR, EXIT_USAGE, EventWriter, RunEnd
 
 
@@ -83,6 +83,7 @@ def build_trainer(
     from engine.distributed import init_process_group
     from engine.model import build_model, compile_model, load_weights_strict, to_memory_format
     from engine.optim import build_optimizer
+    from engine.recipe import RecipeState, chosen_weights
     from engine.trainer import StopFlag, Trainer
 
     dev = resolve_device(cfg.device, cfg.amp, dist.local_rank, cfg.dist_backend)
@@ -93,10 +94,12 @@ def build_trainer(
 
     model = build_model(cfg.arch, cfg.model_config, cfg.num_classes, cfg.zero_init_residual)
     ckpt = load_checkpoint(cfg.resume, cfg.trust_checkpoint) if cfg.resume else None
+    weights_from = "model"  # a resumed run's weights (and its EMA's) load in Trainer.load_state_dict
     if ckpt is not None:
         check_resume(ckpt, cfg, cfg.resume)
     elif cfg.pretrained_from_file:
-        weights = load_checkpoint(cfg.pretrained_from_file, cfg.trust_checkpoint)["state_dict"]
+        pretrained = load_checkpoint(cfg.pretrained_from_file, cfg.trust_checkpoint)
+        weights, weights_from = chosen_weights(pretrained, cfg, cfg.pretrained_from_file)
         load_weights_strict(model, weights)
     model = to_memory_format(model.to(dev.device), cfg.memory_format)
     ddp_model = model  # what the training step calls; `model` stays the plain module that is saved
@@ -125,6 +128,7 @@ def build_trainer(
         stop or StopFlag(),
         accumulation_steps(cfg, dist.world_size),
     )
+    trainer.recipe = RecipeState.build(cfg, model, dist.rank, weights_from)  # after the weights are loaded
     return trainer, ckpt
 
 
@@ -157,9 +161,12 @@ def _run(cfg: TrainConfig, dist: Any, writer: EventWriter) -> int:
         note=dev.note,
         tuning=dev.tuning,
         evaluate=cfg.evaluate,
+        weights=trainer.recipe.weights_from,
     )
     if dev.note:
         _log(f"warning: {dev.note}")
+    if dali_note(cfg) and dist.is_main:
+        _log(f"warning: {dali_note(cfg)}")
     if cfg.evaluate:
         return trainer.evaluate()
     if ckpt is not None and finished_schedule(ckpt, cfg):  # --resume-finished complete

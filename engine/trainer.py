@@ -21,8 +21,10 @@ from engine.data import normalize
 from engine.devices import DeviceInfo
 from engine.distributed import DistInfo
 from engine.events import EXIT_OK, EXIT_STOPPED, EventWriter, RunEnd
+from engine.mixup import soft_cross_entropy
 from engine.model import load_weights_strict, torch_memory_format
 from engine.optim import lr_at, set_lr
+from engine.recipe import RecipeState, chosen_weights
 
 STOP_AFTER_ITERS_VAR = (
     "RN50TUI_STOP_AFTER_ITERS"  # test hook: the engine sends itself SIGTERM after N iterations
@@ -138,6 +140,7 @@ class Trainer:
         self._hang_after = int(os.environ.get(HANG_AFTER_ITERS_VAR, "0"))
         self._iters_run = 0
         self._compile_pending = cfg.compile  # the attempt's first step compiles: timed on its own
+        self.recipe = RecipeState()  # mixup, EMA, early stopping: set up by engine.train.build_trainer
 
     # -- state ---------------------------------------------------------------------------------------
     def state_dict(self, epoch: int, iteration: int) -> dict[str, Any]:
@@ -156,18 +159,22 @@ class Trainer:
             "global_batch": cfg.batch_size * self.dist.world_size,
             "config": cfg.to_dict(),
             "class_names": list(getattr(self.train_loader, "classes", None) or []),  # for engine.classify
+            **self.recipe.state_dict(),
         }
 
     def load_state_dict(self, ckpt: dict[str, Any], source: str) -> tuple[int, int]:
         """Restore a checkpoint of ours or of the port's; return the (epoch, iteration) to go on from.
 
-        Weights and best top-1 always; optimizer, scaler (`amp`, or format 1's `scaler`), RNG states
-        and the position only when training.
+        Weights (`--evaluate`: those `--weights` picks) and best top-1 always; optimizer, scaler (`amp`,
+        or format 1's `scaler`), the recipe's state (EMA, early stopping), RNG states and the position
+        only when training.
         """
-        load_weights_strict(self.model, ckpt["state_dict"])
+        weights, self.recipe.weights_from = chosen_weights(ckpt, self.cfg, source)
+        load_weights_strict(self.model, weights)
         self.best_top1 = float(ckpt.get("best_prec1", 0.0))
         if self.cfg.evaluate:
             return 0, 0
+        self.recipe.load_state_dict(ckpt, source)
         if ckpt.get("optimizer"):
             try:
                 self.optimizer.load_state_dict(ckpt["optimizer"])
@@ -202,17 +209,24 @@ class Trainer:
         labels = batch.labels.to(self.dev.device, non_blocking=True)
         return normalize(images, self.memory_format), labels
 
-    def train_step(self, batch: Any, boundary: bool) -> torch.Tensor:
+    def train_step(self, batch: Any, boundary: bool, position: tuple[int, int] = (0, 0)) -> torch.Tensor:
+        """One mini-batch; `position` (epoch, iteration) picks mixup's draw."""
         x, y = self._to_device(batch)
+        mixup = self.recipe.mixup
+        if mixup is not None:  # y becomes the mixed soft targets
+            x, y = mixup(x, y, *position)
         sync = self.ddp_model.no_sync() if self.dist.enabled and not boundary else nullcontext()
         with sync:  # accumulation steps skip the gradient all-reduce
             with self.dev.autocast():
-                loss = self.criterion(self.ddp_model(x), y)
+                out = self.ddp_model(x)
+                loss = soft_cross_entropy(out, y) if mixup is not None else self.criterion(out, y)
             self.scaler.scale(loss / self.accumulation).backward()
         if boundary:
             self.scaler.step(self.optimizer)
             self.scaler.update()
             self.optimizer.zero_grad(set_to_none=True)
+            if self.recipe.ema is not None:
+                self.recipe.ema.update()
         return loss.detach()
 
     def _next(self, it: Any) -> Any:
@@ -255,7 +269,7 @@ class Trainer:
                 set_lr(self.optimizer, lr)
             boundary = (it + 1) % self.accumulation == 0 or it + 1 == iters
             t_step = time.perf_counter()
-            loss = self.train_step(batch, boundary)
+            loss = self.train_step(batch, boundary, (epoch, it))
             n = int(batch.labels.shape[0])
             for m in (window, total):
                 m.loss, m.images, m.iters = m.loss + loss * n, m.images + n, m.iters + 1
@@ -376,9 +390,14 @@ class Trainer:
 
     # -- validation ------------------------------------------------------------------------------------
     @torch.no_grad()
-    def validate(self, epoch: int) -> dict[str, float]:
-        """One pass over this rank's shard; sums and counts are all-reduced, so the result is exact."""
+    def validate(
+        self, epoch: int, model: Optional[nn.Module] = None, prefix: str = "val"
+    ) -> dict[str, float]:
+        """One pass over this rank's shard; sums and counts are all-reduced, so the result is exact.
+
+        `model` (default the trained one) and `prefix` let the EMA weights be validated as `val_ema.*`."""
         self.ddp_model.eval()
+        model = self.model if model is None else model
         k = min(self.cfg.topk, self.cfg.num_classes)  # top-5 of 4 classes is top-4
         loss_sum = correct1 = correctk = count = skipped = 0.0
         latencies: list[float] = []
@@ -399,7 +418,7 @@ class Trainer:
             self.dev.synchronize()
             tc = time.perf_counter()
             with self.dev.autocast():
-                out = self.model(x)
+                out = model(x)
             loss = self.criterion(out.float(), y)
             top = out.topk(k, dim=1).indices
             hits = top.eq(y[:, None])
@@ -415,7 +434,7 @@ class Trainer:
             if it % self.cfg.print_freq == 0:
                 self.writer.metrics(
                     [epoch + 1, len(self.train_loader or []), it],
-                    {"val.loss": loss_sum / count, "val.top1": 100.0 * correct1 / count},
+                    {f"{prefix}.loss": loss_sum / count, f"{prefix}.top1": 100.0 * correct1 / count},
                 )
             if 0 < self.cfg.prof <= it:
                 break
@@ -429,13 +448,14 @@ class Trainer:
             return {}
         ranks = self.dist.world_size
         metrics = {
-            "val.loss": loss_sum / count,
-            "val.top1": 100.0 * correct1 / count,
-            "val.top5": 100.0 * correctk / count,
-            "val.total_ips": count / max(1e-9, elapsed / ranks),
-            "val.compute_ips": count / max(1e-9, compute / ranks),
+            f"{prefix}.loss": loss_sum / count,
+            f"{prefix}.top1": 100.0 * correct1 / count,
+            f"{prefix}.top5": 100.0 * correctk / count,
         }
-        metrics.update(latency_percentiles(latencies))
+        if prefix == "val":  # the EMA pass reports accuracy only, as upstream's val_ema
+            metrics["val.total_ips"] = count / max(1e-9, elapsed / ranks)
+            metrics["val.compute_ips"] = count / max(1e-9, compute / ranks)
+            metrics.update(latency_percentiles(latencies))
         return metrics
 
     # -- the run ---------------------------------------------------------------------------------------
@@ -444,6 +464,7 @@ class Trainer:
         cfg = self.cfg
         end = cfg.epochs if cfg.run_epochs < 0 else min(cfg.epochs, start_epoch + cfg.run_epochs)
         last: dict[str, float] = {}
+        early: Optional[str] = None
         for epoch in range(start_epoch, end):
             self.writer.status(
                 "epoch_start", epoch=epoch + 1, train_iters=len(self.train_loader), start_iter=start_iter
@@ -451,24 +472,39 @@ class Trainer:
             outcome = self.train_epoch(epoch, start_iter)
             if outcome.stopped:
                 return self._stop(epoch, outcome.iterations_done)
-            val = self.validate(epoch) if cfg.do_validate else {}
+            val = self._validate_all(epoch) if cfg.do_validate else {}
             is_best = bool(val) and val["val.top1"] > self.best_top1
             if is_best:
                 self.best_top1 = val["val.top1"]
+            self.recipe.after_validation(epoch + 1, val, is_best)
             last = {**outcome.metrics, **val}
             self.writer.metrics([epoch + 1], last)
             self._save(epoch + 1, 0, is_best)
             start_iter = 0
+            early = self.recipe.early_stop_reason(epoch + 1, cfg.early_stopping_patience, self.best_top1)
+            if early:
+                end = epoch + 1
+                self.writer.status("early_stop", epoch=end, best_epoch=self.recipe.best_epoch,
+                                   patience=cfg.early_stopping_patience, best_top1=self.best_top1)  # fmt: skip
+                break
             if epoch + 1 < end and self._stop_now():  # all ranks agree, or one would wait forever
                 return self._stop(epoch + 1, 0)
         summary = {k: v for k, v in last.items() if k.startswith("train.")}
         if cfg.do_validate and last:
-            summary.update({k: v for k, v in last.items() if k.startswith("val.")})
+            summary.update({k: v for k, v in last.items() if k.startswith(("val.", "val_ema."))})
             summary["val.top1"] = self.best_top1
         summary["data.skipped_images"] = self.images.total_skipped
         self.writer.metrics([], summary)
-        self.writer.status("run_end", status=RunEnd.COMPLETED, epoch=end, best_top1=self.best_top1)
+        reason = {"reason": early} if early else {}
+        self.writer.status("run_end", status=RunEnd.COMPLETED, epoch=end, best_top1=self.best_top1, **reason)
         return EXIT_OK
+
+    def _validate_all(self, epoch: int) -> dict[str, float]:
+        """val.* of the trained weights, and val_ema.* of the EMA's when there is one."""
+        val = self.validate(epoch)
+        if self.recipe.ema is not None:
+            val.update(self.validate(epoch, self.recipe.ema.module, "val_ema"))
+        return val
 
     def _save(self, epoch: int, iteration: int, is_best: bool) -> None:
         path = self.checkpointer.save(
@@ -496,7 +532,7 @@ class Trainer:
         return EXIT_OK
 
     def evaluate(self) -> int:
-        """One validation pass (`--evaluate`), whatever `--epochs` says."""
+        """One validation pass (`--evaluate`) of the weights chosen by `--weights`, whatever `--epochs` says."""
         metrics = self.validate(0)
         self.writer.metrics([], metrics)
         self.writer.status("run_end", status=RunEnd.COMPLETED, epoch=0)

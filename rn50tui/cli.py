@@ -385,6 +385,7 @@ def _show(args: argparse.Namespace) -> int:
     info.update(_loss_info(jm, job))
     info["logs"] = {stream: str(job.files.log(stream)) for stream in LOG_STREAMS}
     info["cards"] = _latest_cards(jm, job)
+    info.update(_ema_curve(jm, job.id))
     _with_stall(info, stall.flag(job, time.time()))
     if args.json:
         print(json.dumps(info))
@@ -400,6 +401,18 @@ def _show(args: argparse.Namespace) -> int:
         for line in lines[1:]:
             print(f"{' ' * width}  {line}")
     return 0
+
+
+def _ema_curve(jm: Any, job_id: int) -> dict[str, dict[int, float]]:
+    """Val top-1 by epoch of the weights and of their EMA, for a --use-ema job (the last attempt's value)."""
+    top1: dict[int, float] = {}
+    ema: dict[int, float] = {}
+    for row in jm.metrics(job_id, phase="epoch"):
+        if row.epoch is not None and "val_ema.top1" in row.values:
+            ema[row.epoch] = round(float(row.values["val_ema.top1"]), 3)
+            if "val.top1" in row.values:
+                top1[row.epoch] = round(float(row.values["val.top1"]), 3)
+    return {"top1_by_epoch": top1, "ema_top1_by_epoch": ema} if ema else {}
 
 
 def _latest_cards(jm: Any, job: Any) -> dict[str, list[str]]:

@@ -8,6 +8,7 @@ import importlib.util
 import io
 import json
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -180,6 +181,36 @@ def test_the_installed_entry_point_runs_in_a_subprocess(db):
 def test_devices_learn_which_job_holds_each_card(busy, db):
     assert cli._holders(str(db)) == {("cpu", 0): "job 1 (holder)"}
     assert cli._holders(str(db.parent / "none.db")) is None
+
+
+def test_show_has_the_ema_curve_and_the_early_stopping_note(capsys, db):
+    from engine.events import EventWriter
+    from rn50tui.jobs.follower import Follower, commit
+
+    store = JobStore(db)
+    job = store.insert_job(
+        name="ema", kind="train", argv=[], device="cpu", cards_requested=1, workspace=str(db.parent)
+    )
+    w = EventWriter(job.files.raport)
+    w.status("run_start", config={}, start_epoch=0, start_iter=0, epochs=9, train_iters=2, val_iters=1,
+             world_size=1, device="cpu")  # fmt: skip
+    for epoch, (top1, ema) in enumerate([(10.0, 12.0), (30.0, 35.5), (20.0, 36.0)], start=1):
+        w.metrics([epoch], {"train.loss": 1.0, "val.top1": top1, "val_ema.top1": ema, "val_ema.loss": 1.0})
+    w.status("early_stop", epoch=3, best_epoch=2, patience=1, best_top1=30.0)
+    reason = "early stopping: val top-1 has not improved for 1 epochs (best 30.00 at epoch 2, ...)"
+    w.status("run_end", status="completed", epoch=3, best_top1=30.0, reason=reason)
+    w.close()
+    commit(store, job.id, Follower(job.id, 1, job.files.raport).poll(), [], time.time())
+    store.close()
+
+    code, out, _ = run(capsys, "jobs", "show", str(job.id), "--json")
+    shown = json.loads(out)
+    assert code == 0 and shown["note"] == reason
+    assert shown["ema_top1_by_epoch"] == {"1": 12.0, "2": 35.5, "3": 36.0}
+    assert shown["top1_by_epoch"] == {"1": 10.0, "2": 30.0, "3": 20.0}
+    _, out, _ = run(capsys, "jobs", "show", str(job.id))
+    assert any(line.startswith("note") and "early stopping" in line for line in out.splitlines())
+    assert any(line.startswith("ema_top1_by_epoch") for line in out.splitlines())
 
 
 def test_jobs_list_shows_active_and_newest_jobs_and_all_with_all(capsys, busy):

@@ -55,6 +55,7 @@ def test_scripts_pass_shellcheck():
     [
         "NGC_ResNet50v15_AMP_90E_4MLUS_Train.sh",
         "NGC_ResNet50v15_FP32_90E_4MLUS_Train.sh",
+        "NGC_ResNet50v15_AMP_250E_Train.sh",
         "NGC_ResNet50v15_Infer.sh",
     ],
 )
@@ -129,3 +130,18 @@ def test_benchmark_script(tmp_path):
     assert out.returncode == 0, out.stderr[-2000:]
     assert json.loads((tmp_path / "b.jsonl").read_text().splitlines()[0])["batch_size"] == 4
     assert len((tmp_path / "b-infer.jsonl").read_text().splitlines()) == 4  # 2 sizes × fp32, amp
+
+
+@pytest.mark.slow
+def test_250_epoch_script_runs_the_mixup_recipe_shortened_on_cpu(tmp_path):
+    data = make_image_folder(tmp_path / "imagenet", {"train": 8, "val": 4}, num_classes=4, size=(40, 40))
+    env = {
+        "IMAGENET_TRAIN_DATASET": str(data),
+        "RN50TUI_SUBMIT_FLAGS": "--device cpu --cards 1",
+        "RN50TUI_ENGINE_FLAGS": SHORT,
+    }
+    out = run_script("NGC_ResNet50v15_AMP_250E_Train.sh", ["ws"], tmp_path, **env)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    job = jobs(tmp_path)[0]
+    assert job["status"] == "completed" and job["name"] == "ngc-amp-250e"
+    assert "--mixup" in job["argv"] and job["argv"][job["argv"].index("--mixup") + 1] == "0.2"

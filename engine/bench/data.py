@@ -3,8 +3,9 @@
 OLD: PIL open + convert, torchvision.transforms (v1) RandomResizedCrop + flip + ToTensor + Normalize,
 float collate — the port's pipeline. NEW: the engine's loader (header-planned crop, libjpeg-turbo or
 reduced-size decode, v2 transforms on uint8, uint8 collate; normalisation is left to the device).
-Both run through a DataLoader with 1 and with N workers; per-core = images/s ÷ workers. Without DIR a
-set of 500×375 quality-90 JPEGs is generated in a temporary folder.
+NEW+AA: the engine's loader with `--augmentation autoaugment` (ImageNet policy on the uint8 crop), for the
+training split. All run through a DataLoader with 1 and with N workers; per-core = images/s ÷ workers.
+Without DIR a set of 500×375 quality-90 JPEGs is generated in a temporary folder.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import tempfile
 import time
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 import torch
 import torchvision.transforms as T
@@ -62,8 +63,14 @@ def old_loader(samples: SampleList, split: str, size: int, batch: int, workers: 
     )
 
 
-def new_loader(samples: SampleList, split: str, size: int, batch: int, workers: int) -> Loader:
-    transform = TrainTransform(size) if split == "train" else ValTransform(size, int(round(size / 0.875)))
+def new_loader(
+    samples: SampleList, split: str, size: int, batch: int, workers: int, augmentation: Optional[str] = None
+) -> Loader:
+    transform = (
+        TrainTransform(size, augmentation=augmentation)
+        if split == "train"
+        else ValTransform(size, int(round(size / 0.875)))
+    )
     plan = BatchPlan(len(samples), batch, 0, 1, shuffle=True, seed=0)
     return Loader(ImageBatches(samples, transform, size, 0), plan, workers, 2, pin_memory=False)
 
@@ -97,13 +104,20 @@ def decode_rates(samples: SampleList, limit: int = 64) -> dict[str, float]:
     return rates
 
 
+def new_aa_loader(samples: SampleList, split: str, size: int, batch: int, workers: int) -> Loader:
+    return new_loader(samples, split, size, batch, workers, augmentation="autoaugment")
+
+
 def run(samples: SampleList, args: argparse.Namespace) -> list[tuple[str, int, float]]:
-    """Best-of-`repeat` images/s for (path, workers); the paths alternate so load changes hit both."""
+    """Best-of-`repeat` images/s for (path, workers); the paths alternate so load changes hit all."""
     counts = sorted({1, args.workers})
+    paths: list[tuple[str, Callable[..., Any]]] = [("old", old_loader), ("new", new_loader)]
+    if args.split == "train":
+        paths.append(("new+aa", new_aa_loader))
     loaders = {
         (path, w): make(samples, args.split, args.image_size, args.batch_size, w)
         for w in counts
-        for path, make in (("old", old_loader), ("new", new_loader))
+        for path, make in paths
     }
     for loader in loaders.values():
         timed_pass(loader, 0)  # warm-up: worker start, page cache
@@ -116,12 +130,16 @@ def run(samples: SampleList, args: argparse.Namespace) -> list[tuple[str, int, f
 
 def report(results: list[tuple[str, int, float]], decode: dict[str, float]) -> None:
     rates = {(p, w): r for p, w, r in results}
-    print(
-        f"{'workers':>7}  {'old img/s':>10} {'per core':>9}  {'new img/s':>10} {'per core':>9}  {'speed-up':>8}"
-    )
+    aa = any(p == "new+aa" for p, _, _ in results)
+    head = f"{'workers':>7}  {'old img/s':>10} {'per core':>9}  {'new img/s':>10} {'per core':>9}  {'speed-up':>8}"
+    print(head + (f"  {'new+AA img/s':>12} {'per core':>9}  {'AA cost':>7}" if aa else ""))
     for w in sorted({w for _, w, _ in results}):
         old, new = rates[("old", w)], rates[("new", w)]
-        print(f"{w:>7}  {old:>10.0f} {old / w:>9.0f}  {new:>10.0f} {new / w:>9.0f}  {new / old:>7.2f}×")
+        line = f"{w:>7}  {old:>10.0f} {old / w:>9.0f}  {new:>10.0f} {new / w:>9.0f}  {new / old:>7.2f}×"
+        if aa:  # AutoAugment's cost: the share of the plain pipeline's rate it takes away
+            with_aa = rates[("new+aa", w)]
+            line += f"  {with_aa:>12.0f} {with_aa / w:>9.0f}  {100 * (1 - with_aa / new):>6.0f}%"
+        print(line)
     for name, r in decode.items():
         print(f"reference, one thread: {name} {r:.0f} img/s")
 

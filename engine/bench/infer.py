@@ -33,6 +33,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="load a checkpoint that needs unpickling (it can run any code): only files you trust",
     )
     p.add_argument("--num-classes", type=int, default=1000, help="classes of the random-weight model")
+    p.add_argument(
+        "--weights",
+        default="best",
+        choices=("best", "model", "ema"),
+        help="with --resume: the trained weights, the EMA's, or the better of them by recorded top-1",
+    )
     p.add_argument("--memory-format", default="nchw", choices=("nchw", "nhwc"), help="activation layout")
     p.add_argument("--compile", action="store_true", help="torch.compile (each batch size compiles once)")
     p.add_argument("--device", default="auto", help="mlu, cuda, cpu or auto")
@@ -75,14 +81,16 @@ def fresh_compile(model: Any) -> Any:
 
 def load_model(a: argparse.Namespace) -> Any:
     from engine.checkpoint import arch_of, load_checkpoint
+    from engine.ema import select_weights
     from engine.model import build_model, load_weights_strict
 
     if not a.resume:
         return build_model("resnet50", "classic", a.num_classes)
     ckpt = load_checkpoint(a.resume, a.trust_checkpoint)
-    fc = {k.removeprefix("module."): v for k, v in ckpt["state_dict"].items()}["fc.weight"]
+    weights, _ = select_weights(ckpt, a.weights, a.resume)
+    fc = {k.removeprefix("module."): v for k, v in weights.items()}["fc.weight"]
     model = build_model(arch_of(ckpt)[0] or "resnet50", "classic", int(fc.shape[0]))
-    load_weights_strict(model, ckpt["state_dict"])
+    load_weights_strict(model, weights)
     return model
 
 

@@ -84,7 +84,11 @@ def _build(cfg: TrainConfig, split: str, rank: int, world_size: int, pin_memory:
                 "no dataset given: pass DIR (with train/ and val/), or --data-backend synthetic"
             )
         samples = load_split(cfg.data, split, cfg.num_classes)
-        transform = TrainTransform(size) if split == "train" else ValTransform(size, cfg.val_resize)
+        transform = (
+            TrainTransform(size, cfg.interpolation, cfg.augmentation)
+            if split == "train"
+            else ValTransform(size, cfg.val_resize, cfg.interpolation)
+        )
         source = ImageBatches(samples, transform, size, seed)
     plan = BatchPlan(len(source), cfg.batch_size, rank, world_size, shuffle=split == "train", seed=seed)
     return Loader(source, plan, workers, cfg.prefetch, pin_memory)

@@ -15,6 +15,7 @@ from typing import Optional, Union
 
 import torch
 import torchvision.transforms.v2.functional as F
+from torchvision.transforms import v2
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -54,6 +55,7 @@ class Crop:
     height: int
     width: int
     flip: bool = False
+    aa_seed: int = 0  # the seed of this sample's AutoAugment draws
 
 
 def sample_crop(
@@ -93,15 +95,40 @@ def dct_scale(min_side: float, target: int) -> int:
     return 1
 
 
-class TrainTransform:
-    """RandomResizedCrop(size, scale 0.08–1, ratio 3/4–4/3) + horizontal flip, uint8 in and out."""
+INTERPOLATION = {"bilinear": v2.InterpolationMode.BILINEAR, "bicubic": v2.InterpolationMode.BICUBIC}
 
-    def __init__(self, size: int) -> None:
+
+class SeededAutoAugment:
+    """torchvision's AutoAugment (ImageNet policy) on a uint8 tensor, its draws taken from the sample's rng.
+
+    v2.AutoAugment draws from torch's global generator; it runs here inside a forked generator seeded from
+    the sample's own rng, so the result depends on (seed, epoch, index) only, as every other draw does.
+    """
+
+    def __init__(self) -> None:
+        self.aa = v2.AutoAugment(v2.AutoAugmentPolicy.IMAGENET)
+
+    def __call__(self, img: torch.Tensor, seed: int) -> torch.Tensor:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return self.aa(img)
+
+
+class TrainTransform:
+    """RandomResizedCrop(size, scale 0.08–1, ratio 3/4–4/3) + horizontal flip [+ AutoAugment], uint8 in
+    and out."""
+
+    def __init__(
+        self, size: int, interpolation: str = "bilinear", augmentation: Optional[str] = None
+    ) -> None:
         self.size = size
+        self.interpolation = INTERPOLATION[interpolation]
+        self.autoaugment = SeededAutoAugment() if augmentation == "autoaugment" else None
 
     def plan(self, height: int, width: int, rng: random.Random) -> Crop:
         crop = sample_crop(height, width, rng)
-        return Crop(crop.top, crop.left, crop.height, crop.width, flip=rng.random() < 0.5)
+        aa_seed = rng.getrandbits(63) if self.autoaugment is not None else 0
+        return Crop(crop.top, crop.left, crop.height, crop.width, flip=rng.random() < 0.5, aa_seed=aa_seed)
 
     def reduction(self, height: int, width: int, plan: Crop) -> int:
         """How far the decoder may shrink the image and still give the crop `size` pixels a side."""
@@ -112,16 +139,20 @@ class TrainTransform:
     ) -> torch.Tensor:
         """Apply `plan` (in full-size pixels) to `img`, which may be a reduced decode of a `full_hw` image."""
         top, left, h, w = _rescale(plan, img.shape[-2:], full_hw)
-        out = F.resized_crop(img, top, left, h, w, [self.size, self.size], antialias=True)
-        return F.horizontal_flip(out) if plan.flip else out
+        out = F.resized_crop(
+            img, top, left, h, w, [self.size, self.size], interpolation=self.interpolation, antialias=True
+        )
+        out = F.horizontal_flip(out) if plan.flip else out
+        return self.autoaugment(out, plan.aa_seed) if self.autoaugment is not None else out
 
 
 class ValTransform:
     """Resize(shorter side = resize) + CenterCrop(size), uint8 in and out."""
 
-    def __init__(self, size: int, resize: int) -> None:
+    def __init__(self, size: int, resize: int, interpolation: str = "bilinear") -> None:
         self.size = size
         self.resize = resize
+        self.interpolation = INTERPOLATION[interpolation]
 
     def plan(self, height: int, width: int, rng: Optional[random.Random] = None) -> Crop:
         return Crop(0, 0, height, width)
@@ -132,7 +163,7 @@ class ValTransform:
     def __call__(
         self, img: torch.Tensor, plan: Crop, full_hw: Optional[tuple[int, int]] = None
     ) -> torch.Tensor:
-        out = F.resize(img, [self.resize], antialias=True)
+        out = F.resize(img, [self.resize], interpolation=self.interpolation, antialias=True)
         return F.center_crop(out, [self.size, self.size])
 
 

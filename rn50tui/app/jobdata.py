@@ -17,7 +17,7 @@ from rn50tui.jobs.store import ChartPoint, DeviceSample, Job
 # x: minutes since the job's first record. loss: each -p window's raw mean; loss_smooth: the average the
 # jobs list shows while an epoch runs; loss_epoch: each epoch's mean (what it shows once the epoch ends)
 TIME_CHARTS = ("loss", "loss_smooth", "loss_epoch", "ips", "lr")
-EPOCH_CHARTS = ("top1", "top5")  # x: epoch
+EPOCH_CHARTS = ("top1", "top5", "ema_top1")  # x: epoch; ema_top1 only for --use-ema jobs
 CARD_METRICS = ("util_percent", "mem_used_mib", "temp_c", "power_w")
 
 
@@ -110,6 +110,7 @@ class JobHistory:
             elif p.phase == "epoch" and p.epoch is not None:
                 self.series["top1"].append(p.epoch, p.top1)
                 self.series["top5"].append(p.epoch, p.top5)
+                self.series["ema_top1"].append(p.epoch, p.ema_top1)
                 if p.loss is not None and self.base_time is not None:
                     self.series["loss_epoch"].append((p.time - self.base_time) / 60.0, p.loss)
                     self.loss_kind = f"epoch {p.epoch} mean"

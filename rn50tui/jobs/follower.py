@@ -110,6 +110,8 @@ class Follower:
             self.state.stopping_signal = str(data.get("signal"))
         elif event == "run_end":
             self.state.run_end = _run_end(data.get("status"))
+            if data.get("reason"):  # e.g. early stopping: completed, and why before --epochs
+                updates["note"] = str(data["reason"])
 
     def _latest(self, rec: Record, updates: dict[str, Any]) -> None:
         data, step = rec.data or {}, rec.step

@@ -23,6 +23,16 @@ _NGC_90E = (
 # is the layout tensor cores and MLUs run fastest. Every AMP preset ends with these flags.
 AMP_FLAGS = ("--amp", "--memory-format", "nhwc")
 
+# Upstream's DGX-A100 250-epoch AMP recipe (DeepLearningExamples' configs.yml: resnet50 / DGXA100 / AMP,
+# resnet_params_2k, platform DGXA100): 256 images per card, global batch 2048 at lr 2.048 on any card
+# count that divides it (8 cards: no accumulation; 4: 2 steps; 1: 8), mixup 0.2, channels-last.
+_NGC_250E = (
+    "-j", "10", "--prefetch", "4", "-p", "20", "--lr", "2.048", "--optimizer-batch-size", "2048",
+    "--warmup", "8", "--arch", "resnet50", "-c", "fanin", "--label-smoothing", "0.1", "--mixup", "0.2",
+    "--lr-schedule", "cosine", "--mom", "0.875", "--wd", "3.0517578125e-05", "-b", "256", "--epochs", "250",
+    "--interpolation", "bilinear",
+)  # fmt: skip
+
 # The recipe's optimisation (NGC scripts): fan-in init, label smoothing, SGD momentum 0.875, weight decay
 # 1/32768 (none on batch norm: the engine's default), cosine schedule. Label smoothing caps the logit
 # margin the loss rewards (about 4.5 for ten classes), so a trained network's logits stay small.
@@ -66,6 +76,8 @@ PRESETS: dict[str, Preset] = {
                (*_NGC_90E, *AMP_FLAGS), cards=4),
         Preset("ngc-fp32-90e", "train", "NGC ResNet-50 v1.5, 90 epochs, FP32, 4 cards (needs --data)",
                _NGC_90E, cards=4),
+        Preset("ngc-amp-250e", "train", "NGC ResNet-50 v1.5, 250 epochs, AMP, mixup 0.2, 8 cards "
+               "(upstream's DGX-A100 recipe; needs --data)", (*_NGC_250E, *AMP_FLAGS), cards=8),
         Preset("ngc-infer", "infer", "evaluate a checkpoint on the validation set, one card "
                "(needs --data and --checkpoint)", ("--evaluate", "-b", "128", "-j", "1"), needs_checkpoint=True),
         Preset("bench", "bench", "training throughput on synthetic data: 100 iterations, one card",

@@ -70,6 +70,7 @@ class Job:
     stalled_at: Optional[float] = None  # set while the supervisor flags the job stalled
     wait_reason: Optional[str] = None  # why a queued job is not granted cards (a card busy outside rn50tui)
     eta_end: Optional[float] = None  # when the supervisor predicts the job ends (rn50tui/jobs/eta.py)
+    note: Optional[str] = None  # how a completed run ended when that is news (early stopping)
     extra: dict[str, Any] = field(default_factory=dict)  # columns of later migrations this class lacks
 
     @classmethod
@@ -222,7 +223,15 @@ class MetricRow:
 
 
 # The metrics a chart draws, read with SQLite's json_extract so a million rows never meet json.loads.
-CHART_METRICS = ("train.loss", "train.total_ips", "train.lr", "val.top1", "val.top5", "val.loss")
+CHART_METRICS = (
+    "train.loss",
+    "train.total_ips",
+    "train.lr",
+    "val.top1",
+    "val.top5",
+    "val.loss",
+    "val_ema.top1",
+)
 
 
 class ChartPoint(NamedTuple):
@@ -241,6 +250,7 @@ class ChartPoint(NamedTuple):
     top1: Optional[float]  # val.top1
     top5: Optional[float]  # val.top5
     val_loss: Optional[float]  # val.loss
+    ema_top1: Optional[float] = None  # val_ema.top1 (--use-ema)
 
 
 @dataclass(frozen=True)

@@ -178,6 +178,11 @@ def _m0005_stall_notify_wait(db: sqlite_utils.Database) -> None:
         db["jobs"].add_column(column, kind)
 
 
+@migration("0006_job_note")
+def _m0006_job_note(db: sqlite_utils.Database) -> None:
+    db["jobs"].add_column("note", str)  # the engine's reason for ending (early stopping), not an error
+
+
 def migrate(conn: sqlite3.Connection) -> list[str]:
     """Apply the migrations this database lacks, in one IMMEDIATE transaction; return their names."""
     known = [name for name, _ in MIGRATIONS]

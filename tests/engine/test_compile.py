@@ -28,11 +28,12 @@ def test_wrapper_prefixes_never_reach_the_model():
 @pytest.mark.slow
 @pytest.mark.timeout(3000)  # two compiles of ResNet-50 on a busy 2-core CPU
 def test_compiled_training_stops_and_resumes_with_plain_checkpoint_keys(tmp_path):
-    """A few compiled CPU steps, a SIGTERM after the third, a compiled resume to the end of the epoch."""
+    """A few compiled CPU steps, a SIGTERM after the third, a compiled resume to the end of the epoch;
+    mixup and the EMA ride along: the EMA averages the plain model's weights, saved under plain keys."""
     ws = tmp_path / "ws"
     argv = ["--data-backend", "synthetic", "--device", "cpu", "--image-size", "32", "-b", "4", "-j", "0",
             "--num-classes", "3", "--synthetic-size", "24", "--epochs", "1", "--seed", "1", "-p", "1",
-            "--training-only", "--compile", "--workspace", str(ws), "--raport-file", "raport.json"]  # fmt: skip
+            "--training-only", "--compile", "--mixup", "0.2", "--use-ema", "0.99", "--workspace", str(ws), "--raport-file", "raport.json"]  # fmt: skip
     first = run_engine(argv, cwd=tmp_path, timeout=1500, RN50TUI_STOP_AFTER_ITERS="3")
     assert first.returncode == EXIT_STOPPED, first.stderr
     mid = torch.load(ws / "checkpoint.pth.tar", weights_only=True)
@@ -40,11 +41,15 @@ def test_compiled_training_stops_and_resumes_with_plain_checkpoint_keys(tmp_path
     assert not [k for k in mid["state_dict"] if k.startswith(("_orig_mod.", "module."))]
     assert not [k for k in mid["optimizer"]["state"] if not isinstance(k, int)]
     load_weights_strict(build_model("resnet50", "classic", 3), mid["state_dict"])
+    assert mid["ema_updates"] == 3 and list(mid["state_dict_ema"]) == list(mid["state_dict"])
+    assert not torch.equal(mid["state_dict_ema"]["fc.weight"], mid["state_dict"]["fc.weight"])
 
     resumed = run_engine([*argv, "--resume", str(ws / "checkpoint.pth.tar")], cwd=tmp_path, timeout=1500)
     assert resumed.returncode == 0, resumed.stderr
     end = torch.load(ws / "checkpoint.pth.tar", weights_only=True)
     assert (end["epoch"], end["iteration"]) == (1, 0) and list(end["state_dict"]) == list(mid["state_dict"])
+    assert end["ema_updates"] == 6  # the resumed EMA went on from the saved one, through compiled steps
+    assert not torch.equal(end["state_dict_ema"]["fc.weight"], mid["state_dict_ema"]["fc.weight"])
 
     recs = list(iter_records(ws / "raport.json"))
     warmups = [r.data for r in recs if r.event == "compile_warmup"]

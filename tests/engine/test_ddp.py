@@ -113,6 +113,19 @@ def test_two_ranks_equal_one_process_over_the_same_global_batch(tmp_path):
     assert all("val.top1" in m for m in val_a) and len(val_a) == 2
 
 
+def test_mixup_ema_and_accumulation_run_on_two_ranks(tmp_path):
+    ws = tmp_path / "ws"
+    flags = [*COMMON, "-b", "2", "--optimizer-batch-size", "8", "--synthetic-size", "16", "--mixup", "0.2",
+             "--label-smoothing", "0.1", "--use-ema", "0.99", "--workspace", str(ws)]  # fmt: skip
+    out = run(torchrun(2, flags, tmp_path), tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    ckpt = torch.load(ws / "checkpoint.pth.tar", weights_only=True)
+    assert ckpt["ema_updates"] == 4  # 16 images / (2 ranks × 2) = 4 mini-batches, 2 per step, 2 epochs
+    epochs = [r.data for r in iter_records(ws / "raport.json") if r.phase == "epoch"]
+    assert len(epochs) == 2
+    assert all(m["train.loss"] == m["train.loss"] and {"val_ema.top1", "val.top1"} <= set(m) for m in epochs)
+
+
 def _model():
     from engine.model import build_model
 

@@ -104,3 +104,27 @@ def test_bench_train_reports_peak_device_memory(tmp_path, kind):
     assert out.returncode == 0, out.stderr
     record = json.loads(log.read_text())
     assert record["peak_memory_mib"] > 0 and record["device"] == kind
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_mixup_and_ema_on_the_card_match_the_cpu(tmp_path, kind):
+    """The mix and the EMA update run on the card and give the CPU's numbers."""
+    from engine.ema import EMA
+    from engine.mixup import draw, mix
+
+    dev = torch.device(kind)
+    x, y = torch.randn(16, 3, 8, 8), torch.randint(0, 10, (16,))
+    d = draw(0.2, 16, 1, 0, 3, 0)
+    cpu = mix(x.clone(), y, d, 10, 0.1)
+    card = mix(x.clone().to(dev), y.to(dev), d, 10, 0.1)
+    assert card[0].device.type == kind and card[1].device.type == kind
+    torch.testing.assert_close(card[0].cpu(), cpu[0])
+    torch.testing.assert_close(card[1].cpu(), cpu[1])
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4)).to(dev)
+    ema = EMA(model, 0.9)
+    with torch.no_grad():
+        model[0].weight.add_(1.0)
+    ema.update()
+    assert next(ema.module.parameters()).device.type == kind
+    expected = 0.1 * (model[0].weight - 1.0) + 0.9 * model[0].weight  # update 0: decay min(0.9, 1/10)
+    torch.testing.assert_close(ema.module[0].weight, expected)

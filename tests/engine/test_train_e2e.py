@@ -194,6 +194,36 @@ def test_stop_and_resume_gives_the_same_weights_as_a_straight_run(tmp_path):
 
 
 @pytest.mark.slow
+def test_stop_and_resume_with_mixup_and_ema_reproduces_weights_and_ema_weights(tmp_path):
+    """As above with --mixup and --use-ema: the mixup draws and the EMA continue exactly where they stopped."""
+    common = [
+        "--data-backend", "synthetic", *TINY, "--num-classes", "4", "--epochs", "2",
+        "--synthetic-size", "48", "--lr", "0.01", "--optimizer-batch-size", "16", "-p", "2",
+        "--training-only", "--mixup", "0.2", "--label-smoothing", "0.1", "--use-ema", "0.9",
+    ]  # fmt: skip
+    straight, stopped = tmp_path / "straight", tmp_path / "stopped"
+    assert run_engine([*common, "--workspace", str(straight)], cwd=tmp_path).returncode == 0
+    first = run_engine([*common, "--workspace", str(stopped)], cwd=tmp_path, RN50TUI_STOP_AFTER_ITERS="4")
+    assert first.returncode == EXIT_STOPPED, first.stderr
+    mid = torch.load(stopped / "checkpoint.pth.tar", weights_only=True)  # plain tensors and numbers
+    assert (mid["epoch"], mid["iteration"], mid["ema_updates"]) == (0, 4, 2)
+    resumed = run_engine(
+        [*common, "--workspace", str(stopped), "--resume", str(stopped / "checkpoint.pth.tar")], cwd=tmp_path
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    a = torch.load(straight / "checkpoint.pth.tar", weights_only=True)
+    b = torch.load(stopped / "checkpoint.pth.tar", weights_only=True)
+    assert a["ema_updates"] == b["ema_updates"] == 6  # 2 epochs × 3 optimizer steps
+    for key in ("state_dict", "state_dict_ema"):
+        for name, value in a[key].items():
+            torch.testing.assert_close(b[key][name], value, rtol=1e-5, atol=1e-6, msg=f"{key} {name}")
+    assert not torch.equal(a["state_dict_ema"]["fc.weight"], a["state_dict"]["fc.weight"])
+    losses = [r.data["train.loss"] for r in records(straight) if r.phase == "epoch"]
+    assert all(loss == loss and loss > 0 for loss in losses)
+    assert_schema(stopped)
+
+
+@pytest.mark.slow
 def test_external_sigterm_checkpoints_and_exits_with_the_stop_status(tmp_path):
     ws = tmp_path / "ws"
     cmd = [

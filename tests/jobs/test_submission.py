@@ -54,3 +54,20 @@ def test_paths_become_absolute_and_workspace_flags_are_taken_over(tmp_path):
 def test_without_a_preset_the_kind_follows_the_flags(tmp_path):
     p = plan(Request(engine_flags=("--data-backend", "synthetic", "--prof", "5")), {"cpu": 1}, tmp_path)
     assert (p.name, p.kind, p.device) == ("custom", "bench", "cpu")
+
+
+def test_250_epoch_preset_keeps_the_global_batch_on_the_cards_granted(tmp_path):
+    from engine.config import accumulation_steps, parse_args
+
+    for split in ("train", "val"):
+        (tmp_path / "imagenet" / split).mkdir(parents=True)
+    host = {"mlu": 8, "cuda": 0, "cpu": 1}
+    for cards, steps in ((8, 1), (4, 2), (2, 4), (1, 8)):
+        p = plan(Request(preset="ngc-amp-250e", data="imagenet", cards=cards), host, tmp_path)
+        cfg = parse_args(p.argv)
+        assert (cfg.batch_size, cfg.optimizer_batch_size, cfg.lr, cfg.epochs) == (256, 2048, 2.048, 250)
+        assert (cfg.mixup, cfg.label_smoothing, cfg.amp, cfg.memory_format) == (0.2, 0.1, True, "nhwc")
+        assert accumulation_steps(cfg, cards) == steps
+    assert plan(Request(preset="ngc-amp-250e", data="imagenet"), host, tmp_path).cards == 8
+    with pytest.raises(SubmitError, match="multiple of batch size × cards"):
+        plan(Request(preset="ngc-amp-250e", data="imagenet", cards=3), host, tmp_path)

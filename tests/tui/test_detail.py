@@ -25,7 +25,9 @@ from rn50tui.jobs.store import DeviceSample, JobStore
 from .conftest import NOW, SIZE, add_job, add_metrics, make_app, wait_for
 
 
-def history(store: JobStore, job, epochs: int = 2, iters: int = 50, t0: float = NOW - 600) -> None:
+def history(
+    store: JobStore, job, epochs: int = 2, iters: int = 50, t0: float = NOW - 600, ema: bool = False
+) -> None:
     rows = []
     for e in range(1, epochs + 1):
         for it in range(1, iters + 1):
@@ -38,7 +40,8 @@ def history(store: JobStore, job, epochs: int = 2, iters: int = 50, t0: float = 
                 e,
                 None,
                 "epoch",
-                {"val.top1": 10.0 * e, "val.top5": 30.0 * e, "train.loss": 2.0},
+                {"val.top1": 10.0 * e, "val.top5": 30.0 * e, "train.loss": 2.0}
+                | ({"val_ema.top1": 12.0 * e} if ema else {}),
             )
         )
     add_metrics(store, job, rows)
@@ -161,7 +164,7 @@ async def test_compare_overlays_marked_jobs(db_path, store):
     first = add_job(store, Status.COMPLETED, "lr-0.1", epochs=2, iters_per_epoch=50)
     second = add_job(store, Status.COMPLETED, "lr-0.2", epochs=2, iters_per_epoch=50)
     history(store, first)
-    history(store, second)
+    history(store, second, ema=True)
     app = make_app(db_path)
     async with app.run_test(size=SIZE) as pilot:
         table = await wait_for(
@@ -182,7 +185,23 @@ async def test_compare_overlays_marked_jobs(db_path, store):
             pilot, lambda: len(loss.curves) == 2 and loss.point_count == 200, what="two loss curves"
         )
         assert [label for label, _ in loss.curves] == ["1 lr-0.1", "2 lr-0.2"]
-        assert screen.query_one("#compare-top1", MetricChart).point_count == 4
+        top1 = screen.query_one("#compare-top1", MetricChart)
+        await wait_for(pilot, lambda: top1.point_count == 6, what="two top-1 curves and one EMA curve")
+        assert [label for label, _ in top1.curves] == ["1 lr-0.1", "2 lr-0.2", "2 lr-0.2 EMA"]
+
+
+async def test_detail_draws_the_ema_curve_and_the_early_stopping_note(db_path, store):
+    note = "early stopping: val top-1 has not improved for 3 epochs (best 20.00 at epoch 2)"
+    job = add_job(store, Status.COMPLETED, "ema", epochs=9, epoch=2, iters_per_epoch=50, note=note)
+    history(store, job, ema=True)
+    app = make_app(db_path)
+    async with app.run_test(size=SIZE) as pilot:
+        detail = await open_detail(pilot, app, job.id)
+        acc = detail.query_one("#chart-acc", MetricChart)
+        await wait_for(pilot, lambda: len(acc.curves) == 3, what="top-1, top-5 and EMA top-1")
+        assert [label for label, _ in acc.curves] == ["top-1", "top-5", "EMA top-1"]
+        assert acc.curves[2][1] == ((1.0, 2.0), (12.0, 24.0))
+        assert note in str(detail.query_one("#job-summary", Static).render())
 
 
 class TwoMlus:

@@ -122,6 +122,25 @@ def test_field_errors_name_their_field():
     assert "engine flags refused" in flags.errors["extra"]
 
 
+def test_the_250_epoch_preset_fills_the_form_and_fits_four_cards(tmp_path):
+    long = defaults("ngc-amp-250e")
+    assert (long.cards, long.precision, long.batch_size, long.epochs, long.lr) == (
+        "8",
+        "amp",
+        "256",
+        "250",
+        "2.048",
+    )
+    for split in ("train", "val"):
+        (tmp_path / "imagenet" / split).mkdir(parents=True)
+    values = FormValues(
+        **{**long.__dict__, "data": str(tmp_path / "imagenet"), "cards": "4", "device": "mlu"}
+    )
+    verdict = check(values, {"mlu": 4, "cuda": 0, "cpu": 1}, tmp_path)
+    assert verdict.ok, verdict.errors
+    assert "--mixup" in PRESETS["ngc-amp-250e"].flags
+
+
 async def test_the_form_offers_the_slurm_executor_and_says_when_there_is_no_slurm(
     db_path, store, monkeypatch
 ):

@@ -1,4 +1,4 @@
-"""Two or more jobs' training loss and validation top-1 overlaid, by epoch."""
+"""Two or more jobs' training loss and validation top-1 (and EMA top-1, for --use-ema jobs) overlaid, by epoch."""
 
 from __future__ import annotations
 
@@ -67,6 +67,11 @@ class CompareScreen(PollingScreen):
     def on_compare_screen_loaded(self, msg: Loaded) -> None:
         loss = [(msg.labels[j], v.charts["loss_by_epoch"]) for j, v in msg.views.items()]
         top1 = [(msg.labels[j], v.charts["top1"]) for j, v in msg.views.items()]
+        top1 += [
+            (f"{msg.labels[j]} EMA", v.charts["ema_top1"])
+            for j, v in msg.views.items()
+            if v.charts["ema_top1"][0]
+        ]
         self.query_one("#compare-loss", MetricChart).plot(loss)
         self.query_one("#compare-top1", MetricChart).plot(top1, empty_text="after the first epoch")
         self.query_one("#compare-title", Static).update(

@@ -77,6 +77,8 @@ def summary_text(job: Job, now: float, loss_kind: Optional[str] = None) -> str:
         second += f"\n[yellow]waits: {_escape(job.wait_reason)}[/yellow]"
     if job.error:
         second += f"\n[red]{_escape(job.error.splitlines()[0])}[/red]"
+    elif job.note:  # how a completed run ended, when it is worth saying (early stopping)
+        second += f"\n{_escape(job.note)}"
     return f"{first}\n{second}"
 
 
@@ -225,8 +227,10 @@ class JobDetailScreen(PollingScreen):
     def _show_view(self, view: ChartData) -> None:
         c = view.charts
         self.query_one("#chart-loss", MetricChart).plot(loss_curves(c))
-        self.query_one("#chart-acc", MetricChart).plot([("top-1", c["top1"]), ("top-5", c["top5"])],
-                                                       empty_text="after the first epoch")  # fmt: skip
+        acc = [("top-1", c["top1"]), ("top-5", c["top5"])] + (
+            [("EMA top-1", c["ema_top1"])] if c["ema_top1"][0] else []
+        )
+        self.query_one("#chart-acc", MetricChart).plot(acc, empty_text="after the first epoch")
         self.query_one("#chart-ips", MetricChart).plot([("img/s", c["ips"])])
         self.query_one("#chart-lr", MetricChart).plot([("lr", c["lr"])])
         self._show_cards(view)
