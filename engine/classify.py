@@ -12,26 +12,20 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Optional
 
+from engine.config import add_checkpoint_loading_flags
+
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m engine.classify", description=__doc__.splitlines()[0])
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files (JPEG, PNG, ...)")
     p.add_argument("--resume", required=True, metavar="CKPT", help="checkpoint to classify with")
-    p.add_argument(
-        "--trust-checkpoint",
-        action="store_true",
-        help="load a checkpoint that needs unpickling (it can run any code): only files you trust",
+    add_checkpoint_loading_flags(
+        p, "the trained weights, the EMA's (--use-ema runs), or the better of them by recorded top-1"
     )
     p.add_argument("--image-size", type=int, default=224, help="crop size the model was trained at")
     p.add_argument("--device", default="auto", help="mlu, cuda, cpu or auto")
     p.add_argument("--amp", action="store_true", help="mixed precision")
     p.add_argument("--topk", type=int, default=5, help="classes to show per image")
-    p.add_argument(
-        "--weights",
-        default="best",
-        choices=("best", "model", "ema"),
-        help="the trained weights, the EMA's (--use-ema runs), or the better of them by recorded top-1",
-    )
     return p
 
 

@@ -25,6 +25,7 @@ DALI_BACKENDS = ("dali-gpu", "dali-cpu", "dali-mlu")  # the port's scripts' name
 AUGMENTATIONS = ("autoaugment",)
 INTERPOLATIONS = ("bilinear", "bicubic")
 WEIGHTS = ("best", "model", "ema")
+TRUST_HELP = "load a checkpoint that needs unpickling (it can run any code): only files you trust"
 
 
 class ConfigError(ValueError):
@@ -186,11 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help="initialise the model's weights from this checkpoint (no optimizer state)",
     )
-    p.add_argument(
-        "--trust-checkpoint",
-        action="store_true",
-        help="load a checkpoint that needs unpickling (it can run any code): only files you trust",
-    )
+    p.add_argument("--trust-checkpoint", action="store_true", help=TRUST_HELP)
     p.add_argument("--evaluate", action="store_true", help="one validation pass, no training")
     p.add_argument(
         "--training-only", action="store_true", help="skip validation (then no best model is kept)"
@@ -299,6 +296,12 @@ def _add_recipe_flags(p: argparse.ArgumentParser) -> None:
         choices=WEIGHTS,
         help="with --evaluate: the model's weights, the EMA's, or the better of them by recorded top-1",
     )
+
+
+def add_checkpoint_loading_flags(p: argparse.ArgumentParser, weights_help: str) -> None:
+    """--trust-checkpoint and --weights, as engine.classify and engine.bench infer take them."""
+    p.add_argument("--trust-checkpoint", action="store_true", help=TRUST_HELP)
+    p.add_argument("--weights", default="best", choices=WEIGHTS, help=weights_help)
 
 
 def parse_args(argv: Sequence[str] | None = None) -> TrainConfig:

@@ -7,6 +7,4 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=common.sh
 source "$here/common.sh"
-require_dataset
-workspace="${1:-./}"
-submit_and_follow --preset ngc-fp32-90e --data "$IMAGENET_TRAIN_DATASET" -- --workspace "$workspace"
+train_preset ngc-fp32-90e "$@"

@@ -53,3 +53,10 @@ submit_and_follow() {
     echo "job $job $status"
     [ "$status" = "completed" ]
 }
+
+# train_preset PRESET [WORKSPACE]: the training scripts' one line: the ImageNet dataset, that preset,
+# checkpoints and raport.json in WORKSPACE (default ./), the log followed.
+train_preset() {
+    require_dataset
+    submit_and_follow --preset "$1" --data "$IMAGENET_TRAIN_DATASET" -- --workspace "${2:-./}"
+}

@@ -8,26 +8,18 @@ from datetime import datetime
 
 import pytest
 
-from rn50tui import cli
 from rn50tui.jobs.store import JobStore
 from rn50tui.timefmt import duration, local_time
 from tests.jobs.conftest import occupy
+from tests.test_cli import db, run  # noqa: F401 (db: the CLI store fixture, shared)
 
 
 @pytest.fixture
-def store(tmp_path, monkeypatch):
-    monkeypatch.setenv("RN50TUI_CARDS", "mlu=0,cuda=0,cpu=1")
-    monkeypatch.delenv("RN50TUI_DB", raising=False)
-    monkeypatch.chdir(tmp_path)
-    s = JobStore(tmp_path / "jobs.db")
+def store(db):  # noqa: F811 (the imported fixture, requested by name)
+    """The CLI's store (test_cli's `db`: one CPU slot, the working directory a temp dir)."""
+    s = JobStore(db)
     yield s
     s.close()
-
-
-def run(capsys, *args):
-    code = cli.main(list(args))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def finished_job(store: JobStore, name: str = "done", files: bool = True):

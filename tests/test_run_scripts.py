@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -27,9 +28,10 @@ def run_script(name: str, args: list[str], cwd: Path, **env: str) -> subprocess.
     )
 
 
-def jobs(cwd: Path) -> list[dict]:
+def jobs(cwd: Path, *command: str) -> Any:
+    """`rn50tui jobs list --json` in `cwd`'s store (or another `jobs` command that prints JSON)."""
     out = subprocess.run(
-        ["rn50tui", "--db", str(cwd / "jobs.db"), "jobs", "list", "--json"],
+        ["rn50tui", "--db", str(cwd / "jobs.db"), "jobs", *(command or ("list",)), "--json"],
         cwd=cwd,
         env=engine_env(),
         capture_output=True,
@@ -80,14 +82,19 @@ def test_env_sh_sets_the_dataset_variable(tmp_path):
     assert out.stdout.strip() == "/data/imagenet"
 
 
-@pytest.mark.slow
-def test_amp_train_script_then_infer_script_on_cpu(tmp_path):
+def short_training_env(tmp_path: Path) -> dict[str, str]:
+    """A tiny ImageFolder and the flags that shorten a training script's job to seconds on one CPU."""
     data = make_image_folder(tmp_path / "imagenet", {"train": 8, "val": 4}, num_classes=4, size=(40, 40))
-    env = {
+    return {
         "IMAGENET_TRAIN_DATASET": str(data),
         "RN50TUI_SUBMIT_FLAGS": "--device cpu --cards 1",
         "RN50TUI_ENGINE_FLAGS": SHORT,
     }
+
+
+@pytest.mark.slow
+def test_amp_train_script_then_infer_script_on_cpu(tmp_path):
+    env = short_training_env(tmp_path)
     out = run_script("NGC_ResNet50v15_AMP_90E_4MLUS_Train.sh", ["ws"], tmp_path, **env)
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
     assert "job 1 completed" in out.stdout and "Epoch: (1,)" in out.stdout  # the log was followed
@@ -134,14 +141,10 @@ def test_benchmark_script(tmp_path):
 
 @pytest.mark.slow
 def test_250_epoch_script_runs_the_mixup_recipe_shortened_on_cpu(tmp_path):
-    data = make_image_folder(tmp_path / "imagenet", {"train": 8, "val": 4}, num_classes=4, size=(40, 40))
-    env = {
-        "IMAGENET_TRAIN_DATASET": str(data),
-        "RN50TUI_SUBMIT_FLAGS": "--device cpu --cards 1",
-        "RN50TUI_ENGINE_FLAGS": SHORT,
-    }
+    env = short_training_env(tmp_path)
     out = run_script("NGC_ResNet50v15_AMP_250E_Train.sh", ["ws"], tmp_path, **env)
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
     job = jobs(tmp_path)[0]
     assert job["status"] == "completed" and job["name"] == "ngc-amp-250e"
+    job = jobs(tmp_path, "show", str(job["id"]))  # the list is a summary; show has the engine's argv
     assert "--mixup" in job["argv"] and job["argv"][job["argv"].index("--mixup") + 1] == "0.2"

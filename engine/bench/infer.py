@@ -14,6 +14,8 @@ import time
 from collections.abc import Sequence
 from typing import Any, Optional
 
+from engine.config import add_checkpoint_loading_flags
+
 DEFAULT_BATCHES = "1,2,4,8,16,32,64,128,256"
 
 
@@ -27,18 +29,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--resume", default=None, metavar="CKPT", help="weights from this checkpoint (default random)"
     )
-    p.add_argument(
-        "--trust-checkpoint",
-        action="store_true",
-        help="load a checkpoint that needs unpickling (it can run any code): only files you trust",
+    add_checkpoint_loading_flags(
+        p, "with --resume: the trained weights, the EMA's, or the better of them by recorded top-1"
     )
     p.add_argument("--num-classes", type=int, default=1000, help="classes of the random-weight model")
-    p.add_argument(
-        "--weights",
-        default="best",
-        choices=("best", "model", "ema"),
-        help="with --resume: the trained weights, the EMA's, or the better of them by recorded top-1",
-    )
     p.add_argument("--memory-format", default="nchw", choices=("nchw", "nhwc"), help="activation layout")
     p.add_argument("--compile", action="store_true", help="torch.compile (each batch size compiles once)")
     p.add_argument("--device", default="auto", help="mlu, cuda, cpu or auto")

@@ -48,13 +48,15 @@ class ChartData:
 
 @dataclass
 class CardHistory:
+    """One card's samples over time (by CARD_METRICS), and what its latest sample says is fixed about it."""
+
+    node: Optional[str]  # the machine holding the card; None: this host
     device: str
     card: int
-    node: Optional[str] = None
+    series: dict[str, Series] = field(default_factory=lambda: {m: Series() for m in CARD_METRICS})
     name: Optional[str] = None
     mem_total_mib: Optional[float] = None
     power_cap_w: Optional[float] = None
-    series: dict[str, Series] = field(default_factory=lambda: {m: Series() for m in CARD_METRICS})
 
     def add(self, s: DeviceSample) -> None:
         self.name = s.name or self.name
@@ -134,7 +136,7 @@ class JobHistory:
         for s in samples:
             key = (s.node or "", s.device, s.card)  # sorted: a multi-node job's cards grouped by node
             if key not in self.cards:
-                self.cards[key] = CardHistory(s.device, s.card, node=s.node)
+                self.cards[key] = CardHistory(s.node, s.device, s.card)
             self.cards[key].add(s)
             self.last_sample = s.time if self.last_sample is None else max(self.last_sample, s.time)
 

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import signal
 from collections import defaultdict
 
 import pytest
@@ -21,8 +19,6 @@ from torch import nn
 from engine.config import parse_args
 from engine.events import EventWriter
 from engine.optim import lr_at
-from rn50tui.jobs import procs
-from rn50tui.jobs.manager import JobManager
 from rn50tui.jobs.presets import PRESETS
 from rn50tui.jobs.states import Status
 
@@ -70,20 +66,6 @@ def test_the_engine_builds_the_demo_with_the_recipes_loss_optimizer_and_init():
             assert id(module.weight) in bn_ids and id(module.bias) in bn_ids
     w = trainer.model.layer1[0].conv3.weight  # 1×1, 64 in, 256 out: fan-in and fan-out differ 4×
     assert w.std().item() == pytest.approx((2.0 / 64) ** 0.5, rel=0.05)
-
-
-@pytest.fixture
-def jm(db_path, monkeypatch):
-    monkeypatch.setenv("RN50TUI_CARDS", "mlu=0,cuda=0,cpu=1")
-    monkeypatch.setenv("RN50TUI_POLL_S", "0.5")
-    manager = JobManager(db_path)
-    yield manager
-    for job in manager.list_jobs():  # never leave an engine behind, whatever failed
-        if job.run_token:
-            procs.kill_tagged(job.run_token)
-        if job.supervisor_pid and procs.is_alive(job.supervisor_pid, job.supervisor_started):
-            os.kill(job.supervisor_pid, signal.SIGKILL)
-    manager.close()
 
 
 @pytest.mark.slow

@@ -63,15 +63,14 @@ async def test_too_many_cards_is_refused_as_you_type(db_path, store):
     assert store.list_jobs() == []
 
 
+def form_fields(values: FormValues) -> tuple[str, ...]:
+    """What a preset fills in: cards, precision, batch size, epochs, lr."""
+    return (values.cards, values.precision, values.batch_size, values.epochs, values.lr)
+
+
 def test_choosing_a_preset_fills_its_defaults():
     amp = defaults("ngc-amp-90e")
-    assert (amp.cards, amp.precision, amp.batch_size, amp.epochs, amp.lr) == (
-        "4",
-        "amp",
-        "128",
-        "90",
-        "2.048",
-    )
+    assert form_fields(amp) == ("4", "amp", "128", "90", "2.048")
     demo = defaults("demo")
     assert (demo.device, demo.precision, demo.epochs) == ("cpu", "fp32", "3")
 
@@ -124,13 +123,7 @@ def test_field_errors_name_their_field():
 
 def test_the_250_epoch_preset_fills_the_form_and_fits_four_cards(tmp_path):
     long = defaults("ngc-amp-250e")
-    assert (long.cards, long.precision, long.batch_size, long.epochs, long.lr) == (
-        "8",
-        "amp",
-        "256",
-        "250",
-        "2.048",
-    )
+    assert form_fields(long) == ("8", "amp", "256", "250", "2.048")
     for split in ("train", "val"):
         (tmp_path / "imagenet" / split).mkdir(parents=True)
     values = FormValues(
