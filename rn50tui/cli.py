@@ -367,7 +367,7 @@ def _where(j: JobSummary) -> str:
     parts = [
         "slurm",
         str(handle.get("slurm_job_id") or "-"),
-        (handle.get("slurm_state") or "") if j.status.active else "",
+        (handle.get("slurm_state") or "") if not j.status.terminal else "",
     ]
     if handle.get("pending_reason"):
         parts.append(f"({handle['pending_reason']})")
@@ -622,10 +622,7 @@ def _cluster_devices(args: argparse.Namespace) -> int:
             )
         )
         return 0
-    rows = [("PARTITION", "NODE", "STATE", "CARDS USED", "CARDS FREE", "GRES", "CPUS A/I/O/T")]
-    for n in nodes:
-        used, total = n.cards()
-        rows.append((n.partition, n.node, n.state, str(used), str(total - used), n.gres, n.cpus))
+    rows = [commands.CLUSTER_COLUMNS] + [n.row() for n in nodes]
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     sys.stdout.write("".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() + "\n" for r in rows))
     return 0

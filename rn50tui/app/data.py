@@ -27,6 +27,14 @@ class CheckpointFile:
     best: bool
 
 
+@dataclass(frozen=True)
+class ClusterView:
+    """The Slurm cluster's nodes as sinfo gave them, or why there are none to show."""
+
+    nodes: list[Any]  # rn50tui.jobs.slurm.commands.NodeInfo
+    note: Optional[str] = None  # sinfo's error, or None
+
+
 class Client(JobManager):
     """The app's job manager: its reads and requests, plus the job's files and the host's cards.
 
@@ -65,6 +73,17 @@ class Client(JobManager):
         from engine.telemetry.detect import HostSampler
 
         return HostSampler()
+
+    def cluster(self) -> Optional[ClusterView]:
+        """The Slurm cluster's partitions and nodes (one sinfo); None where Slurm is not installed."""
+        from rn50tui.jobs.slurm import commands
+
+        if commands.missing():
+            return None
+        try:
+            return ClusterView(commands.sinfo())
+        except commands.SlurmError as exc:
+            return ClusterView([], f"sinfo failed: {exc}")
 
 
 def config_rows(argv: list[str]) -> list[tuple[str, str]]:

@@ -37,11 +37,11 @@ from typing import TYPE_CHECKING, Any, Optional
 from rn50tui.jobs import notify, scheduler
 from rn50tui.jobs import reconcile as _reconcile
 from rn50tui.jobs.capacity import host_capacity
-from rn50tui.jobs.errors import SubmitError, TransitionError
+from rn50tui.jobs.errors import JobsError, SubmitError, TransitionError
 from rn50tui.jobs.executors import executor_for
 from rn50tui.jobs.procs import wait_until
 from rn50tui.jobs.stall import ON_STALL
-from rn50tui.jobs.states import ACTIVE, TERMINAL, Status, check_transition
+from rn50tui.jobs.states import ACTIVE, RESUMABLE, TERMINAL, Status, check_resume, check_transition
 from rn50tui.jobs.store import (
     ChartPoint,
     Claim,
@@ -199,14 +199,15 @@ class JobManager:
         self.reconcile()
         with self._store.transaction():
             job = self._store.get_job(job_id)
-            if job.status is Status.QUEUED:
-                self._store.transition_locked(job_id, Status.CANCELLED, None, {"finished_at": time.time()})
-            elif job.status in ACTIVE:
+            followed = job.status in ACTIVE or _submitted(job)  # its follower ends it (a cluster's: scancel)
+            if followed:
                 if not job.cancel_requested:
                     self._store.update_job(job_id, cancel_requested=time.time())
+            elif job.status is Status.QUEUED:
+                self._store.transition_locked(job_id, Status.CANCELLED, None, {"finished_at": time.time()})
             else:
                 check_transition(job_id, job.status, Status.CANCELLED)
-        if job.status in ACTIVE:
+        if followed:
             executor_for(job).request_stop(self.get_job(job_id), self._store)
         elif job.status is Status.QUEUED:  # no supervisor will run the user's hook
             notify.fire_from_client(self.get_job(job_id))
@@ -218,7 +219,7 @@ class JobManager:
         """Queue the next attempt of a failed, cancelled or interrupted job; it continues from its checkpoint."""
         self.reconcile()
         job = self.get_job(job_id)
-        check_transition(job_id, job.status, Status.QUEUED)
+        check_resume(job_id, job.status)
         if self._store.claims_of(job_id):  # its engine is still stopping (checkpointing): let it finish
             executor = executor_for(job)
             wait_until(lambda: not executor.processes_alive(self.get_job(job_id)), wait, interval=0.2)
@@ -231,7 +232,7 @@ class JobManager:
         if job.status is Status.COMPLETED or _reconcile.settle_finished(self._store, job):
             return self.get_job(job_id)  # the engine had finished the run: nothing is left to do
         self._store.transition(
-            job_id, Status.QUEUED, expect=[job.status], attempt=job.attempt + 1, queued_at=time.time(),
+            job_id, Status.QUEUED, expect=list(RESUMABLE), attempt=job.attempt + 1, queued_at=time.time(),
             cancel_requested=None, exit_code=None, error=None, supervisor_pid=None, supervisor_started=None,
             engine_pid=None, engine_started=None, run_token=None, cards_granted=None, started_at=None,
             finished_at=None, resume_from=None, executor_handle=None, stalled_at=None, eta_end=None,
@@ -248,9 +249,10 @@ class JobManager:
         """TransitionError unless the job may be deleted: not active, its engine gone."""
         self.reconcile()
         job = self.get_job(job_id)
-        if job.status in ACTIVE:
+        if job.status in ACTIVE or _submitted(job):
+            where = " in the cluster's queue" if _submitted(job) else ""
             raise TransitionError(
-                f"job {job_id} is {job.status}: cancel it first (`rn50tui cancel {job_id}`)"
+                f"job {job_id} is {job.status}{where}: cancel it first (`rn50tui cancel {job_id}`)"
             )
         if self._store.claims_of(job_id):
             raise TransitionError(f"job {job_id}'s engine is still stopping; try again shortly")
@@ -260,3 +262,11 @@ class JobManager:
         if store is not None:
             store.close()
             self._local.store = None
+
+
+def _submitted(job: Job) -> bool:
+    """A queued job already handed to a cluster's scheduler (it waits there, followed)."""
+    try:
+        return executor_for(job).submitted(job)
+    except JobsError:
+        return False

@@ -48,11 +48,13 @@ def reconcile(store: JobStore, now: Optional[float] = None,
     """One pass; `schedule` (the scheduler) runs if cards were freed."""
     now = time.time() if now is None else now
     report = Report()
-    for job in store.list_jobs(ACTIVE):
+    for job in store.list_jobs([*ACTIVE, Status.QUEUED]):
         try:
             executor = executor_for(job)
         except JobsError:
             continue  # a job of an executor this version lacks: left to the clients that have it
+        if job.status is Status.QUEUED and not executor.submitted(job):
+            continue  # waits for this host's scheduler: nothing follows it yet
         reason = executor.lost(job, now)
         if reason is not None and not executor.reattach(job, store):
             _interrupt(store, job, reason, now, report)

@@ -40,6 +40,8 @@ def claim(store: JobStore, capacity: dict[str, int], busy: Optional[Busy] = None
         waiting: set[str] = set()  # kinds whose oldest queued job is still waiting: no overtaking
         for job in store.list_jobs([Status.QUEUED]):
             if not EXECUTORS.get(job.executor, LocalExecutor).host_cards:
+                if get_executor(job.executor).submitted(job):
+                    continue  # it waits in the cluster's queue already
                 # A cluster's own scheduler grants its cards: straight to its executor.
                 store.transition_locked(job.id, Status.STARTING, [Status.QUEUED], {"started_at": now})
                 granted.append(job)
@@ -115,6 +117,8 @@ def fail_start(store: JobStore, job_id: int, message: str) -> None:
 def wait_reason(store: JobStore, job: Job, capacity: dict[str, int]) -> str:
     """Why a queued job has not started yet, in words (the rules of claim())."""
     if not EXECUTORS.get(job.executor, LocalExecutor).host_cards:
+        if job.wait_reason:  # e.g. Slurm's pending reason, as its follower last saw it
+            return f"it waits: {job.wait_reason}"
         return f"it goes to its {job.executor} executor at the next scheduling (any rn50tui command)"
     if job.wait_reason:  # what the last claim recorded, e.g. a card busy outside rn50tui
         return f"it waits: {job.wait_reason}"

@@ -1,6 +1,7 @@
 """Job statuses and the one table of allowed transitions.
 
     queued → starting → running → completed | failed | cancelled | interrupted
+    starting → queued   (a cluster executor submitted it: it waits in the cluster's own queue)
     failed | cancelled | interrupted → queued   (resume: the next attempt, from the last checkpoint)
     failed | cancelled | interrupted → completed   (settled late: the engine's record shows it finished)
 
@@ -46,7 +47,11 @@ ACTIVE = frozenset({Status.STARTING, Status.RUNNING})
 # The only moves a job may make; anything else is refused by check_transition.
 TRANSITIONS: dict[Status, frozenset[Status]] = {
     Status.QUEUED: frozenset({Status.STARTING, Status.CANCELLED, Status.FAILED}),
-    Status.STARTING: frozenset({Status.RUNNING, Status.FAILED, Status.CANCELLED, Status.INTERRUPTED}),
+    # → queued: handed to a cluster's scheduler (Slurm), where it waits; the executor's `submitted` says
+    # so, and this host's scheduler leaves it alone until the cluster runs it (→ starting → running).
+    Status.STARTING: frozenset(
+        {Status.QUEUED, Status.RUNNING, Status.FAILED, Status.CANCELLED, Status.INTERRUPTED}
+    ),
     Status.RUNNING: frozenset({Status.COMPLETED, Status.FAILED, Status.CANCELLED, Status.INTERRUPTED}),
     Status.COMPLETED: frozenset(),
     # → completed: the engine's own record shows the run finished after all (verdict.py); e.g. its
@@ -75,6 +80,13 @@ def check_transition(job_id: int, old: Status, new: Status) -> None:
     if can_transition(old, new):
         return
     raise TransitionError(refusal(job_id, old, new))
+
+
+def check_resume(job_id: int, old: Status) -> None:
+    """Raise TransitionError unless a job in `old` may be resumed (queued for its next attempt): only
+    failed, cancelled and interrupted jobs; starting → queued is a cluster executor's move, not a resume."""
+    if old not in RESUMABLE:
+        raise TransitionError(refusal(job_id, old, Status.QUEUED))
 
 
 def refusal(job_id: int, old: Status, new: Status) -> str:

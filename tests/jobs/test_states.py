@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from rn50tui.jobs.errors import TransitionError
-from rn50tui.jobs.states import TRANSITIONS, Status, check_transition, parse_status
+from rn50tui.jobs.states import TRANSITIONS, Status, check_resume, check_transition, parse_status
 
 
 def test_every_status_has_a_transition_entry_and_json_value():
@@ -31,7 +31,18 @@ def test_resume_of_a_completed_job_says_why_and_what_to_do():
 @pytest.mark.parametrize("old", ["running", "starting"])
 def test_resume_of_a_running_job_is_refused(old):
     with pytest.raises(TransitionError, match=f"job 3 is {old}: it is still going"):
-        check_transition(3, Status(old), Status.QUEUED)
+        check_resume(3, Status(old))
+    if old == "running":
+        with pytest.raises(TransitionError, match=f"job 3 is {old}: it is still going"):
+            check_transition(3, Status(old), Status.QUEUED)
+
+
+def test_only_a_submitted_cluster_job_goes_from_starting_back_to_queued_and_no_resume_does():
+    check_transition(4, Status.STARTING, Status.QUEUED)  # the Slurm executor, once sbatch took it
+    with pytest.raises(TransitionError, match="job 4 is already queued"):
+        check_resume(4, Status.QUEUED)
+    for ok in ("failed", "cancelled", "interrupted"):
+        check_resume(4, Status(ok))
 
 
 def test_terminal_states_move_only_by_resume_or_to_completed_when_the_run_had_finished():

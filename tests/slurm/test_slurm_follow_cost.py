@@ -29,8 +29,10 @@ def test_twenty_followed_jobs_cost_one_squeue_per_poll(slurm_jm, db_path):
             for _ in range(JOBS)]  # fmt: skip
     wait_for(lambda: all((slurm_jm.get_job(j.id).executor_handle or {}).get("pending_reason") for j in jobs),
              120, message="every job's pending reason")  # fmt: skip
+    assert {slurm_jm.get_job(j.id).status for j in jobs} == {Status.QUEUED}  # waiting in Slurm's queue
     listed = run_cli("jobs", "list", db=db_path)
     assert listed.stdout.count("PENDING (JobHeldUser)") == JOBS, listed.stdout
+    assert listed.stdout.count("is pending (JobHeldUser)") == JOBS, listed.stdout  # the wait lines
     log = db_path.with_name(db_path.name + ".slurm-follower.log")
     found = wait_for(lambda: [m for m in STATS.finditer(log.read_text()) if int(m[1]) == JOBS], 200,
                      message="a minute of the follower's stats")  # fmt: skip

@@ -234,6 +234,25 @@ async def test_devices_lists_every_card_and_its_holder(db_path, store):
         assert "no CUDA card found" in str(screen.query_one("#devices-notes", Static).render())
 
 
+async def test_devices_shows_no_cluster_table_where_slurm_is_not_installed(
+    db_path, store, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))  # no sinfo, sbatch, … on PATH
+    app = make_app(db_path, sampler_factory=TwoMlus)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.services.client is not None)
+        await pilot.press("D")
+        screen = await wait_for(pilot, lambda: isinstance(app.screen, DevicesScreen) and app.screen)
+        await wait_for(
+            pilot, lambda: screen.query_one("#devices", DataTable).row_count == 3, what="the cards"
+        )
+        assert screen._cluster_at > 0  # the screen did look for a cluster
+        polls = lambda: [w for w in app.workers if w.group == "cluster-poll" and not w.is_finished]  # noqa: E731
+        await wait_for(pilot, lambda: not polls(), what="the cluster poll to end")
+        assert not screen.query_one("#cluster", DataTable).display  # hidden, not an empty table
+        assert not screen.query_one("#cluster-title", Static).display
+
+
 @pytest.mark.slow
 async def test_a_million_stored_points_load_while_the_screen_stays_responsive(db_path, store):
     job = add_job(store, Status.COMPLETED, "long-run", epochs=100, iters_per_epoch=10_000)

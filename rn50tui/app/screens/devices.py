@@ -1,7 +1,9 @@
-"""Every card on the host (MLU, CUDA, CPU) with live stats and the job holding it."""
+"""Every card on the host (MLU, CUDA, CPU) with live stats and the job holding it; where Slurm is
+installed, the cluster's partitions and nodes from sinfo below them (`rn50tui devices --cluster`)."""
 
 from __future__ import annotations
 
+import time
 from typing import Any, Optional
 
 from rich.text import Text
@@ -12,12 +14,15 @@ from textual.message import Message
 from textual.widgets import DataTable, Footer, Header, Static
 from textual.worker import Worker, get_current_worker
 
+from rn50tui.app.data import ClusterView
 from rn50tui.app.screens.base import PollingScreen
 from rn50tui.app.services import Services
 from rn50tui.cards import card_row
 from rn50tui.devices import absence_lines
 
 COLUMNS = ("kind", "card", "name", "util", "memory", "temp", "power", "held by")
+CLUSTER_COLUMNS = ("partition", "node", "state", "cards used", "cards free", "gres", "cpus a/i/o/t")
+CLUSTER_POLL_S = 15.0  # sinfo asks slurmctld: clusters ask users not to poll it often
 
 
 def card_cells(card: Any, holder: Optional[str]) -> tuple[Text, ...]:
@@ -41,16 +46,24 @@ class DevicesScreen(PollingScreen):
             super().__init__()
             self.rows, self.notes = rows, notes
 
+    class ClusterLoaded(Message):
+        def __init__(self, view: ClusterView) -> None:
+            super().__init__()
+            self.view = view
+
     def __init__(self, services: Services, **kwargs: Any) -> None:
         super().__init__(services, **kwargs)
         self.sampler: Any = None
         self._cells: dict[str, tuple[Text, ...]] = {}
+        self._cluster_at = -float("inf")  # when sinfo was last asked (time.monotonic)
 
     def compose(self) -> ComposeResult:
         yield Header()
         yield Static("sampling the host's cards…", id="devices-title")
         yield DataTable(id="devices", cursor_type="row", zebra_stripes=True)
         yield Static("", id="devices-notes")
+        yield Static("", id="cluster-title")
+        yield DataTable(id="cluster", cursor_type="row", zebra_stripes=True)
         yield Footer()
 
     def on_mount(self) -> None:
@@ -58,8 +71,15 @@ class DevicesScreen(PollingScreen):
         table = self.query_one("#devices", DataTable)
         for column in COLUMNS:
             table.add_column(column, key=column)
+        cluster = self.query_one("#cluster", DataTable)
+        for column in CLUSTER_COLUMNS:
+            cluster.add_column(column, key=column)
+        cluster.display = self.query_one("#cluster-title").display = False  # until sinfo answers
 
     def start_poll(self) -> Worker:
+        if time.monotonic() - self._cluster_at >= self.services.scaled(CLUSTER_POLL_S):
+            self._cluster_at = time.monotonic()
+            self._ask_cluster()
         return self._sample()
 
     @work(thread=True, exclusive=True, group="devices-poll", exit_on_error=False)
@@ -72,6 +92,13 @@ class DevicesScreen(PollingScreen):
         rows = {f"{c.kind}:{c.index}": card_cells(c, holders.get(c.key)) for c in report.all_cards()}
         if not get_current_worker().is_cancelled:
             self.post_message(self.Loaded(rows, absence_lines(report)))
+
+    @work(thread=True, exclusive=True, group="cluster-poll", exit_on_error=False)
+    def _ask_cluster(self) -> None:
+        """sinfo in its own worker: a slow controller never holds the cards' sampling back."""
+        view = self.client.cluster()
+        if view is not None and not get_current_worker().is_cancelled:
+            self.post_message(self.ClusterLoaded(view))
 
     def on_devices_screen_loaded(self, msg: Loaded) -> None:
         table = self.query_one("#devices", DataTable)
@@ -91,6 +118,17 @@ class DevicesScreen(PollingScreen):
             f"{len(msg.rows)} card(s) on this host, sampled every 2 s"
         )
         self.query_one("#devices-notes", Static).update("\n".join(msg.notes))
+
+    def on_devices_screen_cluster_loaded(self, msg: ClusterLoaded) -> None:
+        table = self.query_one("#cluster", DataTable)
+        title = self.query_one("#cluster-title", Static)
+        table.display = title.display = True
+        table.clear()
+        for node in msg.view.nodes:
+            table.add_row(*node.row(), key=f"{node.partition}:{node.node}")
+        partitions = len({n.partition for n in msg.view.nodes})
+        title.update(msg.view.note or f"Slurm cluster: {len(msg.view.nodes)} node(s) in {partitions} "
+                     f"partition(s), from sinfo every {CLUSTER_POLL_S:.0f} s")  # fmt: skip
 
     def on_unmount(self) -> None:
         if self.sampler is not None:

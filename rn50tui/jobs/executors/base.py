@@ -34,6 +34,8 @@ class Executor(ABC):
     def start(self, job: Job, store: JobStore) -> None:
         """Start the attempt of a `starting` job and record its handle; LaunchError if it cannot.
 
+        A cluster executor may put the job back to `queued` once submitted (see `submitted`).
+
         On a LaunchError the scheduler fails the job and frees its cards; nothing may be left running.
         """
 
@@ -44,6 +46,11 @@ class Executor(ABC):
     @abstractmethod
     def lost(self, job: Job, now: float) -> Optional[str]:
         """Why nothing follows this active job any more, or None while something does (or may yet)."""
+
+    def submitted(self, job: Job) -> bool:
+        """True for a queued job this executor already handed to a cluster's scheduler: it waits in that
+        queue (its follower moves it on), so this host's scheduler must not start it again."""
+        return False
 
     def reattach(self, job: Job, store: JobStore) -> bool:
         """After lost(): follow the attempt again if it still runs; True if it is followed once more.

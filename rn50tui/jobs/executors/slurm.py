@@ -1,8 +1,9 @@
 """The `slurm` executor: each attempt is one Slurm batch job; one follower per store follows them all.
 
 start() writes the attempt's batch script into the workspace (rn50tui.jobs.slurm.script), submits it
-with `sbatch --parsable` and records the Slurm job id in the handle, then makes sure the store's
-follower (rn50tui.jobs.slurm.follow) runs. The cluster job does not depend on any process of the login
+with `sbatch --parsable`, records the Slurm job id in the handle and puts the job back to `queued`: it
+waits in Slurm's queue (the follower shows Slurm's pending reason) until Slurm runs it. Then it makes
+sure the store's follower (rn50tui.jobs.slurm.follow) runs. The cluster job does not depend on any process of the login
 node: when the follower dies, reconcile finds it lost and re-attaches by starting a new follower, which
 reads on from the offsets in the store. No card of this host is claimed: Slurm grants the cards.
 """
@@ -20,6 +21,7 @@ from rn50tui.jobs.records import Job
 from rn50tui.jobs.slurm import commands, script
 from rn50tui.jobs.slurm import options as slurm_options
 from rn50tui.jobs.slurm.lock import follower_running, start_follower
+from rn50tui.jobs.states import Status
 from rn50tui.jobs.store import JobStore
 
 SUBMIT_GRACE_S = 120.0  # a `starting` job with no Slurm job id after this long was never submitted
@@ -59,8 +61,13 @@ class SlurmExecutor(Executor):
             if "--resume" in attempt.engine_flags
             else None
         )
-        store.update_job(job.id, executor_handle=handle, stderr_offset=stderr_offset, resume_from=resume_from)
+        store.transition(job.id, Status.QUEUED, expect=[Status.STARTING], executor_handle=handle,
+                         stderr_offset=stderr_offset, resume_from=resume_from, started_at=None,
+                         wait_reason=f"submitted as Slurm job {slurm_id}")  # fmt: skip
         start_follower(store.path)
+
+    def submitted(self, job: Job) -> bool:
+        return job.status is Status.QUEUED and bool((job.executor_handle or {}).get("slurm_job_id"))
 
     def request_stop(self, job: Job, store: JobStore) -> None:
         """The follower reads `cancel_requested` each round; make sure one runs."""

@@ -180,6 +180,14 @@ class NodeInfo:
         """(cards in use, cards in all) over every gres of the node."""
         return _gres_count(self.gres_used), _gres_count(self.gres)
 
+    def row(self) -> tuple[str, ...]:
+        """The node's cells under CLUSTER_COLUMNS (`rn50tui devices --cluster` and the app's table)."""
+        used, total = self.cards()
+        return (self.partition, self.node, self.state, str(used), str(total - used), self.gres, self.cpus)
+
+
+CLUSTER_COLUMNS = ("PARTITION", "NODE", "STATE", "CARDS USED", "CARDS FREE", "GRES", "CPUS A/I/O/T")
+
 
 SINFO_FIELDS = ("Partition", "NodeList", "StateCompact", "Gres", "GresUsed", "CPUsState")
 

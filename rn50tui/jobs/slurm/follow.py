@@ -65,7 +65,8 @@ class SlurmFollower:
         self.stats_since, self.stats_queries, self.stats_cpu = time.monotonic(), 0, _cpu_seconds()
 
     def jobs(self) -> list[Job]:
-        return [j for j in self.store.list_jobs(ACTIVE) if j.executor == EXECUTOR and _slurm_id(j)]
+        followed = self.store.list_jobs([Status.QUEUED, *ACTIVE])  # queued: pending in Slurm's queue
+        return [j for j in followed if j.executor == EXECUTOR and _slurm_id(j)]
 
     def run(self) -> int:
         idle = 0
@@ -137,8 +138,21 @@ class SlurmFollower:
         self._commit(job, tracked, handle, now, force=final)
         if final:
             self._finish(job, handle, state, tracked, now)
-        elif state is not None and state.state not in PENDING_STATES and job.status is Status.STARTING:
-            self.store.transition(job.id, Status.RUNNING, expect=[Status.STARTING], started_at=now)
+        elif state is not None and state.state in PENDING_STATES and job.status is Status.QUEUED:
+            why = f"Slurm job {state.job_id} is {state.state.lower()}" + (
+                f" ({state.reason})" if state.reason else ""
+            )
+            if why != job.wait_reason:
+                self.store.update_job(job.id, wait_reason=why)
+        elif state is not None and state.state not in PENDING_STATES and job.status is not Status.RUNNING:
+            with self.store.transaction():
+                self._run_locked(job, now)
+
+    def _run_locked(self, job: Job, now: float) -> None:
+        """Slurm runs the job: queued (in Slurm's queue) → starting → running, in the caller's transaction."""
+        if job.status is Status.QUEUED:
+            self.store.transition_locked(job.id, Status.STARTING, [Status.QUEUED], {"wait_reason": None})
+        self.store.transition_locked(job.id, Status.RUNNING, [Status.STARTING], {"started_at": now})
 
     def _commit(self, job: Job, tracked: Tracked, handle: dict[str, Any], now: float, force: bool) -> None:
         """New records and samples, the handle if it changed, a heartbeat now and then: idle jobs cost no write."""
@@ -213,10 +227,13 @@ class SlurmFollower:
         if status is Status.FAILED:
             reason = _failure_text(state, run.error, job.files.log("stderr"), job.stderr_offset)
         options = tracked.options
+        ran = job.status is not Status.QUEUED or status not in (Status.CANCELLED, Status.FAILED)
         with self.store.transaction():
-            self.store.transition_locked(job.id, status, [job.status], {
+            if ran and job.status is not Status.RUNNING:  # it ran between two polls: say so first
+                self._run_locked(job, now)
+            self.store.transition_locked(job.id, status, [Status.RUNNING] if ran else [job.status], {
                 "error": reason, "finished_at": now, "heartbeat": now, "executor_handle": handle,
-                "exit_code": _exit_code(state.exit_code)})  # fmt: skip
+                "exit_code": _exit_code(state.exit_code), "wait_reason": None})  # fmt: skip
             self.store.release_claims(job.id)
         self.tracked.pop(job.id, None)
         self._log(
