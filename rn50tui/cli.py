@@ -361,19 +361,12 @@ def _with_stall(info: dict[str, Any], mark: Optional[stall.StallMark]) -> dict[s
 
 def _where(j: JobSummary) -> str:
     """`local`, or `slurm 123 RUNNING node[1-2]` / `slurm 124 PENDING (Resources)`."""
-    if j.executor != "slurm":
+    from rn50tui.jobs.executors import get_executor
+
+    try:
+        return get_executor(j.executor).describe(j)
+    except JobsError:  # an executor this version lacks
         return j.executor
-    handle = j.executor_handle or {}
-    parts = [
-        "slurm",
-        str(handle.get("slurm_job_id") or "-"),
-        (handle.get("slurm_state") or "") if not j.status.terminal else "",
-    ]
-    if handle.get("pending_reason"):
-        parts.append(f"({handle['pending_reason']})")
-    elif handle.get("nodes") and handle.get("nodes") != "(null)":
-        parts.append(handle["nodes"])
-    return " ".join(p for p in parts if p)
 
 
 def _show(args: argparse.Namespace) -> int:

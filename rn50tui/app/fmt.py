@@ -6,6 +6,8 @@ import time
 from collections.abc import Sequence
 from typing import Optional
 
+from rn50tui.jobs.errors import JobsError
+from rn50tui.jobs.executors import DEFAULT_EXECUTOR, get_executor
 from rn50tui.jobs.stall import StallFacts, StallMark, flag
 from rn50tui.jobs.states import Status
 from rn50tui.jobs.store import Job
@@ -95,6 +97,16 @@ def cards(job: Job) -> str:
     if job.cards_granted:
         return f"{job.device}:{','.join(map(str, job.cards_granted))}"
     return f"{job.device}×{job.cards_requested}"
+
+
+def where(job: Job) -> str:
+    """` · slurm 12 RUNNING node[1-2]` for a job that runs elsewhere; nothing for a local one."""
+    if job.executor == DEFAULT_EXECUTOR:
+        return ""
+    try:
+        return f" · {get_executor(job.executor).describe(job)}"
+    except JobsError:  # an executor this version lacks
+        return f" · {job.executor}"
 
 
 def epoch(job: Job) -> str:

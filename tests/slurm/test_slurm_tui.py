@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from textual.widgets import DataTable
+from textual.widgets import DataTable, Static
 
 from rn50tui.app.app import Rn50App
 from rn50tui.app.screens.detail import JobDetailScreen
@@ -60,6 +60,13 @@ def test_a_two_node_job_shows_live_with_both_nodes_cards(slurm_jm, db_path):
             running = slurm_jm.get_job(job.id)
             assert running.status is Status.RUNNING, running.error
             await wait_for(pilot, lambda: detail.history.records > 0, timeout=120, what="live metrics")
+            slurm_id = running.executor_handle["slurm_job_id"]
+            header = lambda: str(detail.query_one("#job-summary", Static).render())  # noqa: E731
+            await wait_for(
+                pilot,
+                lambda: f"slurm {slurm_id} RUNNING node[1-2]" in header(),
+                what="the Slurm line in the header",
+            )
 
     asyncio.run(scenario())
     slurm_jm.cancel(job.id)

@@ -63,7 +63,7 @@ def summary_text(job: Job, now: float, loss_kind: Optional[str] = None) -> str:
     """The two header lines of the detail screen; `loss_kind` says which loss the job's is."""
     eta = fmt.eta_seconds(job, now)
     first = (f"[b]job {job.id}[/b] {_escape(job.name)} · {job.kind} · [{fmt.STATUS_STYLES[job.status]}]{job.status.value}"
-             f"[/] · attempt {job.attempt} · {fmt.cards(job)}")  # fmt: skip
+             f"[/] · attempt {job.attempt} · {fmt.cards(job)}{fmt.where(job)}")  # fmt: skip
     loss = fmt.num(job.loss) + (f" ({loss_kind})" if loss_kind and job.loss is not None else "")
     second = (f"epoch {fmt.epoch(job)} · loss {loss} · top-1 {fmt.num(job.top1, '.2f')}"
               f" (best {fmt.num(job.best_top1, '.2f')}) · top-5 {fmt.num(job.top5, '.2f')} · "

@@ -79,9 +79,11 @@ def job_cells(job: Job, now: float, marked: bool) -> dict[str, Cell]:
 
 def _status_cell(job: Job, now: float) -> Cell:
     """The status; a running job's stall mark (time since its last progress) in bold red; a queued job
-    held back by a card busy outside rn50tui marked in yellow."""
+    held back by a card busy outside rn50tui marked in yellow; one in a cluster's queue says so."""
     mark = fmt.stall(job, now)
     if mark is None and job.status is Status.QUEUED and job.wait_reason:
+        if fmt.where(job):  # in a cluster's queue, as expected: the detail header says Slurm's reason
+            return Cell(f"queued ({job.executor})", job.status.value, style=fmt.STATUS_STYLES[job.status])
         return Cell("queued ⚠", job.status.value, style="bold yellow")  # the detail header says why
     if mark is None:
         return Cell(job.status.value, job.status.value, style=fmt.STATUS_STYLES[job.status])

@@ -16,7 +16,7 @@ from typing import ClassVar, Optional
 
 from rn50tui.jobs.errors import TransitionError
 from rn50tui.jobs.follower import Follower, attempt_state
-from rn50tui.jobs.records import Job
+from rn50tui.jobs.records import Job, JobSummary
 from rn50tui.jobs.states import Status
 from rn50tui.jobs.store import JobStore
 from rn50tui.jobs.verdict import Evidence, finished, verdict
@@ -46,6 +46,10 @@ class Executor(ABC):
     @abstractmethod
     def lost(self, job: Job, now: float) -> Optional[str]:
         """Why nothing follows this active job any more, or None while something does (or may yet)."""
+
+    def describe(self, job: Job | JobSummary) -> str:
+        """Where the job's attempt runs, in a few words (`jobs list`'s WHERE, the app's detail header)."""
+        return self.name
 
     def submitted(self, job: Job) -> bool:
         """True for a queued job this executor already handed to a cluster's scheduler: it waits in that

@@ -17,7 +17,7 @@ from typing import Optional
 from rn50tui.jobs import launcher
 from rn50tui.jobs.errors import LaunchError
 from rn50tui.jobs.executors.base import Executor
-from rn50tui.jobs.records import Job
+from rn50tui.jobs.records import Job, JobSummary
 from rn50tui.jobs.slurm import commands, script
 from rn50tui.jobs.slurm import options as slurm_options
 from rn50tui.jobs.slurm.lock import follower_running, start_follower
@@ -65,6 +65,18 @@ class SlurmExecutor(Executor):
                          stderr_offset=stderr_offset, resume_from=resume_from, started_at=None,
                          wait_reason=f"submitted as Slurm job {slurm_id}")  # fmt: skip
         start_follower(store.path)
+
+    def describe(self, job: Job | JobSummary) -> str:
+        """`slurm 123 RUNNING node[1-2]`, or `slurm 124 PENDING (Resources)`."""
+        handle = job.executor_handle or {}
+        parts = ["slurm", str(handle.get("slurm_job_id") or "-")]
+        if not job.status.terminal:
+            parts.append(handle.get("slurm_state") or "")
+        if handle.get("pending_reason"):
+            parts.append(f"({handle['pending_reason']})")
+        elif handle.get("nodes") and handle.get("nodes") != "(null)":
+            parts.append(handle["nodes"])
+        return " ".join(p for p in parts if p)
 
     def submitted(self, job: Job) -> bool:
         return job.status is Status.QUEUED and bool((job.executor_handle or {}).get("slurm_job_id"))
