@@ -15,7 +15,9 @@ from typing import Optional
 from engine.device_kind import CARD_KINDS, KINDS
 from rn50tui.jobs.errors import SubmitError
 from rn50tui.jobs.presets import PRESETS, Preset
+from rn50tui.jobs.stall import ON_STALL
 from rn50tui.jobs.submission import Request, plan
+from rn50tui.jobs.userconfig import parse_cmd
 
 DEVICES = ("auto", *KINDS)
 PRECISIONS = ("amp", "fp32")
@@ -43,6 +45,8 @@ class FormValues:
     partition: str = ""
     time: str = ""
     auto_resume: str = ""
+    notify_cmd: str = ""  # the job's own hook, split like a shell line (empty: the config file's)
+    on_stall: str = "notify"  # notify | cancel
 
 
 @dataclass(frozen=True)
@@ -51,6 +55,8 @@ class Verdict:
 
     request: Optional[Request]
     errors: dict[str, str]  # field name → message; "form" for what no single field explains
+    notify_cmd: Optional[list[str]] = None  # the hook's argv (None: the config file's)
+    on_stall: Optional[str] = None
 
     @property
     def ok(self) -> bool:
@@ -88,6 +94,13 @@ def check(values: FormValues, capacity: dict[str, int], cwd: Optional[Path] = No
         flags = shlex.split(values.extra)
     except ValueError as exc:
         errors["extra"] = f"engine flags: {exc}"
+    hook = None
+    try:
+        hook = parse_cmd(values.notify_cmd) if values.notify_cmd.strip() else None
+    except ValueError as exc:
+        errors["notify_cmd"] = f"notify command: {exc}"
+    if values.on_stall not in ON_STALL:
+        errors["on_stall"] = f"on stall: one of {', '.join(ON_STALL)}, not {values.on_stall!r}"
     if errors:
         return Verdict(None, errors)
     request = to_request(values, preset, flags)
@@ -101,7 +114,7 @@ def check(values: FormValues, capacity: dict[str, int], cwd: Optional[Path] = No
         plan(request, capacity, cwd)
     except SubmitError as exc:
         return Verdict(None, {REQUEST_FIELDS.get(exc.field or "", "form"): str(exc)})
-    return Verdict(request, {})
+    return Verdict(request, {}, hook, values.on_stall)
 
 
 def to_request(values: FormValues, preset: Preset, extra: list[str]) -> Request:

@@ -164,3 +164,20 @@ def test_a_refusal_marks_the_field_it_names_not_a_word_in_its_message():
     # "this host allows no CPU jobs (… --host-cards …)" is about the device, though its words say "cards"
     verdict = check(FormValues(preset="demo", device="cpu"), {"mlu": 0, "cuda": 0, "cpu": 0})
     assert list(verdict.errors) == ["device"] and "allows no CPU jobs" in verdict.errors["device"]
+
+
+async def test_the_form_sets_the_jobs_notify_hook_and_what_a_stall_does(db_path, store, cleanup_jobs):
+    app = make_app(db_path)
+    async with app.run_test(size=SIZE) as pilot:
+        form = await open_form(pilot, app)
+        form.query_one("#on_stall", Select).value = "cancel"
+        hook = form.query_one("#notify_cmd", Input)
+        hook.value = "notify-send 'job done"  # an unclosed quote
+        await wait_for(pilot, lambda: "notify command" in error_text(form), what="the hook's message")
+        assert hook.has_class("-invalid") and form.query_one("#submit", Button).disabled
+        hook.value = "notify-send 'job done; rm -rf /'"  # one argument, never a shell line
+        await wait_for(pilot, lambda: form.verdict is not None and form.verdict.ok, what="valid again")
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: isinstance(app.screen, JobsScreen), what="the form to close")
+    (job,) = store.list_jobs()
+    assert job.notify_cmd == ["notify-send", "job done; rm -rf /"] and job.on_stall == "cancel"

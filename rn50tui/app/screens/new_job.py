@@ -1,4 +1,5 @@
-"""The new-job form (modal): preset, dataset, cards, precision, batch, epochs, lr, extra engine flags.
+"""The new-job form (modal): preset, dataset, cards, precision, batch, epochs, lr, where it runs, what to do
+when it stalls, its notify hook, extra engine flags.
 
 Checked as you type in a worker (a directory lookup is I/O); submitting runs the job manager's own
 check again and queues the job, then the modal closes with the new job's id.
@@ -34,8 +35,9 @@ INPUTS = (
     "partition",
     "time",
     "auto_resume",
+    "notify_cmd",
 )
-SELECTS = ("preset", "device", "precision", "executor")
+SELECTS = ("preset", "device", "precision", "executor", "on_stall")
 SLURM_FIELDS = ("nodes", "partition", "time", "auto_resume")
 FIELDS = INPUTS + SELECTS
 
@@ -91,6 +93,12 @@ class NewJobScreen(ModalScreen[Optional[int]]):
                 with Horizontal(classes="row"):
                     yield _field("time limit", Input(placeholder="e.g. 24:00:00", id="time"))
                     yield _field("auto-resume", Input(placeholder="0", id="auto_resume", type="integer"))
+                with Horizontal(classes="row"):
+                    yield _field("on stall", Select([("notify", "notify"), ("cancel with a checkpoint", "cancel")],
+                                                    value="notify", allow_blank=False, id="on_stall"))  # fmt: skip
+                    yield _field(
+                        "notify command", Input(placeholder="config file's [notify] cmd", id="notify_cmd")
+                    )
                 yield _field(
                     "extra engine flags",
                     Input(placeholder="e.g. --image-size 32 --synthetic-size 64", id="extra"),
@@ -183,7 +191,7 @@ class NewJobScreen(ModalScreen[Optional[int]]):
         verdict = check(values, self.services.capacity)
         if not verdict.ok or verdict.request is None:
             raise JobsError(verdict.message())
-        return client.submit(verdict.request).id
+        return client.submit(verdict.request, notify_cmd=verdict.notify_cmd, on_stall=verdict.on_stall).id
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         if event.worker.group != "form-submit":
