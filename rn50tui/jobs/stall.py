@@ -1,6 +1,6 @@
 """Stalled jobs: a running job whose engine lives but makes no progress, and a supervisor that hangs.
 
-The supervisor feeds :class:`StallWatch` each batch it reads. Progress is a training LOG record (one per
+The supervisor (and the Slurm follower, for its jobs) feeds :class:`StallWatch` each batch it reads. Progress is a training LOG record (one per
 --print-freq iterations), a validation record or a checkpoint. A job is stalled when the time since its
 last progress exceeds max(min_s, 20 × the median gap between its training records); before its first
 training record it has a warm-up allowance (3 × min_s) (data loaders starting, first-iteration compilation).
@@ -64,6 +64,21 @@ class StallWatch:
         if updates.get("last_checkpoint"):
             self.last_progress, progressed = max(self.last_progress, now), True
         return progressed
+
+    def step(self, rows: list[tuple[Any, ...]], updates: dict[str, Any], now: float) -> Optional[float]:
+        """One batch of a follower (the supervisor, the Slurm follower): sets the stall columns in `updates`
+        (`stalled_at` None when progress ends a stall) and returns the idle time of a new stall, else None."""
+        if self.observe(rows, updates, now):
+            updates["last_progress_at"] = self.last_progress
+            if self.stalled:
+                self.stalled, updates["stalled_at"] = False, None
+            return None
+        idle = self.stalled_for(now)
+        if idle is None or self.stalled:
+            return None
+        self.stalled, updates["stalled_at"] = True, now
+        updates.setdefault("last_progress_at", self.last_progress)
+        return idle
 
     def threshold(self) -> float:
         if self.last_train is None:

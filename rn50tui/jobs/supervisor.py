@@ -204,20 +204,11 @@ class Supervisor:
 
     def _watch_progress(self, rows: list[Any], updates: dict[str, Any], now: float) -> Optional[float]:
         """Feed the stall watch; set the stall columns in `updates`; return the idle time of a new stall."""
-        watch = self.watch
-        if watch is None:
+        if self.watch is None:
             return None
-        if watch.observe(rows, updates, now):
-            updates["last_progress_at"] = watch.last_progress
-            if watch.stalled:
-                watch.stalled, updates["stalled_at"] = False, None
-                self._log("progress again: no longer stalled")
-            return None
-        idle = watch.stalled_for(now)
-        if idle is None or watch.stalled:
-            return None
-        watch.stalled, updates["stalled_at"] = True, now
-        updates.setdefault("last_progress_at", watch.last_progress)
+        idle = self.watch.step(rows, updates, now)
+        if updates.get("stalled_at", 0) is None:  # the step cleared a stall
+            self._log("progress again: no longer stalled")
         return idle
 
     def _on_stall(self, idle: float) -> None:

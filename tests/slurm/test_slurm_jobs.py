@@ -155,3 +155,29 @@ def test_scancel_by_hand_is_reported_as_cancelled(slurm_jm, slurm_env, tmp_path)
     assert "scancel" in (slurm_jm.get_job(job.id).error or "")
     wait_for(told.exists, 60, message="the notify hook")
     assert told.read_text().split() == [str(job.id), "cancelled"]
+
+
+def test_a_stalled_slurm_job_is_flagged_notified_and_cancelled_with_a_checkpoint(
+    slurm_jm, tmp_path, monkeypatch
+):
+    # The engines hang after 3 iterations (a test hook); the follower, not a supervisor, watches Slurm jobs.
+    for name, value in {"RN50TUI_TEST_HANG_AFTER_ITERS": "3", "RN50TUI_STALL_MIN_S": "4",
+                        "RN50TUI_STALL_WARMUP_S": "600"}.items():  # fmt: skip
+        monkeypatch.setenv(name, value)
+    told = tmp_path / "told"  # the hook writes told.<event>: "<job> <status> <stalled for>"
+    hook = ["sh", "-c", 'echo "$RN50TUI_JOB_ID $RN50TUI_JOB_STATUS $RN50TUI_JOB_STALLED_FOR_S" > "$0.tmp" '
+            '&& mv "$0.tmp" "$0.$RN50TUI_EVENT"', str(told)]  # fmt: skip
+    job = slurm_jm.submit(preset="demo", device="cpu", cards=1, engine_flags=LONG, executor="slurm",
+                          slurm={"nodes": 2}, notify_cmd=hook, on_stall="cancel")  # fmt: skip
+    stalled = wait_for(lambda: (j := slurm_jm.get_job(job.id)).stalled_at and j, JOB_TIMEOUT,
+                       message="the stall mark")  # fmt: skip
+    assert stalled.status is Status.RUNNING and stalled.iteration == 3
+    said = wait_for(lambda: told.with_suffix(".stalled").exists() and told.with_suffix(".stalled").read_text(),
+                    60, message="the stall notification")  # fmt: skip
+    job_id, status, stalled_for = said.split()
+    assert (job_id, status) == (str(job.id), "running") and int(stalled_for) >= 4
+    assert _final(slurm_jm, job.id) is Status.CANCELLED
+    done = slurm_jm.get_job(job.id)
+    assert "--on-stall cancel" in done.error and done.last_checkpoint and done.stalled_at is None
+    wait_for(told.with_suffix(".final").exists, 60, message="the final notification")
+    assert told.with_suffix(".final").read_text().split()[:2] == [str(job.id), "cancelled"]

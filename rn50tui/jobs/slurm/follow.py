@@ -32,6 +32,7 @@ from rn50tui.jobs.slurm import commands
 from rn50tui.jobs.slurm import options as slurm_options
 from rn50tui.jobs.slurm.lock import lock_path
 from rn50tui.jobs.slurm.outcome import FINAL_STATES, PENDING_STATES, final_status
+from rn50tui.jobs.stall import StallWatch
 from rn50tui.jobs.states import ACTIVE, Status
 from rn50tui.jobs.store import DeviceSample, Job, JobStore
 from rn50tui.jobs.verdict import Evidence, finished
@@ -52,6 +53,7 @@ class Tracked:
     follower: Follower
     options: slurm_options.SlurmOptions
     sample_offsets: dict[str, int] = field(default_factory=dict)
+    watch: Optional[StallWatch] = None  # from the first round the job runs
 
 
 class SlurmFollower:
@@ -157,15 +159,37 @@ class SlurmFollower:
     def _commit(self, job: Job, tracked: Tracked, handle: dict[str, Any], now: float, force: bool) -> None:
         """New records and samples, the handle if it changed, a heartbeat now and then: idle jobs cost no write."""
         batch = tracked.follower.poll()
+        stalled_for = self._watch(job, tracked, batch, now)
         samples = self._samples(job, tracked)
         handle["sample_offsets"] = dict(tracked.sample_offsets)
         if tracked.follower.state.run_end:  # kept for a follower that takes over after this one died
             handle["run_end"] = tracked.follower.state.run_end
         news = batch.rows or samples or len(batch.updates) > 1 or batch.offset != job.raport_offset
         stale = now - (job.heartbeat or 0) > HEARTBEAT_S
+        if stalled_for is not None:
+            self._on_stall(job, handle, stalled_for)
         if force or news or stale or handle != (job.executor_handle or {}):
             commit(self.store, job.id, batch, samples, now)
             self.store.set_executor_handle(job.id, handle)
+        if stalled_for is not None:
+            notify.fire(self.store.get_job(job.id), notify.STALLED, self.log, stalled_for=stalled_for)
+
+    def _watch(self, job: Job, tracked: Tracked, batch: Any, now: float) -> Optional[float]:
+        """The stall watch of a running job, as its supervisor keeps one on this host (rn50tui.jobs.stall)."""
+        if job.status is not Status.RUNNING:
+            return None
+        if tracked.watch is None:  # a new attempt, or a follower taking over: from the last progress
+            tracked.watch = StallWatch(job.last_progress_at or job.started_at or now)
+            tracked.watch.stalled = job.stalled_at is not None  # notified already: not twice
+        return tracked.watch.step(batch.rows, batch.updates, now)
+
+    def _on_stall(self, job: Job, handle: dict[str, Any], idle: float) -> None:
+        """A new stall: log it; with --on-stall cancel, stop the job as `rn50tui cancel` would."""
+        self._log(f"job {job.id}: stalled, no training progress for {idle:.0f} s")
+        if job.on_stall == "cancel" and not job.cancel_requested:
+            self._log(f"job {job.id}: --on-stall cancel: asking it to checkpoint and stop")
+            handle["stall_cancelled"] = round(idle)
+            self.store.update_job(job.id, cancel_requested=time.time())
 
     def _tracked(self, job: Job) -> Tracked:
         tracked = self.tracked.get(job.id)
@@ -226,6 +250,8 @@ class SlurmFollower:
             status, reason = final_status(state.state, run_end, bool(job.cancel_requested), stop_reason)
         if status is Status.FAILED:
             reason = _failure_text(state, run.error, job.files.log("stderr"), job.stderr_offset)
+        if status is Status.CANCELLED and handle.get("stall_cancelled") is not None:
+            reason = f"cancelled: no progress for {handle['stall_cancelled']} s (--on-stall cancel); resume continues it"
         options = tracked.options
         ran = job.status is not Status.QUEUED or status not in (Status.CANCELLED, Status.FAILED)
         with self.store.transaction():
@@ -233,7 +259,7 @@ class SlurmFollower:
                 self._run_locked(job, now)
             self.store.transition_locked(job.id, status, [Status.RUNNING] if ran else [job.status], {
                 "error": reason, "finished_at": now, "heartbeat": now, "executor_handle": handle,
-                "exit_code": _exit_code(state.exit_code), "wait_reason": None})  # fmt: skip
+                "exit_code": _exit_code(state.exit_code), "wait_reason": None, "stalled_at": None})  # fmt: skip
             self.store.release_claims(job.id)
         self.tracked.pop(job.id, None)
         self._log(
