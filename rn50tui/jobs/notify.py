@@ -22,6 +22,7 @@ from rn50tui.jobs.userconfig import NotifyConfig, UserConfigError, load_notify, 
 
 FINAL = "final"
 STALLED = "stalled"
+HUNG = "hung"  # a live supervisor (or Slurm follower) with a stale heartbeat, reported by a client
 
 
 def hook_env(job: Job, event: str, stalled_for: Optional[float] = None) -> dict[str, str]:
@@ -65,14 +66,14 @@ def fire(job: Job, event: str, log: Any, stalled_for: Optional[float] = None,
         return None
 
 
-def fire_from_client(job: Job) -> None:
-    """A final state a client set (reconcile's interrupted, a queued job's cancel): the hook's output goes
-    to the job's supervisor.log, as when its supervisor runs it."""
+def fire_from_client(job: Job, event: str = FINAL, stalled_for: Optional[float] = None) -> None:
+    """What a client found (reconcile's interrupted, a queued job's cancel, a hung supervisor): the hook's
+    output goes to the job's supervisor.log, as when its supervisor runs it."""
     path = job.files.log("supervisor")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(path, "a") as log:
-            fire(job, FINAL, log)
+            fire(job, event, log, stalled_for)
     except OSError:  # an unwritable workspace must not break the client that noticed the end
         return
 

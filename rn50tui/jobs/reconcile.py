@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
-from rn50tui.jobs import notify
+from rn50tui.jobs import notify, stall
 from rn50tui.jobs.errors import JobsError, TransitionError
 from rn50tui.jobs.executors import executor_for
 from rn50tui.jobs.states import ACTIVE, Status
@@ -37,6 +37,7 @@ class Report:
     completed: list[int] = field(default_factory=list)  # settled as completed: the engine had finished
     signalled: list[int] = field(default_factory=list)  # orphaned engines sent SIGTERM
     freed: list[int] = field(default_factory=list)  # jobs whose cards went back to the pool
+    hung: list[int] = field(default_factory=list)  # hung supervisors reported (the hook ran) by this pass
 
     @property
     def changed(self) -> bool:
@@ -58,10 +59,27 @@ def reconcile(store: JobStore, now: Optional[float] = None,
         reason = executor.lost(job, now)
         if reason is not None and not executor.reattach(job, store):
             _interrupt(store, job, reason, now, report)
+        elif reason is None:
+            _report_hung(store, job, now, report)
     _free_stale_claims(store, now, report)
     if report.freed and schedule is not None:
         schedule(store)
     return report
+
+
+def _report_hung(store: JobStore, job: Job, now: float, report: Report) -> None:
+    """A live supervisor (or follower) whose heartbeat is stale hangs: run the job's hook once per hang,
+    from the first client that sees it (the hung process cannot)."""
+    mark = stall.flag(job, now)
+    if mark is None or mark.kind != stall.HUNG or job.hung_notified == job.heartbeat:
+        return
+    with store.transaction():
+        current = store.get_job(job.id)
+        if current.heartbeat != job.heartbeat or current.hung_notified == job.heartbeat:
+            return  # it beat again, or another client reported it
+        store.update_job(job.id, hung_notified=job.heartbeat)
+    report.hung.append(job.id)
+    notify.fire_from_client(current, notify.HUNG, stalled_for=mark.for_s)
 
 
 def _interrupt(store: JobStore, job: Job, reason: str, now: float, report: Report) -> None:

@@ -69,6 +69,7 @@ class Job:
     last_progress_at: Optional[float] = None  # the last training record, validation or checkpoint
     stalled_at: Optional[float] = None  # set while the supervisor flags the job stalled
     wait_reason: Optional[str] = None  # why a queued job is not granted cards (a card busy outside rn50tui)
+    hung_notified: Optional[float] = None  # the hung supervisor's heartbeat a client already reported
     eta_end: Optional[float] = None  # when the supervisor predicts the job ends (rn50tui/jobs/eta.py)
     note: Optional[str] = None  # how a completed run ended when that is news (early stopping)
     extra: dict[str, Any] = field(default_factory=dict)  # columns of later migrations this class lacks

@@ -183,6 +183,12 @@ def _m0006_job_note(db: sqlite_utils.Database) -> None:
     db["jobs"].add_column("note", str)  # the engine's reason for ending (early stopping), not an error
 
 
+@migration("0007_hung_notified")
+def _m0007_hung_notified(db: sqlite_utils.Database) -> None:
+    # The heartbeat of a hung supervisor a client already reported: its hook runs once per hang.
+    db["jobs"].add_column("hung_notified", float)
+
+
 def migrate(conn: sqlite3.Connection) -> list[str]:
     """Apply the migrations this database lacks, in one IMMEDIATE transaction; return their names."""
     known = [name for name, _ in MIGRATIONS]

@@ -27,6 +27,7 @@ STALL_FACTOR = 20.0
 WARMUP_FACTOR = 3.0
 HEARTBEAT_STALE_S = 120.0
 ON_STALL = ("notify", "cancel")
+HUNG = "supervisor hung"  # the mark of a live supervisor (or Slurm follower) whose heartbeat is stale
 
 
 def stall_min_s() -> float:
@@ -124,5 +125,5 @@ def flag(job: StallFacts, now: float) -> Optional[StallMark]:
         return StallMark("stalled", since, round(now - since, 1))
     beat = job.heartbeat
     if job.status in (Status.STARTING, Status.RUNNING) and beat and now - beat > heartbeat_stale_s():
-        return StallMark("supervisor hung", beat, round(now - beat, 1))
+        return StallMark(HUNG, beat, round(now - beat, 1))
     return None

@@ -152,7 +152,7 @@ def test_a_stalled_engine_is_flagged_notified_and_cancelled_with_a_checkpoint_th
 
 
 @pytest.mark.slow
-def test_a_hung_supervisor_is_reported_while_its_pid_lives(jm, monkeypatch):
+def test_a_hung_supervisor_is_reported_while_its_pid_lives_and_its_hook_runs_once(jm, tmp_path, monkeypatch):
     monkeypatch.delenv("RN50TUI_TEST_HANG_AFTER_ITERS")
     monkeypatch.setenv("RN50TUI_HEARTBEAT_STALE_S", "3")
     job = jm.submit(preset="demo", engine_flags=TINY)
@@ -163,8 +163,12 @@ def test_a_hung_supervisor_is_reported_while_its_pid_lives(jm, monkeypatch):
     try:
         marked, mark = wait_for(lambda: marked_summary(jm, job.id), 120, message="the hung mark")
         assert mark.kind == "supervisor hung" and marked.status is Status.RUNNING
-        jm.reconcile()
+        first = jm.reconcile()
         assert jm.get_job(job.id).status is Status.RUNNING  # reconcile does not take a live pid for dead
+        assert first.hung == [job.id] and jm.reconcile().hung == []  # the hook runs once per hang
+        wait_for(lambda: "hung" in events(tmp_path), 60, message="the hung notification")
+        hung = events(tmp_path)["hung"]
+        assert hung["RN50TUI_JOB_ID"] == str(job.id) and int(hung["RN50TUI_JOB_STALLED_FOR_S"]) >= 3
     finally:
         os.kill(running.supervisor_pid, signal.SIGCONT)
     wait_for(lambda: jm.get_job(job.id).status.terminal, 300, message="the job to end")
