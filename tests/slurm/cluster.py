@@ -194,7 +194,12 @@ PartitionName={PARTITION} Nodes={",".join(NODES)} Default=YES MaxTime=INFINITE S
         """Cancel what is left, stop the daemons (slurmd first) and any step process they left behind."""
         with contextlib.suppress(Exception):
             self.run("scancel", "--full", "-u", "root", check=False, timeout=20)
-        order = [n for n in self.procs if n.startswith("slurmd.")] + ["slurmctld", "slurmdbd", "mariadbd", "munged"]
+        order = [n for n in self.procs if n.startswith("slurmd.")] + [
+            "slurmctld",
+            "slurmdbd",
+            "mariadbd",
+            "munged",
+        ]
         for name in order:
             proc = self.procs.get(name)
             if proc is None or proc.poll() is not None:
