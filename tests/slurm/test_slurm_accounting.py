@@ -111,7 +111,7 @@ def test_scancel_by_hand_while_nothing_follows_is_cancelled_through_sacct(
     assert raw == "CANCELLED by 0"  # what the follower has to parse
 
     JobManager(db_path).reconcile()
-    # Without sacct the follower would only know the engine stopped on a signal: `interrupted`.
+    # Without sacct (scontrol knows nothing of a purged job) it would end `failed`: "vanished".
     assert _final(slurm_jm, job.id) is Status.CANCELLED, slurm_jm.get_job(job.id).error
     done = slurm_jm.get_job(job.id)
     assert "scancel" in (done.error or "") and done.executor_handle["slurm_state"] == "CANCELLED"
