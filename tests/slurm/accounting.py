@@ -98,7 +98,7 @@ StorageLoc={DB_NAME}
         self.cluster.wait(self._dbd_answers, timeout, "slurmdbd")
 
     def register(self) -> None:
-        """Add the cluster to the database unless slurmctld has already registered it."""
+        """Add the cluster to the database unless slurmctld has registered it (22.05 does, on start)."""
         if self.cluster.name not in self.clusters():
             self.cluster.run("sacctmgr", "-i", "add", "cluster", self.cluster.name)
 

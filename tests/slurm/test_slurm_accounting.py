@@ -123,11 +123,16 @@ def test_sacct_reports_states_nodes_and_exit_codes_of_finished_jobs(slurm_env):
     submit = ["sbatch", "--parsable", "-o", "/dev/null"]
     failed = slurm_env.run(*submit, "-N", "2", "--wrap", "exit 3").stdout.strip()
     completed = slurm_env.run(*submit, "-N", "1", "--wrap", "true").stdout.strip()
-    for slurm_id in (failed, completed):
+    never_ran = slurm_env.run(*submit, "--begin", "now+3600", "--wrap", "true").stdout.strip()
+    slurm_env.run("scancel", never_ran)
+    for slurm_id in (failed, completed, never_ran):
         _purged(slurm_env, slurm_id)
+    raw = slurm_env.run("sacct", "-X", "-n", "-P", "-o", "State,NodeList", "-j", never_ran).stdout.strip()
+    assert raw == "CANCELLED by 0|None assigned"
 
-    states = commands.sacct([failed, completed, "999999"])  # an id accounting never saw is left out
-    assert set(states) == {failed, completed}
+    states = commands.sacct([failed, completed, never_ran, "999999"])  # an id it never saw is left out
+    assert set(states) == {failed, completed, never_ran}
+    assert states[never_ran] == commands.JobState(never_ran, "CANCELLED", "", "", "0:0")  # no node
     assert states[failed] == commands.JobState(failed, "FAILED", "", "node[1-2]", "3:0")
     assert states[completed].state == "COMPLETED" and states[completed].exit_code == "0:0"
     assert states[completed].nodes in ("node1", "node2")
