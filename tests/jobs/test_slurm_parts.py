@@ -123,6 +123,31 @@ def test_sinfo_gres_counts():
     assert commands.NodeInfo("p", "n", "idle", "(null)", "gpu:a100:0", "0/1/0/1").cards() == (0, 0)
 
 
+# Recorded from Debian's Slurm 22.05 with slurmdbd (tests/slurm/accounting.py): `sacct -X -n -P -o
+# JobID,State,NodeList,ExitCode -j ...`; the last job was cancelled while it was pending.
+SACCT_LINES = "3|FAILED|node[1-2]|3:0\n4|COMPLETED|node1|0:0\n5|CANCELLED by 0|None assigned|0:0\n"
+
+
+def test_sacct_lines_become_job_states(tmp_path, monkeypatch):
+    _tool(tmp_path, "sacct", f"sys.stdout.write({SACCT_LINES!r})")
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    assert commands.sacct(["5", "3", "4"]) == {
+        "3": commands.JobState("3", "FAILED", "", "node[1-2]", "3:0"),
+        "4": commands.JobState("4", "COMPLETED", "", "node1", "0:0"),
+        "5": commands.JobState("5", "CANCELLED", "", "", "0:0"),  # "None assigned": it never ran
+    }
+
+
+@pytest.mark.parametrize(
+    ("storage", "enabled"), [("accounting_storage/slurmdbd", True), ("accounting_storage/none", False)]
+)
+def test_accounting_is_enabled_by_slurmdbd_storage_only(tmp_path, monkeypatch, storage, enabled):
+    config = f"AccountingStorageHost   = localhost\nAccountingStorageType   = {storage}\n"
+    _tool(tmp_path, "scontrol", f"sys.stdout.write({config!r})")
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    assert commands.accounting_enabled() is enabled
+
+
 def test_without_sbatch_the_slurm_executor_says_so_in_one_line_and_queues_nothing(db_path, tmp_path):
     empty = tmp_path / "bin"
     empty.mkdir()

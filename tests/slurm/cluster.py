@@ -2,8 +2,9 @@
 
 Its own munged (own key and socket), one slurmctld and two `slurmd -N nodeX` daemons (Debian's Slurm is
 built with multiple-slurmd support), each on a free port at 127.0.0.1, with state, spool, logs and
-`slurm.conf` + count-only `gres.conf` under one folder. No cgroups (proctrack/linuxproc, task/none), no
-accounting: it works in a container. Every client finds it through SLURM_CONF.
+`slurm.conf` + count-only `gres.conf` under one folder. No cgroups (proctrack/linuxproc, task/none): it
+works in a container. No accounting by default; `accounting=True` adds a private MariaDB + slurmdbd
+(accounting.py). Every client finds it through SLURM_CONF.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ import subprocess
 import time
 from pathlib import Path
 from typing import Optional
+
+from .accounting import Accounting
 
 NODES = ("node1", "node2")
 MLU_PER_NODE = 4
@@ -48,7 +51,7 @@ def _tool(name: str) -> str:
 class Cluster:
     """Start with start(), stop with stop(); `env` is the environment a client of it needs."""
 
-    def __init__(self, root: Path, name: str = "rn50t") -> None:
+    def __init__(self, root: Path, name: str = "rn50t", accounting: bool = False) -> None:
         self.root, self.name = root, name
         self.conf = root / "etc" / "slurm.conf"
         self.munge_socket = root / "munge" / "munge.socket"
@@ -57,6 +60,7 @@ class Cluster:
         for var in [v for v in self.env if v.startswith(("SLURM_", "SBATCH_", "SRUN_", "SQUEUE_"))]:
             if var != "SLURM_CONF":
                 del self.env[var]
+        self.accounting = Accounting(self, *free_ports(2)) if accounting else None
 
     # -- configuration
 
@@ -92,8 +96,7 @@ SlurmdDebug=info
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
 JobAcctGatherType=jobacct_gather/none
-AccountingStorageType=accounting_storage/none
-JobCompType=jobcomp/none
+{self._accounting_conf()}JobCompType=jobcomp/none
 SwitchType=switch/none
 MpiDefault=none
 SchedulerType=sched/backfill
@@ -104,7 +107,6 @@ ReturnToService=2
 SlurmctldTimeout=30
 SlurmdTimeout=60
 InactiveLimit=0
-MinJobAge=300
 KillWait=10
 OverTimeLimit=0
 MessageTimeout=20
@@ -115,17 +117,29 @@ PartitionName={PARTITION} Nodes={",".join(NODES)} Default=YES MaxTime=INFINITE S
         (self.conf.parent / "gres.conf").write_text(
             f"NodeName={','.join(NODES)} Name=mlu Count={MLU_PER_NODE}\n"
         )
+        if self.accounting:
+            self.accounting.write_config()
+
+    def _accounting_conf(self) -> str:
+        if self.accounting:
+            return self.accounting.slurm_conf()
+        return "AccountingStorageType=accounting_storage/none\nMinJobAge=300\n"
 
     # -- daemons
 
     def start(self, timeout: float = 120.0) -> None:
         self.write_config()
         self._start_munge()
-        self._spawn("slurmctld", [_tool("slurmctld"), "-D", "-i", "-f", str(self.conf)])
-        self._wait(lambda: self.run("scontrol", "ping", check=False).returncode == 0, timeout, "slurmctld")
+        if self.accounting:  # slurmdbd before slurmctld, which sends it the cluster's jobs
+            self.accounting.start_database(timeout)
+            self.accounting.start_slurmdbd(timeout)
+        self.spawn("slurmctld", [_tool("slurmctld"), "-D", "-i", "-f", str(self.conf)])
+        self.wait(lambda: self.run("scontrol", "ping", check=False).returncode == 0, timeout, "slurmctld")
+        if self.accounting:
+            self.accounting.register()
         for node in NODES:
-            self._spawn(f"slurmd.{node}", [_tool("slurmd"), "-D", "-N", node, "-f", str(self.conf)])
-        self._wait(self._nodes_idle, timeout, "both slurmd nodes idle")
+            self.spawn(f"slurmd.{node}", [_tool("slurmd"), "-D", "-N", node, "-f", str(self.conf)])
+        self.wait(self._nodes_idle, timeout, "both slurmd nodes idle")
 
     def _start_munge(self) -> None:
         key = self.root / "munge" / "munge.key"
@@ -133,12 +147,12 @@ PartitionName={PARTITION} Nodes={",".join(NODES)} Default=YES MaxTime=INFINITE S
         key.chmod(0o400)
         m = self.root / "munge"
         m.chmod(0o700)
-        self._spawn("munged", [_tool("munged"), "-F", "--force", f"--socket={self.munge_socket}",
+        self.spawn("munged", [_tool("munged"), "-F", "--force", f"--socket={self.munge_socket}",
                                f"--key-file={key}", f"--pid-file={m}/munged.pid", f"--log-file={m}/munged.log",
                                f"--seed-file={m}/munged.seed"])  # fmt: skip
-        self._wait(self.munge_socket.exists, 30, "munged's socket")
+        self.wait(self.munge_socket.exists, 30, "munged's socket")
 
-    def _spawn(self, name: str, argv: list[str]) -> None:
+    def spawn(self, name: str, argv: list[str]) -> None:
         log = open(self.root / "log" / f"{name}.out", "ab")  # noqa: SIM115 - lives as long as the daemon
         self.procs[name] = subprocess.Popen(argv, env=self.env, stdout=log, stderr=log, stdin=subprocess.DEVNULL,
                                             start_new_session=True)  # fmt: skip
@@ -149,7 +163,7 @@ PartitionName={PARTITION} Nodes={",".join(NODES)} Default=YES MaxTime=INFINITE S
         states = dict(line.split() for line in out.splitlines() if line.strip())
         return all(states.get(n, "").startswith("idle") for n in NODES)
 
-    def _wait(self, ready, timeout: float, what: str) -> None:  # noqa: ANN001
+    def wait(self, ready, timeout: float, what: str) -> None:  # noqa: ANN001
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             for name, proc in self.procs.items():
@@ -180,7 +194,12 @@ PartitionName={PARTITION} Nodes={",".join(NODES)} Default=YES MaxTime=INFINITE S
         """Cancel what is left, stop the daemons (slurmd first) and any step process they left behind."""
         with contextlib.suppress(Exception):
             self.run("scancel", "--full", "-u", "root", check=False, timeout=20)
-        order = [n for n in self.procs if n.startswith("slurmd")] + ["slurmctld", "munged"]
+        order = [n for n in self.procs if n.startswith("slurmd.")] + [
+            "slurmctld",
+            "slurmdbd",
+            "mariadbd",
+            "munged",
+        ]
         for name in order:
             proc = self.procs.get(name)
             if proc is None or proc.poll() is not None:

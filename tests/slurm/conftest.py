@@ -1,7 +1,8 @@
 """A private two-node Slurm cluster for the whole session (see cluster.py), and a job manager on it.
 
 Tests marked `slurm` skip with the reason when this host lacks Slurm or munge (`apt-get install
-slurm-wlm munge`; .ci/run installs them) or cannot start daemons as root.
+slurm-wlm munge`; .ci/run installs them) or cannot start daemons as root; those on the cluster with
+accounting (`slurm_acct_cluster`) also when it lacks slurmdbd or MariaDB (`slurmdbd mariadb-server`).
 """
 
 from __future__ import annotations
@@ -20,27 +21,27 @@ from rn50tui.jobs.manager import JobManager
 from rn50tui.jobs.slurm import commands
 from rn50tui.jobs.slurm.lock import lock_path
 
+from .accounting import missing_tools as accounting_tools_missing
 from .cluster import Cluster, missing_tools
 
 POLL_S = 1.0  # the follower's squeue interval in these tests (a real cluster: 10 s or more)
 
 
-@pytest.fixture(scope="session")
-def slurm_cluster() -> Iterator[Cluster]:
-    absent = missing_tools()
+def _session_cluster(accounting: bool) -> Iterator[Cluster]:
+    absent = missing_tools() + (accounting_tools_missing() if accounting else [])
     if absent:
-        pytest.skip(
-            f"Slurm is not installed here (missing {', '.join(absent)}): apt-get install slurm-wlm munge"
-        )
+        packages = "slurm-wlm munge" + (" slurmdbd mariadb-server" if accounting else "")
+        pytest.skip(f"Slurm{' accounting' if accounting else ''} is not installed here (missing "
+                    f"{', '.join(absent)}): apt-get install {packages}")  # fmt: skip
     if os.geteuid() != 0:
         pytest.skip("the private Slurm cluster runs its daemons as root (SlurmUser=root)")
     # Outside pytest's numbered temp dirs (another session's clean-up must not remove a live cluster),
     # and short: unix socket paths (munge's) are limited to about 100 bytes.
     root = Path(tempfile.mkdtemp(prefix="rn50tui-slurm-"))
-    cluster = Cluster(root)
+    cluster = Cluster(root, accounting=accounting)
     try:
         cluster.start()
-    except Exception as exc:  # noqa: BLE001 - the reason is the test's skip message
+    except Exception as exc:  # noqa: BLE001 - the reason is the test's failure message
         cluster.stop()
         pytest.fail(f"the private Slurm cluster did not start: {exc}")
     yield cluster
@@ -48,10 +49,27 @@ def slurm_cluster() -> Iterator[Cluster]:
     shutil.rmtree(root, ignore_errors=True)
 
 
+@pytest.fixture(scope="session")
+def slurm_cluster() -> Iterator[Cluster]:
+    yield from _session_cluster(accounting=False)
+
+
+@pytest.fixture(scope="session")
+def slurm_acct_cluster() -> Iterator[Cluster]:
+    """The same cluster with accounting (its own MariaDB + slurmdbd): sacct knows purged jobs."""
+    yield from _session_cluster(accounting=True)
+
+
 @pytest.fixture
-def slurm_env(slurm_cluster: Cluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Cluster:
+def slurm_target(slurm_cluster: Cluster) -> Cluster:
+    """The cluster slurm_env and slurm_jm use; a test module overrides it to pick slurm_acct_cluster."""
+    return slurm_cluster
+
+
+@pytest.fixture
+def slurm_env(slurm_target: Cluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Cluster:
     """This test's environment points at the private cluster, with a config file of short intervals."""
-    monkeypatch.setenv("SLURM_CONF", str(slurm_cluster.conf))
+    monkeypatch.setenv("SLURM_CONF", str(slurm_target.conf))
     config = tmp_path / "xdg" / "rn50tui" / "config.toml"
     config.parent.mkdir(parents=True)
     config.write_text(
@@ -61,7 +79,7 @@ def slurm_env(slurm_cluster: Cluster, tmp_path: Path, monkeypatch: pytest.Monkey
     monkeypatch.delenv("RN50TUI_CONFIG", raising=False)  # it would take precedence over XDG_CONFIG_HOME
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     commands.QUERIES.clear()
-    return slurm_cluster
+    return slurm_target
 
 
 @pytest.fixture

@@ -113,7 +113,12 @@ def accounting_enabled() -> bool:
 
 
 def sacct(job_ids: Iterable[str]) -> dict[str, JobState]:
-    """Final states of finished jobs from accounting, in one call."""
+    """Final states of finished jobs from accounting, in one call.
+
+    With `-j`, sacct looks back to any date (no `--starttime` needed) and gives the most recent job of
+    each id (ids reused after a controller reset: see sacct --duplicates). Lines look like
+    `12|CANCELLED by 0|None assigned|0:0` (cancelled while pending) or `13|FAILED|node[1-2]|3:0`.
+    """
     ids = sorted(set(job_ids), key=_id_key)
     if not ids:
         return {}
@@ -122,7 +127,8 @@ def sacct(job_ids: Iterable[str]) -> dict[str, JobState]:
     for line in out.splitlines():
         parts = line.split("|")
         if len(parts) >= 4 and parts[0] in ids:
-            states[parts[0]] = JobState(parts[0], _base(parts[1]), "", parts[2], parts[3])
+            nodes = "" if parts[2] == "None assigned" else parts[2]  # a job that never ran
+            states[parts[0]] = JobState(parts[0], _base(parts[1]), "", nodes, parts[3])
     return states
 
 
