@@ -118,9 +118,10 @@ class SlurmFollower:
         """Jobs squeue no longer lists (rare: only after MinJobAge), from sacct or scontrol."""
         if self.accounting is None:
             self.accounting = commands.accounting_enabled()
+        found: dict[str, commands.JobState] = {}
         if self.accounting:
-            return commands.sacct(ids)
-        found = {}
+            found = commands.sacct(ids)
+            ids = [i for i in ids if i not in found]  # not recorded (yet): slurmctld may still know it
         for job_id in ids:
             state = commands.scontrol_job(job_id)
             found[job_id] = state or commands.JobState(job_id, "")
