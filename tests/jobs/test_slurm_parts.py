@@ -157,3 +157,30 @@ def test_without_sbatch_the_slurm_executor_says_so_in_one_line_and_queues_nothin
     assert done.stderr.count("\n") == 1 and "sbatch" in done.stderr and "login node" in done.stderr
     listed = run_cli("jobs", "list", "--json", db=db_path, PATH=path)
     assert json.loads(listed.stdout) == []
+
+
+def test_a_follower_whose_store_was_deleted_exits(tmp_path):
+    # A queued Slurm job whose controller cannot be reached: the follower keeps trying (the cluster may
+    # come back), until the store itself is gone.
+    from rn50tui.jobs.store import JobStore
+
+    db = tmp_path / "jobs.db"
+    store = JobStore(db)
+    job = store.insert_job(name="j", kind="train", argv=[], device="cpu", cards_requested=1,
+                           workspace=str(tmp_path / "runs" / "{id}"), preset=None, executor="slurm")  # fmt: skip
+    store.set_executor_handle(job.id, {"slurm_job_id": "7"})
+    store.close()
+    env = {**os.environ, "SLURM_CONF": str(tmp_path / "no-such-slurm.conf"), "PATH": str(tmp_path / "bin")}
+    follower = subprocess.Popen([sys.executable, "-m", "rn50tui.jobs.slurm.follow", "--db", str(db)], env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    try:
+        with pytest.raises(subprocess.TimeoutExpired):
+            follower.wait(4)  # it follows the job while the store is there
+        for path in tmp_path.glob("jobs.db*"):
+            if not path.name.endswith(".lock"):
+                path.unlink()
+        assert follower.wait(30) == 1
+    finally:
+        follower.kill()
+    out = follower.stdout.read()
+    assert "cannot ask Slurm" in out and "is gone: exiting" in out, out

@@ -91,6 +91,7 @@ def slurm_jm(slurm_env: Cluster, db_path: Path) -> Iterator[JobManager]:
         if slurm_id and not job.status.terminal:
             slurm_env.run("scancel", str(slurm_id), check=False)
     kill_follower(db_path)
+    kill_every_follower(db_path)
     manager.close()
 
 
@@ -107,3 +108,13 @@ def kill_follower(db_path: Path) -> None:
     if pid:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
+
+
+def kill_every_follower(db_path: Path) -> None:
+    """Every follower process of the store, also one started so late it has not taken the lock yet."""
+    wanted = [b"rn50tui.jobs.slurm.follow", str(db_path).encode()]
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                if all(w in (entry / "cmdline").read_bytes() for w in wanted):
+                    os.kill(int(entry.name), signal.SIGKILL)

@@ -58,6 +58,7 @@ class Tracked:
 
 class SlurmFollower:
     def __init__(self, db: Path, log: IO[str] = sys.stderr) -> None:
+        self.db = db
         self.store = JobStore(db, create=False)
         self.log = log
         self.tracked: dict[int, Tracked] = {}
@@ -73,6 +74,9 @@ class SlurmFollower:
     def run(self) -> int:
         idle = 0
         while idle < IDLE_EXIT_ROUNDS:
+            if not self.db.exists():  # the store was deleted: nothing is left to follow for
+                self._log(f"the job store {self.db} is gone: exiting")
+                return 1
             jobs = self.jobs()
             idle = 0 if jobs else idle + 1
             if jobs:
@@ -341,7 +345,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     os.write(fd, f"{os.getpid()}\n".encode())
     follower = SlurmFollower(db)
     while True:
-        follower.run()
+        if follower.run():
+            return 1
         fcntl.flock(fd, fcntl.LOCK_UN)
         # A job submitted while this one was deciding to exit found the lock held: look once more.
         if not follower.jobs():
