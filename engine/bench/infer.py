@@ -14,6 +14,7 @@ import time
 from collections.abc import Sequence
 from typing import Any, Optional
 
+from engine.bench import check_appendable
 from engine.config import add_checkpoint_loading_flags
 
 DEFAULT_BATCHES = "1,2,4,8,16,32,64,128,256"
@@ -94,6 +95,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     from engine.model import to_memory_format, torch_memory_format
 
     a = build_parser().parse_args(argv)
+    unwritable = check_appendable(a.json, "--json")
+    if unwritable:
+        print(f"error: {unwritable}", file=sys.stderr)
+        return 2
     batches = [int(b) for b in a.batch_sizes.split(",")]
     fmt = torch_memory_format(a.memory_format)
     try:

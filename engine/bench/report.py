@@ -376,7 +376,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     a = build_parser().parse_args(argv)
     plan = QUICK if a.quick else FULL
-    report = Report(Path(a.out), a.quick, argv)
+    report = Report(Path(a.out).resolve(), a.quick, argv)  # absolute: the steps run from the checkout
     dev = probe(a.device)
     report.add(environment(dev))
     print(f"report on {dev['kind']} {dev['name']} → {report.out}/report.md", flush=True)

@@ -11,9 +11,11 @@ import argparse
 import json
 import sys
 import time
+import traceback
 from collections.abc import Sequence
 from typing import Any, Optional
 
+from engine.bench import check_appendable
 from engine.config import parse_args
 from engine.events import EventWriter
 
@@ -103,16 +105,21 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     a = build_parser().parse_args(argv)
     cfg = parse_args(engine_argv(a))
+    unwritable = check_appendable(a.log, "--log")
+    if unwritable:
+        print(f"error: {unwritable}", file=sys.stderr)
+        return 2
     dist = env_dist_info()
     trainer, _ = build_trainer(cfg, dist, EventWriter(None))
     try:
         try:
             m = measure(trainer, a.warmup, a.iters)
-        except RuntimeError as exc:
-            if not is_out_of_memory(exc):
-                raise
-            print(f"error: out of memory at batch {a.batch_size} per card ({exc})".splitlines()[0])
-            return EXIT_OOM
+        except Exception as exc:  # noqa: BLE001 - said here: one left to the interpreter keeps the trainer
+            if is_out_of_memory(exc):  # (its persistent loader workers) alive, and the exit hangs on them
+                print(f"error: out of memory at batch {a.batch_size} per card ({exc})".splitlines()[0])
+                return EXIT_OOM
+            traceback.print_exc()
+            return 1
         images, elapsed = all_reduce_sum([m["images"], m["elapsed"]], trainer.dev.device)
         elapsed /= dist.world_size
         peak = trainer.dev.max_memory_allocated()

@@ -58,6 +58,15 @@ def test_bench_train_prints_the_table_and_appends_a_record(tmp_path):
     assert rows[0]["images_per_s"] > 0 and rows[0]["device"] == "cpu" and rows[0]["peak_memory_mib"] is None
 
 
+@pytest.mark.parametrize(("mode", "flag"), [("train", "--log"), ("infer", "--json")])
+def test_a_record_file_that_cannot_be_written_is_refused_before_the_run(tmp_path, mode, flag):
+    missing = tmp_path / "no-such-folder" / "bench.jsonl"
+    out = run_module("engine.bench", [mode, "--device", "cpu", flag, str(missing)], tmp_path)
+    assert out.returncode == 2, out.stderr
+    assert f"error: {flag} {missing}: No such file or directory; create its folder" in out.stderr
+    assert "Traceback" not in out.stderr and not missing.parent.exists()
+
+
 def test_bench_infer_prints_latency_percentiles_per_batch_and_precision(tmp_path):
     out = run_module(
         "engine.bench",
