@@ -7,8 +7,8 @@ The engine side is `python -m engine.train`'s own loop (Trainer.train_epoch over
 uint8 batches normalised on the device, per-window logging); the plain side is the textbook loop over
 one pre-normalised batch. With --mixup / --use-ema the plain loop does the same work by hand (a Beta
 draw and a permutation per batch, mixed images and smoothed soft targets, a foreach EMA update per step).
-Rounds alternate so drift on a shared machine hits both; the medians, their ratio and the median of
-the per-round ratios are printed.
+Rounds alternate, and so does which side goes first in a round, so drift on a shared machine hits
+both alike; the medians, their ratio and the median of the per-round ratios are printed.
 """
 
 from __future__ import annotations
@@ -125,9 +125,11 @@ def main() -> None:
     engine_ips(trainer, 3)  # warm-up, discarded
     plain_ips(plain_model, x, y, 3, a.mixup, plain_ema)
     eng, plain = [], []
-    for _ in range(a.rounds):
-        eng.append(engine_ips(trainer, a.iters))
-        plain.append(plain_ips(plain_model, x, y, a.iters, a.mixup, plain_ema))
+    for r in range(a.rounds):  # ABBA: which side goes first alternates, so a steady drift hits both alike
+        sides = [lambda: eng.append(engine_ips(trainer, a.iters)),
+                 lambda: plain.append(plain_ips(plain_model, x, y, a.iters, a.mixup, plain_ema))]  # fmt: skip
+        for side in sides if r % 2 == 0 else sides[::-1]:
+            side()
     e, q = statistics.median(eng), statistics.median(plain)
     print(
         f"ResNet-50, CPU ({torch.get_num_threads()} threads), batch {a.batch_size}, {a.image_size} px, "
