@@ -184,3 +184,23 @@ def test_a_follower_whose_store_was_deleted_exits(tmp_path):
         follower.kill()
     out = follower.stdout.read()
     assert "cannot ask Slurm" in out and "is gone: exiting" in out, out
+
+
+def test_a_resumed_slurm_jobs_stall_watch_starts_from_this_attempt_not_the_last_ones_progress(tmp_path):
+    import time
+
+    from rn50tui.jobs.follower import Batch
+    from rn50tui.jobs.slurm.follow import SlurmFollower, Tracked
+    from rn50tui.jobs.store import JobStore
+
+    store = JobStore(tmp_path / "jobs.db")
+    job = store.insert_job(name="j", kind="train", argv=[], device="cpu", cards_requested=1,
+                           workspace=str(tmp_path / "runs" / "{id}"), preset=None, executor="slurm")  # fmt: skip
+    now = time.time()
+    store.transition(job.id, Status.STARTING)
+    # The previous attempt's last progress is two hours old; this attempt began a minute ago.
+    job = store.transition(job.id, Status.RUNNING, started_at=now - 60, last_progress_at=now - 7200)
+    follower = SlurmFollower(store.path)
+    tracked = Tracked(job.attempt, follower=None, options=SlurmOptions())  # type: ignore[arg-type]
+    assert follower._watch(job, tracked, Batch(), now) is None  # within the first attempt's warm-up
+    assert tracked.watch is not None and tracked.watch.last_progress == now - 60

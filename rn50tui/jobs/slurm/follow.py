@@ -184,7 +184,8 @@ class SlurmFollower:
         if job.status is not Status.RUNNING:
             return None
         if tracked.watch is None:  # a new attempt, or a follower taking over: from the last progress
-            tracked.watch = StallWatch(job.last_progress_at or job.started_at or now)
+            # this attempt's start, or its last progress if later (last_progress_at may be an older attempt's)
+            tracked.watch = StallWatch(max(job.last_progress_at or 0.0, job.started_at or 0.0) or now)
             tracked.watch.stalled = job.stalled_at is not None  # notified already: not twice
         return tracked.watch.step(batch.rows, batch.updates, now)
 
