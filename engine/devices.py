@@ -176,9 +176,15 @@ def _amp_settings(kind: str, amp: bool) -> tuple[Optional[torch.dtype], bool, st
 
 
 def resolve_device(
-    requested: str = "auto", amp: bool = False, local_rank: int = 0, dist_backend: Optional[str] = None
+    requested: str = "auto",
+    amp: bool = False,
+    local_rank: int = 0,
+    dist_backend: Optional[str] = None,
+    warn: bool = True,
 ) -> DeviceInfo:
-    """Resolve `--device` once for this process and bind it to card `local_rank` of the visible ones."""
+    """Resolve `--device` once for this process and bind it to card `local_rank` of the visible ones.
+
+    `warn`: a Python warning for the AMP note (False for a caller that reports `note` itself)."""
     kind = _kind_for(requested)
     if kind == "cpu":
         device, name = torch.device("cpu"), _cpu_name()
@@ -195,7 +201,7 @@ def resolve_device(
         name = str(mod.get_device_properties(local_rank).name)
     tuning = tune_backend(kind)
     amp_dtype, use_scaler, note = _amp_settings(kind, amp)
-    if note:
+    if note and warn:
         warnings.warn(note, stacklevel=2)
     return DeviceInfo(
         kind=kind,

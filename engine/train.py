@@ -86,7 +86,7 @@ def build_trainer(
     from engine.recipe import RecipeState, chosen_weights
     from engine.trainer import StopFlag, Trainer
 
-    dev = resolve_device(cfg.device, cfg.amp, dist.local_rank, cfg.dist_backend)
+    dev = resolve_device(cfg.device, cfg.amp, dist.local_rank, cfg.dist_backend, warn=False)  # logged below
     init_process_group(dist, dev.dist_backend, dev.device)
     if cfg.seed is not None:
         torch.manual_seed(cfg.seed)  # same initial weights on every rank

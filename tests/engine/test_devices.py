@@ -88,6 +88,15 @@ def test_cpu_amp_without_native_bf16_falls_back_to_fp32_with_a_warning(monkeypat
     assert dev.amp_dtype is None and not dev.use_scaler and "12x slower" in dev.note
 
 
+def test_a_caller_that_reports_the_note_itself_gets_no_second_warning(monkeypatch):
+    monkeypatch.setattr(devices, "cpu_has_native_bf16", lambda: False)
+    monkeypatch.delenv(devices.FORCE_CPU_BF16_VAR, raising=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # engine.train logs dev.note once: no UserWarning beside it
+        dev = resolve_device("cpu", amp=True, warn=False)
+    assert "training in fp32 instead" in dev.note
+
+
 def test_cpu_amp_with_native_bf16_uses_bf16_without_a_scaler(monkeypatch):
     monkeypatch.setattr(devices, "cpu_has_native_bf16", lambda: True)
     with warnings.catch_warnings():

@@ -89,6 +89,16 @@ def test_synthetic_runs_with_no_dataset_and_follows_the_schema(tmp_path):
     assert (tmp_path / "checkpoint.pth.tar").is_file() and (tmp_path / "model_best.pth.tar").is_file()
 
 
+def test_amp_on_a_cpu_without_bf16_says_so_once(tmp_path):
+    from engine.devices import cpu_has_native_bf16
+
+    out = run_engine(["--data-backend", "synthetic", *TINY, "--num-classes", "4", "--epochs", "1",
+                      "--synthetic-size", "8", "--amp", "--workspace", str(tmp_path)], tmp_path)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    said = (out.stdout + out.stderr).count("training in fp32 instead")
+    assert said == (0 if cpu_has_native_bf16() else 1), out.stderr
+
+
 def test_bad_flag_fails_before_any_work(tmp_path):
     out = run_engine(
         ["--data-backend", "synthetic", "--epochs", "0", "--workspace", str(tmp_path)], cwd=tmp_path
