@@ -361,12 +361,9 @@ def _with_stall(info: dict[str, Any], mark: Optional[stall.StallMark]) -> dict[s
 
 def _where(j: JobSummary) -> str:
     """`local`, or `slurm 123 RUNNING node[1-2]` / `slurm 124 PENDING (Resources)`."""
-    from rn50tui.jobs.executors import get_executor
+    from rn50tui.jobs.executors import describe
 
-    try:
-        return get_executor(j.executor).describe(j)
-    except JobsError:  # an executor this version lacks
-        return j.executor
+    return describe(j)
 
 
 def _show(args: argparse.Namespace) -> int:

@@ -6,8 +6,7 @@ import time
 from collections.abc import Sequence
 from typing import Optional
 
-from rn50tui.jobs.errors import JobsError
-from rn50tui.jobs.executors import DEFAULT_EXECUTOR, get_executor
+from rn50tui.jobs.executors import DEFAULT_EXECUTOR, describe
 from rn50tui.jobs.stall import StallFacts, StallMark, flag
 from rn50tui.jobs.states import Status
 from rn50tui.jobs.store import Job
@@ -101,12 +100,7 @@ def cards(job: Job) -> str:
 
 def where(job: Job) -> str:
     """` · slurm 12 RUNNING node[1-2]` for a job that runs elsewhere; nothing for a local one."""
-    if job.executor == DEFAULT_EXECUTOR:
-        return ""
-    try:
-        return f" · {get_executor(job.executor).describe(job)}"
-    except JobsError:  # an executor this version lacks
-        return f" · {job.executor}"
+    return "" if job.executor == DEFAULT_EXECUTOR else f" · {describe(job)}"
 
 
 def epoch(job: Job) -> str:

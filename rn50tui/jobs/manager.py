@@ -37,8 +37,8 @@ from typing import TYPE_CHECKING, Any, Optional
 from rn50tui.jobs import notify, scheduler
 from rn50tui.jobs import reconcile as _reconcile
 from rn50tui.jobs.capacity import host_capacity
-from rn50tui.jobs.errors import JobsError, SubmitError, TransitionError
-from rn50tui.jobs.executors import executor_for
+from rn50tui.jobs.errors import SubmitError, TransitionError
+from rn50tui.jobs.executors import executor_for, find_executor
 from rn50tui.jobs.procs import wait_until
 from rn50tui.jobs.stall import ON_STALL
 from rn50tui.jobs.states import ACTIVE, RESUMABLE, TERMINAL, Status, check_resume, check_transition
@@ -266,7 +266,5 @@ class JobManager:
 
 def _submitted(job: Job) -> bool:
     """A queued job already handed to a cluster's scheduler (it waits there, followed)."""
-    try:
-        return executor_for(job).submitted(job)
-    except JobsError:
-        return False
+    executor = find_executor(job.executor)
+    return executor is not None and executor.submitted(job)

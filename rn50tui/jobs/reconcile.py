@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 from rn50tui.jobs import notify, stall
-from rn50tui.jobs.errors import JobsError, TransitionError
-from rn50tui.jobs.executors import executor_for
+from rn50tui.jobs.errors import TransitionError
+from rn50tui.jobs.executors import executor_for, find_executor
 from rn50tui.jobs.states import ACTIVE, Status
 from rn50tui.jobs.store import Job, JobStore
 
@@ -50,9 +50,8 @@ def reconcile(store: JobStore, now: Optional[float] = None,
     now = time.time() if now is None else now
     report = Report()
     for job in store.list_jobs([*ACTIVE, Status.QUEUED]):
-        try:
-            executor = executor_for(job)
-        except JobsError:
+        executor = find_executor(job.executor)
+        if executor is None:
             continue  # a job of an executor this version lacks: left to the clients that have it
         if job.status is Status.QUEUED and not executor.submitted(job):
             continue  # waits for this host's scheduler: nothing follows it yet
@@ -140,7 +139,5 @@ def _free_stale_claims(store: JobStore, now: float, report: Report) -> None:
 
 
 def _processes_alive(job: Job) -> bool:
-    try:
-        return executor_for(job).processes_alive(job)
-    except JobsError:
-        return True  # an executor this version lacks: its cards stay claimed
+    executor = find_executor(job.executor)
+    return True if executor is None else executor.processes_alive(job)  # unknown: its cards stay claimed

@@ -1,7 +1,7 @@
 """Stalled jobs: a running job whose engine lives but makes no progress, and a supervisor that hangs.
 
-The supervisor (and the Slurm follower, for its jobs) feeds :class:`StallWatch` each batch it reads. Progress is a training LOG record (one per
---print-freq iterations), a validation record or a checkpoint. A job is stalled when the time since its
+The supervisor (and the Slurm follower, for its jobs) feeds :class:`StallWatch` each batch it reads.
+Progress is a training LOG record (one per --print-freq iterations), a validation record or a checkpoint. A job is stalled when the time since its
 last progress exceeds max(min_s, 20 × the median gap between its training records); before its first
 training record it has a warm-up allowance (3 × min_s) (data loaders starting, first-iteration compilation).
 The stall is a flag on a running job (`stalled_at`), cleared when progress resumes, not a status.

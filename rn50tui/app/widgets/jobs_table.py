@@ -12,6 +12,7 @@ from textual.reactive import reactive
 from textual.widgets import DataTable
 
 from rn50tui.app import fmt
+from rn50tui.jobs.executors import DEFAULT_EXECUTOR
 from rn50tui.jobs.states import Status
 from rn50tui.jobs.store import Job
 
@@ -82,7 +83,7 @@ def _status_cell(job: Job, now: float) -> Cell:
     held back by a card busy outside rn50tui marked in yellow; one in a cluster's queue says so."""
     mark = fmt.stall(job, now)
     if mark is None and job.status is Status.QUEUED and job.wait_reason:
-        if fmt.where(job):  # in a cluster's queue, as expected: the detail header says Slurm's reason
+        if job.executor != DEFAULT_EXECUTOR:  # in a cluster's queue, as expected: the header says why
             return Cell(f"queued ({job.executor})", job.status.value, style=fmt.STATUS_STYLES[job.status])
         return Cell("queued ⚠", job.status.value, style="bold yellow")  # the detail header says why
     if mark is None:

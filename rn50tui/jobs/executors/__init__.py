@@ -6,11 +6,13 @@ class in EXECUTORS under the name it writes there.
 
 from __future__ import annotations
 
+from typing import Optional
+
 from rn50tui.jobs.errors import JobsError
 from rn50tui.jobs.executors.base import Executor
 from rn50tui.jobs.executors.local import LocalExecutor
 from rn50tui.jobs.executors.slurm import SlurmExecutor
-from rn50tui.jobs.records import Job
+from rn50tui.jobs.records import Job, JobSummary
 
 __all__ = [
     "DEFAULT_EXECUTOR",
@@ -18,7 +20,9 @@ __all__ = [
     "Executor",
     "LocalExecutor",
     "SlurmExecutor",
+    "describe",
     "executor_for",
+    "find_executor",
     "get_executor",
 ]
 
@@ -41,3 +45,17 @@ def get_executor(name: str) -> Executor:
 
 def executor_for(job: Job) -> Executor:
     return get_executor(job.executor)
+
+
+def find_executor(name: str) -> Optional[Executor]:
+    """The executor called `name`, or None when this version lacks it (its jobs are left alone)."""
+    try:
+        return get_executor(name)
+    except JobsError:
+        return None
+
+
+def describe(job: Job | JobSummary) -> str:
+    """Where the job runs, in a few words (`local`, `slurm 12 RUNNING node[1-2]`); an unknown executor's name."""
+    executor = find_executor(job.executor)
+    return executor.describe(job) if executor is not None else job.executor

@@ -3,9 +3,10 @@
 start() writes the attempt's batch script into the workspace (rn50tui.jobs.slurm.script), submits it
 with `sbatch --parsable`, records the Slurm job id in the handle and puts the job back to `queued`: it
 waits in Slurm's queue (the follower shows Slurm's pending reason) until Slurm runs it. Then it makes
-sure the store's follower (rn50tui.jobs.slurm.follow) runs. The cluster job does not depend on any process of the login
-node: when the follower dies, reconcile finds it lost and re-attaches by starting a new follower, which
-reads on from the offsets in the store. No card of this host is claimed: Slurm grants the cards.
+sure the store's follower (rn50tui.jobs.slurm.follow) runs. The cluster job does not depend on any
+process of the login node: when the follower dies, reconcile finds it lost and re-attaches by starting a
+new follower, which reads on from the offsets in the store. No card of this host is claimed: Slurm grants
+the cards.
 """
 
 from __future__ import annotations
