@@ -14,6 +14,7 @@ unless the user passes `--trust-checkpoint`.
 
 from __future__ import annotations
 
+import errno
 import os
 import random
 import re
@@ -46,6 +47,14 @@ class CheckpointError(RuntimeError):
     """A checkpoint that cannot be used for this run; the message says why and what to pass."""
 
 
+class CheckpointWriteError(RuntimeError):
+    """A checkpoint that could not be written (full disk, quota, I/O error); the last complete one stays."""
+
+
+_SPACE_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+MB = 1 << 20
+
+
 def _fsync_dir(path: Path) -> None:
     try:
         fd = os.open(path, os.O_RDONLY)
@@ -60,8 +69,11 @@ def _fsync_dir(path: Path) -> None:
 
 
 @contextmanager
-def _replacing(path: Path) -> Iterator[Path]:
-    """A temp file beside `path` that replaces it, fsynced, when the block succeeds; removed otherwise."""
+def _replacing(path: Path, need: int) -> Iterator[Path]:
+    """A temp file beside `path` that replaces it, fsynced, when the block succeeds; removed otherwise.
+
+    A failed write of about `need` bytes is a CheckpointWriteError that names the disk's free space.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     # the writer's pid in the name: a temp whose writer is gone (killed mid-save) is known to be stale
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=TEMP_SUFFIX, dir=path.parent)
@@ -71,10 +83,50 @@ def _replacing(path: Path) -> Iterator[Path]:
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, (OSError, RuntimeError)) and not isinstance(exc, CheckpointError):
+            raise write_error(path, exc, need) from exc
         raise
     _fsync_dir(path.parent)
+
+
+def write_error(path: Path, exc: BaseException, need: int) -> CheckpointWriteError:
+    """What a user needs of a failed checkpoint write: where, why, how much room, and the fix.
+
+    torch's zip writer reports a full disk as "unexpected pos" or "file write failed", never ENOSPC, so
+    the free space (read after the partial file is gone) decides whether the disk was the cause.
+    """
+    free = free_bytes(path.parent)
+    full = (isinstance(exc, OSError) and exc.errno in _SPACE_ERRNOS) or (free is not None and free < need)
+    cause = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    why = "the disk is full" if full else cause
+    room = f"{free / MB:.0f} MB free there" if free is not None else "free space unknown"
+    fix = ("free space there or pass --workspace on a disk with room" if full
+           else "check the disk and its permissions, or pass --workspace elsewhere")  # fmt: skip
+    kept = f"{path} from before is untouched" if path.exists() else "there is no earlier one"
+    return CheckpointWriteError(
+        f"could not write checkpoint {path}: {why} (it needs about {need / MB:.0f} MB; {room}); {fix}. "
+        f"Nothing was overwritten: {kept}"
+    )
+
+
+def free_bytes(folder: Path) -> Optional[int]:
+    try:
+        return shutil.disk_usage(folder).free
+    except OSError:
+        return None
+
+
+def state_bytes(obj: Any) -> int:
+    """The bytes of every tensor in `obj`: torch.save writes them uncompressed, so about a file's size."""
+    if isinstance(obj, torch.Tensor):
+        return obj.numel() * obj.element_size()
+    if isinstance(obj, dict):
+        return sum(state_bytes(v) for v in obj.values())
+    if isinstance(obj, (list, tuple)):
+        return sum(state_bytes(v) for v in obj)
+    return 0
 
 
 def stale_temps(folder: Path, now: Optional[float] = None) -> list[Path]:
@@ -121,12 +173,12 @@ def _pid_alive(pid: int) -> bool:
 
 def save_atomic(obj: Any, path: Path) -> None:
     """Write to a temp file beside `path`, fsync, rename: a crash never leaves a torn checkpoint."""
-    with _replacing(path) as tmp, open(tmp, "wb") as fh:
+    with _replacing(path, state_bytes(obj)) as tmp, open(tmp, "wb") as fh:
         torch.save(obj, fh)
 
 
 def copy_atomic(src: Path, dst: Path) -> None:
-    with _replacing(dst) as tmp:
+    with _replacing(dst, src.stat().st_size) as tmp:
         shutil.copyfile(src, tmp)
 
 
@@ -191,6 +243,18 @@ class Checkpointer:
         if end_of_epoch and self.keep > 0:
             self._gather(state["epoch"])
         return self.path
+
+    def space_note(self, need: int) -> Optional[str]:
+        """A warning when the workspace's disk cannot hold this run's checkpoints of `need` bytes each."""
+        files = 3 + self.keep  # checkpoint, model_best, a save's temp file, the per-epoch copies kept
+        free = free_bytes(self.path.parent)
+        if not self.enabled or free is None or free >= need * files:
+            return None
+        return (
+            f"{self.path.parent} has {free / MB:.0f} MB free, but this run's checkpoints need about "
+            f"{need * files / MB:.0f} MB ({files} files of {need / MB:.0f} MB at once): free space there or "
+            "pass --workspace on a disk with room, or the first checkpoint will fail"
+        )
 
     def _gather(self, epoch: int) -> None:
         """Keep `checkpoint-<epoch>.pth.tar` for the last N epochs."""

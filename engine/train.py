@@ -55,9 +55,10 @@ def run(cfg: TrainConfig) -> int:
 
 
 def _is_known_error(exc: BaseException) -> bool:
+    from engine.checkpoint import CheckpointWriteError
     from engine.trainer import DataError
 
-    return isinstance(exc, DataError)
+    return isinstance(exc, (DataError, CheckpointWriteError))
 
 
 def _is_usage_error(exc: BaseException) -> bool:
@@ -165,6 +166,9 @@ def _run(cfg: TrainConfig, dist: Any, writer: EventWriter) -> int:
     )
     if dev.note:
         _log(f"warning: {dev.note}")
+    space = trainer.checkpointer.space_note(trainer.checkpoint_bytes()) if cfg.do_train else None
+    if space:  # before hours of training, not at the first save
+        _log(f"warning: {space}")
     if dali_note(cfg) and dist.is_main:
         _log(f"warning: {dali_note(cfg)}")
     if cfg.evaluate:

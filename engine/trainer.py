@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from engine import distributed as dist_utils
-from engine.checkpoint import Checkpointer, restore_rng, rng_state
+from engine.checkpoint import Checkpointer, restore_rng, rng_state, state_bytes
 from engine.config import TrainConfig
 from engine.data import normalize
 from engine.devices import DeviceInfo
@@ -161,6 +161,11 @@ class Trainer:
             "class_names": list(getattr(self.train_loader, "classes", None) or []),  # for engine.classify
             **self.recipe.state_dict(),
         }
+
+    def checkpoint_bytes(self) -> int:
+        """About the size of this run's checkpoint file, before the first step creates the momentum."""
+        trained = [p for p in self.model.parameters() if p.requires_grad]
+        return state_bytes(self.state_dict(0, 0)) + (0 if self.optimizer.state else state_bytes(trained))
 
     def load_state_dict(self, ckpt: dict[str, Any], source: str) -> tuple[int, int]:
         """Restore a checkpoint of ours or of the port's; return the (epoch, iteration) to go on from.

@@ -57,8 +57,10 @@ def verdict(e: Evidence, *, cancelled: bool = False, killed: bool = False, super
     """
     if finished(e) or (e.exit_code == EXIT_OK and e.run_end is None):
         return Status.COMPLETED, None
-    if cancelled:
-        return Status.CANCELLED, "cancelled" + (" (killed after the grace period)" if killed else "")
+    if cancelled:  # an error while stopping (its checkpoint could not be written) must still be seen
+        reason = "cancelled" + (" (killed after the grace period)" if killed else "")
+        failed = f"; the engine failed while stopping: {e.error}" if e.error else ""
+        return Status.CANCELLED, reason + failed
     if supervisor_signal is not None:
         return Status.INTERRUPTED, f"the supervisor received {supervisor_signal}; the engine was stopped"
     if e.exit_code is None:  # the supervisor died: only the engine's record speaks

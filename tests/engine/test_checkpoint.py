@@ -5,6 +5,7 @@ from engine.checkpoint import (
     BEST_FILENAME,
     Checkpointer,
     CheckpointError,
+    CheckpointWriteError,
     check_resume,
     finished_schedule,
     load_checkpoint,
@@ -29,7 +30,7 @@ def test_save_is_atomic_a_failed_write_keeps_the_old_file(tmp_path, monkeypatch)
         raise OSError("disk full")
 
     monkeypatch.setattr(torch, "save", torn)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(CheckpointWriteError, match="disk full"):
         save_atomic({"epoch": 2}, path)
     monkeypatch.undo()
     assert torch.load(path, weights_only=False) == {"epoch": 1}

@@ -43,6 +43,13 @@ def test_without_a_finished_record_the_exit_status_and_the_record_decide():
     assert verdict(Evidence(75), supervisor_signal="SIGTERM")[0] is Status.INTERRUPTED
 
 
+def test_a_cancel_whose_stopping_checkpoint_failed_says_so():
+    error = "could not write checkpoint /ws/checkpoint.pth.tar: the disk is full"
+    status, reason = verdict(Evidence(1, run_end="failed", error=error), cancelled=True)
+    assert status is Status.CANCELLED
+    assert reason == f"cancelled; the engine failed while stopping: {error}"
+
+
 def test_an_exit_nobody_saw_is_interrupted_unless_the_engine_recorded_its_failure():
     assert verdict(Evidence(None), lost="its supervisor died") == (
         Status.INTERRUPTED,

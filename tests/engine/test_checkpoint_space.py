@@ -1,0 +1,112 @@
+"""A checkpoint that cannot be written (full disk, file size limit) is a clear error that loses nothing."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+
+from engine import checkpoint
+from engine.checkpoint import Checkpointer, CheckpointWriteError, save_atomic
+from engine.config import parse_args
+from engine.events import EXIT_ERROR, iter_records
+
+from ..conftest import engine_env, run_engine
+
+MB = 1 << 20
+
+
+def test_a_write_the_kernel_refuses_names_the_file_and_keeps_the_old_checkpoint(tmp_path):
+    """A real failed write: RLIMIT_FSIZE makes the kernel refuse bytes past 1 MB (EFBIG)."""
+    path = tmp_path / "checkpoint.pth.tar"
+    save_atomic({"epoch": 1}, path)
+    script = textwrap.dedent(f"""
+        import resource, signal, torch
+        from pathlib import Path
+        from engine.checkpoint import save_atomic, CheckpointWriteError
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails instead of killing
+        resource.setrlimit(resource.RLIMIT_FSIZE, ({MB}, resource.RLIM_INFINITY))
+        try:
+            save_atomic({{"epoch": 2, "w": torch.zeros(4 * {MB})}}, Path({str(path)!r}))
+        except CheckpointWriteError as exc:
+            print(exc)
+            raise SystemExit(3)
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], env=engine_env(), capture_output=True, text=True,
+                          timeout=120)  # fmt: skip
+    assert proc.returncode == 3, proc.stderr
+    message = proc.stdout
+    assert f"could not write checkpoint {path}" in message
+    assert "it needs about 16 MB" in message and "MB free there" in message
+    assert "the disk is full" not in message  # the disk has room: the cause is the write itself
+    assert f"{path} from before is untouched" in message
+    assert torch.load(path, weights_only=True) == {"epoch": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["checkpoint.pth.tar"]  # no temp file left
+
+
+def test_a_full_disk_is_named_with_its_free_space(tmp_path, monkeypatch):
+    """torch's zip writer says "unexpected pos" on a full disk; the free space tells it apart."""
+    path = tmp_path / "checkpoint.pth.tar"
+
+    def torn(obj, fh):
+        fh.write(b"partial")
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 62794688 vs 62794584")
+
+    monkeypatch.setattr(torch, "save", torn)
+    monkeypatch.setattr(checkpoint, "free_bytes", lambda folder: 5 * MB)
+    with pytest.raises(CheckpointWriteError) as caught:
+        save_atomic({"w": torch.zeros(MB)}, path)  # 4 MB of tensor data
+    message = str(caught.value)
+    assert "the disk is full" not in message and "5 MB free there" in message  # 4 MB would fit
+    monkeypatch.setattr(checkpoint, "free_bytes", lambda folder: 1 * MB)
+    with pytest.raises(CheckpointWriteError) as caught:
+        save_atomic({"w": torch.zeros(MB)}, path)
+    message = str(caught.value)
+    assert "the disk is full (it needs about 4 MB; 1 MB free there)" in message
+    assert "pass --workspace on a disk with room" in message and "there is no earlier one" in message
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_workspace_too_small_for_the_run_is_warned_of_before_training(tmp_path, monkeypatch):
+    ck = Checkpointer(parse_args(["--data-backend", "synthetic", "--workspace", str(tmp_path)]), enabled=True)
+    monkeypatch.setattr(checkpoint, "free_bytes", lambda folder: 500 * MB)
+    assert ck.space_note(100 * MB) is None  # checkpoint, model_best and a save's temp file: 300 MB
+    monkeypatch.setattr(checkpoint, "free_bytes", lambda folder: 250 * MB)
+    note = ck.space_note(100 * MB)
+    assert note is not None and "250 MB free" in note and "about 300 MB (3 files of 100 MB" in note
+    ck.keep = 2  # --gather-checkpoints 2 keeps two more files
+    assert "about 500 MB (5 files" in ck.space_note(100 * MB)
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path):
+    """A real 60 MB filesystem (tmpfs): a ResNet-50 checkpoint (~180 MB) cannot fit."""
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    try:
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=60m", "tmpfs", str(mnt)], check=True,
+                       capture_output=True, timeout=30)  # fmt: skip
+    except (OSError, subprocess.CalledProcessError) as exc:
+        pytest.skip(f"cannot mount a small tmpfs here (needs root and CAP_SYS_ADMIN): {exc}")
+    yield mnt
+    subprocess.run(["umount", "-l", str(mnt)], check=False, timeout=30)
+
+
+@pytest.mark.slow
+def test_the_engine_on_a_full_disk_warns_first_then_fails_with_the_fix(small_disk, tmp_path):
+    ws = small_disk / "run"
+    args = ["--data-backend", "synthetic", "--device", "cpu", "--image-size", "32", "-b", "8", "--num-classes",
+            "10", "--epochs", "1", "--synthetic-size", "16", "-j", "0", "--workspace", str(ws)]  # fmt: skip
+    proc = run_engine(args, cwd=tmp_path)
+    assert proc.returncode == EXIT_ERROR, proc.stderr
+    assert "warning: " + str(ws) + " has 60 MB free, but this run's checkpoints need about" in proc.stderr
+    assert "could not write checkpoint" in proc.stderr and "the disk is full" in proc.stderr
+    assert "Traceback" not in proc.stderr  # a known failure: the message says it all
+    raport = ws / "experiment_raport.json"
+    errors = [r.data for r in iter_records(raport) if r.type == "STATUS" and r.event == "error"]
+    assert errors and errors[-1]["kind"] == "CheckpointWriteError", errors
+    assert sorted(p.name for p in ws.iterdir()) == [raport.name]  # no torn checkpoint, no temp file
