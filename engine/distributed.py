@@ -63,10 +63,57 @@ def all_reduce_sum(values: Sequence[float], device: torch.device) -> list[float]
     return t.tolist()
 
 
-def any_rank(flag: bool, device: torch.device) -> bool:
-    """True when any rank says so, so every rank stops at the same iteration."""
-    if not (dist.is_available() and dist.is_initialized()):
-        return flag
-    t = torch.tensor([1.0 if flag else 0.0], device=device)
-    dist.all_reduce(t, op=dist.ReduceOp.MAX)
-    return bool(t.item() > 0)
+class StopVote:
+    """Every rank stops at the same optimizer step, without stalling the card each step to ask.
+
+    `step(flag)` reads the vote cast at the step before, then casts this one: an in-place all-reduce (MAX)
+    on the device, copied to pinned host memory without blocking, an event after it. The earlier vote is
+    read once the next step is queued, so the card never runs dry while the host waits for it; asking
+    synchronously (a tensor made from a Python flag, then `.item()`) drained the card's queue twice a step.
+    Every rank reads the same earlier vote, so all stop together, one step after the signal. `now(flag)`
+    agrees at once, for epoch ends, which synchronize anyway.
+    """
+
+    def __init__(self, device: torch.device) -> None:
+        self.vote = torch.zeros(1, device=device)
+        module = getattr(torch, device.type, None) if device.type != "cpu" else None
+        self._event = getattr(module, "Event", None)  # torch.cuda.Event, torch.mlu.Event
+        self._host = _pinned_scalar() if self._event is not None else self.vote
+        self._in_flight: object = None  # the event of a vote not read yet (True on CPU: gloo is synchronous)
+
+    def step(self, flag: bool) -> bool:
+        earlier = self._read()
+        self._cast(flag)
+        return earlier
+
+    def now(self, flag: bool) -> bool:
+        earlier = self._read()
+        self._cast(flag or earlier)
+        return self._read()
+
+    def _cast(self, flag: bool) -> None:
+        self.vote.fill_(1.0 if flag else 0.0)  # a kernel, not a host-to-device copy that waits
+        dist.all_reduce(self.vote, op=dist.ReduceOp.MAX)
+        if self._event is None:
+            self._in_flight = True
+            return
+        self._host.copy_(self.vote, non_blocking=True)
+        done = self._event()
+        done.record()
+        self._in_flight = done
+
+    def _read(self) -> bool:
+        if self._in_flight is None:
+            return False
+        if self._in_flight is not True:
+            self._in_flight.synchronize()
+        self._in_flight = None
+        return bool(self._host.item() > 0)
+
+
+def _pinned_scalar() -> torch.Tensor:
+    """A host scalar a device can copy into without blocking; unpinned (copies then wait) if pinning fails."""
+    try:
+        return torch.zeros(1).pin_memory()
+    except RuntimeError:
+        return torch.zeros(1)

@@ -139,6 +139,7 @@ class Trainer:
         self._stop_after = int(os.environ.get(STOP_AFTER_ITERS_VAR, "0"))
         self._hang_after = int(os.environ.get(HANG_AFTER_ITERS_VAR, "0"))
         self._iters_run = 0
+        self._stop_vote = dist_utils.StopVote(dev.device) if dist.enabled else None
         self._compile_pending = cfg.compile  # the attempt's first step compiles: timed on its own
         self.recipe = RecipeState()  # mixup, EMA, early stopping: set up by engine.train.build_trainer
 
@@ -295,7 +296,7 @@ class Trainer:
             if self._hang_after and self._iters_run == self._hang_after:
                 while not self.stop.requested:  # the test hook's stall
                     time.sleep(0.2)
-            if boundary and self._stop_now():
+            if boundary and self._stop_voted():
                 return EpochOutcome({}, it, stopped=True)
             if 0 < cfg.prof <= it - start_iter:
                 break
@@ -317,10 +318,17 @@ class Trainer:
                 f"{self.dist.rank} ({self._sources().get('train') or 'train'}): check the dataset"
             )
 
-    def _stop_now(self) -> bool:
+    def _stop_voted(self) -> bool:
+        """At an optimizer step: this rank's flag alone, or every rank's vote of one step before."""
         if not self.dist.enabled:
             return self.stop.requested
-        return dist_utils.any_rank(self.stop.requested, self.dev.device)  # every rank stops together
+        return self._stop_vote.step(self.stop.requested)
+
+    def _stop_now(self) -> bool:
+        """At an epoch's end: every rank agrees at once (a vote still in flight counts)."""
+        if not self.dist.enabled:
+            return self.stop.requested
+        return self._stop_vote.now(self.stop.requested)
 
     def _reduce_meter(self, m: Meter) -> tuple[float, float, float, float]:
         """(mean loss, global images, data time, skipped) over all ranks; a device sync point."""

@@ -171,6 +171,20 @@ def test_sigterm_to_the_launcher_group_stops_every_rank_with_one_checkpoint(tmp_
     assert ckpt["iteration"] > 0
 
 
+def test_sigterm_to_one_rank_stops_every_rank_at_the_same_step(tmp_path):
+    """Only rank 1 is signalled (a node's own stop): its vote reaches rank 0, which checkpoints."""
+    proc, ranks, ws = start_training_launcher(tmp_path)
+    next(p for p in ranks if p.environ().get("RANK") == "1").send_signal(signal.SIGTERM)
+    proc.communicate(timeout=180)  # a rank left training alone would wait in the all-reduce forever
+    _, alive = psutil.wait_procs(ranks, timeout=30)
+    assert not alive
+    recs = list(iter_records(ws / "raport.json"))
+    stops = [r.data for r in recs if r.event == "stopping"]
+    assert len(stops) == 1 and recs[-1].event == "run_end" and recs[-1].data["status"] == "stopped"
+    ckpt = torch.load(ws / "checkpoint.pth.tar", weights_only=False)
+    assert (ckpt["epoch"], ckpt["iteration"]) == (stops[0]["epoch"], stops[0]["iteration"])
+
+
 def test_a_dying_rank_takes_the_job_down_with_its_error_visible(tmp_path):
     proc, ranks, ws = start_training_launcher(tmp_path)
     next(p for p in ranks if p.environ().get("RANK") == "1").kill()
