@@ -197,7 +197,7 @@ class Supervisor:
             commit(self.store, self.job_id, batch, samples, now)
         except sqlite3.OperationalError as exc:
             follower.rewind(batch)
-            self._log(f"store busy, will retry: {exc}")
+            self._log(f"could not write the store (busy or its disk full), will retry: {exc}")
             return
         if stalled_for is not None:
             self._on_stall(stalled_for)
