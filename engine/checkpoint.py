@@ -22,7 +22,7 @@ import shutil
 import tempfile
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Optional
@@ -104,7 +104,7 @@ def write_error(path: Path, exc: BaseException, need: int) -> CheckpointWriteErr
     room = f"{free / MB:.0f} MB free there" if free is not None else "free space unknown"
     fix = ("free space there or pass --workspace on a disk with room" if full
            else "check the disk and its permissions, or pass --workspace elsewhere")  # fmt: skip
-    kept = f"{path} from before is untouched" if path.exists() else "there is no earlier one"
+    kept = f"the earlier {path.name} is untouched" if path.exists() else f"no partial {path.name} was left"
     return CheckpointWriteError(
         f"could not write checkpoint {path}: {why} (it needs about {need / MB:.0f} MB; {room}); {fix}. "
         f"Nothing was overwritten: {kept}"
@@ -232,12 +232,16 @@ class Checkpointer:
         self.path = cfg.workspace_path(cfg.checkpoint_filename)
         self.keep = cfg.gather_checkpoints
 
-    def save(self, state: dict[str, Any], is_best: bool = False, end_of_epoch: bool = True) -> Optional[Path]:
+    def save(self, state: dict[str, Any], is_best: bool = False, end_of_epoch: bool = True,
+             saved: Optional[Callable[[Path], None]] = None) -> Optional[Path]:  # fmt: skip
+        """Write the rolling checkpoint, call `saved` with it, then copy it (model_best, per-epoch)."""
         if not self.enabled:
             return None
         state = {**state, "format_version": FORMAT_VERSION}
         check_plain(state)  # what cannot load with weights_only=True is never written
         save_atomic(state, self.path)
+        if saved is not None:  # reported before the copies: if one fails (a full disk), resume still has it
+            saved(self.path)
         if is_best:
             copy_atomic(self.path, self.path.with_name(BEST_FILENAME))
         if end_of_epoch and self.keep > 0:
@@ -253,7 +257,7 @@ class Checkpointer:
         return (
             f"{self.path.parent} has {free / MB:.0f} MB free, but this run's checkpoints need about "
             f"{need * files / MB:.0f} MB ({files} files of {need / MB:.0f} MB at once): free space there or "
-            "pass --workspace on a disk with room, or the first checkpoint will fail"
+            "pass --workspace on a disk with room, or a checkpoint will fail"
         )
 
     def _gather(self, epoch: int) -> None:

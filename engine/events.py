@@ -90,6 +90,8 @@ STATUS_EVENTS: dict[str, tuple[str, ...]] = {
     "compile_warmup": ("seconds", "epoch", "iteration"),
     "stopping": ("signal", "epoch", "iteration"),
     "error": ("message",),
+    # what the user should act on before it fails the run (a workspace disk too small for its checkpoints)
+    "warning": ("message",),
     # --early-stopping-patience: val top-1 did not improve for `patience` epochs after `best_epoch`;
     # the run_end that follows is `completed` with a `reason`
     "early_stop": ("epoch", "best_epoch", "patience"),

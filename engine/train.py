@@ -168,6 +168,7 @@ def _run(cfg: TrainConfig, dist: Any, writer: EventWriter) -> int:
         _log(f"warning: {dev.note}")
     space = trainer.checkpointer.space_note(trainer.checkpoint_bytes()) if cfg.do_train else None
     if space:  # before hours of training, not at the first save
+        writer.status("warning", message=space)
         _log(f"warning: {space}")
     if dali_note(cfg) and dist.is_main:
         _log(f"warning: {dali_note(cfg)}")

@@ -9,6 +9,7 @@ import sys
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Optional
 
 import torch
@@ -520,13 +521,11 @@ class Trainer:
         return val
 
     def _save(self, epoch: int, iteration: int, is_best: bool) -> None:
-        path = self.checkpointer.save(
-            self.state_dict(epoch, iteration), is_best=is_best, end_of_epoch=iteration == 0
-        )
-        if path is not None:
-            self.writer.status(
-                "checkpoint", path=str(path), epoch=epoch, iteration=iteration, is_best=is_best
-            )
+        def saved(path: Path) -> None:
+            where = {"epoch": epoch, "iteration": iteration, "is_best": is_best}
+            self.writer.status("checkpoint", path=str(path), **where)
+
+        self.checkpointer.save(self.state_dict(epoch, iteration), is_best, iteration == 0, saved)
 
     def _stop(self, epoch: int, iteration: int) -> int:
         """Checkpoint the position (completed epochs, iterations into the next) and report the stop."""

@@ -106,12 +106,14 @@ class Follower:
                            iters_per_epoch=data.get("train_iters"))  # fmt: skip
         elif event == "error":
             self.state.error = str(data.get("message"))
+        elif event == "warning":  # shown with the job while it runs (a disk too small for its checkpoints)
+            updates["note"] = f"warning: {data.get('message')}"
         elif event == "stopping":
             self.state.stopping_signal = str(data.get("signal"))
         elif event == "run_end":
             self.state.run_end = _run_end(data.get("status"))
-            if data.get("reason"):  # e.g. early stopping: completed, and why before --epochs
-                updates["note"] = str(data["reason"])
+            # e.g. early stopping: completed, and why before --epochs; a warning ends with the run
+            updates["note"] = str(data["reason"]) if data.get("reason") else None
 
     def _latest(self, rec: Record, updates: dict[str, Any]) -> None:
         data, step = rec.data or {}, rec.step

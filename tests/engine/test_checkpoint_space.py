@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import subprocess
 import sys
 import textwrap
@@ -43,7 +44,7 @@ def test_a_write_the_kernel_refuses_names_the_file_and_keeps_the_old_checkpoint(
     assert f"could not write checkpoint {path}" in message
     assert "it needs about 16 MB" in message and "MB free there" in message
     assert "the disk is full" not in message  # the disk has room: the cause is the write itself
-    assert f"{path} from before is untouched" in message
+    assert "the earlier checkpoint.pth.tar is untouched" in message
     assert torch.load(path, weights_only=True) == {"epoch": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["checkpoint.pth.tar"]  # no temp file left
 
@@ -67,7 +68,8 @@ def test_a_full_disk_is_named_with_its_free_space(tmp_path, monkeypatch):
         save_atomic({"w": torch.zeros(MB)}, path)
     message = str(caught.value)
     assert "the disk is full (it needs about 4 MB; 1 MB free there)" in message
-    assert "pass --workspace on a disk with room" in message and "there is no earlier one" in message
+    assert "pass --workspace on a disk with room" in message
+    assert "no partial checkpoint.pth.tar was left" in message
     assert list(tmp_path.iterdir()) == []
 
 
@@ -110,3 +112,19 @@ def test_the_engine_on_a_full_disk_warns_first_then_fails_with_the_fix(small_dis
     errors = [r.data for r in iter_records(raport) if r.type == "STATUS" and r.event == "error"]
     assert errors and errors[-1]["kind"] == "CheckpointWriteError", errors
     assert sorted(p.name for p in ws.iterdir()) == [raport.name]  # no torn checkpoint, no temp file
+
+
+def test_a_failed_model_best_copy_still_reports_the_complete_checkpoint(tmp_path, monkeypatch):
+    """A disk with room for one checkpoint but not its model_best copy: resume has the first."""
+    ck = Checkpointer(parse_args(["--data-backend", "synthetic", "--workspace", str(tmp_path)]), enabled=True)
+
+    def full(src, dst):
+        raise OSError(errno.ENOSPC, "No space left on device", str(dst))
+
+    monkeypatch.setattr(checkpoint.shutil, "copyfile", full)
+    reported = []
+    with pytest.raises(CheckpointWriteError, match="model_best.pth.tar: the disk is full"):
+        ck.save({"epoch": 1, "w": torch.ones(3)}, is_best=True, saved=reported.append)
+    assert reported == [tmp_path / "checkpoint.pth.tar"]
+    assert torch.load(reported[0], weights_only=True)["epoch"] == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.pth.tar"]

@@ -123,3 +123,22 @@ def test_a_restarted_supervisor_goes_on_from_the_stored_loss(store, tmp_path):
     resumed = Follower(job.id, 1, job.files.raport, loss=1.0, iters_per_epoch=10).poll().updates["loss"]
     fresh = Follower(job.id, 1, job.files.raport).poll().updates["loss"]
     assert fresh == 3.0 and 1.0 < resumed < 3.0
+
+
+def test_an_engine_warning_shows_with_the_running_job_and_ends_with_the_run(store, tmp_path):
+    job = _job(store, tmp_path)
+    w = EventWriter(job.files.raport)
+    w.status("run_start", config={}, start_epoch=0, start_iter=0, epochs=1, train_iters=3, val_iters=1,
+             world_size=1, device="cpu")  # fmt: skip
+    w.status("warning", message="/ws has 60 MB free, but this run's checkpoints need about 539 MB")
+    w.metrics([1, 1], {"train.loss": 3.0})
+    w.close()
+    f = Follower(job.id, 1, job.files.raport)
+    commit(store, job.id, f.poll(), [], time.time())
+    warning = "warning: /ws has 60 MB free, but this run's checkpoints need about 539 MB"
+    assert store.get_job(job.id).note == warning
+    w = EventWriter(job.files.raport)
+    w.status("run_end", status="completed", epoch=1)
+    w.close()
+    commit(store, job.id, f.poll(), [], time.time())
+    assert store.get_job(job.id).note is None  # the run ended well: the warning no longer applies

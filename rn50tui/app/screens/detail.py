@@ -77,8 +77,9 @@ def summary_text(job: Job, now: float, loss_kind: Optional[str] = None) -> str:
         second += f"\n[yellow]waits: {_escape(job.wait_reason)}[/yellow]"
     if job.error:
         second += f"\n[red]{_escape(job.error.splitlines()[0])}[/red]"
-    elif job.note:  # how a completed run ended, when it is worth saying (early stopping)
-        second += f"\n{_escape(job.note)}"
+    elif job.note:  # the engine's warning while it runs, or how a completed run ended (early stopping)
+        note = _escape(job.note)
+        second += f"\n[yellow]{note}[/yellow]" if job.note.startswith("warning:") else f"\n{note}"
     return f"{first}\n{second}"
 
 
