@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Optional
 
 import torch
 import torch.distributed as dist
@@ -74,10 +75,10 @@ class StopVote:
     agrees at once, for epoch ends, which synchronize anyway.
     """
 
-    def __init__(self, device: torch.device) -> None:
+    def __init__(self, device: torch.device, event: Optional[type] = None) -> None:
         self.vote = torch.zeros(1, device=device)
         module = getattr(torch, device.type, None) if device.type != "cpu" else None
-        self._event = getattr(module, "Event", None)  # torch.cuda.Event, torch.mlu.Event
+        self._event = event or getattr(module, "Event", None)  # torch.cuda.Event, torch.mlu.Event
         self._host = _pinned_scalar() if self._event is not None else self.vote
         self._in_flight: object = None  # the event of a vote not read yet (True on CPU: gloo is synchronous)
 

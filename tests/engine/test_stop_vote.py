@@ -54,3 +54,36 @@ def test_the_vote_on_a_card_goes_through_pinned_memory_and_an_event(one_rank_gro
     vote = StopVote(torch.device(kind, 0))
     assert vote._event is module.Event and vote._host.is_pinned()
     check_votes(vote)
+
+
+class RecordingEvent:
+    """A stand-in shaped like torch.cuda.Event: record() marks the stream, synchronize() waits for it."""
+
+    log: list[tuple[str, int]] = []
+    made = 0
+
+    def __init__(self) -> None:
+        RecordingEvent.made += 1
+        self.n = RecordingEvent.made
+
+    def record(self) -> None:
+        self.log.append(("record", self.n))
+
+    def synchronize(self) -> None:
+        self.log.append(("wait", self.n))
+
+
+def test_each_step_waits_only_for_the_vote_of_the_step_before(one_rank_group):
+    """The card path's order, with a stand-in event: cast k is waited for at step k+1, never at step k."""
+    one_rank_group("gloo")
+    RecordingEvent.log, RecordingEvent.made = [], 0
+    vote = StopVote(torch.device("cpu"), event=RecordingEvent)
+    assert vote._host is not vote.vote  # the result is copied out to a host tensor
+    vote.step(False)
+    assert RecordingEvent.log == [("record", 1)]  # the first step waits for nothing
+    assert vote.step(True) is False
+    assert vote.step(False) is True
+    assert RecordingEvent.log == [("record", 1), ("wait", 1), ("record", 2), ("wait", 2), ("record", 3)]
+    assert vote.now(False) is False
+    # an epoch end reads the vote in flight, then casts and waits for its own
+    assert RecordingEvent.log[-3:] == [("wait", 3), ("record", 4), ("wait", 4)]
