@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -52,3 +53,24 @@ def store(db_path: Path) -> Any:
     s = JobStore(db_path)
     yield s
     s.close()
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Callable[[int], Path]]:
+    """`small_disk(mb)`: a real filesystem of that size (tmpfs) to fill; skipped where none can be mounted."""
+    mounted: list[Path] = []
+
+    def mount(mb: int) -> Path:
+        mnt = tmp_path / f"disk{len(mounted)}"
+        mnt.mkdir()
+        try:
+            subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={mb}m", "tmpfs", str(mnt)], check=True,
+                           capture_output=True, timeout=30)  # fmt: skip
+        except (OSError, subprocess.CalledProcessError) as exc:
+            pytest.skip(f"cannot mount a small tmpfs here (needs root and CAP_SYS_ADMIN): {exc}")
+        mounted.append(mnt)
+        return mnt
+
+    yield mount
+    for mnt in mounted:
+        subprocess.run(["umount", "-l", str(mnt)], check=False, timeout=30)

@@ -22,6 +22,7 @@ stalled), wait_reason (why a queued job is not granted cards, e.g. a card busy o
 from __future__ import annotations
 
 import os
+import shutil
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
 from rn50tui.jobs.errors import StoreError, StoreMissing
 
 BUSY_TIMEOUT_S = 30.0
+FULL_DISK_BYTES = 4 << 20  # below this, a store that cannot open is blamed on the disk
 DB_ENV = "RN50TUI_DB"
 
 
@@ -261,8 +263,20 @@ def connect(
         conn.execute("PRAGMA foreign_keys = ON")
         migrate(conn)
     except sqlite3.DatabaseError as exc:
-        raise StoreError(f"cannot open job store {path}: {exc}") from exc
+        raise StoreError(f"cannot open job store {path}: {exc}{_full_disk_hint(path)}") from exc
     return conn
+
+
+def _full_disk_hint(path: Path) -> str:
+    """SQLite says "disk I/O error" when a full disk leaves no room for the WAL index: name the cause."""
+    try:
+        free = shutil.disk_usage(path.parent).free
+    except OSError:
+        return ""
+    if free >= FULL_DISK_BYTES:
+        return ""
+    return (f" (the disk holding it is full: {free >> 20} MB free; free space there, e.g. old checkpoints "
+            "in the jobs' runs/ folders, then try again: no job is lost)")  # fmt: skip
 
 
 @contextmanager

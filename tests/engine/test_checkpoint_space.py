@@ -6,7 +6,6 @@ import errno
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import pytest
 import torch
@@ -84,23 +83,9 @@ def test_a_workspace_too_small_for_the_run_is_warned_of_before_training(tmp_path
     assert "about 500 MB (5 files" in ck.space_note(100 * MB)
 
 
-@pytest.fixture
-def small_disk(tmp_path: Path):
-    """A real 60 MB filesystem (tmpfs): a ResNet-50 checkpoint (~180 MB) cannot fit."""
-    mnt = tmp_path / "small"
-    mnt.mkdir()
-    try:
-        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=60m", "tmpfs", str(mnt)], check=True,
-                       capture_output=True, timeout=30)  # fmt: skip
-    except (OSError, subprocess.CalledProcessError) as exc:
-        pytest.skip(f"cannot mount a small tmpfs here (needs root and CAP_SYS_ADMIN): {exc}")
-    yield mnt
-    subprocess.run(["umount", "-l", str(mnt)], check=False, timeout=30)
-
-
 @pytest.mark.slow
 def test_the_engine_on_a_full_disk_warns_first_then_fails_with_the_fix(small_disk, tmp_path):
-    ws = small_disk / "run"
+    ws = small_disk(60) / "run"
     args = ["--data-backend", "synthetic", "--device", "cpu", "--image-size", "32", "-b", "8", "--num-classes",
             "10", "--epochs", "1", "--synthetic-size", "16", "-j", "0", "--workspace", str(ws)]  # fmt: skip
     proc = run_engine(args, cwd=tmp_path)
