@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -208,18 +209,27 @@ def iter_records(path: str | os.PathLike[str]) -> Iterator[Record]:
     yield from read_from(path)[0]
 
 
+class ReportWriteError(RuntimeError):
+    """raport.json could not be written (a full disk); the message names the file, the cause and the fix."""
+
+
 class EventWriter:
     """Appends records to raport.json (and optionally echoes a readable line to a stream).
 
     Rank 0 alone writes; other ranks get a writer with ``path=None`` that drops everything.
-    Each record is flushed at once so a follower sees it while the run goes on.
+    Each record goes to the file in one unbuffered write, so a follower sees it while the run goes on
+    and a failed write leaves nothing behind in a buffer to be written twice. A record always starts a
+    line: after a torn last line (a write cut short by a full disk, in this attempt or an earlier one)
+    the next record begins with a newline, so it is not lost in the torn one.
     """
 
     def __init__(self, path: str | os.PathLike[str] | None, echo: TextIO | None = None) -> None:
-        self._fh = open(path, "a", encoding="utf-8") if path else None  # noqa: SIM115 - append: resumes keep history
+        self.path = os.fspath(path) if path else None
+        self._fh = open(path, "ab", buffering=0) if path else None  # noqa: SIM115 - append: resumes keep history
         self._echo = echo
         self._start = time.time()
         self._metadata_written: set[str] = set()
+        self._torn = self._fh is not None and not _ends_a_line(self.path)
 
     def _write(self, obj: dict[str, Any]) -> None:
         if self._fh is None:
@@ -231,8 +241,25 @@ class EventWriter:
             "elapsedtime": now - self._start,
             **obj,
         }
-        self._fh.write(PREFIX + json.dumps(rec, default=_jsonable) + "\n")
-        self._fh.flush()
+        data = (("\n" if self._torn else "") + PREFIX + json.dumps(rec, default=_jsonable) + "\n").encode()
+        try:
+            while data:
+                data = data[self._fh.write(data) :]
+        except OSError as exc:
+            self._torn = True
+            raise self._write_error(exc) from exc
+        self._torn = False
+
+    def _write_error(self, exc: OSError) -> ReportWriteError:
+        folder = os.path.dirname(os.path.abspath(self.path or "."))
+        try:
+            free = f"; {shutil.disk_usage(folder).free >> 20} MB free there"
+        except OSError:
+            free = ""
+        return ReportWriteError(
+            f"could not write the run report {self.path}: {exc.strerror or exc}{free}; free space there or "
+            "pass --workspace on a disk with room (the records already written are kept)"
+        )
 
     def parameters(self, params: dict[str, Any]) -> None:
         self._write({"type": "LOG", "step": "PARAMETER", "data": params})
@@ -255,8 +282,21 @@ class EventWriter:
 
     def close(self) -> None:
         if self._fh is not None:
-            self._fh.close()
+            self._fh.close()  # unbuffered: nothing is left to flush, so closing cannot fail on a full disk
             self._fh = None
+
+
+def _ends_a_line(path: str) -> bool:
+    """True for an empty file or one whose last byte is a newline."""
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            if fh.tell() == 0:
+                return True
+            fh.seek(-1, os.SEEK_END)
+            return fh.read(1) == b"\n"
+    except OSError:
+        return True
 
 
 def _fmt(name: str, value: float) -> str:

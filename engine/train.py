@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import random
 import sys
 import traceback
@@ -9,7 +10,7 @@ from collections.abc import Sequence
 from typing import Any, Optional
 
 from engine.config import ConfigError, TrainConfig, accumulation_steps, check, dali_note, parse_args
-from engine.events import EXIT_ERROR, EXIT_USAGE, EventWriter, RunEnd
+from engine.events import EXIT_ERROR, EXIT_USAGE, EventWriter, ReportWriteError, RunEnd
 
 
 def _log(msg: str) -> None:
@@ -36,13 +37,13 @@ def run(cfg: TrainConfig) -> int:
         check(cfg, dist.world_size)
         return _run(cfg, dist, writer)
     except KeyboardInterrupt:
-        writer.status("error", message="interrupted twice: stopped without a checkpoint")
+        _record(writer, "error", message="interrupted twice: stopped without a checkpoint")
         return 130
     except Exception as exc:
         usage, known = _is_usage_error(exc), _is_known_error(exc)
         message = f"{exc}" if usage or known else f"{type(exc).__name__}: {exc}"
-        writer.status("error", message=message, kind=type(exc).__name__)
-        writer.status("run_end", status=RunEnd.FAILED)
+        _record(writer, "error", message=message, kind=type(exc).__name__)
+        _record(writer, "run_end", status=RunEnd.FAILED)
         if not (usage or known):  # a bug: the traceback helps; a known failure's message says it all
             traceback.print_exc()
         _log(f"error: {message}")
@@ -54,11 +55,17 @@ def run(cfg: TrainConfig) -> int:
         shutdown()
 
 
+def _record(writer: EventWriter, event: str, **data: object) -> None:
+    """A failure's record, if the report can still take it (on a full disk it cannot: stderr says it)."""
+    with contextlib.suppress(ReportWriteError):
+        writer.status(event, **data)
+
+
 def _is_known_error(exc: BaseException) -> bool:
     from engine.checkpoint import CheckpointWriteError
     from engine.trainer import DataError
 
-    return isinstance(exc, (DataError, CheckpointWriteError))
+    return isinstance(exc, (DataError, CheckpointWriteError, ReportWriteError))
 
 
 def _is_usage_error(exc: BaseException) -> bool:
