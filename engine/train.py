@@ -14,7 +14,8 @@ from engine.events import EXIT_ERROR, EXIT_USAGE, EventWriter, ReportWriteError,
 
 
 def _log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
+    with contextlib.suppress(OSError):  # stderr is a file on the job's disk, which may be full
+        print(msg, file=sys.stderr, flush=True)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -15,6 +15,7 @@ import csv
 import json
 import os
 import shlex
+import sqlite3
 import sys
 import time
 from collections.abc import Sequence
@@ -26,6 +27,7 @@ from rn50tui.jobs.busy import BUSY_CHECK_ENV
 from rn50tui.jobs.capacity import CARDS_ENV, CapacityError, parse_spec
 from rn50tui.jobs.errors import JobsError, StoreMissing
 from rn50tui.jobs.presets import PRESETS
+from rn50tui.jobs.schema import full_disk_hint
 from rn50tui.jobs.states import Status
 from rn50tui.jobs.store import JobSummary, default_db_path
 from rn50tui.jobs.workspace import LOG_STREAMS, LogTail, last_lines
@@ -190,6 +192,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return _fail(str(exc), EXIT_USAGE)
     except (JobsError, CliError) as exc:
         return _fail(str(exc), EXIT_ERROR)
+    except sqlite3.OperationalError as exc:  # the store opened, but cannot be written now (a full disk)
+        return _fail(f"cannot write the job store {_db(args)}: {exc}{full_disk_hint(_db(args))}", EXIT_ERROR)
     except BrokenPipeError:  # `rn50tui jobs list | head`
         return 0
     except KeyboardInterrupt:

@@ -263,20 +263,24 @@ def connect(
         conn.execute("PRAGMA foreign_keys = ON")
         migrate(conn)
     except sqlite3.DatabaseError as exc:
-        raise StoreError(f"cannot open job store {path}: {exc}{_full_disk_hint(path)}") from exc
+        raise StoreError(f"cannot open job store {path}: {exc}{full_disk_hint(path)}") from exc
     return conn
 
 
-def _full_disk_hint(path: Path) -> str:
-    """SQLite says "disk I/O error" when a full disk leaves no room for the WAL index: name the cause."""
+def full_disk_hint(path: str | os.PathLike[str], then: str = "then try again: no job is lost") -> str:
+    """The words " (the disk holding it is full …)" when the disk of file `path` is nearly full, else "".
+
+    SQLite says "disk I/O error" when a full disk leaves no room for the WAL index, and an engine that
+    failed on a full disk may have had no room to say why.
+    """
     try:
-        free = shutil.disk_usage(path.parent).free
+        free = shutil.disk_usage(Path(path).parent).free
     except OSError:
         return ""
     if free >= FULL_DISK_BYTES:
         return ""
     return (f" (the disk holding it is full: {free >> 20} MB free; free space there, e.g. old checkpoints "
-            "in the jobs' runs/ folders, then try again: no job is lost)")  # fmt: skip
+            f"in the jobs' runs/ folders, {then})")  # fmt: skip
 
 
 @contextmanager

@@ -28,6 +28,7 @@ from rn50tui.jobs.errors import JobsError, LaunchError
 from rn50tui.jobs.eta import EtaModel
 from rn50tui.jobs.follower import Follower, commit
 from rn50tui.jobs.scheduler import schedule
+from rn50tui.jobs.schema import full_disk_hint
 from rn50tui.jobs.stall import StallWatch
 from rn50tui.jobs.states import Status
 from rn50tui.jobs.store import DeviceSample, Job, JobStore
@@ -38,6 +39,8 @@ POLL_S = 1.0
 SAMPLE_INTERVAL_S = 2.0
 SAMPLE_RETENTION = 50_000  # samples kept per job (about 28 h of one card at 2 s)
 GRACE_S = 60.0
+STORE_RETRY_MAX_S = 5.0  # the longest wait between tries of a write the store refused
+STORE_RETRY_LOG_S = 60.0  # how often a refused write is logged while it is retried
 STDERR_TAIL_LINES = 15
 
 
@@ -165,8 +168,11 @@ class Supervisor:
         left = procs.kill_tagged(token)  # ranks or data-loader workers that outlived the leader
         if left:
             self._log(f"processes of the job still alive after SIGKILL: {left}")
-        self._commit(follower, [])  # the last records
-        status, error = self._outcome(rc, follower, files.log("stderr"), stderr_offset)
+        # judged now: by the time the store takes the outcome, space may have been freed
+        full = full_disk_hint(files.raport, then="then resume the job")
+        # the last records: nothing else will bring them into the store once this process is gone
+        self._until_stored(lambda: self._commit(follower, [], final=True), "the attempt's last records")
+        status, error = self._outcome(rc, follower, files.log("stderr"), stderr_offset, full)
         self._finish(status, rc, error)
 
     def _watch(self, proc: Any, follower: Follower, sampler: CardSampler) -> int:
@@ -184,8 +190,8 @@ class Supervisor:
             procs.reap_adopted(keep=proc.pid)
             time.sleep(self.poll)
 
-    def _commit(self, follower: Follower, samples: list[DeviceSample]) -> None:
-        """One batch into the store; a store busy past busy_timeout costs a round, never the records."""
+    def _commit(self, follower: Follower, samples: list[DeviceSample], final: bool = False) -> None:
+        """One batch into the store; a refused write costs a round, never the records (`final`: raise)."""
         batch = follower.poll()
         now = time.time()
         stalled_for = self._watch_progress(batch.rows, batch.updates, now)
@@ -197,6 +203,8 @@ class Supervisor:
             commit(self.store, self.job_id, batch, samples, now)
         except sqlite3.OperationalError as exc:
             follower.rewind(batch)
+            if final:
+                raise
             self._log(f"could not write the store (busy or its disk full), will retry: {exc}")
             return
         if stalled_for is not None:
@@ -245,7 +253,7 @@ class Supervisor:
     # -- the end
 
     def _outcome(
-        self, rc: int, follower: Follower, stderr: Path, offset: int
+        self, rc: int, follower: Follower, stderr: Path, offset: int, full_disk: str = ""
     ) -> tuple[Status, Optional[str]]:
         """The shared verdict (rn50tui/jobs/verdict.py), with the engine's last stderr lines on a failure."""
         state, job = follower.state, self.store.get_job(self.job_id)
@@ -259,18 +267,41 @@ class Supervisor:
                 f"cancelled: no progress for {self.stall_cancelled:.0f} s (--on-stall cancel); resume continues it"
                 + (" (killed after the grace period)" if self.killed else "")
             )
-        if status is Status.FAILED:
-            return status, _with_stderr_tail(reason or "the engine failed", stderr, offset)
+        if status is Status.FAILED:  # an engine failed on a full disk may have had no room to say why
+            return status, _with_stderr_tail((reason or "the engine failed") + full_disk, stderr, offset)
         return status, reason
 
     def _finish(self, status: Status, rc: Optional[int], error: Optional[str]) -> None:
-        with self.store.transaction():
-            self.store.transition_locked(self.job_id, status, None, {
-                "exit_code": rc, "error": error, "finished_at": time.time(), "heartbeat": time.time(),
-                "stalled_at": None})  # fmt: skip
-            self.store.release_claims(self.job_id)
+        finished_at = time.time()
+        self._until_stored(lambda: self._record_end(status, rc, error, finished_at), "how the job ended")
         self._log(f"job {self.job_id} {status}" + (f": {error.splitlines()[0]}" if error else ""))
         notify.fire(self.store.get_job(self.job_id), notify.FINAL, self.log)
+
+    def _record_end(
+        self, status: Status, rc: Optional[int], error: Optional[str], finished_at: float
+    ) -> None:
+        with self.store.transaction():
+            self.store.transition_locked(self.job_id, status, None, {
+                "exit_code": rc, "error": error, "finished_at": finished_at, "heartbeat": time.time(),
+                "stalled_at": None})  # fmt: skip
+            self.store.release_claims(self.job_id)
+
+    def _until_stored(self, write: Any, what: str) -> None:
+        """Retry a write the store refuses (a full disk, a lock held past busy_timeout) until it takes it:
+        only this process knows how the attempt ended. Gives up when the store file is gone."""
+        delay, said = self.poll, 0.0
+        while True:
+            try:
+                write()
+                return
+            except sqlite3.OperationalError as exc:
+                if not self.store.path.exists():
+                    raise
+                if time.monotonic() - said > STORE_RETRY_LOG_S:
+                    said = time.monotonic()
+                    self._log(f"cannot record {what} yet ({exc}{full_disk_hint(self.store.path)}); retrying")
+            time.sleep(delay)
+            delay = min(delay * 2, STORE_RETRY_MAX_S)
 
     def _finish_if_active(self, status: Status, rc: Optional[int], error: str) -> None:
         try:
@@ -286,11 +317,12 @@ class Supervisor:
             self._log(f"scheduler error: {exc!r}")
 
     def _log(self, message: str) -> None:
-        print(
-            f"[supervisor {datetime.now().isoformat(timespec='seconds')}] {message}",
-            file=self.log,
-            flush=True,
-        )
+        with contextlib.suppress(OSError):  # the log is a file on the job's disk, which may be full
+            print(
+                f"[supervisor {datetime.now().isoformat(timespec='seconds')}] {message}",
+                file=self.log,
+                flush=True,
+            )
 
 
 def _size(path: Path) -> int:
