@@ -37,6 +37,7 @@ from rn50tui.app.screens.jobs import JobsScreen
 from rn50tui.app.screens.new_job import NewJobScreen
 from rn50tui.app.services import FALLBACK_CAPACITY, Services
 from rn50tui.jobs.errors import JobNotFound, JobsError
+from rn50tui.jobs.schema import full_disk_hint
 from rn50tui.jobs.states import Status
 from rn50tui.jobs.userconfig import UserConfigError, load_notify
 
@@ -227,6 +228,10 @@ class Rn50App(App[int]):
             return
         if isinstance(error, JobsError):
             self.notify(str(error).splitlines()[0], title="refused", severity="error", timeout=8)
+            return
+        if isinstance(error, sqlite3.OperationalError):  # the store cannot be written now (a full disk)
+            why = f"cannot write the job store {self.db_path}: {error}{full_disk_hint(self.db_path)}"
+            self.notify(why, title="not done", severity="error", timeout=15)
             return
         detail = (
             "".join(traceback.format_exception(error)) if isinstance(error, BaseException) else repr(error)

@@ -91,3 +91,31 @@ async def test_quitting_leaves_running_jobs_alone(db_path, store):
         await jobs_table(pilot, app, 1)
         await pilot.press("q")
     assert status_of(store, job.id) is Status.RUNNING and store.get_job(job.id).cancel_requested is None
+
+
+async def test_a_cancel_the_full_disk_refuses_is_a_toast_naming_the_disk(small_disk):
+    from rn50tui.jobs.store import JobStore
+
+    disk = small_disk(2)
+    store = JobStore(disk / "jobs.db")
+    queued = add_job(store, Status.QUEUED, "waiting")
+    app = make_app(disk / "jobs.db")
+    async with app.run_test(size=SIZE) as pilot:
+        table = await jobs_table(pilot, app, 1)
+        filler = disk / "filler"
+        filler.write_bytes(b"")
+        with open(filler, "ab") as fh:  # fill every last page of the disk
+            try:
+                while True:
+                    fh.write(b"\0" * 65536)
+            except OSError:
+                pass
+        table.select_job(queued.id)
+        await pilot.press("c")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("y")
+        await wait_for(pilot, lambda: "the disk holding it is full" in notes(app), what="the toast")
+        assert isinstance(app.screen, JobsScreen)  # a toast, not a traceback screen
+        filler.unlink()
+    assert status_of(store, queued.id) is Status.QUEUED  # nothing half-done
+    store.close()
