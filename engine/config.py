@@ -349,6 +349,8 @@ def check(cfg: TrainConfig, world_size: int | None = None) -> None:
     if cfg.evaluate and not cfg.resume and not cfg.pretrained_from_file:
         raise ConfigError("--evaluate needs weights: pass --resume CHECKPOINT (or --pretrained-from-file)")
     for flag, path in (("--resume", cfg.resume), ("--pretrained-from-file", cfg.pretrained_from_file)):
+        if path and Path(path).is_dir():
+            raise ConfigError(f"{flag} {path} is a directory: pass the checkpoint file (checkpoint.pth.tar)")
         if path and not Path(path).is_file():
             raise ConfigError(f"{flag} {path}: no such file (a missing checkpoint is never a fresh start)")
     _check_recipe(cfg)
@@ -386,6 +388,8 @@ def _check_data(cfg: TrainConfig) -> None:
     if not cfg.data:
         raise ConfigError("no dataset given: pass DIR (with train/ and val/), or --data-backend synthetic")
     root = Path(cfg.data)
+    if root.exists() and not root.is_dir():
+        raise ConfigError(f"dataset {root} is a file: pass the directory that holds train/ and val/")
     if not root.is_dir():
         raise ConfigError(f"dataset directory {root} does not exist (or pass --data-backend synthetic)")
     needed = (["train"] if cfg.do_train else []) + (["val"] if cfg.do_validate else [])

@@ -32,8 +32,14 @@ def run(cfg: TrainConfig) -> int:
     from engine.distributed import env_dist_info
 
     dist = env_dist_info()
-    cfg.workspace_path("").mkdir(parents=True, exist_ok=True)
-    writer = EventWriter(cfg.workspace_path(cfg.raport_file) if dist.is_main else None, echo=sys.stdout)
+    try:
+        cfg.workspace_path("").mkdir(parents=True, exist_ok=True)
+        writer = EventWriter(cfg.workspace_path(cfg.raport_file) if dist.is_main else None, echo=sys.stdout)
+    except OSError as exc:  # nowhere to write the report, so the message goes to stderr alone
+        where = exc.filename or cfg.workspace_path("")
+        _log(f"error: cannot write to the workspace ({where}: {exc.strerror or exc}): pass --workspace a "
+             "folder you can write")  # fmt: skip
+        return EXIT_USAGE
     try:
         check(cfg, dist.world_size)
         return _run(cfg, dist, writer)

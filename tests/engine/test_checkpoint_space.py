@@ -1,4 +1,5 @@
-"""A checkpoint that cannot be written (full disk, file size limit) is a clear error that loses nothing."""
+"""A checkpoint or workspace that cannot be written (full disk, size limit, no folder) is a clear error
+that loses nothing."""
 
 from __future__ import annotations
 
@@ -113,3 +114,13 @@ def test_a_failed_model_best_copy_still_reports_the_complete_checkpoint(tmp_path
     assert reported == [tmp_path / "checkpoint.pth.tar"]
     assert torch.load(reported[0], weights_only=True)["epoch"] == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.pth.tar"]
+
+
+def test_a_workspace_that_cannot_be_created_is_a_usage_error_naming_it(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    args = ["--data-backend", "synthetic", "--device", "cpu", "--workspace", str(blocker / "ws")]
+    proc = run_engine(args, cwd=tmp_path)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert f"error: cannot write to the workspace ({blocker / 'ws'}: Not a directory)" in proc.stderr
+    assert "pass --workspace a folder you can write" in proc.stderr

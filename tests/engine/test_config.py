@@ -62,6 +62,11 @@ def test_missing_dataset_is_refused_with_the_fix(tmp_path):
         parse_args([str(tmp_path / "nope")])
     with pytest.raises(ConfigError, match="no dataset given"):
         parse_args([])
+    (tmp_path / "labels.csv").write_text("a,1\n")
+    with pytest.raises(ConfigError, match="is a file: pass the directory that holds train/ and val/"):
+        parse_args([str(tmp_path / "labels.csv")])
+    with pytest.raises(ConfigError, match=f"--resume {tmp_path} is a directory: pass the checkpoint file"):
+        parse_args(["--data-backend", "synthetic", "--resume", str(tmp_path)])
     (tmp_path / "train").mkdir()
     with pytest.raises(ConfigError, match="no val/ folder .* --training-only"):
         parse_args([str(tmp_path)])
