@@ -94,6 +94,10 @@ def _base_flags(request: Request, preset: Optional[Preset], cwd: Path) -> list[s
     flags = list(preset.flags) if preset else []
     if request.data:
         data = (cwd / request.data).resolve()
+        if data.exists() and not data.is_dir():
+            raise SubmitError(
+                f"dataset {data} is a file: pass the directory that holds train/ and val/", "data"
+            )
         if not data.is_dir():
             raise SubmitError(f"dataset directory {data} does not exist", "data")
         flags.insert(0, str(data))
@@ -103,6 +107,10 @@ def _base_flags(request: Request, preset: Optional[Preset], cwd: Path) -> list[s
         )
     if request.checkpoint:
         ckpt = (cwd / request.checkpoint).resolve()
+        if ckpt.is_dir():
+            raise SubmitError(
+                f"checkpoint {ckpt} is a directory: pass the file (checkpoint.pth.tar)", "checkpoint"
+            )
         if not ckpt.is_file():
             raise SubmitError(f"checkpoint {ckpt} does not exist", "checkpoint")
         flags += ["--resume", str(ckpt)]

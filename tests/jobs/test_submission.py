@@ -41,6 +41,17 @@ def test_invalid_requests_are_refused_before_queueing(tmp_path, request_, messag
         plan(request_, HOST, tmp_path)
 
 
+def test_a_file_for_a_dataset_and_a_folder_for_a_checkpoint_say_what_to_pass(tmp_path):
+    (tmp_path / "labels.csv").write_text("a,1\n")
+    with pytest.raises(
+        SubmitError, match="labels.csv is a file: pass the directory that holds train/ and val/"
+    ):
+        plan(Request(preset="ngc-amp-90e", data="labels.csv"), HOST, tmp_path)
+    (tmp_path / "data" / "val").mkdir(parents=True)
+    with pytest.raises(SubmitError, match="is a directory: pass the file \\(checkpoint.pth.tar\\)"):
+        plan(Request(preset="ngc-infer", data="data", checkpoint="data"), HOST, tmp_path)
+
+
 def test_paths_become_absolute_and_workspace_flags_are_taken_over(tmp_path):
     (tmp_path / "w.pth.tar").write_bytes(b"x")
     (tmp_path / "data" / "val").mkdir(parents=True)
