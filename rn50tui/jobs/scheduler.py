@@ -16,7 +16,7 @@ from engine.device_kind import DeviceKind
 from rn50tui.jobs.busy import CHECKED_KINDS, Busy, busy_cards
 from rn50tui.jobs.capacity import host_capacity
 from rn50tui.jobs.errors import JobsError
-from rn50tui.jobs.executors import EXECUTORS, Executor, LocalExecutor, get_executor
+from rn50tui.jobs.executors import EXECUTORS, Executor, LocalExecutor, find_executor, get_executor
 from rn50tui.jobs.states import Status
 from rn50tui.jobs.store import Job, JobStore
 
@@ -78,6 +78,8 @@ def schedule(
     """Claim cards for whatever can start now and have each job's executor start it."""
     if not store.has_queued():
         return []  # the common case: nothing waits, no host detection needed
+    if all(_in_a_cluster_queue(job) for job in store.list_jobs([Status.QUEUED])):
+        return []  # only jobs pending in Slurm's queue: their followers move them, nothing to detect here
     started = []
     capacity = capacity if capacity is not None else host_capacity()
     for job in claim(store, capacity, _busy(store, capacity)):
@@ -87,6 +89,11 @@ def schedule(
         except JobsError as exc:  # a LaunchError, or an executor this version lacks
             fail_start(store, job.id, str(exc))
     return started
+
+
+def _in_a_cluster_queue(job: Job) -> bool:
+    executor = find_executor(job.executor)
+    return executor is not None and executor.submitted(job)
 
 
 def _busy(store: JobStore, capacity: dict[str, int]) -> Busy:

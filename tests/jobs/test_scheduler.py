@@ -87,3 +87,24 @@ def test_concurrent_schedulers_never_grant_a_card_twice(store):
     granted = [store.get_job(j) for j in jobs if store.get_job(j).status is Status.STARTING]
     assert len(granted) == 3
     assert sorted(c for j in granted for c in j.cards_granted) == [0, 1, 2]
+
+
+def test_jobs_pending_in_slurm_alone_need_no_detection_of_this_hosts_cards(store, monkeypatch):
+    from rn50tui.jobs import scheduler
+
+    job = store.insert_job(name="pending", kind="train", argv=[], device="mlu", cards_requested=8,
+                           workspace=str(store.path.parent / "runs" / "{id}"), executor="slurm")  # fmt: skip
+    store.set_executor_handle(job.id, {"slurm_job_id": "12"})
+    detections = []
+    monkeypatch.setattr(scheduler, "host_capacity", lambda: detections.append(1) or {"mlu": 0, "cpu": 1})
+    assert schedule(store) == [] and detections == []  # cnmon / NVML are not run for it
+    local = _queue(store, device="cpu")[0]
+    calls = []
+
+    class Recording(scheduler.LocalExecutor):
+        def start(self, job, store):
+            calls.append(job.id)
+
+    executors = lambda name: Recording() if name == "local" else scheduler.get_executor(name)  # noqa: E731
+    assert schedule(store, executors=executors) == [local] and detections == [1]
+    assert calls == [local] and store.get_job(job.id).status is Status.QUEUED
