@@ -35,6 +35,9 @@ STOP_AFTER_ITERS_VAR = (
 HANG_AFTER_ITERS_VAR = "RN50TUI_TEST_HANG_AFTER_ITERS"
 
 
+LOADER_STOPPED = object()  # _next's answer when the data loader failed while a stop was under way
+
+
 class DataError(RuntimeError):
     """Too many images of the dataset could not be read."""
 
@@ -237,13 +240,14 @@ class Trainer:
         return loss.detach()
 
     def _next(self, it: Any) -> Any:
+        """The next batch; None at the epoch's end; LOADER_STOPPED when the loader broke during a stop."""
         try:
             return next(it)
         except StopIteration:
             return None
         except Exception:
-            if self.stop.requested:
-                return None  # the signal also reached the loader's workers
+            if self.stop.requested:  # the signal also reached a worker still starting (not yet shielded)
+                return LOADER_STOPPED
             raise
 
     # -- epochs ----------------------------------------------------------------------------------------
@@ -261,6 +265,8 @@ class Trainer:
             batch = self._next(data_iter)
             if batch is None:
                 break
+            if batch is LOADER_STOPPED:  # a stop, not the epoch's end: the checkpoint keeps the position
+                return EpochOutcome({}, it, stopped=True)
             data_time = time.perf_counter() - t0
             if len(batch.labels) == 0:  # every image unreadable: no step, but every image counts
                 self._empty_batch(epoch, int(batch.skipped))

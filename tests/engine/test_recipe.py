@@ -291,3 +291,26 @@ def test_evaluate_loads_the_weights_asked_for(tmp_path):
         assert trainer.recipe.weights_from == ("model" if expected is weights else "ema")
         assert torch.equal(trainer.model.state_dict()["fc.weight"], expected["fc.weight"])
         assert trainer.recipe.ema is None  # evaluation keeps no average of its own
+
+
+def test_a_loader_that_breaks_during_a_stop_stops_the_epoch_where_it_was(tmp_path):
+    """A Ctrl-C can reach a loader worker before it ignores signals: the loader then fails. That is a
+    stop at the batch reached, never the epoch's end (which would checkpoint the epoch as done)."""
+    import signal
+
+    trainer = trainer_of(tmp_path)
+    loader, batches = trainer.train_loader, []
+
+    def breaking():
+        for i, batch in enumerate(iter(loader)):
+            if i == 1:
+                trainer.stop.signum = signal.SIGINT
+                raise RuntimeError("DataLoader worker (pid 123) exited unexpectedly")
+            batches.append(batch)
+            yield batch
+
+    trainer.train_loader = type("Breaking", (), {"set_epoch": loader.set_epoch, "__len__": loader.__len__,
+                                                 "set_start_iteration": loader.set_start_iteration,
+                                                 "__iter__": lambda self: breaking()})()  # fmt: skip
+    outcome = trainer.train_epoch(0, 0)
+    assert outcome.stopped and outcome.iterations_done == 1 == len(batches) < len(loader)
