@@ -72,6 +72,22 @@ class DeviceInfo:
         return int(_module(self.kind).max_memory_allocated(self.device))
 
 
+def is_out_of_memory(exc: BaseException) -> bool:
+    """CUDA raises OutOfMemoryError; torch_mlu a RuntimeError saying "MLU out of memory"."""
+    return "out of memory" in str(exc).lower() or type(exc).__name__ == "OutOfMemoryError"
+
+
+def out_of_memory_message(exc: BaseException, batch_size: int, amp: bool) -> str:
+    """What to do when a training step does not fit the card: the batch is the lever, the recipe stays."""
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    amp_hint = "" if amp else ", or --amp (half the activation memory)"
+    return (
+        f"out of memory at batch {batch_size} per card ({first}): pass a smaller -b, with "
+        f"--optimizer-batch-size at the recipe's global batch so gradient accumulation keeps the schedule"
+        f"{amp_hint}"
+    )
+
+
 def _module(kind: str) -> Any:
     return torch.cuda if kind == "cuda" else torch.mlu  # type: ignore[attr-defined]
 

@@ -47,8 +47,9 @@ def run(cfg: TrainConfig) -> int:
         _record(writer, "error", message="interrupted twice: stopped without a checkpoint")
         return 130
     except Exception as exc:
-        usage, known = _is_usage_error(exc), _is_known_error(exc)
-        message = f"{exc}" if usage or known else f"{type(exc).__name__}: {exc}"
+        oom = _out_of_memory(exc, cfg)
+        usage, known = _is_usage_error(exc), _is_known_error(exc) or oom is not None
+        message = oom or (f"{exc}" if usage or known else f"{type(exc).__name__}: {exc}")
         _record(writer, "error", message=message, kind=type(exc).__name__)
         _record(writer, "run_end", status=RunEnd.FAILED)
         if not (usage or known):  # a bug: the traceback helps; a known failure's message says it all
@@ -73,6 +74,13 @@ def _is_known_error(exc: BaseException) -> bool:
     from engine.trainer import DataError
 
     return isinstance(exc, (DataError, CheckpointWriteError, ReportWriteError))
+
+
+def _out_of_memory(exc: BaseException, cfg: TrainConfig) -> Optional[str]:
+    """What to do about a step that did not fit the card; None for any other failure."""
+    from engine.devices import is_out_of_memory, out_of_memory_message
+
+    return out_of_memory_message(exc, cfg.batch_size, cfg.amp) if is_out_of_memory(exc) else None
 
 
 def _is_usage_error(exc: BaseException) -> bool:

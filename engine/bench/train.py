@@ -17,6 +17,7 @@ from typing import Any, Optional
 
 from engine.bench import check_appendable
 from engine.config import parse_args
+from engine.devices import is_out_of_memory
 from engine.events import EventWriter
 
 
@@ -60,11 +61,6 @@ def engine_argv(a: argparse.Namespace) -> list[str]:
 
 
 EXIT_OOM = 3  # the batch does not fit the card: `engine.bench report` then tries a smaller one
-
-
-def is_out_of_memory(exc: BaseException) -> bool:
-    """CUDA raises OutOfMemoryError; torch_mlu a RuntimeError saying "MLU out of memory"."""
-    return "out of memory" in str(exc).lower() or type(exc).__name__ == "OutOfMemoryError"
 
 
 def measure(trainer: Any, warmup: int, iters: int) -> dict[str, float]:

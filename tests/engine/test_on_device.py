@@ -128,3 +128,12 @@ def test_mixup_and_ema_on_the_card_match_the_cpu(tmp_path, kind):
     assert next(ema.module.parameters()).device.type == kind
     expected = 0.1 * (model[0].weight - 1.0) + 0.9 * model[0].weight  # update 0: decay min(0.9, 1/10)
     torch.testing.assert_close(ema.module[0].weight, expected)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_batch_too_big_for_the_card_fails_with_the_fix(tmp_path, kind):
+    out = run_engine(["--data-backend", "synthetic", "--device", kind, "-b", "4096", "--image-size", "224",
+                      "--num-classes", "10", "--epochs", "1", "--synthetic-size", "4096", "-j", "0",
+                      "--workspace", str(tmp_path)], cwd=tmp_path)  # fmt: skip
+    assert out.returncode == 1, out.stderr[-2000:]
+    assert "error: out of memory at batch 4096 per card" in out.stderr and "Traceback" not in out.stderr

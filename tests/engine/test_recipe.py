@@ -314,3 +314,23 @@ def test_a_loader_that_breaks_during_a_stop_stops_the_epoch_where_it_was(tmp_pat
                                                  "__iter__": lambda self: breaking()})()  # fmt: skip
     outcome = trainer.train_epoch(0, 0)
     assert outcome.stopped and outcome.iterations_done == 1 == len(batches) < len(loader)
+
+
+def test_a_step_that_does_not_fit_the_card_says_to_lower_the_batch(tmp_path, monkeypatch, capsys):
+    """The error a card raises (torch.cuda.OutOfMemoryError; torch_mlu words it "MLU out of memory"),
+    raised here by a stand-in step: the fix, not a traceback."""
+    from engine.trainer import Trainer
+
+    def too_big(self, *args, **kwargs):
+        raise torch.cuda.OutOfMemoryError(
+            "CUDA out of memory. Tried to allocate 2.00 GiB (GPU 0; 79.1 GiB total)"
+        )
+
+    monkeypatch.setattr(Trainer, "train_step", too_big)
+    code = main([*TINY, "--workspace", str(tmp_path), "--raport-file", "raport.json", "--epochs", "1"])
+    err = capsys.readouterr().err
+    assert code == 1 and "Traceback" not in err
+    assert "error: out of memory at batch 8 per card (CUDA out of memory. Tried to allocate 2.00 GiB" in err
+    assert "pass a smaller -b, with --optimizer-batch-size" in err and "or --amp" in err
+    errors = [r.data for r in iter_records(tmp_path / "raport.json") if r.event == "error"]
+    assert errors[-1]["message"].startswith("out of memory at batch 8 per card")
