@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Optional
@@ -79,7 +80,7 @@ class StopVote:
         self.vote = torch.zeros(1, device=device)
         module = getattr(torch, device.type, None) if device.type != "cpu" else None
         self._event = event or getattr(module, "Event", None)  # torch.cuda.Event, torch.mlu.Event
-        self._host = _pinned_scalar() if self._event is not None else self.vote
+        self._host = _pinned_scalar(device.type) if self._event is not None else self.vote
         self._in_flight: object = None  # the event of a vote not read yet (True on CPU: gloo is synchronous)
 
     def step(self, flag: bool) -> bool:
@@ -112,9 +113,18 @@ class StopVote:
         return bool(self._host.item() > 0)
 
 
-def _pinned_scalar() -> torch.Tensor:
-    """A host scalar a device can copy into without blocking; unpinned (copies then wait) if pinning fails."""
-    try:
-        return torch.zeros(1).pin_memory()
-    except RuntimeError:
-        return torch.zeros(1)
+def _pinned_scalar(device_type: str) -> torch.Tensor:
+    """A host scalar a card can copy into without blocking; unpinned (the copy then waits) if pinning fails.
+
+    Current torch pins for its accelerator (CUDA, or torch_mlu's); torch 2.1 with torch_mlu needs the
+    device named, an argument newer torch deprecates.
+    """
+    host = torch.zeros(1)
+    for args in ((), (device_type,)):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", (DeprecationWarning, FutureWarning, UserWarning))
+                return host.pin_memory(*args)
+        except (RuntimeError, TypeError):
+            continue
+    return host

@@ -87,3 +87,25 @@ def test_each_step_waits_only_for_the_vote_of_the_step_before(one_rank_group):
     assert vote.now(False) is False
     # an epoch end reads the vote in flight, then casts and waits for its own
     assert RecordingEvent.log[-3:] == [("wait", 3), ("record", 4), ("wait", 4)]
+
+
+def test_pinning_falls_back_to_naming_the_device_then_to_plain_memory(monkeypatch):
+    """torch 2.1 with torch_mlu pins only with the device named; where nothing pins, the copy just waits."""
+    from engine import distributed
+
+    calls = []
+
+    def mlu_2_1_pinning(self, *device):
+        calls.append(device)
+        if not device:
+            raise RuntimeError("Found no NVIDIA driver on your system")
+        return self + 1  # marks the tensor this call returned
+
+    monkeypatch.setattr(torch.Tensor, "pin_memory", mlu_2_1_pinning)
+    assert distributed._pinned_scalar("mlu").item() == 1.0 and calls == [(), ("mlu",)]
+
+    def nothing_pins(self, *device):
+        raise RuntimeError("Cannot access accelerator device when none is available")
+
+    monkeypatch.setattr(torch.Tensor, "pin_memory", nothing_pins)
+    assert distributed._pinned_scalar("mlu").item() == 0.0
