@@ -43,13 +43,14 @@ class DataError(RuntimeError):
 
 
 class StopFlag:
-    """Set by SIGTERM or Ctrl-C; the loop finishes its optimizer step, checkpoints and exits."""
+    """Set by SIGTERM, Ctrl-C or a hang-up; the loop finishes its optimizer step, checkpoints and exits."""
 
     def __init__(self) -> None:
         self.signum: Optional[int] = None
 
     def install(self) -> None:
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        # SIGHUP too: a dropped SSH session hangs up a run started in its shell (torchrun turns it into SIGTERM)
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(sig, self._handle)
 
     def _handle(self, signum: int, _frame: Any) -> None:

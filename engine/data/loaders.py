@@ -122,10 +122,10 @@ def _as_is(batch: Batch) -> Batch:  # module level: workers may need to pickle i
 
 
 def _shield_worker(_worker_id: int) -> None:
-    """Workers ignore SIGTERM and Ctrl-C: a signal to the whole process group must reach the training
-    loop, which checkpoints and then shuts its workers down, not kill a worker mid-step first."""
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    """Workers ignore SIGTERM, Ctrl-C and a hang-up: a signal to the whole process group must reach the
+    training loop, which checkpoints and then shuts its workers down, not kill a worker mid-step first."""
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_IGN)
 
 
 class Loader:

@@ -352,10 +352,13 @@ def test_corrupt_images_are_skipped_and_counted(tmp_path, image_folder):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "Ctrl-C"])
+@pytest.mark.parametrize(
+    "sig", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP], ids=["SIGTERM", "Ctrl-C", "hang-up"]
+)
 def test_a_signal_to_the_whole_group_with_loader_workers_still_checkpoints(tmp_path, image_folder, sig):
-    """A terminal's Ctrl-C or a scheduler's group SIGTERM also reaches the data-loader workers: they must
-    not die before the training loop has written its checkpoint, and none may be left afterwards."""
+    """A terminal's Ctrl-C, a dropped SSH session's hang-up or a scheduler's group SIGTERM also reaches the
+    data-loader workers: they must not die before the training loop has written its checkpoint, and none
+    may be left afterwards."""
     import psutil
 
     ws = tmp_path / "ws"
