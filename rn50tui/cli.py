@@ -336,9 +336,11 @@ def _print_table(jobs: list[JobSummary]) -> None:
     widths = [max(map(len, column)) for column in zip(*rows)]
     line = "  ".join(f"{{:<{w}}}" for w in widths)
     sys.stdout.write("".join(line.format(*r).rstrip() + "\n" for r in rows))
-    for j in jobs:  # why a queued job is held back, under the table (the columns stay as they are)
+    for j in jobs:  # why a queued job is held back, or what a running one warns of, under the table
         if j.status is Status.QUEUED and j.wait_reason:
             sys.stdout.write(f"job {j.id} waits: {j.wait_reason}\n")
+        elif j.status is Status.RUNNING and j.note and j.note.startswith("warning:"):
+            sys.stdout.write(f"job {j.id} {j.note}\n")
 
 
 def _row(j: JobSummary, now: float) -> tuple[str, ...]:

@@ -260,3 +260,13 @@ def test_show_says_which_loss_the_list_shows_and_labels_the_raw_last_window(caps
     assert re.search(r"^loss_is +smoothed", text, re.M) and re.search(r"^last_window_loss +1\.1$", text, re.M)
     assert json.loads(run(capsys, "jobs", "list", "--json")[1])[0]["loss"] == shown["loss"]
     store.close()
+
+
+def test_jobs_list_shows_a_running_jobs_warning_under_the_table(capsys, busy):
+    warning = "warning: /ws has 60 MB free, but this run's checkpoints need about 539 MB"
+    with busy.transaction():
+        busy.update_job(1, note=warning)  # the running holder, as its follower records an engine warning
+    code, out, _ = run(capsys, "jobs", "list")
+    assert code == 0 and out.splitlines()[-1] == f"job 1 {warning}"
+    code, out, _ = run(capsys, "jobs", "list", "--json")
+    assert json.loads(out)[0]["note"] == warning

@@ -154,6 +154,7 @@ class JobSummary(NamedTuple):
     stalled_at: Optional[float]
     wait_reason: Optional[str]
     eta_end: Optional[float]
+    note: Optional[str]  # the engine's warning while it runs, or how a completed run ended
 
     @classmethod
     def from_row(cls, row: tuple[Any, ...]) -> JobSummary:
