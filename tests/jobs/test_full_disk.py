@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import time
+from pathlib import Path
 
 import psutil
 import pytest
@@ -27,8 +30,19 @@ def test_a_job_on_a_disk_that_fills_ends_failed_with_the_cause_once_space_is_fre
                         "RN50TUI_SAMPLE_INTERVAL_S": "0", "OMP_NUM_THREADS": "1"}.items():  # fmt: skip
         monkeypatch.setenv(name, value)
     jm = JobManager(disk / "jobs.db")
-    job = jm.submit(preset="demo", engine_flags=FLAGS)
-    running = wait_for(lambda: (j := jm.get_job(job.id)).status is Status.RUNNING and (j.iteration or 0) >= 2 and j,
+    try:
+        fill_then_free(jm, disk, jm.submit(preset="demo", engine_flags=FLAGS).id)
+    finally:  # whatever failed, no engine or supervisor is left waiting on the small disk
+        for job in jm.list_jobs():
+            if job.run_token:
+                procs.kill_tagged(job.run_token)
+            if job.supervisor_pid and procs.is_alive(job.supervisor_pid, job.supervisor_started):
+                os.kill(job.supervisor_pid, signal.SIGKILL)
+        jm.close()
+
+
+def fill_then_free(jm: JobManager, disk: Path, job_id: int) -> None:
+    running = wait_for(lambda: (j := jm.get_job(job_id)).status is Status.RUNNING and (j.iteration or 0) >= 2 and j,
                        120, message="two training iterations")  # fmt: skip
     filler = disk / "filler"
     try:
@@ -36,17 +50,16 @@ def test_a_job_on_a_disk_that_fills_ends_failed_with_the_cause_once_space_is_fre
         psutil.wait_procs([psutil.Process(running.engine_pid)], timeout=120)  # its next record has no room
         time.sleep(2)  # several of the supervisor's rounds: it must wait, not die with the outcome
         assert procs.is_alive(running.supervisor_pid, running.supervisor_started)
-        assert jm.get_job(job.id).status is Status.RUNNING  # nothing could be written, nothing was guessed
+        assert jm.get_job(job_id).status is Status.RUNNING  # nothing could be written, nothing was guessed
         listed = run_cli("jobs", "list", db=disk / "jobs.db")
         assert "Traceback" not in listed.stderr
         assert listed.returncode == 0 or "the disk holding it is full" in listed.stderr
     finally:
         filler.unlink(missing_ok=True)
-    done = wait_for(lambda: (j := jm.get_job(job.id)).status.terminal and j, 60, message="the job's end")
+    done = wait_for(lambda: (j := jm.get_job(job_id)).status.terminal and j, 60, message="the job's end")
     assert done.status is Status.FAILED and "the disk holding it is full" in done.error
     assert "then resume the job" in done.error and jm.claims() == []
     wait_for(lambda: not procs.is_alive(running.supervisor_pid, running.supervisor_started), 30,
              message="the supervisor to exit")  # fmt: skip
     written = sum(1 for r in iter_records(done.files.raport) if r.phase == "train")
-    assert written >= 2 and len(jm.metrics(job.id, phase="train")) == written  # every record it wrote
-    jm.close()
+    assert written >= 2 and len(jm.metrics(job_id, phase="train")) == written  # every record it wrote
