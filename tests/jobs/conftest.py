@@ -56,7 +56,12 @@ def jm(db_path, monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     manager = JobManager(db_path)
     yield manager
-    for job in manager.list_jobs():  # never leave an engine behind, whatever failed
+    close_killing_every_job(manager)
+
+
+def close_killing_every_job(manager: JobManager) -> None:
+    """Kill every job's engine and supervisor, whatever failed, then close the manager."""
+    for job in manager.list_jobs():
         if job.run_token:
             procs.kill_tagged(job.run_token)
         if job.supervisor_pid and procs.is_alive(job.supervisor_pid, job.supervisor_started):

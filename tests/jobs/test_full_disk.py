@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
 import time
 from pathlib import Path
@@ -16,7 +14,7 @@ from rn50tui.jobs import procs
 from rn50tui.jobs.manager import JobManager
 from rn50tui.jobs.states import Status
 
-from .conftest import run_cli, wait_for
+from .conftest import close_killing_every_job, run_cli, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -33,12 +31,7 @@ def test_a_job_on_a_disk_that_fills_ends_failed_with_the_cause_once_space_is_fre
     try:
         fill_then_free(jm, disk, jm.submit(preset="demo", engine_flags=FLAGS).id)
     finally:  # whatever failed, no engine or supervisor is left waiting on the small disk
-        for job in jm.list_jobs():
-            if job.run_token:
-                procs.kill_tagged(job.run_token)
-            if job.supervisor_pid and procs.is_alive(job.supervisor_pid, job.supervisor_started):
-                os.kill(job.supervisor_pid, signal.SIGKILL)
-        jm.close()
+        close_killing_every_job(jm)
 
 
 def fill_then_free(jm: JobManager, disk: Path, job_id: int) -> None:

@@ -12,12 +12,11 @@ from types import SimpleNamespace
 
 import pytest
 
-from rn50tui.jobs import procs
 from rn50tui.jobs.manager import JobManager
 from rn50tui.jobs.stall import StallMark, StallWatch, flag
 from rn50tui.jobs.states import Status
 
-from .conftest import wait_for
+from .conftest import close_killing_every_job, wait_for
 
 
 def train(at: float) -> tuple:
@@ -99,12 +98,7 @@ def jm(db_path, tmp_path, monkeypatch):
     monkeypatch.setenv("RN50TUI_CONFIG", str(config))
     manager = JobManager(db_path)
     yield manager
-    for job in manager.list_jobs():
-        if job.run_token:
-            procs.kill_tagged(job.run_token)
-        if job.supervisor_pid and procs.is_alive(job.supervisor_pid, job.supervisor_started):
-            os.kill(job.supervisor_pid, signal.SIGKILL)
-    manager.close()
+    close_killing_every_job(manager)
 
 
 def events(tmp_path: Path) -> dict[str, dict[str, str]]:
