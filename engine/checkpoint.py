@@ -30,6 +30,7 @@ from typing import Any, Optional
 import torch
 
 from engine.config import TrainConfig
+from engine.diskspace import MB, free_bytes
 
 FORMAT_VERSION = 2  # 2: the scaler under `amp` alone, the MLU's RNG state kept
 BEST_FILENAME = "model_best.pth.tar"
@@ -52,7 +53,6 @@ class CheckpointWriteError(RuntimeError):
 
 
 _SPACE_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
-MB = 1 << 20
 
 
 def _fsync_dir(path: Path) -> None:
@@ -109,13 +109,6 @@ def write_error(path: Path, exc: BaseException, need: int) -> CheckpointWriteErr
         f"could not write checkpoint {path}: {why} (it needs about {need / MB:.0f} MB; {room}); {fix}. "
         f"Nothing was overwritten: {kept}"
     )
-
-
-def free_bytes(folder: Path) -> Optional[int]:
-    try:
-        return shutil.disk_usage(folder).free
-    except OSError:
-        return None
 
 
 def state_bytes(obj: Any) -> int:

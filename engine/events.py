@@ -23,13 +23,14 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
 from typing import Any, TextIO
+
+from engine.diskspace import MB, free_bytes
 
 PREFIX = "DLLL "
 
@@ -251,11 +252,8 @@ class EventWriter:
         self._torn = False
 
     def _write_error(self, exc: OSError) -> ReportWriteError:
-        folder = os.path.dirname(os.path.abspath(self.path or "."))
-        try:
-            free = f"; {shutil.disk_usage(folder).free >> 20} MB free there"
-        except OSError:
-            free = ""
+        free_now = free_bytes(os.path.dirname(os.path.abspath(self.path or ".")))
+        free = f"; {free_now // MB} MB free there" if free_now is not None else ""
         return ReportWriteError(
             f"could not write the run report {self.path}: {exc.strerror or exc}{free}; free space there or "
             "pass --workspace on a disk with room (the records already written are kept)"

@@ -22,7 +22,6 @@ stalled), wait_reason (why a queued job is not granted cards, e.g. a card busy o
 from __future__ import annotations
 
 import os
-import shutil
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -33,6 +32,7 @@ from typing import TYPE_CHECKING, Callable
 if TYPE_CHECKING:
     import sqlite_utils
 
+from engine.diskspace import MB, free_bytes
 from rn50tui.jobs.errors import StoreError, StoreMissing
 
 BUSY_TIMEOUT_S = 30.0
@@ -273,13 +273,10 @@ def full_disk_hint(path: str | os.PathLike[str], then: str = "then try again: no
     SQLite says "disk I/O error" when a full disk leaves no room for the WAL index, and an engine that
     failed on a full disk may have had no room to say why.
     """
-    try:
-        free = shutil.disk_usage(Path(path).parent).free
-    except OSError:
+    free = free_bytes(Path(path).parent)
+    if free is None or free >= FULL_DISK_BYTES:
         return ""
-    if free >= FULL_DISK_BYTES:
-        return ""
-    return (f" (the disk holding it is full: {free >> 20} MB free; free space there, e.g. old checkpoints "
+    return (f" (the disk holding it is full: {free // MB} MB free; free space there, e.g. old checkpoints "
             f"in the jobs' runs/ folders, {then})")  # fmt: skip
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import subprocess
-from collections import namedtuple
 
 import pytest
 
@@ -13,16 +12,14 @@ from rn50tui.jobs.store import JobStore
 
 from .conftest import run_cli
 
-Usage = namedtuple("Usage", "total used free")
-
 
 def test_a_store_that_cannot_open_on_a_full_disk_says_the_disk_is_full(tmp_path, monkeypatch):
     path = tmp_path / "jobs.db"
     path.write_bytes(b"not a database, and no room to write a new one" * 100)
-    monkeypatch.setattr(schema.shutil, "disk_usage", lambda p: Usage(1 << 30, 1 << 30, 0))
+    monkeypatch.setattr(schema, "free_bytes", lambda folder: 0)
     with pytest.raises(StoreError, match=r"the disk holding it is full: 0 MB free; free space there"):
         JobStore(path)
-    monkeypatch.setattr(schema.shutil, "disk_usage", lambda p: Usage(1 << 30, 0, 1 << 30))
+    monkeypatch.setattr(schema, "free_bytes", lambda folder: 1 << 30)
     with pytest.raises(StoreError) as caught:  # a disk with room: the cause is the file, say only that
         JobStore(path)
     assert "file is not a database" in str(caught.value) and "disk holding it" not in str(caught.value)
