@@ -52,6 +52,7 @@ from rn50tui.jobs.store import (
     MetricRow,
     default_db_path,
 )
+from rn50tui.jobs.workspace import holds_run_files
 
 if TYPE_CHECKING:
     from rn50tui.jobs.submission import Request
@@ -172,7 +173,7 @@ class JobManager:
         job = self._store.insert_job(
             name=p.name, kind=p.kind, preset=p.preset, argv=p.argv, device=p.device, cards_requested=p.cards,
             workspace=p.workspace or str(self.runs_dir / "{id}"), executor=p.executor, on_stall=on_stall,
-            notify_cmd=list(notify_cmd) if notify_cmd else None,
+            notify_cmd=list(notify_cmd) if notify_cmd else None, workspace_taken=holds_run_files,
         )  # fmt: skip
         if options is not None:
             slurm_options.save(Path(job.workspace), options)

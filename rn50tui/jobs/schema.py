@@ -12,6 +12,7 @@ Tables (see MIGRATIONS for the exact columns):
   claims          (device, card) → job: the cards in use; the primary key makes a double grant impossible
   device_samples  per card and time: utilisation, memory, temperature, power (retention-limited), and the
                   node holding the card (multi-node jobs; NULL for this host)
+  job_ids         the highest job id ever given (ids are never reused, even after `jobs rm`)
   _migrations     the names of the applied migrations
 Later columns of jobs: notify_cmd (JSON argv of the job's hook), on_stall (notify|cancel), last_progress_at
 (the last training iteration, validation step or checkpoint), stalled_at (set while the job is flagged
@@ -189,6 +190,15 @@ def _m0006_job_note(db: sqlite_utils.Database) -> None:
 def _m0007_hung_notified(db: sqlite_utils.Database) -> None:
     # The heartbeat of a hung supervisor a client already reported: its hook runs once per hang.
     db["jobs"].add_column("hung_notified", float)
+
+
+@migration("0008_job_ids")
+def _m0008_job_ids(db: sqlite_utils.Database) -> None:
+    # The highest id ever given: `jobs rm` of the newest job must not let the next submit reuse its id
+    # (and with it runs/<id>/, its checkpoints and its raport.json).
+    db["job_ids"].create({"name": str, "last_id": int}, pk="name")
+    last = db.execute("SELECT COALESCE(MAX(id), 0) FROM jobs").fetchone()[0]
+    db.execute("INSERT INTO job_ids (name, last_id) VALUES ('jobs', ?)", [last])
 
 
 def migrate(conn: sqlite3.Connection) -> list[str]:

@@ -15,9 +15,9 @@ from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import fields
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
-from rn50tui.jobs.errors import JobNotFound, TransitionError
+from rn50tui.jobs.errors import JobNotFound, SubmitError, TransitionError
 from rn50tui.jobs.records import (
     CHART_METRICS,
     SUMMARY_COLUMNS,
@@ -44,6 +44,7 @@ __all__ = ["ChartPoint", "Claim", "DeviceSample", "Job", "JobStore", "JobSummary
            "progress_of", "table_names"]  # fmt: skip
 
 DEFAULT_DB = "jobs.db"
+MAX_TAKEN_SKIPS = 1000  # runs/<id>/ folders of removed jobs an insert steps over before it gives up
 
 
 def default_db_path(explicit: str | os.PathLike[str] | None = None) -> Path:
@@ -104,8 +105,13 @@ class JobStore:
 
     # ----- jobs
 
-    def insert_job(self, **values: Any) -> Job:
-        """Insert a queued job; `workspace` may use `{id}`, filled in once the id is known."""
+    def insert_job(self, *, workspace_taken: Callable[[str], bool] = lambda _: False, **values: Any) -> Job:
+        """Insert a queued job under an id never given before; `workspace` may use `{id}`.
+
+        `workspace_taken(path)` says whether a folder already holds another run's files: an `{id}` folder
+        that does is skipped (the next id is taken), a chosen folder that does, or that another job of the
+        store names, is refused with a SubmitError naming it.
+        """
         now = time.time()
         row = {
             "status": Status.QUEUED.value,
@@ -116,17 +122,48 @@ class JobStore:
             **values,
         }
         row = _encode({**row, "argv": list(row["argv"])})  # argv, notify_cmd: JSON
+        template = row["workspace"]
         with self.transaction():
-            cur = self._db.execute(
+            job_id = self._next_job_id()
+            if "{id}" in template:
+                for _ in range(MAX_TAKEN_SKIPS):
+                    if not workspace_taken(template.format(id=job_id)):
+                        break
+                    job_id += 1
+                else:
+                    raise SubmitError(
+                        f"every folder from {template.format(id=job_id)} down holds another run's files"
+                    )
+            else:
+                self._check_workspace_free(template, workspace_taken)
+            row = {**row, "id": job_id, "workspace": template.format(id=job_id)}
+            self._db.execute(
                 f"INSERT INTO jobs ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
                 list(row.values()),
             )
-            job_id = int(cur.lastrowid)
-            if "{id}" in row["workspace"]:
-                self._db.execute(
-                    "UPDATE jobs SET workspace = ? WHERE id = ?", [row["workspace"].format(id=job_id), job_id]
-                )
+            self._db.execute("UPDATE job_ids SET last_id = ? WHERE name = 'jobs'", [job_id])
         return self.get_job(job_id)
+
+    def _next_job_id(self) -> int:
+        """One above the highest id ever given (the table's high-water mark, or a bulk-loaded row's)."""
+        (given,) = self._db.execute("SELECT last_id FROM job_ids WHERE name = 'jobs'").fetchone()
+        (present,) = self._db.execute("SELECT COALESCE(MAX(id), 0) FROM jobs").fetchone()
+        return max(given, present) + 1
+
+    def _check_workspace_free(self, workspace: str, workspace_taken: Callable[[str], bool]) -> None:
+        owner = self._db.execute("SELECT id FROM jobs WHERE workspace = ? LIMIT 1", [workspace]).fetchone()
+        if owner is not None:
+            raise SubmitError(
+                f"workspace {workspace} is job {owner[0]}'s: pass another --workspace "
+                f"(or `rn50tui resume {owner[0]}` to continue that job)",
+                field="engine_flags",
+            )
+        if workspace_taken(workspace):
+            raise SubmitError(
+                f"workspace {workspace} already holds another run's files (raport.json, checkpoints or "
+                "logs): pass another --workspace, or move those files away",
+                field="engine_flags",
+            )
 
     def insert_jobs(self, rows: Sequence[dict[str, Any]]) -> None:
         """Bulk-load finished rows of `jobs` as they are (benchmarks, imports): one transaction, no checks."""

@@ -49,6 +49,17 @@ class Workspace:
             return
 
 
+def holds_run_files(folder: str | os.PathLike[str]) -> bool:
+    """True if `folder` holds an engine run's files (its report, a checkpoint or a job log): a new job
+    writing there would overwrite them and read the old report as its own."""
+    ws = Workspace(folder)
+    if not ws.root.is_dir():
+        return False
+    if ws.raport.exists() or any(ws.log(s).exists() for s in LOG_STREAMS):
+        return True
+    return next(ws.checkpoints(), None) is not None
+
+
 class LogTail:
     """Reads a growing file from where the last read stopped (the CLI's `logs -f`, the app's log tab, the
     supervisor's last lines of stderr).
