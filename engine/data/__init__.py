@@ -90,5 +90,11 @@ def _build(cfg: TrainConfig, split: str, rank: int, world_size: int, pin_memory:
             else ValTransform(size, cfg.val_resize, cfg.interpolation)
         )
         source = ImageBatches(samples, transform, size, seed)
-    plan = BatchPlan(len(source), cfg.batch_size, rank, world_size, shuffle=split == "train", seed=seed)
+    train = split == "train"
+    plan = BatchPlan(len(source), cfg.batch_size, rank, world_size, shuffle=train, seed=seed, drop_last=train)
+    if train and len(plan) == 0:
+        raise ConfigError(
+            f"the training set has {plan.num_samples} images per card, fewer than one batch (-b "
+            f"{cfg.batch_size}): lower -b, or use fewer cards or more images"
+        )
     return Loader(source, plan, workers, cfg.prefetch, pin_memory)

@@ -73,13 +73,18 @@ class BatchPlan:
     Training (`shuffle`): a permutation of (seed, epoch), padded to a multiple of the world size by
     repeating its head, every rank the same number of samples. Validation: ranks take indices
     rank, rank + world, … in order: no padding, no duplicates, counts may differ by one.
+    `drop_last` leaves out a last batch shorter than `batch_size`, as the recipe's training loader does
+    (a one-image batch cannot be batch-normalised where the feature map is 1×1).
     """
 
-    def __init__(self, n: int, batch_size: int, rank: int, world_size: int, shuffle: bool, seed: int) -> None:
+    def __init__(
+        self, n: int, batch_size: int, rank: int, world_size: int, shuffle: bool, seed: int,
+        drop_last: bool = False,
+    ) -> None:  # fmt: skip
         if not 0 <= rank < world_size:
             raise ValueError(f"rank {rank} is outside world size {world_size}")
         self.n, self.batch_size, self.rank, self.world_size = n, batch_size, rank, world_size
-        self.shuffle, self.seed = shuffle, seed
+        self.shuffle, self.seed, self.drop_last = shuffle, seed, drop_last
         self.epoch = 0
         self.start = 0  # batches of this epoch not to plan (resume)
 
@@ -90,6 +95,8 @@ class BatchPlan:
         return len(range(self.rank, self.n, self.world_size))
 
     def __len__(self) -> int:
+        if self.drop_last:
+            return self.num_samples // self.batch_size
         return math.ceil(self.num_samples / self.batch_size)
 
     def indices(self, epoch: int) -> list[int]:

@@ -125,3 +125,12 @@ def test_ranks_of_a_loader_split_val_exactly(folder: Path) -> None:
 def test_batches_are_pinned_when_asked(folder: Path) -> None:
     batch = next(iter(build_train_loader(cfg_for(folder, 0), 0, 1, True)))
     assert batch.images.is_pinned() and batch.labels.is_pinned()
+
+
+def test_the_training_plan_drops_a_short_last_batch_and_validation_keeps_it():
+    train = BatchPlan(17, 8, 0, 1, shuffle=True, seed=0, drop_last=True)
+    val = BatchPlan(17, 8, 0, 1, shuffle=False, seed=0)
+    assert len(train) == 2 and [len(b) for _, b in train] == [8, 8]
+    assert len(val) == 3 and [len(b) for _, b in val] == [8, 8, 1]
+    two_ranks = [BatchPlan(33, 8, r, 2, shuffle=True, seed=0, drop_last=True) for r in range(2)]
+    assert [len(p) for p in two_ranks] == [2, 2]  # 17 padded samples per rank: 2 full batches each
