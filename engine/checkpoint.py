@@ -22,6 +22,7 @@ import shutil
 import tempfile
 import time
 import warnings
+import zipfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -283,12 +284,24 @@ def load_checkpoint(path: str, trust: bool = False) -> dict[str, Any]:
                 f"checkpoint {path} wants {code} unpickled, which can run any code: if you trust where "
                 f"the file comes from, pass {TRUST_FLAG}"
             ) from None
-        raise CheckpointError(f"checkpoint {path} cannot be read ({type(exc).__name__}: {exc})") from exc
+        raise CheckpointError(
+            f"checkpoint {path} is not a readable checkpoint (corrupt or truncated){_last_good_copy(path)}"
+        ) from None
     if not isinstance(ckpt, dict):
         raise CheckpointError(f"checkpoint {path} is not a checkpoint dict")
     if "state_dict" not in ckpt and all(isinstance(k, str) and "." in k for k in ckpt):
         ckpt = {"state_dict": ckpt}  # a bare state_dict (torchvision weights) is accepted as weights only
     return ckpt
+
+
+def _last_good_copy(path: str) -> str:
+    """"; the last good copy is …" naming the newest other checkpoint beside `path` whose zip is whole."""
+    here = Path(path).resolve()
+    copies = [p for p in here.parent.glob("*.pth.tar") if p != here and zipfile.is_zipfile(p)]
+    if not copies:
+        return ""
+    newest = max(copies, key=lambda p: p.stat().st_mtime)
+    return f"; the last good copy is {newest}: pass --resume {newest}"
 
 
 def _needs_unpickling(exc: BaseException) -> Optional[str]:
@@ -301,9 +314,7 @@ def _needs_unpickling(exc: BaseException) -> Optional[str]:
     if "WeightsUnpickler" not in text and "Weights only load failed" not in text:
         return None
     m = re.search(r"(?:GLOBAL|Unsupported class|unrecognized function)\s+<?([\w.]+)", text)
-    if m:
-        return m.group(1)
-    return "a class or function" if re.search(r"global|class|function", text, re.IGNORECASE) else None
+    return m.group(1) if m else None  # else a torn file ("Unsupported operand"): nothing to trust
 
 
 _warned_unsafe_torch = False

@@ -1,3 +1,6 @@
+import random
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -56,7 +59,7 @@ def test_disabled_on_other_ranks_and_with_no_checkpoints(tmp_path):
 def test_unreadable_checkpoint_is_a_clear_error(tmp_path):
     bad = tmp_path / "torn.pth.tar"
     bad.write_bytes(b"\x80\x02garbage")
-    with pytest.raises(CheckpointError, match="cannot be read"):
+    with pytest.raises(CheckpointError, match="not a readable checkpoint"):
         load_checkpoint(str(bad))
     with pytest.raises(CheckpointError, match="does not exist"):
         load_checkpoint(str(tmp_path / "missing.pth.tar"))
@@ -175,3 +178,24 @@ def test_a_save_names_its_temp_file_after_the_writer(tmp_path, monkeypatch):
         and seen[0].startswith(f".checkpoint.pth.tar.{os.getpid()}.")
         and seen[0].endswith(".tmp")
     )
+
+
+def _torn_and_random(folder: Path) -> list[Path]:
+    good = folder / "checkpoint-1.pth.tar"
+    torch.save({"epoch": 1, "state_dict": {"fc.weight": torch.zeros(2, 2)}}, good)
+    truncated = folder / "checkpoint.pth.tar"
+    truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    noise = folder / "noise.pth.tar"
+    noise.write_bytes(random.Random(0).randbytes(4096))
+    return [truncated, noise]
+
+
+def test_a_torn_or_random_file_is_one_line_naming_the_last_good_copy_not_weights_only_advice(tmp_path):
+    for bad in _torn_and_random(tmp_path):
+        with pytest.raises(CheckpointError) as err:
+            load_checkpoint(str(bad))
+        text = str(err.value)
+        assert "\n" not in text and "weights_only" not in text and "--trust-checkpoint" not in text, text
+        assert text.startswith(f"checkpoint {bad} is not a readable checkpoint (corrupt or truncated)"), text
+        assert text.endswith(f"the last good copy is {tmp_path / 'checkpoint-1.pth.tar'}: pass --resume "
+                             f"{tmp_path / 'checkpoint-1.pth.tar'}"), text  # fmt: skip
