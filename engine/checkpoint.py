@@ -295,7 +295,7 @@ def load_checkpoint(path: str, trust: bool = False) -> dict[str, Any]:
 
 
 def _last_good_copy(path: str) -> str:
-    """"; the last good copy is …" naming the newest other checkpoint beside `path` whose zip is whole."""
+    """The words "; the last good copy is …" naming the newest other checkpoint beside `path` whose zip is whole."""
     here = Path(path).resolve()
     copies = [p for p in here.parent.glob("*.pth.tar") if p != here and zipfile.is_zipfile(p)]
     if not copies:

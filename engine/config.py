@@ -332,8 +332,8 @@ def check(cfg: TrainConfig, world_size: int | None = None) -> None:
         raise ConfigError("--lr and --end-lr must not be negative")
     if not 0.0 <= cfg.label_smoothing < 1.0:
         raise ConfigError(f"--label-smoothing must be in [0, 1), got {cfg.label_smoothing}")
-    if cfg.warmup < 0 or (cfg.warmup >= cfg.epochs and not cfg.evaluate):
-        raise ConfigError(f"--warmup must be between 0 and --epochs - 1 ({cfg.epochs - 1}), got {cfg.warmup}")
+    if cfg.warmup < 0:
+        raise ConfigError(f"--warmup must be 0 or more epochs, got {cfg.warmup}")
     if cfg.run_epochs == 0 or cfg.run_epochs < -1:
         raise ConfigError(f"--run-epochs must be -1 (all) or at least 1, got {cfg.run_epochs}")
     if cfg.gather_checkpoints < 0:
@@ -369,6 +369,16 @@ def _check_recipe(cfg: TrainConfig) -> None:
         )
     if cfg.early_stopping_patience > 0 and cfg.training_only:
         raise ConfigError("--early-stopping-patience needs validation: drop --training-only")
+
+
+def warmup_note(cfg: TrainConfig) -> Optional[str]:
+    """The one line for a run no longer than its warm-up (a shortened smoke run of a preset), or None."""
+    if cfg.evaluate or cfg.warmup < cfg.epochs:
+        return None
+    return (
+        f"--warmup {cfg.warmup} is not below --epochs {cfg.epochs}: the whole run warms up (the lr rises "
+        f"linearly and reaches {cfg.warmup and cfg.epochs / cfg.warmup:.0%} of --lr), as upstream's schedule does"
+    )
 
 
 def dali_note(cfg: TrainConfig) -> Optional[str]:

@@ -9,7 +9,15 @@ import traceback
 from collections.abc import Sequence
 from typing import Any, Optional
 
-from engine.config import ConfigError, TrainConfig, accumulation_steps, check, dali_note, parse_args
+from engine.config import (
+    ConfigError,
+    TrainConfig,
+    accumulation_steps,
+    check,
+    dali_note,
+    parse_args,
+    warmup_note,
+)
 from engine.events import EXIT_ERROR, EXIT_USAGE, EventWriter, ReportWriteError, RunEnd
 
 
@@ -168,7 +176,9 @@ def _run(cfg: TrainConfig, dist: Any, writer: EventWriter) -> int:
     dev, train_loader, val_loader = trainer.dev, trainer.train_loader, trainer.val_loader
     start_epoch, start_iter = trainer.load_state_dict(ckpt, cfg.resume) if ckpt is not None else (0, 0)
 
-    writer.parameters({**cfg.to_dict(), "world_size": dist.world_size, "device_kind": dev.kind})
+    # amp: what runs, not what was asked (a CPU without fast bf16 falls back to fp32)
+    params = {**cfg.to_dict(), "amp": dev.amp_dtype is not None}
+    writer.parameters({**params, "world_size": dist.world_size, "device_kind": dev.kind})
     writer.status(
         "run_start",
         config=cfg.to_dict(),
@@ -192,8 +202,9 @@ def _run(cfg: TrainConfig, dist: Any, writer: EventWriter) -> int:
     if space:  # before hours of training, not at the first save
         writer.status("warning", message=space)
         _log(f"warning: {space}")
-    if dali_note(cfg) and dist.is_main:
-        _log(f"warning: {dali_note(cfg)}")
+    for note in (dali_note(cfg), warmup_note(cfg)):
+        if note and dist.is_main:
+            _log(f"warning: {note}")
     if cfg.evaluate:
         return trainer.evaluate()
     if ckpt is not None and finished_schedule(ckpt, cfg):  # --resume-finished complete

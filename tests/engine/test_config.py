@@ -44,7 +44,7 @@ def test_gpu_is_an_alias_of_cuda_and_image_size_scales_val_resize():
     "argv, message",
     [
         (["-b", "0"], "--batch-size must be at least 1"),
-        (["--epochs", "5", "--warmup", "5"], "--warmup must be between 0 and --epochs - 1"),
+        (["--warmup", "-1"], "--warmup must be 0 or more epochs"),
         (["--label-smoothing", "1.5"], "--label-smoothing"),
         (["--optimizer-batch-size", "100", "-b", "64"], "must be a multiple of batch size"),
         (["--evaluate"], "--evaluate needs weights"),

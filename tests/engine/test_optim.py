@@ -55,3 +55,14 @@ def test_linear_schedule_ends_at_end_lr():
     c = cfg("--lr", "0.5", "--lr-schedule", "linear", "--epochs", "10")
     assert lr_at(c, 5, 0, 10) == pytest.approx(0.25)
     assert lr_at(c, 9, 10, 10) == pytest.approx(0.0)
+
+
+def test_a_run_no_longer_than_its_warmup_warms_up_throughout_and_says_so():
+    from engine.config import warmup_note
+
+    short = cfg("--lr", "2.048", "--warmup", "8", "--epochs", "2")  # the seed's preset, shortened
+    iters = 10
+    lrs = [lr_at(short, e, i, iters) for e in range(2) for i in range(iters)]
+    assert lrs == sorted(lrs) and math.isclose(lrs[-1], 2.048 * 2 / 8)  # still rising at the end
+    assert "the whole run warms up" in warmup_note(short) and "25% of --lr" in warmup_note(short)
+    assert warmup_note(cfg("--warmup", "1", "--epochs", "2")) is None
