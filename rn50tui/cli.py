@@ -2,7 +2,7 @@
 
     rn50tui submit [--preset P] [--name N] [--cards K] [--device D] [--data DIR] [-- ENGINE FLAGS…]
     rn50tui jobs list [--status S] [--json] | jobs show JOB [--json] | jobs rm JOB [--purge]
-    rn50tui cancel JOB | resume JOB | logs JOB [-f] | export JOB --format csv|json | devices | presets
+    rn50tui cancel JOB | resume JOB | logs JOB [-f] | export JOB --format csv|json|tensorboard | devices | presets
 
 Every command takes --db PATH (else $RN50TUI_DB, else ./jobs.db). Exit status 0 on success; otherwise
 non-zero with a one-line reason on stderr. This path imports neither torch nor textual, so it starts fast.
@@ -88,7 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
     ex = sub.add_parser("export", parents=[common], help="write a job's full-resolution metrics as CSV or JSON",
                         description="Every metric record of a job, one row per engine log line.")  # fmt: skip
     ex.add_argument("job", type=int, help="job id")
-    ex.add_argument("--format", choices=("csv", "json"), default="csv", help="output format (default csv)")
+    ex.add_argument("--format", choices=("csv", "json", "tensorboard"), default="csv",
+                    help="output format (default csv); tensorboard: event files in --out DIR/<id>-<name>/")  # fmt: skip
+    ex.add_argument("--out", metavar="DIR", default="runs", help="with --format tensorboard: the folder of runs (default runs)")  # fmt: skip
     ex.add_argument("--attempt", type=int, default=None, help="only this attempt")
     ex.add_argument("-o", "--output", default="-", metavar="FILE", help="file to write (default stdout)")
     sub.add_parser("devices", add_help=False, parents=[common], help="the host's cards and which job holds each",
@@ -553,6 +555,11 @@ def _write(data: bytes) -> None:
 def _export(args: argparse.Namespace) -> int:
     jm = _manager(args)
     jm.get_job(args.job)
+    if args.format == "tensorboard":  # a folder of event files, not rows: rn50tui/tensorboard_export.py
+        from rn50tui.tensorboard_export import export_job
+
+        print(export_job(jm, args.job, args.out, args.attempt))
+        return 0
     rows = [r.to_dict() for r in jm.metrics(args.job, attempt=args.attempt)]
     if args.output == "-":
         _write_rows(rows, args.format, sys.stdout)
