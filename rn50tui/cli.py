@@ -3,6 +3,7 @@
     rn50tui submit [--preset P] [--name N] [--cards K] [--device D] [--data DIR] [-- ENGINE FLAGS…]
     rn50tui jobs list [--status S] [--json] | jobs show JOB [--json] | jobs rm JOB [--purge]
     rn50tui cancel JOB | resume JOB | logs JOB [-f] | export JOB --format csv|json|tensorboard | devices | presets
+    rn50tui metrics [--listen HOST:PORT] (Prometheus)
 
 Every command takes --db PATH (else $RN50TUI_DB, else ./jobs.db). Exit status 0 on success; otherwise
 non-zero with a one-line reason on stderr. This path imports neither torch nor textual, so it starts fast.
@@ -105,6 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--allow-remote", action="store_true",
                     help="needed to listen beyond loopback: anyone with the printed URL (it holds the token) "
                     "can then run jobs as you")  # fmt: skip
+    from rn50tui import metrics_server  # `metrics`: its parser beside its handler
+
+    metrics_server.add_parser(sub, common)
     return p
 
 
@@ -227,6 +231,10 @@ def _dispatch(args: argparse.Namespace, extra: list[str]) -> int:
         return _devices(args, extra)
     if command == "presets":
         return _presets()
+    if command == "metrics":
+        from rn50tui import metrics_server
+
+        return metrics_server.run(args, _db(args))
     if command == "jobs":
         command = f"jobs {args.jobs_command}"
     handler = {
