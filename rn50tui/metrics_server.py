@@ -30,7 +30,7 @@ from rn50tui.jobs.states import Status
 from rn50tui.jobs.store import JobStore
 
 DEFAULT_LISTEN = "127.0.0.1:9108"
-SAMPLE_WINDOW_S = 30.0  # a card's samples this close to its job's newest one count as the latest round
+SAMPLE_WINDOW_S = 10.0  # a node's samples this close to its job's newest one are current (5 rounds of 2 s)
 MIB = 1 << 20
 JOB_LABELS = ("job", "name", "executor", "node", "kind")
 CARD_LABELS = ("node", "kind", "card", "job", "name")
@@ -160,7 +160,7 @@ class StoreCollector:
         yield from families.values()
 
     def _card_families(self, names: dict[int, tuple[str, str]], gauge: Any) -> Iterator[Any]:
-        latest = {}  # (node, kind, card) → (job id, sample): the newest sample of each card
+        latest = {}  # (node, kind, card) → (job id, sample): each card's newest, from the store
         for job_id, s in self.store.latest_running_samples(SAMPLE_WINDOW_S):
             if job_id in names:
                 latest[(s.node or self.hostname, s.device, s.card)] = (job_id, s)

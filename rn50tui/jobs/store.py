@@ -389,16 +389,17 @@ class JobStore:
         return [(JobSummary.from_row(r[:n]), r[n], r[n + 1]) for r in rows]
 
     def latest_running_samples(self, window_s: float) -> list[tuple[int, DeviceSample]]:
-        """(job id, sample) of each running job's cards: its samples no older than `window_s` before its
-        newest one (the last round on every node), oldest first; the device_samples_job index bounds each."""
-        cols = [f.name for f in fields(DeviceSample)]
+        """(job id, newest sample) of each card of each running job, among the job's samples no older than
+        `window_s` before its newest one (the last rounds on every node); the device_samples_job index
+        bounds each job's range, and SQLite's max() picks each card's newest row."""
+        cols = ", ".join(f"s.{f.name}" for f in fields(DeviceSample))
         rows = self._db.execute(
-            f"SELECT s.job_id, {', '.join('s.' + c for c in cols)} FROM jobs j JOIN device_samples s"
-            " ON s.job_id = j.id AND s.time >= (SELECT max(time) FROM device_samples WHERE job_id = j.id) - ?"
-            " WHERE j.status = ? ORDER BY s.id",
+            f"SELECT s.job_id, {cols}, max(s.id) FROM jobs j JOIN device_samples s ON s.job_id = j.id"
+            " AND s.time >= (SELECT max(time) FROM device_samples WHERE job_id = j.id) - ?"
+            " WHERE j.status = ? GROUP BY s.job_id, s.node, s.device, s.card ORDER BY s.job_id, s.card",
             [window_s, Status.RUNNING.value],
         ).fetchall()
-        return [(r[0], DeviceSample(*r[1:])) for r in rows]
+        return [(r[0], DeviceSample(*r[1:-1])) for r in rows]
 
 
 def _jobs_query(
