@@ -28,7 +28,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
-from typing import Any, TextIO
+from typing import Any, Protocol, TextIO
 
 from engine.diskspace import MB, free_bytes
 
@@ -60,6 +60,8 @@ METRICS: dict[str, dict[str, Any]] = {
     "val.compute_latency_at99": {"unit": "s", "format": ":>.5f"},
     "val.compute_latency_at100": {"unit": "s", "format": ":>.5f"},
     "data.skipped_images": {"unit": "images", "format": ":d"},
+    # an epoch record's wall time, training and validation (this attempt's part of a resumed epoch)
+    "epoch.time": {"unit": "s", "format": ":>.2f"},
     # --use-ema: the averaged weights, validated after the trained ones (upstream's val_ema.*)
     "val_ema.loss": {"unit": None, "format": ":>5.5f"},
     "val_ema.top1": {"unit": "%", "format": ":>3.2f"},
@@ -214,6 +216,14 @@ class ReportWriteError(RuntimeError):
     """raport.json could not be written (a full disk); the message names the file, the cause and the fix."""
 
 
+class RecordSink(Protocol):
+    """Something fed every record the writer writes (the TensorBoard files: engine/tensorboard.py)."""
+
+    def record(self, rec: Record) -> None: ...
+
+    def close(self) -> None: ...
+
+
 class EventWriter:
     """Appends records to raport.json (and optionally echoes a readable line to a stream).
 
@@ -231,6 +241,12 @@ class EventWriter:
         self._start = time.time()
         self._metadata_written: set[str] = set()
         self._torn = self._fh is not None and not _ends_a_line(self.path)
+        self._sinks: list[RecordSink] = []
+
+    def add_sink(self, sink: RecordSink) -> None:
+        """Feed `sink` every record written from now on; closed with the writer (rank 0's only)."""
+        if self._fh is not None:
+            self._sinks.append(sink)
 
     def _write(self, obj: dict[str, Any]) -> None:
         if self._fh is None:
@@ -250,6 +266,11 @@ class EventWriter:
             self._torn = True
             raise self._write_error(exc) from exc
         self._torn = False
+        if self._sinks:  # the same record, so raport.json and every sink say the same
+            record = Record(rec["type"], now, rec.get("step"), rec.get("data"), rec.get("event"),
+                            rec.get("metric"), rec.get("metadata"))  # fmt: skip
+            for sink in self._sinks:
+                sink.record(record)
 
     def _write_error(self, exc: OSError) -> ReportWriteError:
         free_now = free_bytes(os.path.dirname(os.path.abspath(self.path or ".")))
@@ -279,6 +300,9 @@ class EventWriter:
             print(f"[{event}] " + " ".join(f"{k}={v}" for k, v in data.items()), file=self._echo, flush=True)
 
     def close(self) -> None:
+        for sink in self._sinks:  # first: a stop on SIGTERM ends here too, and the sink flushes its files
+            sink.close()
+        self._sinks = []
         if self._fh is not None:
             self._fh.close()  # unbuffered: nothing is left to flush, so closing cannot fail on a full disk
             self._fh = None

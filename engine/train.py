@@ -50,6 +50,12 @@ def run(cfg: TrainConfig) -> int:
         return EXIT_USAGE
     try:
         check(cfg, dist.world_size)
+        if dist.is_main and cfg.do_train:  # rank 0 writes the TensorBoard files, fed by the writer
+            from engine.tensorboard import TensorBoardSink
+
+            sink = TensorBoardSink.open(cfg.workspace_path(""))
+            if sink is not None:
+                writer.add_sink(sink)
         return _run(cfg, dist, writer)
     except KeyboardInterrupt:
         _record(writer, "error", message="interrupted twice: stopped without a checkpoint")

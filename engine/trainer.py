@@ -490,6 +490,7 @@ class Trainer:
             self.writer.status(
                 "epoch_start", epoch=epoch + 1, train_iters=len(self.train_loader), start_iter=start_iter
             )
+            t_epoch = time.perf_counter()
             outcome = self.train_epoch(epoch, start_iter)
             if outcome.stopped:
                 return self._stop(epoch, outcome.iterations_done)
@@ -498,7 +499,7 @@ class Trainer:
             if is_best:
                 self.best_top1 = val["val.top1"]
             self.recipe.after_validation(epoch + 1, val, is_best)
-            last = {**outcome.metrics, **val}
+            last = {**outcome.metrics, **val, "epoch.time": time.perf_counter() - t_epoch}
             self.writer.metrics([epoch + 1], last)
             self._save(epoch + 1, 0, is_best)
             start_iter = 0

@@ -2,7 +2,8 @@
 
     rn50tui submit [--preset P] [--name N] [--cards K] [--device D] [--data DIR] [-- ENGINE FLAGS…]
     rn50tui jobs list [--status S] [--json] | jobs show JOB [--json] | jobs rm JOB [--purge]
-    rn50tui cancel JOB | resume JOB | logs JOB [-f] | export JOB --format csv|json | devices | presets
+    rn50tui cancel JOB | resume JOB | logs JOB [-f] | export JOB --format csv|json|tensorboard | devices | presets
+    rn50tui metrics [--listen HOST:PORT] (Prometheus)
 
 Every command takes --db PATH (else $RN50TUI_DB, else ./jobs.db). Exit status 0 on success; otherwise
 non-zero with a one-line reason on stderr. This path imports neither torch nor textual, so it starts fast.
@@ -88,7 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
     ex = sub.add_parser("export", parents=[common], help="write a job's full-resolution metrics as CSV or JSON",
                         description="Every metric record of a job, one row per engine log line.")  # fmt: skip
     ex.add_argument("job", type=int, help="job id")
-    ex.add_argument("--format", choices=("csv", "json"), default="csv", help="output format (default csv)")
+    ex.add_argument("--format", choices=("csv", "json", "tensorboard"), default="csv",
+                    help="output format (default csv); tensorboard: event files in --out DIR/<id>-<name>/")  # fmt: skip
+    ex.add_argument("--out", metavar="DIR", default="runs", help="with --format tensorboard: the folder of runs (default runs)")  # fmt: skip
     ex.add_argument("--attempt", type=int, default=None, help="only this attempt")
     ex.add_argument("-o", "--output", default="-", metavar="FILE", help="file to write (default stdout)")
     sub.add_parser("devices", add_help=False, parents=[common], help="the host's cards and which job holds each",
@@ -103,6 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--allow-remote", action="store_true",
                     help="needed to listen beyond loopback: anyone with the printed URL (it holds the token) "
                     "can then run jobs as you")  # fmt: skip
+    from rn50tui import metrics_server  # `metrics`: its parser beside its handler
+
+    metrics_server.add_parser(sub, common)
     return p
 
 
@@ -225,6 +231,10 @@ def _dispatch(args: argparse.Namespace, extra: list[str]) -> int:
         return _devices(args, extra)
     if command == "presets":
         return _presets()
+    if command == "metrics":
+        from rn50tui import metrics_server
+
+        return metrics_server.run(args, _db(args))
     if command == "jobs":
         command = f"jobs {args.jobs_command}"
     handler = {
@@ -553,6 +563,11 @@ def _write(data: bytes) -> None:
 def _export(args: argparse.Namespace) -> int:
     jm = _manager(args)
     jm.get_job(args.job)
+    if args.format == "tensorboard":  # a folder of event files, not rows: rn50tui/tensorboard_export.py
+        from rn50tui.tensorboard_export import export_job
+
+        print(export_job(jm, args.job, args.out, args.attempt))
+        return 0
     rows = [r.to_dict() for r in jm.metrics(args.job, attempt=args.attempt)]
     if args.output == "-":
         _write_rows(rows, args.format, sys.stdout)

@@ -13,7 +13,13 @@ import pytest
 from tests.conftest import ROOT, engine_env
 
 TORCH_FREE_PACKAGES = ["engine/telemetry", "rn50tui"]
-TORCH_FREE_MODULES = ["engine.config", "engine.events", "engine.device_kind", "engine.diskspace"]
+TORCH_FREE_MODULES = [
+    "engine.config",
+    "engine.events",
+    "engine.device_kind",
+    "engine.diskspace",
+    "engine.tensorboard",
+]
 
 
 def modules_under(rel: str) -> list[str]:

@@ -405,6 +405,39 @@ class JobStore:
         cols = [f.name for f in fields(DeviceSample)]
         return [DeviceSample(**{c: r[c] for c in cols}) for r in self._query(sql + " ORDER BY id", params)]
 
+    # ----- the Prometheus endpoint (rn50tui/metrics_server.py): three indexed reads per scrape, no cache
+
+    def status_counts(self) -> dict[str, int]:
+        """Jobs per status, from the jobs_status index alone (10,000 finished jobs cost one index scan)."""
+        return dict(self._db.execute("SELECT status, count(*) FROM jobs GROUP BY status").fetchall())
+
+    def running_with_data_times(self) -> list[tuple[JobSummary, Optional[float], Optional[float]]]:
+        """Running jobs, each with train.data_time and train.compute_time of its attempt's last training
+        window (None before its first); one row per job through the metrics_job index, newest row first."""
+        columns = ", ".join(f"j.{c}" for c in SUMMARY_COLUMNS)
+        rows = self._db.execute(
+            f"SELECT {columns}, json_extract(m.data, '$.\"train.data_time\"'),"
+            " json_extract(m.data, '$.\"train.compute_time\"') FROM jobs j LEFT JOIN metrics m ON m.id ="
+            " (SELECT id FROM metrics WHERE job_id = j.id AND attempt = j.attempt AND phase = 'train'"
+            " ORDER BY id DESC LIMIT 1) WHERE j.status = ? ORDER BY j.id",
+            [Status.RUNNING.value],
+        ).fetchall()
+        n = len(SUMMARY_COLUMNS)
+        return [(JobSummary.from_row(r[:n]), r[n], r[n + 1]) for r in rows]
+
+    def latest_running_samples(self, window_s: float) -> list[tuple[int, DeviceSample]]:
+        """(job id, newest sample) of each card of each running job, among the job's samples no older than
+        `window_s` before its newest one (the last rounds on every node); the device_samples_job index
+        bounds each job's range, and SQLite's max() picks each card's newest row."""
+        cols = ", ".join(f"s.{f.name}" for f in fields(DeviceSample))
+        rows = self._db.execute(
+            f"SELECT s.job_id, {cols}, max(s.id) FROM jobs j JOIN device_samples s ON s.job_id = j.id"
+            " AND s.time >= (SELECT max(time) FROM device_samples WHERE job_id = j.id) - ?"
+            " WHERE j.status = ? GROUP BY s.job_id, s.node, s.device, s.card ORDER BY s.job_id, s.card",
+            [window_s, Status.RUNNING.value],
+        ).fetchall()
+        return [(r[0], DeviceSample(*r[1:-1])) for r in rows]
+
 
 def _jobs_query(
     columns: str, statuses: Optional[Iterable[Status]], limit: Optional[int]
