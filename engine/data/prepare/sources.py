@@ -57,7 +57,7 @@ class Source:
                 if wnid is None or wnid not in self.names:
                     continue
                 f = tar.extractfile(member)
-                data = _read(f, self.train_tar, member.name) if wnid not in skip else None
+                data = _read(f, self.train_tar, member) if wnid not in skip else None
                 if data is not None:
                     yield wnid, data
 
@@ -73,7 +73,7 @@ class Source:
                 if member.isfile():
                     yield (
                         os.path.basename(member.name),
-                        _read(tar.extractfile(member), self.val_tar, member.name),
+                        _read(tar.extractfile(member), self.val_tar, member),
                     )
 
 
@@ -205,8 +205,12 @@ def _guard(tar: tarfile.TarFile, path: Path) -> Iterator[tarfile.TarInfo]:
         raise PrepareError(f"{path} is damaged or truncated ({e}): download it again") from e
 
 
-def _read(f: object, path: Path, name: str) -> bytes:
+def _read(f: object, path: Path, member: tarfile.TarInfo) -> bytes:
+    """A member's bytes, all of them: a short read (the archive ends inside it) is an error, not a class."""
     try:
-        return f.read()  # type: ignore[attr-defined]
-    except (tarfile.TarError, EOFError) as e:
-        raise PrepareError(f"{path} is truncated (it ends inside {name}): download it again") from e
+        data = f.read()  # type: ignore[attr-defined]
+    except (tarfile.TarError, EOFError):
+        data = b""
+    if len(data) != member.size:
+        raise PrepareError(f"{path} is truncated (it ends inside {member.name}): download it again")
+    return data
