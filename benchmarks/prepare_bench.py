@@ -7,8 +7,9 @@ Builds a synthetic archive set (ILSVRC2012_img_train.tar of per-class tars, the 
 with a real meta.mat; JPEGs of about an ImageNet photo's size and cost). The tar side extracts the
 outer train tar, then every inner tar, then the val tar (what a valprep.sh does before sorting val into
 folders, so it is the lower bound of the manual way); the prepare side runs the real command with
-verification on. Rounds alternate which goes first, so drift on a shared machine hits both alike.
-Prints MB/s and images/s of each, and prepare/tar.
+verification on (its wall time includes starting Python and torch; the tool's own line, printed too, does
+not). Rounds alternate which goes first, so drift on a shared machine hits both alike. Prints MB/s and
+images/s of each, and prepare/tar.
 """
 
 from __future__ import annotations
