@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from typing import Any, NoReturn, Optional
 
 from engine.device_kind import NAMES as DEVICE_NAMES
+from rn50tui.commands import data as data_command
 from rn50tui.jobs import stall
 from rn50tui.jobs.busy import BUSY_CHECK_ENV
 from rn50tui.jobs.capacity import CARDS_ENV, CapacityError, parse_spec
@@ -69,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     _add_submit(sub, common)
     _add_jobs(sub, common)
+    data_command.add_parser(sub, common)
     c = sub.add_parser("cancel", parents=[common], help="stop a job: SIGTERM (it checkpoints), then SIGKILL",
                        description="Cancel a queued job, or stop a running one: SIGTERM so it checkpoints, "
                        "SIGKILL after the grace period. Waits until it has stopped unless --no-wait.")  # fmt: skip
@@ -235,6 +237,8 @@ def _dispatch(args: argparse.Namespace, extra: list[str]) -> int:
         from rn50tui import metrics_server
 
         return metrics_server.run(args, _db(args))
+    if command == "data":
+        return data_command.run(args)
     if command == "jobs":
         command = f"jobs {args.jobs_command}"
     handler = {

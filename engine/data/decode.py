@@ -39,8 +39,8 @@ def read_bytes(path: str) -> bytearray:
     return buf
 
 
-def jpeg_size(buf: bytes) -> Optional[tuple[int, int]]:
-    """(height, width) from a JPEG's frame header, or None when `buf` is not a readable JPEG."""
+def jpeg_frame(buf: bytes) -> Optional[tuple[int, int, int]]:
+    """(height, width, components) from a JPEG's frame header, or None when `buf` is not a readable JPEG."""
     if len(buf) < 4 or buf[0] != 0xFF or buf[1] != 0xD8:
         return None
     pos, n = 2, len(buf)
@@ -56,13 +56,28 @@ def jpeg_size(buf: bytes) -> Optional[tuple[int, int]]:
             continue
         length = (buf[pos + 2] << 8) | buf[pos + 3]
         if marker in _SOF:
-            if pos + 9 > n:
+            if pos + 10 > n:
                 return None
             h = (buf[pos + 5] << 8) | buf[pos + 6]
             w = (buf[pos + 7] << 8) | buf[pos + 8]
-            return (h, w) if h > 0 and w > 0 else None
+            return (h, w, buf[pos + 9]) if h > 0 and w > 0 else None
         pos += 2 + length
     return None
+
+
+def jpeg_size(buf: bytes) -> Optional[tuple[int, int]]:
+    """(height, width) from a JPEG's frame header, or None when `buf` is not a readable JPEG."""
+    frame = jpeg_frame(buf)
+    return None if frame is None else frame[:2]
+
+
+def decode_rgb(buf: bytearray, path: str) -> torch.Tensor:
+    """The whole image at full size as the loaders decode it (3×H×W uint8); BadImage when nothing can."""
+    if not buf:
+        raise BadImage(f"{path}: empty file")
+    if jpeg_size(buf) is not None:
+        return _decode_jpeg(buf, 1, path)
+    return _decode_other(buf, path)
 
 
 def load_image(path: str, transform: Transform, rng: random.Random) -> torch.Tensor:
