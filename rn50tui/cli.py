@@ -397,10 +397,12 @@ def _show(args: argparse.Namespace) -> int:
     info["cards"] = _latest_cards(jm, job)
     info.update(_ema_curve(jm, job.id))
     _with_stall(info, stall.flag(job, time.time()))
+    attempts = jm.attempts(job.id)
     if args.json:
-        print(json.dumps(info))
+        print(json.dumps({**info, "attempts": [a.to_dict() for a in attempts]}))
         return 0
     info = _readable_times(info, time.time())
+    info["attempts"] = "\n".join(_attempt_line(a, job) for a in attempts)
     width = max(len(k) for k in info)
     for key, value in info.items():
         text = (
@@ -411,6 +413,23 @@ def _show(args: argparse.Namespace) -> int:
         for line in lines[1:]:
             print(f"{' ' * width}  {line}")
     return 0
+
+
+def _attempt_line(attempt: Any, job: Any) -> str:
+    """`  2  failed       local  started 2026-… ran 1m 40s  exit 1: out of memory` (its error's first line)."""
+    ended = attempt.status.value if attempt.status is not None else (
+        str(job.status) if attempt.number == job.attempt else "not recorded")  # fmt: skip
+    parts = [f"{attempt.number:>3}  {ended:<12}", attempt.executor]
+    if attempt.started_at:
+        parts.append(f"started {local_time(attempt.started_at)}")
+        parts.append(f"ran {duration((attempt.finished_at or time.time()) - attempt.started_at)}")
+    if attempt.resume_from:
+        parts.append(f"from {attempt.resume_from}")
+    if attempt.exit_code is not None:
+        parts.append(f"exit {attempt.exit_code}")
+    if attempt.error:
+        parts.append(attempt.error.splitlines()[0])
+    return "  ".join(parts)
 
 
 def _ema_curve(jm: Any, job_id: int) -> dict[str, dict[int, float]]:

@@ -7,6 +7,7 @@
     jm.list_jobs(statuses=None, limit=None)   # → [Job] (id order); Job.to_dict() is `jobs show --json`
     jm.job_summaries(statuses=None, limit=None, recent=None)  # → [JobSummary]: `jobs list`, fast for 10,000 jobs
     jm.get_job(job.id)                        # → Job; JobNotFound if there is none
+    jm.attempts(job.id)                       # → [Attempt]: every try, with how it ended
     jm.metrics(job.id, attempt=None, since_id=None, phase=None, limit=None)  # → [MetricRow], phase: train/val/epoch/summary
     jm.device_samples(job.id, since=None, card=None)              # → [DeviceSample]
     jm.cancel(job.id, wait=False)             # queued: cancelled at once; running: SIGTERM, grace, SIGKILL
@@ -43,6 +44,7 @@ from rn50tui.jobs.procs import wait_until
 from rn50tui.jobs.stall import ON_STALL
 from rn50tui.jobs.states import ACTIVE, RESUMABLE, TERMINAL, Status, check_resume, check_transition
 from rn50tui.jobs.store import (
+    Attempt,
     ChartPoint,
     Claim,
     DeviceSample,
@@ -105,6 +107,10 @@ class JobManager:
 
     def get_job(self, job_id: int) -> Job:
         return self._store.get_job(job_id)
+
+    def attempts(self, job_id: int) -> list[Attempt]:
+        """Every attempt of the job, the first first, each with how it ended."""
+        return self._store.attempts(job_id)
 
     def metrics(self, job_id: int, attempt: Optional[int] = None, since_id: Optional[int] = None,
                 phase: Optional[str] = None, limit: Optional[int] = None) -> list[MetricRow]:  # fmt: skip
@@ -232,12 +238,7 @@ class JobManager:
         job = self.get_job(job_id)
         if job.status is Status.COMPLETED or _reconcile.settle_finished(self._store, job):
             return self.get_job(job_id)  # the engine had finished the run: nothing is left to do
-        self._store.transition(
-            job_id, Status.QUEUED, expect=list(RESUMABLE), attempt=job.attempt + 1, queued_at=time.time(),
-            cancel_requested=None, exit_code=None, error=None, supervisor_pid=None, supervisor_started=None,
-            engine_pid=None, engine_started=None, run_token=None, cards_granted=None, started_at=None,
-            finished_at=None, resume_from=None, executor_handle=None, stalled_at=None, eta_end=None,
-        )  # fmt: skip
+        self._store.new_attempt(job_id, expect=list(RESUMABLE))  # a new attempts row: it starts clean
         self.schedule()
         return self.get_job(job_id)
 

@@ -15,25 +15,20 @@ if TYPE_CHECKING:
 
 
 @dataclass
-class Job:
-    """One row of `jobs`, with JSON columns decoded and the status as a Status."""
+class Attempt:
+    """One try of a job (a row of `attempts`): who ran it, where, from which checkpoint, how it ended.
 
-    id: int
-    name: str
-    kind: str
-    argv: list[str]
-    device: str
-    cards_requested: int
-    workspace: str
-    status: Status
-    attempt: int = 1
-    preset: Optional[str] = None
+    A new attempt is a new row (JobStore.new_attempt), so nothing of an earlier try carries over.
+    """
+
+    number: int = 1
+    executor: str = "local"
+    executor_handle: Optional[dict[str, Any]] = None  # that executor's own record of the attempt
     cards_granted: Optional[list[int]] = None
-    created_at: Optional[float] = None
+    status: Optional[Status] = None  # how it ended; None while it goes on (or, for a migrated store, unknown)
     queued_at: Optional[float] = None
     started_at: Optional[float] = None
     finished_at: Optional[float] = None
-    updated_at: Optional[float] = None
     supervisor_pid: Optional[int] = None
     supervisor_started: Optional[float] = None
     engine_pid: Optional[int] = None
@@ -44,14 +39,67 @@ class Job:
     exit_code: Optional[int] = None
     error: Optional[str] = None
     resume_from: Optional[str] = None
+    raport_offset: int = 0
+    stderr_offset: int = 0
+    last_progress_at: Optional[float] = None  # the last training record, validation or checkpoint
+    stalled_at: Optional[float] = None  # set while the attempt is flagged stalled
+    hung_notified: Optional[float] = None  # the hung supervisor's heartbeat a client already reported
+    eta_end: Optional[float] = None  # when the supervisor predicts the job ends (rn50tui/jobs/eta.py)
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> Attempt:
+        """From the attempt's columns (JSON decoded here); `job_id` is dropped."""
+        row.pop("job_id", None)
+        for column in ("executor_handle", "cards_granted"):
+            if row.get(column):
+                row[column] = json.loads(row[column])
+        if row.get("status"):
+            row["status"] = Status(row["status"])
+        return cls(**row)
+
+    @property
+    def duration(self) -> Optional[float]:
+        """Seconds it ran (None before it started or, while it runs, until it ends)."""
+        if self.started_at is None or self.finished_at is None:
+            return None
+        return max(0.0, self.finished_at - self.started_at)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        out["status"] = self.status.value if self.status is not None else None
+        return out
+
+
+ATTEMPT_FIELDS = tuple(f.name for f in fields(Attempt))
+# What a Job reads through to its current attempt (`job.engine_pid` is `job.current.engine_pid`).
+_DELEGATED = tuple(f for f in ATTEMPT_FIELDS if f not in ("number", "status", "queued_at", "executor"))
+ATTEMPT_COLUMNS = frozenset(_DELEGATED)  # the columns JobStore.update_job writes to the current attempt
+
+
+@dataclass
+class Job:
+    """One row of `jobs` (what was asked, the current status, the progress and best results) with its
+    current attempt; the attempt's fields read through (`job.engine_pid`, `job.error`, …)."""
+
+    id: int
+    name: str
+    kind: str
+    argv: list[str]
+    device: str
+    cards_requested: int
+    workspace: str
+    status: Status
+    attempt: int = 1  # the current attempt's number
+    preset: Optional[str] = None
+    created_at: Optional[float] = None
+    queued_at: Optional[float] = None
+    updated_at: Optional[float] = None
     epoch: Optional[int] = None
     epochs: Optional[int] = None
     iteration: Optional[int] = None
     iters_per_epoch: Optional[int] = None
     val_iters: Optional[int] = None
     world_size: Optional[int] = None
-    raport_offset: int = 0
-    stderr_offset: int = 0
     last_checkpoint: Optional[str] = None
     checkpoint_epoch: Optional[int] = None
     checkpoint_iteration: Optional[int] = None
@@ -63,33 +111,35 @@ class Job:
     val_loss: Optional[float] = None
     best_top1: Optional[float] = None
     executor: str = "local"  # which executor runs it (rn50tui.jobs.executors)
-    executor_handle: Optional[dict[str, Any]] = None  # that executor's own record of the attempt
     notify_cmd: Optional[list[str]] = None  # the job's own notify hook argv (else the config file's)
     on_stall: Optional[str] = None  # notify | cancel (None: notify)
-    last_progress_at: Optional[float] = None  # the last training record, validation or checkpoint
-    stalled_at: Optional[float] = None  # set while the supervisor flags the job stalled
     wait_reason: Optional[str] = None  # why a queued job is not granted cards (a card busy outside rn50tui)
-    hung_notified: Optional[float] = None  # the hung supervisor's heartbeat a client already reported
-    eta_end: Optional[float] = None  # when the supervisor predicts the job ends (rn50tui/jobs/eta.py)
     note: Optional[str] = None  # how a completed run ended when that is news (early stopping)
+    current: Attempt = field(default_factory=Attempt)  # the attempt numbered `attempt`
     extra: dict[str, Any] = field(default_factory=dict)  # columns of later migrations this class lacks
 
     @classmethod
-    def from_row(cls, row: dict[str, Any]) -> Job:
-        """A Job from a `SELECT * FROM jobs` row (consumed); unknown columns go to `extra`."""
-        extra = (
-            {k: row.pop(k) for k in [k for k in row if k not in _JOB_FIELDS]}
-            if len(row) != len(_JOB_FIELDS)
-            else {}
-        )
+    def of(cls, **values: Any) -> Job:
+        """A Job from flat values, the current attempt's among them (tests, bulk loads)."""
+        attempt = {k: values.pop(k) for k in list(values) if k in _DELEGATED}
+        return cls(**values, current=Attempt(number=values.get("attempt", 1),
+                                             executor=values.get("executor", "local"), **attempt))  # fmt: skip
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any], attempt: Optional[dict[str, Any]] = None) -> Job:
+        """A Job from a `jobs` row and its current `attempts` row (both consumed); unknown columns go to
+        `extra`, and the columns earlier versions kept on the job (LEGACY_JOB_COLUMNS) are dropped."""
+        extra = {k: row.pop(k) for k in [k for k in row if k not in _JOB_FIELDS]}
+        for legacy in _DELEGATED:
+            extra.pop(legacy, None)
         row["argv"] = json.loads(row["argv"])
-        granted = row["cards_granted"]
-        row["cards_granted"] = json.loads(granted) if granted else None
         row["status"] = Status(row["status"])
-        for column in ("executor_handle", "notify_cmd"):
-            if row.get(column) is not None:
-                row[column] = json.loads(row[column])
-        return cls(**row, extra=extra)
+        if row.get("notify_cmd") is not None:
+            row["notify_cmd"] = json.loads(row["notify_cmd"])
+        current = Attempt.from_row(attempt) if attempt and attempt.get("number") is not None else None
+        return cls(
+            **row, current=current or Attempt(row["attempt"], row.get("executor", "local")), extra=extra
+        )
 
     @property
     def files(self) -> Workspace:
@@ -106,15 +156,24 @@ class Job:
         return f"job {self.id} ({self.name})"
 
     def to_dict(self) -> dict[str, Any]:
-        """Everything the store knows, JSON-ready (status as its string)."""
-        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "extra"}
+        """Everything the store knows, JSON-ready (status as its string); the current attempt's fields
+        flat beside the job's, as before attempts were records."""
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("extra", "current")}
+        out.update({name: getattr(self.current, name) for name in _DELEGATED})
         out["status"] = self.status.value
         out["progress"] = self.progress
         out.update(self.extra)
         return out
 
 
-_JOB_FIELDS = frozenset(f.name for f in fields(Job)) - {"extra"}
+def _delegate(name: str) -> property:
+    return property(lambda job: getattr(job.current, name), doc=f"The current attempt's {name}.")
+
+
+for _name in _DELEGATED:
+    setattr(Job, _name, _delegate(_name))
+
+_JOB_FIELDS = frozenset(f.name for f in fields(Job)) - {"extra", "current"}
 
 
 class JobSummary(NamedTuple):
@@ -158,11 +217,10 @@ class JobSummary(NamedTuple):
 
     @classmethod
     def from_row(cls, row: tuple[Any, ...]) -> JobSummary:
-        """From a row of SUMMARY_COLUMNS."""
+        """From a row of SUMMARY_COLUMNS (decoded by column name: SUMMARY_DECODE)."""
         values = list(row)
-        values[6] = _cards(values[6])
-        values[7] = _STATUSES[values[7]]
-        values[27] = json.loads(values[27]) if values[27] else None
+        for index, decode in _SUMMARY_DECODERS:
+            values[index] = decode(values[index])
         return cls._make(values)
 
     @property
@@ -179,12 +237,23 @@ class JobSummary(NamedTuple):
 
 
 SUMMARY_COLUMNS = JobSummary._fields
+# Where each column lives: the attempt's own in `attempts` (a), the rest in `jobs` (j).
+SUMMARY_SQL = tuple(f"a.{c}" if c in _DELEGATED else f"j.{c}" for c in SUMMARY_COLUMNS)
+SUMMARY_FROM = "jobs j LEFT JOIN attempts a ON a.job_id = j.id AND a.number = j.attempt"
 _STATUSES = {s.value: s for s in Status}  # a dict lookup: Status(text) costs more, 10,000 times
 
 
 @lru_cache(maxsize=256)
 def _cards(text: Optional[str]) -> Optional[tuple[int, ...]]:
     return tuple(json.loads(text)) if text else None
+
+
+SUMMARY_DECODE: dict[str, Any] = {
+    "cards_granted": _cards,
+    "status": _STATUSES.__getitem__,
+    "executor_handle": lambda text: json.loads(text) if text else None,
+}
+_SUMMARY_DECODERS = tuple((SUMMARY_COLUMNS.index(name), fn) for name, fn in SUMMARY_DECODE.items())
 
 
 def progress_of(status: Status | str, epoch: Optional[int], epochs: Optional[int], iteration: Optional[int],

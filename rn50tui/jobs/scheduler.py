@@ -42,8 +42,8 @@ def claim(store: JobStore, capacity: dict[str, int], busy: Optional[Busy] = None
             if not EXECUTORS.get(job.executor, LocalExecutor).host_cards:
                 if get_executor(job.executor).submitted(job):
                     continue  # it waits in the cluster's queue already
-                # A cluster's own scheduler grants its cards: straight to its executor.
-                store.transition_locked(job.id, Status.STARTING, [Status.QUEUED], {"started_at": now})
+                # A cluster's own scheduler grants its cards and says when it started: straight to its executor.
+                store.transition_locked(job.id, Status.STARTING, [Status.QUEUED], {})
                 granted.append(job)
                 continue
             if job.device in waiting:

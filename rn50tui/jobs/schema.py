@@ -5,18 +5,23 @@ the file lacks (an older database is upgraded on open; a newer one is refused). 
 in :func:`immediate` (`BEGIN IMMEDIATE`), so two writers never act on the same stale read.
 
 Tables (see MIGRATIONS for the exact columns):
-  jobs            one row per job: request (name, kind, preset, engine argv, device, cards), status, attempt,
-                  the executor that runs it with its handle (JSON), supervisor and engine pids with their
-                  start times, heartbeat, exit, progress and the latest metrics (so a list never scans history)
+  jobs            one row per job: request (name, kind, preset, engine argv, device, cards, executor), status,
+                  the current attempt's number, progress, the latest metrics and the best results (so a list
+                  never scans history)
+  attempts        one row per attempt of a job (job_id, number): the executor and its handle (JSON), cards
+                  granted, supervisor and engine pids with their start times, run token, heartbeat, resume_from,
+                  started/finished, exit code, error, how it ended (status), stream offsets, stall and ETA
+                  bookkeeping (0009_attempts moved these off `jobs`; the old columns stay there, unread, for a
+                  supervisor of an earlier version that still runs: triggers carry its writes over)
   metrics         one row per engine LOG record: job, attempt, time, epoch, iteration, phase, values (JSON)
   claims          (device, card) → job: the cards in use; the primary key makes a double grant impossible
   device_samples  per card and time: utilisation, memory, temperature, power (retention-limited), and the
                   node holding the card (multi-node jobs; NULL for this host)
   job_ids         the highest job id ever given (ids are never reused, even after `jobs rm`)
   _migrations     the names of the applied migrations
-Later columns of jobs: notify_cmd (JSON argv of the job's hook), on_stall (notify|cancel), last_progress_at
-(the last training iteration, validation step or checkpoint), stalled_at (set while the job is flagged
-stalled), wait_reason (why a queued job is not granted cards, e.g. a card busy outside rn50tui), eta_end
+Later columns of jobs: notify_cmd (JSON argv of the job's hook), on_stall (notify|cancel), wait_reason (why
+a queued job is not granted cards, e.g. a card busy outside rn50tui), note; of attempts: last_progress_at
+(the last training iteration, validation step or checkpoint), stalled_at (set while flagged stalled), eta_end
 (when the supervisor predicts the job ends, from its own timings: rn50tui/jobs/eta.py).
 """
 
@@ -199,6 +204,64 @@ def _m0008_job_ids(db: sqlite_utils.Database) -> None:
     db["job_ids"].create({"name": str, "last_id": int}, pk="name")
     last = db.execute("SELECT COALESCE(MAX(id), 0) FROM jobs").fetchone()[0]
     db.execute("INSERT INTO job_ids (name, last_id) VALUES ('jobs', ?)", [last])
+
+
+# The columns of one attempt (rn50tui.jobs.records.Attempt), moved out of `jobs` by 0009_attempts.
+ATTEMPT_COLUMNS: dict[str, type] = {
+    "executor": str, "executor_handle": str, "cards_granted": str, "supervisor_pid": int,
+    "supervisor_started": float, "engine_pid": int, "engine_started": float, "run_token": str,
+    "heartbeat": float, "cancel_requested": float, "resume_from": str, "started_at": float,
+    "finished_at": float, "exit_code": int, "error": str, "raport_offset": int, "stderr_offset": int,
+    "last_progress_at": float, "stalled_at": float, "eta_end": float, "hung_notified": float,
+}  # fmt: skip
+# The job columns of earlier versions that 0009 moved; a supervisor of that version still running keeps
+# writing them, and a trigger carries its writes to its attempt's row (see _m0009_attempts).
+LEGACY_JOB_COLUMNS = tuple(c for c in ATTEMPT_COLUMNS if c != "executor")
+
+
+@migration("0009_attempts")
+def _m0009_attempts(db: sqlite_utils.Database) -> None:
+    """Issue 23: one row per attempt of a job (who ran it, where, from which checkpoint, how it ended)."""
+    db["attempts"].create(
+        {"job_id": int, "number": int, "status": str, "queued_at": float, **ATTEMPT_COLUMNS},
+        pk=("job_id", "number"),
+        not_null={"executor", "raport_offset", "stderr_offset"},
+        defaults={"raport_offset": 0, "stderr_offset": 0},
+        foreign_keys=[("job_id", "jobs", "id")],
+    )
+    moved = ", ".join(ATTEMPT_COLUMNS)
+    # The current attempt keeps every column it had; how it ended is the job's status once final.
+    db.execute(
+        f"INSERT INTO attempts (job_id, number, status, queued_at, {moved}) SELECT id, attempt, CASE WHEN"
+        f" status IN ('completed', 'failed', 'cancelled', 'interrupted') THEN status END, queued_at, {moved}"
+        " FROM jobs"
+    )
+    # Earlier attempts left only their metric rows: their span, and no word on how they ended.
+    db.execute(
+        "INSERT INTO attempts (job_id, number, executor, started_at, finished_at) SELECT m.job_id,"
+        " m.attempt, j.executor, min(m.time), max(m.time) FROM metrics m JOIN jobs j ON j.id = m.job_id"
+        " WHERE m.attempt < j.attempt GROUP BY m.job_id, m.attempt"
+    )
+    # only the values it changed: the rest of the row is as old as the migration
+    sets = ", ".join(
+        f"{c} = CASE WHEN NEW.{c} IS NOT OLD.{c} THEN NEW.{c} ELSE {c} END" for c in LEGACY_JOB_COLUMNS
+    )
+    db.execute(
+        f"CREATE TRIGGER jobs_legacy_writer AFTER UPDATE OF {', '.join(LEGACY_JOB_COLUMNS)} ON jobs BEGIN"
+        f" UPDATE attempts SET {sets} WHERE job_id = NEW.id AND number = NEW.attempt; END"
+    )
+    # ...records how its attempt ended on the job's row (jobs of today's code have no supervisor_pid there)...
+    db.execute(
+        "CREATE TRIGGER jobs_legacy_ending AFTER UPDATE OF status ON jobs WHEN NEW.supervisor_pid IS NOT NULL"
+        " AND NEW.status IN ('completed', 'failed', 'cancelled', 'interrupted') BEGIN UPDATE attempts SET"
+        " status = NEW.status WHERE job_id = NEW.id AND number = NEW.attempt; END"
+    )
+    # ...and reads a cancel from its job's row.
+    db.execute(
+        "CREATE TRIGGER attempts_cancel_to_legacy AFTER UPDATE OF cancel_requested ON attempts BEGIN"
+        " UPDATE jobs SET cancel_requested = NEW.cancel_requested WHERE id = NEW.job_id"
+        " AND attempt = NEW.number AND supervisor_pid IS NOT NULL; END"
+    )
 
 
 def migrate(conn: sqlite3.Connection) -> list[str]:

@@ -19,8 +19,12 @@ from typing import Any, Callable, Optional
 
 from rn50tui.jobs.errors import JobNotFound, SubmitError, TransitionError
 from rn50tui.jobs.records import (
+    ATTEMPT_COLUMNS,
     CHART_METRICS,
     SUMMARY_COLUMNS,
+    SUMMARY_FROM,
+    SUMMARY_SQL,
+    Attempt,
     ChartPoint,
     Claim,
     DeviceSample,
@@ -40,7 +44,7 @@ from rn50tui.jobs.schema import (
 )
 from rn50tui.jobs.states import Status, check_transition
 
-__all__ = ["ChartPoint", "Claim", "DeviceSample", "Job", "JobStore", "JobSummary", "MetricRow", "MIGRATIONS", "default_db_path",
+__all__ = ["Attempt", "ChartPoint", "Claim", "DeviceSample", "Job", "JobStore", "JobSummary", "MetricRow", "MIGRATIONS", "default_db_path",
            "progress_of", "table_names"]  # fmt: skip
 
 DEFAULT_DB = "jobs.db"
@@ -66,6 +70,7 @@ class JobStore:
     ) -> None:
         self.path = Path(path).resolve()
         self._db = connect(self.path, create=create, timeout=timeout)
+        self._width: Optional[int] = None  # columns of `jobs`
 
     def close(self) -> None:
         self._db.close()
@@ -122,6 +127,7 @@ class JobStore:
             **values,
         }
         row = _encode({**row, "argv": list(row["argv"])})  # argv, notify_cmd: JSON
+        row, first = _split(row)
         template = row["workspace"]
         with self.transaction():
             job_id = self._next_job_id()
@@ -142,7 +148,40 @@ class JobStore:
                 list(row.values()),
             )
             self._db.execute("UPDATE job_ids SET last_id = ? WHERE name = 'jobs'", [job_id])
+            self._insert_attempt(
+                job_id, row["attempt"], row.get("executor", "local"), row["queued_at"], first
+            )
         return self.get_job(job_id)
+
+    def _insert_attempt(self, job_id: int, number: int, executor: str, queued_at: Optional[float],
+                        values: dict[str, Any]) -> None:  # fmt: skip
+        row = {"job_id": job_id, "number": number, "executor": executor, "queued_at": queued_at, **values}
+        self._db.execute(
+            f"INSERT INTO attempts ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
+            list(row.values()),
+        )
+
+    def new_attempt(self, job_id: int, *, expect: Sequence[Status], **values: Any) -> Job:
+        """Queue the job's next attempt: one new `attempts` row (it starts clean: nothing of the last try
+        carries over but where the job's raport.json was read to) and the job `queued` under its number.
+        `values`: the new attempt's own columns (and the job's)."""
+        now = time.time()
+        with self.transaction():
+            job = self.get_job(job_id)
+            self.transition_locked(
+                job_id, Status.QUEUED, expect, {"attempt": job.attempt + 1, "queued_at": now}
+            )
+            own, first = _split(_encode(values))
+            first.setdefault("raport_offset", job.raport_offset)  # the file appends across attempts
+            self._insert_attempt(job_id, job.attempt + 1, job.executor, now, first)
+            if own:
+                self.update_job(job_id, **own)
+        return self.get_job(job_id)
+
+    def attempts(self, job_id: int) -> list[Attempt]:
+        """Every attempt of a job, the first first."""
+        return [Attempt.from_row(r)
+                for r in self._query("SELECT * FROM attempts WHERE job_id = ? ORDER BY number", [job_id])]  # fmt: skip
 
     def _next_job_id(self) -> int:
         """One above the highest id ever given (the table's high-water mark, or a bulk-loaded row's)."""
@@ -167,24 +206,48 @@ class JobStore:
 
     def insert_jobs(self, rows: Sequence[dict[str, Any]]) -> None:
         """Bulk-load finished rows of `jobs` as they are (benchmarks, imports): one transaction, no checks."""
-        columns = list(rows[0])
+        split = [_split(_encode(r)) for r in rows]
+        columns, own = list(split[0][0]), list(split[0][1])
         with self.transaction():
             self._db.executemany(
                 f"INSERT INTO jobs ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
-                [list(_encode(r).values()) for r in rows],
+                [list(job.values()) for job, _ in split],
             )
+            ids = [r[0] for r in self._db.execute(f"SELECT id FROM jobs ORDER BY id DESC LIMIT {len(rows)}")]
+            names = ["job_id", "number", "executor", *own]
+            self._db.executemany(
+                f"INSERT INTO attempts ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})",
+                [[job_id, job.get("attempt", 1), job.get("executor", "local"), *a.values()]
+                 for job_id, (job, a) in zip(sorted(ids), split)],
+            )  # fmt: skip
 
     def count_jobs(self) -> int:
         return int(self._db.execute("SELECT count(*) FROM jobs").fetchone()[0])
 
     def cancel_requested(self, job_id: int) -> bool:
         """True once a cancel was asked for the job (a cheap read for the supervisor's poll)."""
-        row = self._db.execute("SELECT cancel_requested FROM jobs WHERE id = ?", [job_id]).fetchone()
+        row = self._db.execute(
+            f"SELECT a.cancel_requested FROM {SUMMARY_FROM} WHERE j.id = ?", [job_id]
+        ).fetchone()
         return bool(row and row[0])
 
     def find_job(self, job_id: int) -> Optional[Job]:
-        rows = list(self._query("SELECT * FROM jobs WHERE id = ?", [job_id]))
-        return Job.from_row(rows[0]) if rows else None
+        jobs = self._jobs(f"SELECT j.*, a.* FROM {SUMMARY_FROM} WHERE j.id = ?", [job_id])
+        return jobs[0] if jobs else None
+
+    def _jobs(self, sql: str, params: Sequence[Any]) -> list[Job]:
+        """Jobs of a `SELECT j.*, a.*` (the job's columns, then its current attempt's)."""
+        cur = self._db.execute(sql, params)
+        names = [d[0] for d in cur.description]
+        n = self._job_width()
+        return [
+            Job.from_row(dict(zip(names[:n], r[:n])), dict(zip(names[n:], r[n:]))) for r in cur.fetchall()
+        ]
+
+    def _job_width(self) -> int:
+        if self._width is None:
+            self._width = len(self._db.execute("SELECT * FROM jobs LIMIT 0").description)
+        return self._width
 
     def get_job(self, job_id: int) -> Job:
         job = self.find_job(job_id)
@@ -196,8 +259,8 @@ class JobStore:
         self, statuses: Optional[Iterable[Status]] = None, limit: Optional[int] = None
     ) -> list[Job]:
         """Jobs in id order (newest last), optionally only those with the given statuses."""
-        sql, params = _jobs_query("*", statuses, limit)
-        return [Job.from_row(r) for r in self._query(sql, params)]
+        sql, params = _jobs_query("j.*, a.*", statuses, limit)
+        return self._jobs(sql, params)
 
     def job_summaries(
         self,
@@ -213,19 +276,35 @@ class JobStore:
         if recent is not None:
             active = [s.value for s in (Status.QUEUED, Status.STARTING, Status.RUNNING)]
             sql = (
-                f"SELECT {', '.join(SUMMARY_COLUMNS)} FROM jobs WHERE status IN (?, ?, ?)"
-                " OR id IN (SELECT id FROM jobs ORDER BY id DESC LIMIT ?) ORDER BY id"
+                f"SELECT {', '.join(SUMMARY_SQL)} FROM {SUMMARY_FROM} WHERE j.status IN (?, ?, ?)"
+                " OR j.id IN (SELECT id FROM jobs ORDER BY id DESC LIMIT ?) ORDER BY j.id"
             )
             params: list[Any] = [*active, int(recent)]
         else:
-            sql, params = _jobs_query(", ".join(SUMMARY_COLUMNS), statuses, limit)
+            sql, params = _jobs_query(", ".join(SUMMARY_SQL), statuses, limit)
         return [JobSummary.from_row(row) for row in self._db.execute(sql, params).fetchall()]
 
     def update_job(self, job_id: int, **values: Any) -> None:
-        """Set columns of one job (no status check; for the owner of those columns)."""
+        """Set columns of one job and of its current attempt (its own columns: Attempt's) — no status
+        check; for the owner of those columns."""
         values["updated_at"] = time.time()
+        own, attempt = _split(_encode(values))
+        if attempt:
+            sets = ", ".join(f"{k} = ?" for k in attempt)
+            self._db.execute(
+                f"UPDATE attempts SET {sets} WHERE job_id = ? AND number = (SELECT attempt FROM jobs WHERE id = ?)",
+                [*attempt.values(), job_id, job_id],
+            )
+        sets = ", ".join(f"{k} = ?" for k in own)
+        self._db.execute(f"UPDATE jobs SET {sets} WHERE id = ?", [*own.values(), job_id])
+
+    def update_attempt(self, job_id: int, number: int, **values: Any) -> None:
+        """Set columns of one attempt (its owner's: a stale writer cannot touch a newer attempt)."""
+        values = _encode(values)
         sets = ", ".join(f"{k} = ?" for k in values)
-        self._db.execute(f"UPDATE jobs SET {sets} WHERE id = ?", [*_encode(values).values(), job_id])
+        self._db.execute(
+            f"UPDATE attempts SET {sets} WHERE job_id = ? AND number = ?", [*values.values(), job_id, number]
+        )
 
     def transition(
         self, job_id: int, new: Status, *, expect: Optional[Sequence[Status]] = None, **values: Any
@@ -248,6 +327,8 @@ class JobStore:
             check_transition(job_id, job.status, new)  # the clearer message when the move itself is wrong
             raise TransitionError(f"job {job_id} is {job.status} now, not {'/'.join(map(str, expect))}")
         check_transition(job_id, job.status, new)
+        if new.terminal:  # how this attempt ended; a resumed job's earlier attempts keep theirs
+            self.update_attempt(job_id, job.attempt, status=new.value)
         self.update_job(job_id, status=new.value, **values)
         return job
 
@@ -257,7 +338,7 @@ class JobStore:
 
     def has_queued(self) -> bool:
         """True if any job waits in the queue (cheap: the scheduler's common case is "nothing")."""
-        sql = "SELECT 1 FROM jobs WHERE status = ? LIMIT 1"
+        sql = "SELECT 1 FROM jobs WHERE status = ? LIMIT 1"  # jobs_status index
         return self._db.execute(sql, [Status.QUEUED.value]).fetchone() is not None
 
     def delete_job(self, job_id: int) -> None:
@@ -268,7 +349,7 @@ class JobStore:
             self._db.execute("DELETE FROM jobs WHERE id = ?", [job_id])
 
     def child_tables(self) -> list[str]:
-        return [t for t in ("metrics", "claims", "device_samples") if t in table_names(self._db)]
+        return [t for t in ("metrics", "claims", "device_samples", "attempts") if t in table_names(self._db)]
 
     def integrity_check(self) -> list[str]:
         """SQLite's own check of the file: ["ok"] when the store is intact."""
@@ -414,10 +495,10 @@ class JobStore:
     def running_with_data_times(self) -> list[tuple[JobSummary, Optional[float], Optional[float]]]:
         """Running jobs, each with train.data_time and train.compute_time of its attempt's last training
         window (None before its first); one row per job through the metrics_job index, newest row first."""
-        columns = ", ".join(f"j.{c}" for c in SUMMARY_COLUMNS)
+        columns = ", ".join(SUMMARY_SQL)
         rows = self._db.execute(
             f"SELECT {columns}, json_extract(m.data, '$.\"train.data_time\"'),"
-            " json_extract(m.data, '$.\"train.compute_time\"') FROM jobs j LEFT JOIN metrics m ON m.id ="
+            f" json_extract(m.data, '$.\"train.compute_time\"') FROM {SUMMARY_FROM} LEFT JOIN metrics m ON m.id ="
             " (SELECT id FROM metrics WHERE job_id = j.id AND attempt = j.attempt AND phase = 'train'"
             " ORDER BY id DESC LIMIT 1) WHERE j.status = ? ORDER BY j.id",
             [Status.RUNNING.value],
@@ -443,15 +524,23 @@ def _jobs_query(
     columns: str, statuses: Optional[Iterable[Status]], limit: Optional[int]
 ) -> tuple[str, list[Any]]:
     """SELECT `columns` of the jobs with these statuses (all when None), the last `limit`, in id order."""
-    sql, params = f"SELECT {columns} FROM jobs", []
+    sql, params = f"SELECT {columns} FROM {SUMMARY_FROM}", []
     if statuses is not None:
         wanted = [Status(s).value for s in statuses]
-        sql += f" WHERE status IN ({', '.join('?' * len(wanted))})"
+        sql += f" WHERE j.status IN ({', '.join('?' * len(wanted))})"
         params += wanted
-    sql += " ORDER BY id"
-    if limit is not None:
-        sql = f"SELECT * FROM ({sql} DESC LIMIT {int(limit)}) ORDER BY id"
-    return sql, params
+    if limit is not None:  # the last `limit` ids, in id order
+        sql += f"{' AND' if statuses is not None else ' WHERE'} j.id IN (SELECT id FROM jobs"
+        sql += f"{' WHERE status IN (' + ', '.join('?' * len(wanted)) + ')' if statuses is not None else ''}"
+        sql += f" ORDER BY id DESC LIMIT {int(limit)})"
+        params += wanted if statuses is not None else []
+    return sql + " ORDER BY j.id", params
+
+
+def _split(values: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Column values → (the job's, its current attempt's)."""
+    own = {k: v for k, v in values.items() if k not in ATTEMPT_COLUMNS}
+    return own, {k: v for k, v in values.items() if k in ATTEMPT_COLUMNS}
 
 
 def _encode(values: dict[str, Any]) -> dict[str, Any]:

@@ -153,8 +153,7 @@ class Supervisor:
                 return
         self.store.transition(self.job_id, Status.RUNNING, expect=[Status.STARTING], engine_pid=proc.pid,
                               engine_started=procs.start_time(proc.pid), run_token=token, resume_from=resume_from,
-                              started_at=started, stderr_offset=stderr_offset, eta_end=None, stalled_at=None,
-                              last_progress_at=started)  # fmt: skip
+                              started_at=started, stderr_offset=stderr_offset, last_progress_at=started)  # fmt: skip
         self._log(f"engine pid {proc.pid}: {shlex.join(argv)}")
         self.watch, self.on_stall = StallWatch(started), job.on_stall or "notify"
         self.eta = EtaModel()

@@ -13,7 +13,7 @@ def _job(tmp_path, **kw) -> Job:
     values = dict(id=5, name="j", kind="train", argv=["--lr", "0.1", "--resume", "old.pth"], device="mlu",
                   cards_requested=1, workspace=str(tmp_path), status=Status.STARTING, cards_granted=[2])  # fmt: skip
     values.update(kw)
-    return Job(**values)
+    return Job.of(**values)
 
 
 def test_one_card_runs_the_engine_module_with_the_managed_flags(tmp_path):

@@ -17,7 +17,7 @@ from .conftest import ROOT_ENV, SIZE, wait_for
 def job(**values) -> Job:
     base = {"id": 1, "name": "j", "kind": "train", "argv": ["-b", "16"], "device": "cpu", "cards_requested": 1,
             "workspace": "/tmp/nowhere", "status": Status.RUNNING}  # fmt: skip
-    return Job(**{**base, **values})
+    return Job.of(**{**base, **values})
 
 
 def test_durations_and_numbers():

@@ -63,8 +63,7 @@ class SlurmExecutor(Executor):
             else None
         )
         store.transition(job.id, Status.QUEUED, expect=[Status.STARTING], executor_handle=handle,
-                         stderr_offset=stderr_offset, resume_from=resume_from, started_at=None,
-                         wait_reason=f"submitted as Slurm job {slurm_id}")  # fmt: skip
+                         stderr_offset=stderr_offset, resume_from=resume_from, wait_reason=f"submitted as Slurm job {slurm_id}")  # fmt: skip
         start_follower(store.path)
 
     def describe(self, job: Job | JobSummary) -> str:
