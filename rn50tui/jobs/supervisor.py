@@ -23,17 +23,14 @@ from pathlib import Path
 from typing import Any, Optional
 
 from engine.device_kind import DeviceKind
-from rn50tui.jobs import launcher, notify, procs
+from rn50tui.jobs import launcher, lifecycle, procs
 from rn50tui.jobs.errors import JobsError, LaunchError
-from rn50tui.jobs.eta import EtaModel
-from rn50tui.jobs.follower import Follower, commit
+from rn50tui.jobs.lifecycle import AttemptLog, AttemptReport
 from rn50tui.jobs.scheduler import schedule
 from rn50tui.jobs.schema import full_disk_hint
-from rn50tui.jobs.stall import StallWatch
 from rn50tui.jobs.states import Status
 from rn50tui.jobs.store import DeviceSample, Job, JobStore
 from rn50tui.jobs.verdict import Evidence, verdict
-from rn50tui.jobs.workspace import LogTail
 
 POLL_S = 1.0
 SAMPLE_INTERVAL_S = 2.0
@@ -41,7 +38,6 @@ SAMPLE_RETENTION = 50_000  # samples kept per job (about 28 h of one card at 2 s
 GRACE_S = 60.0
 STORE_RETRY_MAX_S = 5.0  # the longest wait between tries of a write the store refused
 STORE_RETRY_LOG_S = 60.0  # how often a refused write is logged while it is retried
-STDERR_TAIL_LINES = 15
 
 
 class CardSampler:
@@ -57,12 +53,12 @@ class CardSampler:
         try:
             from engine.telemetry import open_sampler
         except ImportError as exc:  # telemetry is optional for the job manager
-            print(f"[supervisor] no device samples: {exc}", file=log, flush=True)
+            log(f"no device samples: {exc}")
             return None
         try:
             return open_sampler(kind)
         except Exception as exc:  # noqa: BLE001 - TelemetryUnavailable or a broken backend: run without
-            print(f"[supervisor] no device samples for {kind}: {exc}", file=log, flush=True)
+            log(f"no device samples for {kind}: {exc}")
             return None
 
     def maybe_sample(self, now: float) -> list[DeviceSample]:
@@ -91,10 +87,7 @@ class Supervisor:
         self.signalled: Optional[int] = None  # a signal the supervisor itself received
         self.term_sent_at: Optional[float] = None
         self.killed = False
-        self.log = sys.stderr
-        self.watch: Optional[StallWatch] = None
-        self.eta: Optional[EtaModel] = None
-        self.on_stall = "notify"
+        self.log = AttemptLog("supervisor", sys.stderr)
         self.stall_cancelled: Optional[float] = None  # seconds without progress when --on-stall cancel acted
 
     # -- start-up
@@ -155,10 +148,10 @@ class Supervisor:
                               engine_started=procs.start_time(proc.pid), run_token=token, resume_from=resume_from,
                               started_at=started, stderr_offset=stderr_offset, last_progress_at=started)  # fmt: skip
         self._log(f"engine pid {proc.pid}: {shlex.join(argv)}")
-        self.watch, self.on_stall = StallWatch(started), job.on_stall or "notify"
-        self.eta = EtaModel()
-        follower = Follower(job.id, job.attempt, files.raport, job.raport_offset, started - 1.0, job.best_top1,
-                            loss=job.loss, iters_per_epoch=job.iters_per_epoch)  # fmt: skip
+        follower = AttemptReport(
+            self.store, self.store.get_job(self.job_id), started - 1.0, self.log, eta=True
+        )
+        follower.start_watch(started)
         sampler = CardSampler(job, self.sample_interval, self.log)
         try:
             rc = self._watch(proc, follower, sampler)
@@ -171,10 +164,10 @@ class Supervisor:
         full = full_disk_hint(files.raport, then="then resume the job")
         # the last records: nothing else will bring them into the store once this process is gone
         self._until_stored(lambda: self._commit(follower, [], final=True), "the attempt's last records")
-        status, error = self._outcome(rc, follower, files.log("stderr"), stderr_offset, full)
+        status, error = self._outcome(rc, follower, full)
         self._finish(status, rc, error)
 
-    def _watch(self, proc: Any, follower: Follower, sampler: CardSampler) -> int:
+    def _watch(self, proc: Any, follower: AttemptReport, sampler: CardSampler) -> int:
         """Follow the engine until it exits, forwarding a cancel; return its exit status."""
         rounds = 0
         while True:
@@ -189,45 +182,22 @@ class Supervisor:
             procs.reap_adopted(keep=proc.pid)
             time.sleep(self.poll)
 
-    def _commit(self, follower: Follower, samples: list[DeviceSample], final: bool = False) -> None:
+    def _commit(self, follower: AttemptReport, samples: list[DeviceSample], final: bool = False) -> None:
         """One batch into the store; a refused write costs a round, never the records (`final`: raise)."""
-        batch = follower.poll()
         now = time.time()
-        stalled_for = self._watch_progress(batch.rows, batch.updates, now)
-        if self.eta is not None:  # every batch: run_start's sizes may come in one without rows
-            self.eta.observe(batch.rows, batch.updates)
-            if batch.rows:
-                batch.updates["eta_end"] = self.eta.end_time()
+        batch, stalled_for = follower.poll(now)
         try:
-            commit(self.store, self.job_id, batch, samples, now)
+            follower.commit(batch, samples, now)
         except sqlite3.OperationalError as exc:
-            follower.rewind(batch)
             if final:
                 raise
             self._log(f"could not write the store (busy or its disk full), will retry: {exc}")
             return
         if stalled_for is not None:
-            self._on_stall(stalled_for)
-
-    def _watch_progress(self, rows: list[Any], updates: dict[str, Any], now: float) -> Optional[float]:
-        """Feed the stall watch; set the stall columns in `updates`; return the idle time of a new stall."""
-        if self.watch is None:
-            return None
-        idle = self.watch.step(rows, updates, now)
-        if updates.get("stalled_at", 0) is None:  # the step cleared a stall
-            self._log("progress again: no longer stalled")
-        return idle
-
-    def _on_stall(self, idle: float) -> None:
-        """A new stall: log it, run the user's hook, and with --on-stall cancel stop with a checkpoint."""
-        self._log(
-            f"stalled: no training progress for {idle:.0f} s (threshold {self.watch.threshold():.0f} s)"
-        )
-        notify.fire(self.store.get_job(self.job_id), notify.STALLED, self.log, stalled_for=idle)
-        if self.on_stall == "cancel" and self.term_sent_at is None:
-            self._log("--on-stall cancel: stopping the engine with a checkpoint")
-            self.stall_cancelled = idle
-            self.store.update_job(self.job_id, cancel_requested=time.time())
+            asked = lifecycle.on_stall(self.store, self.job_id, stalled_for, self.log, follower.threshold(),
+                                       may_cancel=self.term_sent_at is None)  # fmt: skip
+            if asked:
+                self.stall_cancelled = stalled_for
 
     def _forward_stop(self, proc: Any) -> None:
         """SIGTERM the engine once on a cancel (or our own signal), SIGKILL everything after the grace."""
@@ -251,39 +221,29 @@ class Supervisor:
 
     # -- the end
 
-    def _outcome(
-        self, rc: int, follower: Follower, stderr: Path, offset: int, full_disk: str = ""
-    ) -> tuple[Status, Optional[str]]:
-        """The shared verdict (rn50tui/jobs/verdict.py), with the engine's last stderr lines on a failure."""
+    def _outcome(self, rc: int, follower: AttemptReport, full_disk: str = "") -> tuple[Status, Optional[str]]:
+        """The shared verdict (rn50tui/jobs/verdict.py) in the lifecycle's words (rn50tui/jobs/lifecycle.py)."""
         state, job = follower.state, self.store.get_job(self.job_id)
         evidence = Evidence(rc, state.run_end, state.error, state.stopping_signal, job.checkpoint_epoch,
                             job.checkpoint_iteration, job.epochs)  # fmt: skip
         signalled = signal.Signals(self.signalled).name if self.signalled is not None else None
         status, reason = verdict(evidence, cancelled=self._cancel_requested(), killed=self.killed,
                                  supervisor_signal=signalled)  # fmt: skip
-        if status is Status.CANCELLED and self.stall_cancelled is not None:
-            reason = (
-                f"cancelled: no progress for {self.stall_cancelled:.0f} s (--on-stall cancel); resume continues it"
-                + (" (killed after the grace period)" if self.killed else "")
-            )
         if status is Status.FAILED:  # an engine failed on a full disk may have had no room to say why
-            return status, _with_stderr_tail((reason or "the engine failed") + full_disk, stderr, offset)
-        return status, reason
+            reason = (reason or "the engine failed") + full_disk
+        return lifecycle.ending(job, status, reason, stall_cancelled=self.stall_cancelled, killed=self.killed)
 
     def _finish(self, status: Status, rc: Optional[int], error: Optional[str]) -> None:
         finished_at = time.time()
         self._until_stored(lambda: self._record_end(status, rc, error, finished_at), "how the job ended")
-        self._log(f"job {self.job_id} {status}" + (f": {error.splitlines()[0]}" if error else ""))
-        notify.fire(self.store.get_job(self.job_id), notify.FINAL, self.log)
+        lifecycle.announce_end(self.store, self.job_id, self.log)
 
     def _record_end(
         self, status: Status, rc: Optional[int], error: Optional[str], finished_at: float
     ) -> None:
         with self.store.transaction():
-            self.store.transition_locked(self.job_id, status, None, {
-                "exit_code": rc, "error": error, "finished_at": finished_at, "heartbeat": time.time(),
-                "stalled_at": None})  # fmt: skip
-            self.store.release_claims(self.job_id)
+            lifecycle.record_end(self.store, self.job_id, status, {"exit_code": rc, "error": error,
+                                                                   "finished_at": finished_at})  # fmt: skip
 
     def _until_stored(self, write: Any, what: str) -> None:
         """Retry a write the store refuses (a full disk, a lock held past busy_timeout) until it takes it:
@@ -316,12 +276,7 @@ class Supervisor:
             self._log(f"scheduler error: {exc!r}")
 
     def _log(self, message: str) -> None:
-        with contextlib.suppress(OSError):  # the log is a file on the job's disk, which may be full
-            print(
-                f"[supervisor {datetime.now().isoformat(timespec='seconds')}] {message}",
-                file=self.log,
-                flush=True,
-            )
+        self.log(message)
 
 
 def _size(path: Path) -> int:
@@ -334,14 +289,6 @@ def _size(path: Path) -> int:
 def _killpg(pgid: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, signal.SIGKILL)
-
-
-def _with_stderr_tail(head: str, stderr: Path, offset: int) -> str:
-    """The failure's reason, then the last lines the engine wrote to stderr in this attempt."""
-    text = LogTail(stderr, start=offset).read_text(partial=True)
-    lines = [ln for ln in text.splitlines() if ln.strip()]
-    tail = "\n".join(lines[-STDERR_TAIL_LINES:])
-    return f"{head}\n{tail}" if tail else head
 
 
 # ------------------------------------------------------------------------------------------------ entry

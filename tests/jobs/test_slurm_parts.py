@@ -189,18 +189,22 @@ def test_a_follower_whose_store_was_deleted_exits(tmp_path):
 def test_a_resumed_slurm_jobs_stall_watch_starts_from_this_attempt_not_the_last_ones_progress(tmp_path):
     import time
 
-    from rn50tui.jobs.follower import Batch
-    from rn50tui.jobs.slurm.follow import SlurmFollower, Tracked
+    from rn50tui.jobs.slurm.follow import SlurmFollower
     from rn50tui.jobs.store import JobStore
 
     store = JobStore(tmp_path / "jobs.db")
     job = store.insert_job(name="j", kind="train", argv=[], device="cpu", cards_requested=1,
                            workspace=str(tmp_path / "runs" / "{id}"), preset=None, executor="slurm")  # fmt: skip
     now = time.time()
-    store.transition(job.id, Status.STARTING)
     # The previous attempt's last progress is two hours old; this attempt began a minute ago.
-    job = store.transition(job.id, Status.RUNNING, started_at=now - 60, last_progress_at=now - 7200)
+    store.transition(job.id, Status.STARTING)
+    store.transition(job.id, Status.RUNNING, started_at=now - 7300, last_progress_at=now - 7200)
+    store.transition(job.id, Status.INTERRUPTED, finished_at=now - 7000)
+    store.new_attempt(job.id, expect=[Status.INTERRUPTED])
+    store.transition(job.id, Status.STARTING, executor_handle={"slurm_job_id": "7"})
+    job = store.transition(job.id, Status.RUNNING, started_at=now - 60)
+    assert job.last_progress_at is None  # the new attempt's own row: nothing of the last one
     follower = SlurmFollower(store.path)
-    tracked = Tracked(job.attempt, follower=None, options=SlurmOptions())  # type: ignore[arg-type]
-    assert follower._watch(job, tracked, Batch(), now) is None  # within the first attempt's warm-up
-    assert tracked.watch is not None and tracked.watch.last_progress == now - 60
+    follower._commit(job, follower._tracked(job), {"slurm_job_id": "7"}, now, force=False)
+    watch = follower.tracked[job.id].report.watch
+    assert watch is not None and watch.last_progress == now - 60 and not watch.stalled

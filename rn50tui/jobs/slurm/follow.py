@@ -21,18 +21,15 @@ import resource
 import sys
 import time
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import IO, Any, Optional
 
-from rn50tui.jobs import notify
-from rn50tui.jobs.follower import Follower, commit
-from rn50tui.jobs.manager import JobManager
+from rn50tui.jobs import lifecycle
+from rn50tui.jobs.lifecycle import AttemptLog, AttemptReport
 from rn50tui.jobs.slurm import commands
 from rn50tui.jobs.slurm import options as slurm_options
 from rn50tui.jobs.slurm.lock import lock_path
 from rn50tui.jobs.slurm.outcome import FINAL_STATES, PENDING_STATES, final_status
-from rn50tui.jobs.stall import StallWatch
 from rn50tui.jobs.states import ACTIVE, Status
 from rn50tui.jobs.store import DeviceSample, Job, JobStore
 from rn50tui.jobs.verdict import Evidence, finished
@@ -41,7 +38,6 @@ ROUND_S = 1.0  # raport.json and samples; the controller is asked every poll_int
 HEARTBEAT_S = 15.0  # a job with no news still gets its heartbeat this often
 STATS_EVERY_S = 60.0  # the follower logs its controller queries and CPU time this often
 IDLE_EXIT_ROUNDS = 3  # rounds with no Slurm job to follow before the follower exits
-STDERR_TAIL_LINES = 15
 EXECUTOR = "slurm"
 
 
@@ -50,17 +46,16 @@ class Tracked:
     """What the follower keeps in memory about one job's current attempt."""
 
     attempt: int
-    follower: Follower
+    report: AttemptReport  # its raport.json, stall watch (from the first round it runs) and how it ends
     options: slurm_options.SlurmOptions
     sample_offsets: dict[str, int] = field(default_factory=dict)
-    watch: Optional[StallWatch] = None  # from the first round the job runs
 
 
 class SlurmFollower:
     def __init__(self, db: Path, log: IO[str] = sys.stderr) -> None:
         self.db = db
         self.store = JobStore(db, create=False)
-        self.log = log
+        self.log = AttemptLog("slurm-follower", log)
         self.tracked: dict[int, Tracked] = {}
         self.states: dict[str, commands.JobState] = {}
         self.next_query = 0.0
@@ -163,50 +158,32 @@ class SlurmFollower:
 
     def _commit(self, job: Job, tracked: Tracked, handle: dict[str, Any], now: float, force: bool) -> None:
         """New records and samples, the handle if it changed, a heartbeat now and then: idle jobs cost no write."""
-        batch = tracked.follower.poll()
-        stalled_for = self._watch(job, tracked, batch, now)
+        if job.status is Status.RUNNING and tracked.report.watch is None:  # a new attempt, or a takeover
+            tracked.report.start_watch(
+                job.last_progress_at or job.started_at or now, job.stalled_at is not None
+            )
+        batch, stalled_for = tracked.report.poll(now)
         samples = self._samples(job, tracked)
         handle["sample_offsets"] = dict(tracked.sample_offsets)
-        if tracked.follower.state.run_end:  # kept for a follower that takes over after this one died
-            handle["run_end"] = tracked.follower.state.run_end
+        if tracked.report.state.run_end:  # kept for a follower that takes over after this one died
+            handle["run_end"] = tracked.report.state.run_end
         news = batch.rows or samples or len(batch.updates) > 1 or batch.offset != job.raport_offset
         stale = now - (job.heartbeat or 0) > HEARTBEAT_S
-        if stalled_for is not None:
-            self._on_stall(job, handle, stalled_for)
         if force or news or stale or handle != (job.executor_handle or {}):
-            commit(self.store, job.id, batch, samples, now)
+            tracked.report.commit(batch, samples, now)
             self.store.set_executor_handle(job.id, handle)
-        if stalled_for is not None:
-            notify.fire(self.store.get_job(job.id), notify.STALLED, self.log, stalled_for=stalled_for)
-
-    def _watch(self, job: Job, tracked: Tracked, batch: Any, now: float) -> Optional[float]:
-        """The stall watch of a running job, as its supervisor keeps one on this host (rn50tui.jobs.stall)."""
-        if job.status is not Status.RUNNING:
-            return None
-        if tracked.watch is None:  # a new attempt, or a follower taking over: from the last progress
-            # this attempt's start, or its last progress if later (last_progress_at may be an older attempt's)
-            tracked.watch = StallWatch(max(job.last_progress_at or 0.0, job.started_at or 0.0) or now)
-            tracked.watch.stalled = job.stalled_at is not None  # notified already: not twice
-        return tracked.watch.step(batch.rows, batch.updates, now)
-
-    def _on_stall(self, job: Job, handle: dict[str, Any], idle: float) -> None:
-        """A new stall: log it; with --on-stall cancel, stop the job as `rn50tui cancel` would."""
-        self._log(f"job {job.id}: stalled, no training progress for {idle:.0f} s")
-        if job.on_stall == "cancel" and not job.cancel_requested:
-            self._log(f"job {job.id}: --on-stall cancel: asking it to checkpoint and stop")
-            handle["stall_cancelled"] = round(idle)
-            self.store.update_job(job.id, cancel_requested=time.time())
+        if stalled_for is not None and lifecycle.on_stall(self.store, job.id, stalled_for, self.log):
+            handle["stall_cancelled"] = stalled_for  # for the ending's words, by whichever follower sees it
+            self.store.set_executor_handle(job.id, handle)
 
     def _tracked(self, job: Job) -> Tracked:
         tracked = self.tracked.get(job.id)
         if tracked is None or tracked.attempt != job.attempt:
             started = (job.executor_handle or {}).get("submitted_at")
-            follower = Follower(
-                job.id, job.attempt, job.files.raport, job.raport_offset, started, job.best_top1
-            )
+            report = AttemptReport(self.store, job, started, self.log)
             offsets = dict((job.executor_handle or {}).get("sample_offsets") or {})
             options = slurm_options.load(Path(job.workspace))
-            tracked = self.tracked[job.id] = Tracked(job.attempt, follower, options, offsets)
+            tracked = self.tracked[job.id] = Tracked(job.attempt, report, options, offsets)
         return tracked
 
     def _samples(self, job: Job, tracked: Tracked) -> list[DeviceSample]:
@@ -245,7 +222,7 @@ class SlurmFollower:
                 now: float) -> None:  # fmt: skip
         stop = Path(job.workspace) / "slurm" / f"stop-{_slurm_id(job)}"
         stop_reason = stop.read_text().strip() if stop.exists() else None
-        run = tracked.follower.state
+        run = tracked.report.state
         run_end = run.run_end or handle.get("run_end")
         stored = self.store.get_job(job.id)  # the last checkpoint the engine reported, committed above
         evidence = Evidence(None, run_end, run.error, run.stopping_signal, stored.checkpoint_epoch,
@@ -255,43 +232,23 @@ class SlurmFollower:
         else:
             status, reason = final_status(state.state, run_end, bool(job.cancel_requested), stop_reason)
         if status is Status.FAILED:
-            reason = _failure_text(state, run.error, job.files.log("stderr"), job.stderr_offset)
-        if status is Status.CANCELLED and handle.get("stall_cancelled") is not None:
-            reason = f"cancelled: no progress for {handle['stall_cancelled']} s (--on-stall cancel); resume continues it"
+            reason = _failure_head(state, run.error)
+        status, reason = lifecycle.ending(job, status, reason, stall_cancelled=handle.get("stall_cancelled"))
         options = tracked.options
         ran = job.status is not Status.QUEUED or status not in (Status.CANCELLED, Status.FAILED)
         with self.store.transaction():
             if ran and job.status is not Status.RUNNING:  # it ran between two polls: say so first
                 self._run_locked(job, now)
-            self.store.transition_locked(job.id, status, [Status.RUNNING] if ran else [job.status], {
-                "error": reason, "finished_at": now, "heartbeat": now, "executor_handle": handle,
-                "exit_code": _exit_code(state.exit_code), "wait_reason": None, "stalled_at": None})  # fmt: skip
-            self.store.release_claims(job.id)
+            lifecycle.record_end(self.store, job.id, status, {
+                "error": reason, "finished_at": now, "executor_handle": handle,
+                "exit_code": _exit_code(state.exit_code), "wait_reason": None}, [Status.RUNNING] if ran else [job.status])  # fmt: skip
         self.tracked.pop(job.id, None)
-        self._log(
-            f"job {job.id} (Slurm {_slurm_id(job)}, {state.state}) {status}"
-            + (f": {reason}" if reason else "")
-        )
-        notify.fire(self.store.get_job(job.id), notify.FINAL, self.log)  # the user's hook, as a supervisor's
+        lifecycle.announce_end(self.store, job.id, self.log, f" (Slurm {_slurm_id(job)}, {state.state})")
         if status is Status.INTERRUPTED and job.attempt <= options.auto_resume:
-            self._auto_resume(job.id, options.auto_resume - job.attempt)
-
-    def _auto_resume(self, job_id: int, resumes_left: int) -> None:
-        manager = JobManager(self.store.path)
-        try:
-            manager.resume(job_id, wait=0)
-            self._log(f"job {job_id}: auto-resumed ({resumes_left} more allowed)")
-        except Exception as exc:  # noqa: BLE001 - the job stays interrupted; `rn50tui resume` continues it
-            self._log(f"job {job_id}: auto-resume failed: {exc}")
-        finally:
-            manager.close()
+            lifecycle.auto_resume(self.store, job.id, self.log, options.auto_resume - job.attempt)
 
     def _log(self, message: str) -> None:
-        print(
-            f"[slurm-follower {datetime.now().isoformat(timespec='seconds')}] {message}",
-            file=self.log,
-            flush=True,
-        )
+        self.log(message)
 
 
 def sample_from_line(d: dict[str, Any]) -> DeviceSample:
@@ -314,20 +271,12 @@ def _exit_code(text: str) -> Optional[int]:
     return int(head) if head.isdigit() else None
 
 
-def _failure_text(state: commands.JobState, message: Optional[str], stderr: Path, offset: int) -> str:
+def _failure_head(state: commands.JobState, message: Optional[str]) -> str:
+    """`Slurm job 12 FAILED (NonZeroExitCode): the engine's error` (the stderr tail follows)."""
     head = f"Slurm job {state.job_id} {state.state or 'vanished'}" + (
         f" ({state.reason})" if state.reason else ""
     )
-    if message:
-        head += f": {message}"
-    try:
-        with open(stderr, "rb") as fh:
-            fh.seek(offset)
-            lines = [ln for ln in fh.read().decode("utf-8", "replace").splitlines() if ln.strip()]
-    except FileNotFoundError:
-        lines = []
-    tail = "\n".join(lines[-STDERR_TAIL_LINES:])
-    return f"{head}\n{tail}" if tail else head
+    return f"{head}: {message}" if message else head
 
 
 def main(argv: Optional[list[str]] = None) -> int:
