@@ -1,8 +1,8 @@
 """Build and start the processes of a job: its detached supervisor, and the engine the supervisor runs.
 
 The engine's argv is always a list (never a shell line): `python -m engine.train` for one process,
-`python -m torch.distributed.run --standalone --nproc-per-node K -m engine.train` for K (the same
-interpreter's torchrun, never one found on PATH). The granted cards go to MLU_VISIBLE_DEVICES or
+`python -m engine.launch --standalone --nproc-per-node K -m engine.train` for K (the same interpreter's
+torchrun, never one found on PATH, wrapped so a stop exits 75 and a failure 1 without a traceback). The granted cards go to MLU_VISIBLE_DEVICES or
 CUDA_VISIBLE_DEVICES; the engine starts in a new session, so its process group is its own.
 """
 
@@ -61,7 +61,7 @@ def engine_command(job: Job, resume_from: Optional[str] = None, python: str = sy
     if nproc == 1:
         head = [python, "-m", "engine.train"]
     else:
-        head = [python, "-m", "torch.distributed.run", "--standalone", "--nnodes", "1",
+        head = [python, "-m", "engine.launch", "--standalone", "--nnodes", "1",
                 "--nproc-per-node", str(nproc), "-m", "engine.train"]  # fmt: skip
     return head + engine_flags(job, resume_from)
 

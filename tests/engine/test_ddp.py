@@ -50,11 +50,11 @@ COMMON = [
 ]
 
 
-def torchrun(nproc: int, args: list[str], cwd: Path) -> list[str]:
+def torchrun(nproc: int, args: list[str], cwd: Path, launcher: str = "torch.distributed.run") -> list[str]:
     return [
         sys.executable,
         "-m",
-        "torch.distributed.run",
+        launcher,
         "--nproc-per-node",
         str(nproc),
         "--master-port",
@@ -136,12 +136,15 @@ def _ranks(launcher: psutil.Process) -> list[psutil.Process]:
     return [p for p in launcher.children(recursive=True) if "engine.train" in " ".join(p.cmdline())]
 
 
-def start_training_launcher(tmp_path: Path) -> tuple[subprocess.Popen, list[psutil.Process], Path]:
+def start_training_launcher(
+    tmp_path: Path, launcher: str = "torch.distributed.run"
+) -> tuple[subprocess.Popen, list[psutil.Process], Path]:
     """A long 2-rank run in its own session; returns once rank 0 has logged a training iteration."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
     ws = tmp_path / "ws"
     long_run = ["-b", "2", "--synthetic-size", "400", "--epochs", "5", "-p", "1", "--training-only"]
     proc = subprocess.Popen(
-        torchrun(2, [*COMMON, *long_run, "--workspace", str(ws)], tmp_path),
+        torchrun(2, [*COMMON, *long_run, "--workspace", str(ws)], tmp_path, launcher),
         cwd=tmp_path,
         env=engine_env(OMP_NUM_THREADS="1"),
         stdout=subprocess.DEVNULL,
@@ -197,6 +200,23 @@ def test_a_dying_rank_takes_the_job_down_with_its_error_visible(tmp_path):
     status = [r for r in iter_records(ws / "raport.json") if r.type == "STATUS"]
     assert status[-1].event == "run_end" and status[-1].data["status"] == "failed"
     assert status[-2].event == "error" and status[-2].data["message"]
+
+
+def test_through_engine_launch_a_stop_exits_75_and_a_dead_rank_1_each_without_a_traceback(tmp_path):
+    proc, ranks, ws = start_training_launcher(tmp_path / "stop", "engine.launch")
+    os.killpg(proc.pid, signal.SIGTERM)  # what the job's cancel does
+    _, err = proc.communicate(timeout=180)
+    assert proc.returncode == 75, err[-3000:]  # as one process stopped with a checkpoint exits
+    assert "Traceback" not in err and "ChildFailedError" not in err, err[-3000:]
+    assert (ws / "checkpoint.pth.tar").is_file()
+
+    proc, ranks, ws = start_training_launcher(tmp_path / "dies", "engine.launch")
+    next(p for p in ranks if p.environ().get("RANK") == "1").kill()
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 1, err[-3000:]
+    assert "ChildFailedError" not in err, err[-3000:]  # rank 0's own error above stays visible
+    assert err.strip().splitlines()[-1].startswith("error: rank 1 was killed by signal 9 first"), err[-3000:]
+    psutil.wait_procs(ranks, timeout=60)
 
 
 def readme_command(marker: str) -> list[str]:

@@ -55,8 +55,8 @@ def _members(jm: JobManager, job_id: int) -> dict[str, list[psutil.Process]]:
         try:
             parent = p.ppid()
             if p.pid == job.engine_pid:
-                role = "torchrun" if "torch.distributed.run" in " ".join(p.cmdline()) else "engine"
-            elif parent in by_pid and "torch.distributed.run" in " ".join(by_pid[parent].cmdline()):
+                role = "torchrun" if "engine.launch" in " ".join(p.cmdline()) else "engine"
+            elif parent in by_pid and "engine.launch" in " ".join(by_pid[parent].cmdline()):
                 role = "rank"
             else:
                 role = "worker"  # forked by the engine or a rank

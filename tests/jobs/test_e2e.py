@@ -102,9 +102,10 @@ def test_cancel_a_running_two_process_job_leaves_no_process(jm):
     token = jm.get_job(job.id).run_token
     members = procs.tagged_processes(token)
     names = [" ".join(p.cmdline()) for p in members]
-    assert any("torch.distributed.run" in n for n in names) and sum("engine.train" in n for n in names) >= 3
+    assert any("engine.launch" in n for n in names) and sum("engine.train" in n for n in names) >= 3
     cancelled = jm.cancel(job.id, wait=True)
     assert cancelled.status is Status.CANCELLED, cancelled.error
+    assert cancelled.exit_code == 75  # as a cancelled one-card job: stopped after its checkpoint
     assert procs.tagged_processes(token) == []
     assert not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in members)
     events = [r.event for r in iter_records(cancelled.files.raport) if r.type == "STATUS"]

@@ -24,7 +24,7 @@ def test_one_card_runs_the_engine_module_with_the_managed_flags(tmp_path):
 
 def test_several_cards_go_through_this_interpreters_torchrun(tmp_path):
     argv = engine_command(_job(tmp_path, cards_requested=4, cards_granted=[0, 1, 2, 3]))
-    assert argv[:3] == [sys.executable, "-m", "torch.distributed.run"]
+    assert argv[:3] == [sys.executable, "-m", "engine.launch"]
     assert argv[argv.index("--nproc-per-node") + 1] == "4" and "--standalone" in argv
     assert argv[argv.index("-m", 3) + 1] == "engine.train"
 

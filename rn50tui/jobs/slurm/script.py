@@ -74,7 +74,7 @@ def node_command(attempt: Attempt, options: SlurmOptions, python: str = sys.exec
     """The line srun runs on each node (shell-quoted, with the rendezvous variables left to the script)."""
     runner = [python, "-m", "rn50tui.jobs.slurm.node", "--workspace", str(attempt.workspace),
               "--device", attempt.device, "--sample-interval", str(options.sample_interval)]  # fmt: skip
-    torchrun = [python, "-m", "torch.distributed.run", "--nproc-per-node", str(attempt.cards),
+    torchrun = [python, "-m", "engine.launch", "--nproc-per-node", str(attempt.cards),  # torchrun, our exit codes
                 "--rdzv-backend", "c10d", "--max-restarts", "0"]  # fmt: skip
     engine = ["-m", "engine.train", *attempt.engine_flags]
     return (
