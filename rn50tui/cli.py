@@ -131,25 +131,45 @@ def _add_submit(sub: Any, common: argparse.ArgumentParser) -> None:
                    "like a shell line, never run by one; default: [notify] cmd of the config file)")  # fmt: skip
     s.add_argument("--on-stall", choices=("notify", "cancel"), default=None,
                    help="when the job makes no progress: notify (default), or cancel it with a checkpoint")  # fmt: skip
-    s.add_argument("--executor", choices=("local", "slurm"), default="local",
-                   help="where it runs: this host (default) or a Slurm cluster (sbatch)")  # fmt: skip
-    g = s.add_argument_group(
-        "slurm", "with --executor slurm; defaults from ~/.config/rn50tui/config.toml [slurm]"
-    )
-    g.add_argument("--nodes", type=int, help="nodes, each running --cards processes (default 1)")
-    g.add_argument("--partition", help="Slurm partition")
-    g.add_argument("--account", help="Slurm account")
-    g.add_argument(
-        "--time", metavar="LIMIT", help="time limit, e.g. 24:00:00; the engine checkpoints before it"
-    )
-    g.add_argument(
-        "--gres", metavar="NAME", help="the cards' gres name (default mlu; some sites: gpu:mlu370)"
-    )
-    g.add_argument("--auto-resume", type=int, metavar="N",
-                   help="resubmit a job stopped by its time limit or preemption, up to N times")  # fmt: skip
+    _add_executor_options(s)
     s.add_argument(
         "engine_flags", nargs="*", metavar="-- ENGINE FLAGS", help="flags for python -m engine.train"
     )
+
+
+def _add_executor_options(s: argparse.ArgumentParser) -> None:
+    """--executor, and a group of flags per executor from its declared options (rn50tui/jobs/options.py)."""
+    from rn50tui.jobs.executors import DEFAULT_EXECUTOR, EXECUTORS
+
+    s.add_argument("--executor", choices=tuple(EXECUTORS), default=DEFAULT_EXECUTOR,
+                   help="where it runs: " + "; ".join(f"{n}: {e.title}" for n, e in EXECUTORS.items())
+                   + f" (default {DEFAULT_EXECUTOR})")  # fmt: skip
+    for name, executor in EXECUTORS.items():
+        if not executor.options:
+            continue
+        g = s.add_argument_group(
+            name, f"with --executor {name}" + (f"; {executor.options_note}" if executor.options_note else "")
+        )
+        for o in executor.options:
+            default = f" (default {o.default})" if o.default is not None else ""
+            g.add_argument(
+                o.flag, dest=o.name, type=o.type, metavar=o.metavar, default=None, help=o.help + default
+            )
+
+
+def _executor_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The chosen executor's options as given ({name: value}); CliError for another executor's flags."""
+    from rn50tui.jobs.executors import EXECUTORS
+
+    chosen = EXECUTORS[args.executor]
+    other = [
+        o for n, e in EXECUTORS.items() if n != args.executor for o in e.options if o not in chosen.options
+    ]
+    given = [o.flag for o in other if getattr(args, o.name, None) is not None]
+    if given:
+        owners = sorted({n for n, e in EXECUTORS.items() for o in e.options if o.flag in given})
+        raise CliError(f"{', '.join(given)} only apply with --executor {'/'.join(owners)}")
+    return {o.name: getattr(args, o.name) for o in chosen.options}
 
 
 def _add_jobs(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -277,13 +297,11 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _submit(args: argparse.Namespace) -> int:
+    try:
+        options = _executor_options(args)
+    except CliError as exc:  # a usage error, as argparse's own
+        return _fail(str(exc), 2)
     jm = _manager(args, create=True)
-    slurm_flags = {
-        k: getattr(args, k) for k in ("nodes", "partition", "account", "time", "gres", "auto_resume")
-    }
-    if args.executor != "slurm" and any(v is not None for v in slurm_flags.values()):
-        given = ", ".join("--" + k.replace("_", "-") for k, v in slurm_flags.items() if v is not None)
-        return _fail(f"{given} only apply with --executor slurm", 2)
     from rn50tui.jobs.submission import Request
     from rn50tui.jobs.userconfig import parse_cmd
 
@@ -293,8 +311,7 @@ def _submit(args: argparse.Namespace) -> int:
         raise CliError(f"--notify-cmd: {exc}") from None
     request = Request(args.preset, args.name, args.cards, args.device, args.data, args.checkpoint,
                       tuple(args.engine_flags), executor=args.executor)  # fmt: skip
-    job = jm.submit(request, slurm=slurm_flags if args.executor == "slurm" else None, notify_cmd=hook,
-                    on_stall=args.on_stall)  # fmt: skip
+    job = jm.submit(request, notify_cmd=hook, on_stall=args.on_stall, **{args.executor: options or None})
     print(json.dumps(job.to_dict()) if args.json else job.id)
     return 0
 
@@ -633,7 +650,9 @@ def _devices(args: argparse.Namespace, extra: list[str]) -> int:
     parser.add_argument("--db", default=getattr(args, "db", None), metavar="PATH", help="job store")
     devices.add_arguments(parser)
     parser.add_argument(
-        "--cluster", action="store_true", help="the Slurm cluster's partitions and nodes (sinfo)"
+        "--cluster",
+        action="store_true",
+        help="the cluster's partitions and nodes (its executor's, e.g. sinfo)",
     )
     dargs = parser.parse_args(extra)
     if dargs.cluster:
@@ -642,13 +661,14 @@ def _devices(args: argparse.Namespace, extra: list[str]) -> int:
 
 
 def _cluster_devices(args: argparse.Namespace) -> int:
-    """`rn50tui devices --cluster`: sinfo's partitions and nodes, cards in use and in all."""
-    from rn50tui.jobs.slurm import commands
+    """`rn50tui devices --cluster`: the cluster's partitions and nodes, cards in use and in all."""
+    from rn50tui.jobs.executors import clusters
 
-    absent = commands.missing()
+    executor = clusters()[0]
+    absent = executor.cluster_missing()
     if absent:
-        return _fail(absent.replace("--executor slurm", "--cluster"), EXIT_ERROR)
-    nodes = commands.sinfo()
+        return _fail(absent.replace(f"--executor {executor.name}", "--cluster"), EXIT_ERROR)
+    nodes = executor.cluster_nodes()
     if args.json:
         print(
             json.dumps(
@@ -656,7 +676,7 @@ def _cluster_devices(args: argparse.Namespace) -> int:
             )
         )
         return 0
-    rows = [commands.CLUSTER_COLUMNS] + [n.row() for n in nodes]
+    rows = [executor.cluster_columns] + [n.row() for n in nodes]
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     sys.stdout.write("".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() + "\n" for r in rows))
     return 0

@@ -117,6 +117,29 @@ def test_only_the_store_runs_sql():
     assert offenders == [], "SQL belongs in rn50tui/jobs/store.py (schema.py for migrations)"
 
 
+EXECUTOR_HOMES = ("rn50tui/jobs/executors/", "rn50tui/jobs/slurm/")
+
+
+def test_only_the_slurm_executor_names_slurm():
+    # Issue 23: the manager, the CLI and the app know executors by their declarations, never by name.
+    named = re.compile(r"[\"']slurm[\"']|jobs\.slurm\b|executors\.slurm\b|import slurm\b", re.IGNORECASE)
+    offenders = [
+        f"{p.relative_to(ROOT)}:{n}"
+        for p in sorted((ROOT / "rn50tui").rglob("*.py"))
+        if not str(p.relative_to(ROOT)).startswith(EXECUTOR_HOMES)
+        for n, line in enumerate(p.read_text().splitlines(), 1)
+        if named.search(line)
+    ]
+    assert offenders == []
+
+
+def test_nothing_of_the_slurm_watcher_imports_the_job_manager():
+    # Auto-resume goes through the store and the scheduler (rn50tui/jobs/lifecycle.py).
+    offenders = [str(p.relative_to(ROOT)) for p in sorted((ROOT / "rn50tui/jobs/slurm").rglob("*.py"))
+                 if "rn50tui.jobs.manager" in _imports_of(p)]  # fmt: skip
+    assert offenders == []
+
+
 def _imports_of(path: Path) -> set[str]:
     """Every rn50tui module `path` imports, anywhere in it (TYPE_CHECKING and function-level included)."""
     import ast

@@ -29,9 +29,9 @@ class CheckpointFile:
 
 @dataclass(frozen=True)
 class ClusterView:
-    """The Slurm cluster's nodes as sinfo gave them, or why there are none to show."""
+    """A cluster's nodes as its executor gave them, or why there are none to show."""
 
-    nodes: list[Any]  # rn50tui.jobs.slurm.commands.NodeInfo
+    nodes: list[Any]  # the executor's node records (Executor.cluster_nodes)
     note: Optional[str] = None  # sinfo's error, or None
 
 
@@ -75,15 +75,18 @@ class Client(JobManager):
         return HostSampler()
 
     def cluster(self) -> Optional[ClusterView]:
-        """The Slurm cluster's partitions and nodes (one sinfo); None where Slurm is not installed."""
-        from rn50tui.jobs.slurm import commands
+        """The cluster's partitions and nodes (one query); None where no cluster's tools are installed."""
+        from rn50tui.jobs.errors import JobsError
+        from rn50tui.jobs.executors import clusters
 
-        if commands.missing():
-            return None
-        try:
-            return ClusterView(commands.sinfo())
-        except commands.SlurmError as exc:
-            return ClusterView([], f"sinfo failed: {exc}")
+        for executor in clusters():
+            if executor.cluster_missing():
+                continue
+            try:
+                return ClusterView(executor.cluster_nodes())
+            except JobsError as exc:
+                return ClusterView([], str(exc))
+        return None
 
 
 def config_rows(argv: list[str]) -> list[tuple[str, str]]:

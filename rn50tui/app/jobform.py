@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import os
 import shlex
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
 from engine.device_kind import CARD_KINDS, KINDS
-from rn50tui.jobs.errors import SubmitError
+from rn50tui.jobs.errors import JobsError, SubmitError
+from rn50tui.jobs.executors import DEFAULT_EXECUTOR, Executor, get_executor
+from rn50tui.jobs.options import Option
 from rn50tui.jobs.presets import PRESETS, Preset
 from rn50tui.jobs.stall import ON_STALL
 from rn50tui.jobs.submission import Request, plan
@@ -40,11 +42,8 @@ class FormValues:
     epochs: str = ""
     lr: str = ""
     extra: str = ""
-    executor: str = "local"  # local | slurm
-    nodes: str = ""
-    partition: str = ""
-    time: str = ""
-    auto_resume: str = ""
+    executor: str = DEFAULT_EXECUTOR  # a name of rn50tui.jobs.executors.EXECUTORS
+    options: dict[str, str] = field(default_factory=dict)  # the executor's option fields (form_options)
     notify_cmd: str = ""  # the job's own hook, split like a shell line (empty: the config file's)
     on_stall: str = "notify"  # notify | cancel
 
@@ -103,10 +102,14 @@ def check(values: FormValues, capacity: dict[str, int], cwd: Optional[Path] = No
         errors["on_stall"] = f"on stall: one of {', '.join(ON_STALL)}, not {values.on_stall!r}"
     if errors:
         return Verdict(None, errors)
+    errors.update(_check_options(values))
+    if errors:
+        return Verdict(None, errors)
     request = to_request(values, preset, flags)
-    if request.executor == "slurm":
-        errors.update(_check_slurm(request))
-    else:
+    runner = get_executor(request.executor)
+    if runner.options:
+        errors.update(_check_executor(runner, request))
+    if runner.host_cards:
         errors.update(_check_cards(request, preset, capacity))
     if errors:
         return Verdict(None, errors)
@@ -128,31 +131,45 @@ def to_request(values: FormValues, preset: Preset, extra: list[str]) -> Request:
         flags.append("--amp")
     if values.precision == "fp32" and "--amp" in preset.flags:
         flags.append("--no-amp")  # later flags win: the preset stays the preset
-    slurm = None
-    if values.executor == "slurm":
-        slurm = {"nodes": int(values.nodes) if values.nodes.strip() else None, "partition": values.partition.strip() or None,
-                 "time": values.time.strip() or None,
-                 "auto_resume": int(values.auto_resume) if values.auto_resume.strip() else None}  # fmt: skip
+    fields = form_options(values.executor)
+    options = {o.name: o.parse(values.options.get(o.name, "")) for o in fields} or None
     return Request(
         preset=preset.name, name=values.name.strip() or None, cards=int(values.cards) if values.cards.strip() else None,
         device=None if values.device == "auto" else values.device, data=values.data.strip() or None,
-        engine_flags=tuple(flags + extra), executor=values.executor, nodes=(slurm or {}).get("nodes") or 1,
-        executor_options=slurm,
+        engine_flags=tuple(flags + extra), executor=values.executor, nodes=(options or {}).get("nodes") or 1,
+        executor_options=options,
     )  # fmt: skip
 
 
-def _check_slurm(request: Request) -> dict[str, str]:
-    """Slurm on PATH and the options (over the config file) valid; Slurm's own verdict comes on submit."""
-    from rn50tui.jobs.slurm import submit
-
+def form_options(executor: str) -> list[Option]:
+    """The form's fields of an executor: its declared options, less the flag-only ones."""
     try:
-        submit.prepare(dict(request.executor_options or {}))
+        return [o for o in get_executor(executor).options if o.in_form]
+    except JobsError:
+        return []
+
+
+def _check_options(values: FormValues) -> dict[str, str]:
+    errors = {}
+    for o in form_options(values.executor):
+        try:
+            o.parse(values.options.get(o.name, ""))
+        except ValueError as exc:
+            errors[o.name] = str(exc)
+    return errors
+
+
+def _check_executor(runner: Executor, request: Request) -> dict[str, str]:
+    """The executor's own check of its options (its tools present, the values over its config file
+    valid); a cluster's own verdict comes on submit."""
+    try:
+        runner.prepare(dict(request.executor_options or {}))
     except SubmitError as exc:
         text = str(exc)
-        field = next(
-            (f for f in ("nodes", "partition", "time", "auto-resume") if f"--{f}" in text), "executor"
-        )
-        return {field.replace("-", "_"): text}
+        named = {o.name for o in runner.options}
+        field = exc.field if exc.field in named else next(
+            (o.name for o in runner.options if f"{o.flag} " in text), "executor")  # fmt: skip
+        return {field: text}
     return {}
 
 
@@ -182,8 +199,7 @@ def _check_data(values: FormValues, preset: Preset, cwd: Optional[Path]) -> dict
 def _check_numbers(values: FormValues) -> dict[str, str]:
     errors = {}
     for name, text, kind in (("cards", values.cards, int), ("batch_size", values.batch_size, int),
-                             ("epochs", values.epochs, int), ("lr", values.lr, float), ("nodes", values.nodes, int),
-                             ("auto_resume", values.auto_resume, int)):  # fmt: skip
+                             ("epochs", values.epochs, int), ("lr", values.lr, float)):  # fmt: skip
         if not text.strip():
             continue
         try:

@@ -39,7 +39,7 @@ from rn50tui.jobs import notify, scheduler
 from rn50tui.jobs import reconcile as _reconcile
 from rn50tui.jobs.capacity import host_capacity
 from rn50tui.jobs.errors import SubmitError, TransitionError
-from rn50tui.jobs.executors import executor_for, find_executor
+from rn50tui.jobs.executors import executor_for, find_executor, get_executor
 from rn50tui.jobs.procs import wait_until
 from rn50tui.jobs.stall import ON_STALL
 from rn50tui.jobs.states import ACTIVE, RESUMABLE, TERMINAL, Status, check_resume, check_transition
@@ -149,13 +149,14 @@ class JobManager:
     def submit(self, request: Optional[Request] = None, *, preset: Optional[str] = None, name: Optional[str] = None,
                cards: Optional[int] = None, device: Optional[str] = None, data: Optional[str] = None,
                checkpoint: Optional[str] = None, engine_flags: Sequence[str] = (),
-               start: bool = True, executor: str = "local", slurm: Optional[dict[str, Any]] = None,
-               notify_cmd: Optional[Sequence[str]] = None, on_stall: Optional[str] = None) -> Job:  # fmt: skip
+               start: bool = True, executor: str = "local", notify_cmd: Optional[Sequence[str]] = None,
+               on_stall: Optional[str] = None, **executor_options: Optional[dict[str, Any]]) -> Job:  # fmt: skip
         """Check and queue a job, then run the scheduler (unless start=False); SubmitError before queueing.
 
         `notify_cmd`: the job's own notify hook argv (else the config file's); `on_stall`: notify | cancel.
 
-        `slurm`: the options of a `--executor slurm` job (nodes, partition, time, …; None: the config file's).
+        `<executor name>={option: value}`: the options of the job's executor (its declared `options`; None:
+        the request's, else the executor's defaults), e.g. `submit(request, cluster={"nodes": 2})`.
         """
         from rn50tui.jobs.submission import Request, plan  # engine.config: only a submit needs it
 
@@ -164,25 +165,22 @@ class JobManager:
         request = request or Request(
             preset, name, cards, device, data, checkpoint, tuple(engine_flags), executor
         )
-        options = None
-        if request.executor == "slurm":
-            from rn50tui.jobs.slurm import options as slurm_options
-            from rn50tui.jobs.slurm import submit as slurm_submit
-
-            options = slurm_submit.prepare(
-                dict(slurm if slurm is not None else request.executor_options or {})
-            )
-            request = dataclasses.replace(request, nodes=options.nodes)
-        p = plan(request, self.capacity() if options is None else {})
-        if options is not None:
-            slurm_submit.check_fits(p.name, p.device, p.cards, options)
+        runner = get_executor(request.executor)
+        unknown = sorted(set(executor_options) - {runner.name})
+        if unknown:
+            raise SubmitError(f"options for {', '.join(unknown)} given to a job of the {runner.name} executor",
+                              field="executor")  # fmt: skip
+        given = executor_options.get(runner.name)
+        prepared = runner.prepare(dict(given if given is not None else request.executor_options or {}))
+        request = dataclasses.replace(request, **runner.request_fields(prepared))
+        p = plan(request, self.capacity() if runner.host_cards else {})
+        runner.check(p, prepared)
         job = self._store.insert_job(
             name=p.name, kind=p.kind, preset=p.preset, argv=p.argv, device=p.device, cards_requested=p.cards,
             workspace=p.workspace or str(self.runs_dir / "{id}"), executor=p.executor, on_stall=on_stall,
             notify_cmd=list(notify_cmd) if notify_cmd else None, workspace_taken=holds_run_files,
         )  # fmt: skip
-        if options is not None:
-            slurm_options.save(Path(job.workspace), options)
+        runner.save(Path(job.workspace), prepared)
         if start:
             self.schedule()
         return self.get_job(job.id)

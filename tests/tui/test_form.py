@@ -153,7 +153,9 @@ async def test_the_form_offers_the_slurm_executor_and_says_when_there_is_no_slur
 
 def test_the_slurm_fields_become_the_requests_executor_options():
     values = FormValues(
-        executor="slurm", nodes="2", partition="mlu", time="24:00:00", auto_resume="3", cards="8"
+        executor="slurm",
+        options={"nodes": "2", "partition": "mlu", "time": "24:00:00", "auto_resume": "3"},
+        cards="8",
     )
     request = to_request(values, PRESETS["demo"], [])
     assert (request.executor, request.nodes, request.cards) == ("slurm", 2, 8)
@@ -181,3 +183,22 @@ async def test_the_form_sets_the_jobs_notify_hook_and_what_a_stall_does(db_path,
         await wait_for(pilot, lambda: isinstance(app.screen, JobsScreen), what="the form to close")
     (job,) = store.list_jobs()
     assert job.notify_cmd == ["notify-send", "job done; rm -rf /"] and job.on_stall == "cancel"
+
+
+async def test_a_third_executors_option_fields_come_from_its_declaration(db_path, store, monkeypatch):
+    from ..jobs.third_executor import register
+
+    register(monkeypatch)
+    app = make_app(db_path)
+    async with app.run_test(size=SIZE) as pilot:
+        form = await open_form(pilot, app)
+        assert not form.query_one("#region").parent.display and not form.query_one("#nodes").parent.display
+        form.query_one("#executor", Select).value = "cloud"
+        await wait_for(pilot, lambda: form.query_one("#region").parent.display, what="the cloud's fields")
+        assert (
+            form.query_one("#gpus", Input).placeholder == "1" and not form.query_one("#nodes").parent.display
+        )
+        assert not form.query().filter("#spot")  # a flag-only option has no field
+        form.query_one("#gpus", Input).value = "0"
+        await wait_for(pilot, lambda: form.query_one("#gpus").has_class("-invalid"), what="the refusal")
+        assert "--gpus must be at least 1" in error_text(form)

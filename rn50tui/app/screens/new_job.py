@@ -18,9 +18,11 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Select, Static
 from textual.worker import Worker, WorkerState, get_current_worker
 
-from rn50tui.app.jobform import DEVICES, FormValues, Verdict, check, defaults
+from rn50tui.app.jobform import DEVICES, FormValues, Verdict, check, defaults, form_options
 from rn50tui.app.services import Services
 from rn50tui.jobs.errors import JobsError
+from rn50tui.jobs.executors import DEFAULT_EXECUTOR, EXECUTORS
+from rn50tui.jobs.options import Option
 from rn50tui.jobs.presets import PRESETS
 
 INPUTS = (
@@ -31,19 +33,27 @@ INPUTS = (
     "epochs",
     "lr",
     "extra",
-    "nodes",
-    "partition",
-    "time",
-    "auto_resume",
     "notify_cmd",
 )
 SELECTS = ("preset", "device", "precision", "executor", "on_stall")
-SLURM_FIELDS = ("nodes", "partition", "time", "auto_resume")
 FIELDS = INPUTS + SELECTS
+
+
+def option_fields() -> dict[str, Option]:
+    """Every executor's option fields, from their declarations (an option two executors share is one field)."""
+    return {o.name: o for name in EXECUTORS for o in form_options(name)}
 
 
 def _field(label: str, widget: Any) -> Vertical:
     return Vertical(Label(label, classes="field-label"), widget, classes="field")
+
+
+def _option_field(option: Option) -> Vertical:
+    """An executor option's input, typed as its declaration says."""
+    kind = "integer" if option.type is int else "number" if option.type is float else "text"
+    return _field(
+        option.title, Input(placeholder=option.placeholder, id=option.name, type=kind, tooltip=option.help)
+    )
 
 
 class NewJobScreen(ModalScreen[Optional[int]]):
@@ -85,14 +95,14 @@ class NewJobScreen(ModalScreen[Optional[int]]):
                     yield _field("batch size", Input(v.batch_size, id="batch_size", type="integer"))
                     yield _field("epochs", Input(v.epochs, id="epochs", type="integer"))
                     yield _field("learning rate", Input(v.lr, id="lr", type="number"))
+                options = list(option_fields().values())
                 with Horizontal(classes="row"):
-                    yield _field("run on", Select([("this host", "local"), ("Slurm cluster", "slurm")],
-                                                  value="local", allow_blank=False, id="executor"))  # fmt: skip
-                    yield _field("nodes", Input(placeholder="1", id="nodes", type="integer"))
-                    yield _field("partition", Input(placeholder="config file's", id="partition"))
-                with Horizontal(classes="row"):
-                    yield _field("time limit", Input(placeholder="e.g. 24:00:00", id="time"))
-                    yield _field("auto-resume", Input(placeholder="0", id="auto_resume", type="integer"))
+                    yield _field("run on", Select([(e.title, n) for n, e in EXECUTORS.items()],
+                                                  value=DEFAULT_EXECUTOR, allow_blank=False, id="executor"))  # fmt: skip
+                    yield from map(_option_field, options[:2])
+                for at in range(2, len(options), 3):
+                    with Horizontal(classes="row"):
+                        yield from map(_option_field, options[at : at + 3])
                 with Horizontal(classes="row"):
                     yield _field("on stall", Select([("notify", "notify"), ("cancel with a checkpoint", "cancel")],
                                                     value="notify", allow_blank=False, id="on_stall"))  # fmt: skip
@@ -110,18 +120,22 @@ class NewJobScreen(ModalScreen[Optional[int]]):
 
     def on_mount(self) -> None:
         self.query_one("#preset", Select).focus()
-        self._show_slurm_fields(False)
+        self._show_option_fields(DEFAULT_EXECUTOR)
         self.revalidate()
 
-    def _show_slurm_fields(self, shown: bool) -> None:
-        """The Slurm fields only for a Slurm job (they mean nothing on this host)."""
-        for f in SLURM_FIELDS:
-            self.query_one(f"#{f}").parent.display = shown
+    def _show_option_fields(self, executor: str) -> None:
+        """An executor's option fields only for its jobs (they mean nothing to another)."""
+        mine = {o.name for o in form_options(executor)}
+        for f in option_fields():
+            self.query_one(f"#{f}").parent.display = f in mine
 
     def values(self) -> FormValues:
         """The fields as typed."""
-        got = {f: self.query_one(f"#{f}", Input).value for f in INPUTS}
+        got: dict[str, Any] = {f: self.query_one(f"#{f}", Input).value for f in INPUTS}
         got.update({f: str(self.query_one(f"#{f}", Select).value) for f in SELECTS})
+        got["options"] = {
+            o.name: self.query_one(f"#{o.name}", Input).value for o in form_options(got["executor"])
+        }
         return FormValues(**got)
 
     # -- checking as you type
@@ -135,7 +149,7 @@ class NewJobScreen(ModalScreen[Optional[int]]):
         if event.select.id == "preset" and isinstance(event.value, str):
             self._fill(defaults(event.value))
         if event.select.id == "executor":
-            self._show_slurm_fields(event.value == "slurm")
+            self._show_option_fields(str(event.value))
         self.revalidate()
 
     def _fill(self, d: FormValues) -> None:
@@ -160,7 +174,7 @@ class NewJobScreen(ModalScreen[Optional[int]]):
 
     def watch_verdict(self, verdict: Optional[Verdict]) -> None:
         errors = verdict.errors if verdict else {}
-        for f in FIELDS:
+        for f in (*FIELDS, *option_fields()):
             self.query_one(f"#{f}").set_class(f in errors, "-invalid")
         self.query_one("#form-error", Static).update(verdict.message() if verdict else "")
         self.query_one("#submit", Button).disabled = self.submitting or not (verdict and verdict.ok)

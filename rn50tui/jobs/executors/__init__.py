@@ -20,6 +20,7 @@ __all__ = [
     "Executor",
     "LocalExecutor",
     "SlurmExecutor",
+    "clusters",
     "describe",
     "executor_for",
     "find_executor",
@@ -59,3 +60,8 @@ def describe(job: Job | JobSummary) -> str:
     """Where the job runs, in a few words (`local`, `slurm 12 RUNNING node[1-2]`); an unknown executor's name."""
     executor = find_executor(job.executor)
     return executor.describe(job) if executor is not None else job.executor
+
+
+def clusters() -> list[Executor]:
+    """The executors that hand jobs to a cluster's own scheduler (they can show its nodes)."""
+    return [get_executor(name) for name, cls in EXECUTORS.items() if not cls.host_cards]

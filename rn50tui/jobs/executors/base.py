@@ -12,10 +12,13 @@ job's progress, metrics and final status through the store, as every executor's 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import ClassVar, Optional
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, ClassVar, Optional
 
-from rn50tui.jobs.errors import TransitionError
+from rn50tui.jobs.errors import SubmitError, TransitionError
 from rn50tui.jobs.follower import Follower, attempt_state
+from rn50tui.jobs.options import Option, check_values
 from rn50tui.jobs.records import Job, JobSummary
 from rn50tui.jobs.states import Status
 from rn50tui.jobs.store import JobStore
@@ -29,6 +32,46 @@ class Executor(ABC):
     host_cards: ClassVar[bool] = (
         True  # False: its jobs claim none of this host's cards (a cluster grants them)
     )
+    title: ClassVar[str]  # where its jobs run, in a few words (the form's "run on" choice)
+    options: ClassVar[tuple[Option, ...]] = ()  # what a submit may set (CLI flags, form fields)
+    options_note: ClassVar[str] = ""  # where the options' defaults come from (the CLI's group help)
+
+    # -- the cluster it submits to, if any (`rn50tui devices --cluster`, the app's devices screen)
+
+    cluster_columns: ClassVar[tuple[str, ...]] = ()  # the headings of a node's row()
+
+    def cluster_missing(self) -> Optional[str]:
+        """Why this host cannot see the executor's cluster (its tools absent); None when it can."""
+        return f"the {self.name} executor submits to no cluster"
+
+    def cluster_nodes(self) -> list[Any]:
+        """The cluster's nodes (each with row(), cards() and its fields); JobsError if it cannot ask."""
+        return []
+
+    # -- its options: declared, prepared and checked before a row is written, saved with the job
+
+    def prepare(self, values: Mapping[str, Any]) -> Any:
+        """The job's options from the values given (None: not given); SubmitError names a bad one.
+        The default: an executor without options refuses any."""
+        given = sorted(k for k, v in values.items() if v is not None)
+        if given and not self.options:
+            raise SubmitError(
+                f"the {self.name} executor takes no options (got {', '.join(given)})", field="executor"
+            )
+        check_values(self.options, values)
+        return dict(values)
+
+    def request_fields(self, prepared: Any) -> dict[str, Any]:
+        """Fields of the submit request the options decide (e.g. nodes)."""
+        return {}
+
+    def check(self, plan: Any, prepared: Any) -> None:
+        """Refuse, with a SubmitError, a planned job (rn50tui.jobs.submission.Plan) it could never run."""
+        return None  # the default: whatever plan() accepted can run
+
+    def save(self, workspace: Path, prepared: Any) -> None:
+        """Keep the options beside the job (every attempt reads them)."""
+        return None  # the default: no options to keep
 
     @abstractmethod
     def start(self, job: Job, store: JobStore) -> None:

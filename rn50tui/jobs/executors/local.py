@@ -26,6 +26,7 @@ STARTUP_GRACE_S = 120.0  # a `starting` job without a supervisor pid after this 
 
 class LocalExecutor(Executor):
     name = "local"
+    title = "this host"
 
     def __init__(self, host: Optional[str] = None, startup_grace: float = STARTUP_GRACE_S) -> None:
         self.host = host or socket.gethostname()

@@ -12,11 +12,12 @@ the cards.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 from rn50tui.jobs import launcher
-from rn50tui.jobs.errors import LaunchError
+from rn50tui.jobs.errors import JobsError, LaunchError
 from rn50tui.jobs.executors.base import Executor
 from rn50tui.jobs.records import Job, JobSummary
 from rn50tui.jobs.slurm import commands, script
@@ -37,7 +38,40 @@ def attempt_of(job: Job) -> script.Attempt:
 
 class SlurmExecutor(Executor):
     name = "slurm"
+    title = "Slurm cluster"
     host_cards = False
+    options = slurm_options.OPTIONS
+    options_note = "defaults from ~/.config/rn50tui/config.toml [slurm]"
+
+    cluster_columns = commands.CLUSTER_COLUMNS
+
+    def cluster_missing(self) -> Optional[str]:
+        return commands.missing()
+
+    def cluster_nodes(self) -> list[commands.NodeInfo]:
+        """Its partitions and nodes, in one sinfo."""
+        try:
+            return commands.sinfo()
+        except commands.SlurmError as exc:
+            raise JobsError(f"sinfo failed: {exc}") from None
+
+    def prepare(self, values: Mapping[str, Any]) -> slurm_options.SlurmOptions:
+        """Flags over the config file (and its site settings); SubmitError without Slurm or on a bad value."""
+        from rn50tui.jobs.slurm import submit
+
+        return submit.prepare(dict(values))
+
+    def request_fields(self, prepared: slurm_options.SlurmOptions) -> dict[str, Any]:
+        return {"nodes": prepared.nodes}
+
+    def check(self, plan: Any, prepared: slurm_options.SlurmOptions) -> None:
+        """`sbatch --test-only`: Slurm's own verdict (partition, account, cards per node) before queueing."""
+        from rn50tui.jobs.slurm import submit
+
+        submit.check_fits(plan.name, plan.device, plan.cards, prepared)
+
+    def save(self, workspace: Path, prepared: slurm_options.SlurmOptions) -> None:
+        slurm_options.save(workspace, prepared)
 
     def start(self, job: Job, store: JobStore) -> None:
         absent = commands.missing()

@@ -22,10 +22,28 @@ from pathlib import Path
 from typing import Any, Optional
 
 from rn50tui.jobs.errors import SubmitError
+from rn50tui.jobs.options import Option, at_least, check_values, matches
 from rn50tui.jobs.userconfig import UserConfigError, config_path, load_tables
 
-_WORD = re.compile(r"^[A-Za-z0-9_.,:+-]+$")  # partition, account, gres: names Slurm itself accepts
+_WORD = r"^[A-Za-z0-9_.,:+-]+$"  # partition, account, gres: names Slurm itself accepts
 _TIME = re.compile(r"^(\d+-)?\d+(:\d+){0,2}$|^\d+$")
+_NAME = "is not a Slurm name (letters, digits, _ . , : + -)"
+
+# The options a user gives per job (flags, form fields); the config file's [slurm] table sets them too,
+# with the site settings below them in SlurmOptions.
+OPTIONS = (
+    Option("nodes", int, "nodes, each running --cards processes", default=1, check=at_least(1)),
+    Option("partition", str, "Slurm partition", check=matches(_WORD, _NAME)),
+    Option("account", str, "Slurm account", check=matches(_WORD, _NAME), in_form=False),
+    Option("time", str, "time limit, e.g. 24:00:00; the engine checkpoints before it", metavar="LIMIT",
+           label="time limit", check=lambda v: None if _TIME.match(v) else
+           f"{v!r}: use Slurm's form, e.g. 24:00:00, 90 (minutes) or 1-12:00:00"),
+    Option("gres", str, "the cards' gres name (some sites: gpu:mlu370)", default="mlu", metavar="NAME",
+           check=matches(_WORD, _NAME), in_form=False),
+    Option("auto_resume", int, "resubmit a job stopped by its time limit or preemption, up to N times",
+           default=0, metavar="N", label="auto-resume",
+           check=lambda v: None if v >= 0 else f"must be 0 or more, got {v}"),
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -51,18 +69,7 @@ class SlurmOptions:
 
     def checked(self) -> SlurmOptions:
         """Self, or SubmitError naming the bad value and what Slurm accepts."""
-        if self.nodes < 1:
-            raise SubmitError(f"--nodes must be at least 1, got {self.nodes}")
-        if self.auto_resume < 0:
-            raise SubmitError(f"--auto-resume must be 0 or more, got {self.auto_resume}")
-        for name in ("partition", "account", "gres"):
-            value = getattr(self, name)
-            if value is not None and not _WORD.match(value):
-                raise SubmitError(f"--{name} {value!r} is not a Slurm name (letters, digits, _ . , : + -)")
-        if self.time is not None and not _TIME.match(self.time):
-            raise SubmitError(
-                f"--time {self.time!r}: use Slurm's form, e.g. 24:00:00, 90 (minutes) or 1-12:00:00"
-            )
+        check_values(OPTIONS, asdict(self))
         limit = time_limit_s(self.time) if self.time else None
         if limit is not None and self.grace >= limit:
             raise SubmitError(f"--time {self.time} leaves no time to train: the engine is asked to stop {self.grace} s"
