@@ -32,6 +32,7 @@ from rn50tui.jobs.presets import PRESETS
 from rn50tui.jobs.schema import full_disk_hint
 from rn50tui.jobs.states import Status
 from rn50tui.jobs.store import JobSummary, default_db_path
+from rn50tui.jobs.view import JobView, ema_curve, loss_is, view
 from rn50tui.jobs.workspace import LOG_STREAMS, LogTail, last_lines
 from rn50tui.timefmt import duration, local_time, short_duration, status_since
 
@@ -375,32 +376,18 @@ def _print_table(jobs: list[JobSummary]) -> None:
 
 
 def _row(j: JobSummary, now: float) -> tuple[str, ...]:
-    cards = ",".join(map(str, j.cards_granted)) if j.cards_granted else f"×{j.cards_requested}"
-    epoch = f"{j.epoch}/{j.epochs}" if j.epoch and j.epochs else "-"
+    v = view(j, now)  # the one view of a job (rn50tui/jobs/view.py), as the app renders it
     progress, loss, top1, ips = j.progress, j.loss, j.top1, j.ips
-    return (str(j.id), j.name[:24], _status_cell(j, now), f"{j.device}:{cards}", str(j.attempt), epoch,
+    return (str(j.id), j.name[:24], v.status, v.cards, str(j.attempt), (v.epoch or "-").split(" · ")[0],
             "-" if progress is None else f"{100 * progress:.0f}%", "-" if loss is None else f"{loss:.4f}",
             "-" if top1 is None else f"{top1:.2f}", "-" if ips is None else f"{ips:.1f}",
-            short_duration(now - status_since(j, now)), _where(j))  # fmt: skip
-
-
-def _status_cell(j: JobSummary, now: float) -> str:
-    """The status, with a running job's stall mark: `running (stalled 12m)`."""
-    mark = stall.flag(j, now)
-    return j.status.value if mark is None else f"{j.status.value} ({mark.kind} {short_duration(mark.for_s)})"
+            short_duration(now - status_since(j, now)), v.where)  # fmt: skip
 
 
 def _with_stall(info: dict[str, Any], mark: Optional[stall.StallMark]) -> dict[str, Any]:
     """A `--json` object with its `stalled` mark (null when the job is not stalled)."""
     info["stalled"] = None if mark is None else mark.to_dict()
     return info
-
-
-def _where(j: JobSummary) -> str:
-    """`local`, or `slurm 123 RUNNING node[1-2]` / `slurm 124 PENDING (Resources)`."""
-    from rn50tui.jobs.executors import describe
-
-    return describe(j)
 
 
 def _show(args: argparse.Namespace) -> int:
@@ -412,13 +399,16 @@ def _show(args: argparse.Namespace) -> int:
     info.update(_loss_info(jm, job))
     info["logs"] = {stream: str(job.files.log(stream)) for stream in LOG_STREAMS}
     info["cards"] = _latest_cards(jm, job)
-    info.update(_ema_curve(jm, job.id))
-    _with_stall(info, stall.flag(job, time.time()))
+    info.update(ema_curve(jm.metrics(job.id, phase="epoch")))
+    now = time.time()
+    v = view(job, now)  # the one view of a job (rn50tui/jobs/view.py), as the app renders it
+    _with_stall(info, v.mark)
+    info.update(first_started_at=v.started_at, ran_s=v.ran_s, eta_s=v.eta_s)
     attempts = jm.attempts(job.id)
     if args.json:
         print(json.dumps({**info, "attempts": [a.to_dict() for a in attempts]}))
         return 0
-    info = _readable_times(info, time.time())
+    info = _readable_times(info, v, now)
     info["attempts"] = "\n".join(_attempt_line(a, job) for a in attempts)
     width = max(len(k) for k in info)
     for key, value in info.items():
@@ -449,18 +439,6 @@ def _attempt_line(attempt: Any, job: Any) -> str:
     return "  ".join(parts)
 
 
-def _ema_curve(jm: Any, job_id: int) -> dict[str, dict[int, float]]:
-    """Val top-1 by epoch of the weights and of their EMA, for a --use-ema job (the last attempt's value)."""
-    top1: dict[int, float] = {}
-    ema: dict[int, float] = {}
-    for row in jm.metrics(job_id, phase="epoch"):
-        if row.epoch is not None and "val_ema.top1" in row.values:
-            ema[row.epoch] = round(float(row.values["val_ema.top1"]), 3)
-            if "val.top1" in row.values:
-                top1[row.epoch] = round(float(row.values["val.top1"]), 3)
-    return {"top1_by_epoch": top1, "ema_top1_by_epoch": ema} if ema else {}
-
-
 def _latest_cards(jm: Any, job: Any) -> dict[str, list[str]]:
     """The last sample of each card, grouped by node ("this host" for a local job's cards)."""
     recent = jm.device_samples(job.id, since=(job.heartbeat or time.time()) - 120)
@@ -476,12 +454,7 @@ def _latest_cards(jm: Any, job: Any) -> dict[str, list[str]]:
 def _loss_info(jm: Any, job: Any) -> dict[str, Any]:
     """Which loss `loss` is, and the raw last window beside it, labelled (the list shows only `loss`)."""
     window, epoch = jm.last_metric(job.id, "train"), jm.last_metric(job.id, "epoch")
-    if job.loss is None:
-        means = None
-    elif epoch is not None and "train.loss" in epoch.values and (window is None or epoch.id > window.id):
-        means = f"mean training loss of epoch {epoch.epoch}"
-    else:
-        means = "smoothed training loss (moving average over about a quarter epoch)"
+    means = loss_is(job, window, epoch)
     raw = window.values.get("train.loss") if window is not None else None
     where = (
         f"raw mean of the last -p window (epoch {window.epoch}, to iteration {window.iteration})"
@@ -491,24 +464,28 @@ def _loss_info(jm: Any, job: Any) -> dict[str, Any]:
     return {"loss_is": means, "last_window_loss": raw, "last_window_is": where}
 
 
-def _readable_times(info: dict[str, Any], now: float) -> dict[str, Any]:
-    """`jobs show` for people: epoch seconds as local date-times, plus how long it waited and ran."""
-    out = {k: (local_time(v, now) if k in TIME_FIELDS and v is not None else v) for k, v in info.items()}
+def _readable_times(info: dict[str, Any], v: JobView, now: float) -> dict[str, Any]:
+    """`jobs show` for people: epoch seconds as local date-times, plus how long it waited and ran (over
+    every attempt) and its ETA, from the job's view."""
+    out = {k: (local_time(x, now) if k in TIME_FIELDS and x is not None else x) for k, x in info.items()}
+    out.pop("ran_s", None)
+    out.pop("eta_s", None)
     if info.get("started_at") and info.get("queued_at"):
         out["waited"] = duration(info["started_at"] - info["queued_at"])
     mark = info.get("stalled")
     if mark:
         what = "no training progress" if mark["kind"] == "stalled" else "supervisor hung (stale heartbeat)"
         out["stalled"] = f"{what} for {duration(mark['for_s'])}, since {local_time(mark['since'], now)}"
-    if info.get("eta_end") and info.get("status") == "running":
-        out["eta"] = f"{duration(info['eta_end'] - now)} left (ends about {local_time(info['eta_end'], now)})"
-    if info.get("started_at"):
-        end = info.get("finished_at") or now
-        out["ran"] = duration(end - info["started_at"]) + ("" if info.get("finished_at") else " so far")
+    if v.eta is not None:
+        out["eta"] = f"{v.eta} left (ends about {local_time(now + (v.eta_s or 0), now)})"
+    elif v.mark is not None and info.get("status") == "running":
+        out["eta"] = "none while it makes no progress"
+    if v.ran is not None:
+        out["ran"] = v.ran
     return out
 
 
-TIME_FIELDS = {"created_at", "queued_at", "started_at", "finished_at", "updated_at", "heartbeat",
+TIME_FIELDS = {"created_at", "queued_at", "started_at", "first_started_at", "finished_at", "updated_at", "heartbeat",
                "supervisor_started", "engine_started", "cancel_requested", "last_progress_at", "stalled_at", "eta_end"}  # fmt: skip
 
 

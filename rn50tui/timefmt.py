@@ -6,26 +6,17 @@ import time
 from datetime import datetime
 from typing import Any, Optional
 
+from rn50tui.jobs import view
+
 
 def duration(seconds: Optional[float]) -> str:
-    """`45s`, `12m 05s`, `3h 07m`, `2d 04h`: two units at most, never negative."""
-    if seconds is None:
-        return "-"
-    s = int(max(seconds, 0))
-    for big, size, small, small_size in (("d", 86400, "h", 3600), ("h", 3600, "m", 60), ("m", 60, "s", 1)):
-        if s >= size:
-            return f"{s // size}{big} {(s % size) // small_size:02d}{small}"
-    return f"{s}s"
+    """`45s`, `12m05s`, `3h07m`, `2d04h` (rn50tui.jobs.view's one format), `-` for none."""
+    return "-" if seconds is None else view.duration(seconds)
 
 
 def short_duration(seconds: Optional[float]) -> str:
     """One unit, for narrow columns: `45s`, `12m`, `3h`, `2d`."""
-    if seconds is None:
-        return "-"
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            return f"{int(seconds // size)}{unit}"
-    return f"{int(max(seconds, 0))}s"
+    return "-" if seconds is None else view.short_duration(seconds)
 
 
 def local_time(ts: Optional[float], now: Optional[float] = None) -> str:

@@ -1,4 +1,4 @@
-"""DESIGN.md's two boundaries, enforced: the engine never imports the interface, and the interface and
+"""The boundaries of docs/architecture.md, enforced: the engine never imports the interface, and the interface and
 the torch-free parts of the engine never import torch (the CLI must start fast). Each module is imported
 in a fresh interpreter, so one test cannot hide another's imports."""
 

@@ -1,4 +1,5 @@
-"""How numbers, durations, progress and ETAs read in the app; pure functions of a job and a time."""
+"""How numbers, durations, progress and ETAs read in the app: the one view of a job
+(rn50tui/jobs/view.py, which the CLI renders too) with the app's glyphs and styles."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ import time
 from collections.abc import Sequence
 from typing import Optional
 
-from rn50tui.jobs.executors import DEFAULT_EXECUTOR, describe
+from rn50tui.jobs import view
+from rn50tui.jobs.executors import DEFAULT_EXECUTOR
 from rn50tui.jobs.stall import StallFacts, StallMark, flag
 from rn50tui.jobs.states import Status
 from rn50tui.jobs.store import Job
@@ -29,17 +31,8 @@ def num(value: Optional[float], spec: str = ".4f") -> str:
 
 
 def duration(seconds: Optional[float]) -> str:
-    """42s, 3m05s, 1h02m, 2d03h."""
-    if seconds is None:
-        return NONE
-    s = max(0, int(seconds))
-    if s < 60:
-        return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m{s % 60:02d}s"
-    if s < 86400:
-        return f"{s // 3600}h{s % 3600 // 60:02d}m"
-    return f"{s // 86400}d{s % 86400 // 3600:02d}h"
+    """42s, 3m05s, 1h02m, 2d03h (the view's one format)."""
+    return NONE if seconds is None else view.duration(seconds)
 
 
 def clock_time(ts: Optional[float], now: float) -> str:
@@ -52,65 +45,38 @@ def clock_time(ts: Optional[float], now: float) -> str:
 
 
 def run_time(job: Job, now: float) -> Optional[float]:
-    """How long the current attempt has run (to its end, once finished)."""
-    if job.started_at is None:
-        return None
-    end = job.finished_at if job.status.terminal and job.finished_at else now
-    return max(0.0, end - job.started_at)
+    """Training time over every attempt (the current one to now)."""
+    return view.ran_seconds(job, now)
+
+
+def ran(job: Job, now: float) -> str:
+    """`1m02s`, `1m02s (3 attempts)`."""
+    return view.view(job, now).ran or NONE
 
 
 def batch_size(argv: Sequence[str]) -> Optional[int]:
-    """The per-card batch (-b / --batch-size) of an engine argv; the last one wins, as in argparse."""
-    found = None
-    for i, token in enumerate(argv):
-        flag, eq, value = token.partition("=")
-        if flag in ("-b", "--batch-size"):
-            raw = value if eq else (argv[i + 1] if i + 1 < len(argv) else "")
-            found = int(raw) if raw.isdigit() else found
-    return found
+    """The per-card batch an engine argv runs with, as the engine's parser reads it."""
+    return view.batch_size(argv)
 
 
 def eta_seconds(job: Job, now: float) -> Optional[float]:
-    """Seconds left: the supervisor's estimate (iterations, validation passes and checkpoints timed on this
-    job: rn50tui/jobs/eta.py), else remaining images / images per second, else the elapsed-time rate."""
-    if job.status is not Status.RUNNING or not job.epochs or not job.iters_per_epoch or not job.epoch:
-        return None
-    if job.stalled_at:
-        return None  # no progress: no honest ETA
-    if job.eta_end:
-        return max(0.0, job.eta_end - now)
-    total = job.epochs * job.iters_per_epoch
-    done = (job.epoch - 1) * job.iters_per_epoch + (job.iteration or 0)
-    remaining = max(0, total - done)
-    batch = batch_size(job.argv)
-    if job.ips and batch:
-        return remaining * batch * max(1, job.world_size or job.cards_requested) / job.ips
-    elapsed, progress = run_time(job, now), job.progress
-    if elapsed and progress:
-        return elapsed * (1 - progress) / progress
-    return None
+    """Seconds left (rn50tui.jobs.view.eta_seconds; None while stalled)."""
+    return view.eta_seconds(job, now)
 
 
 def cards(job: Job) -> str:
     """cpu:0, mlu:0,1, or cuda×4 while not granted yet."""
-    if job.cards_granted:
-        return f"{job.device}:{','.join(map(str, job.cards_granted))}"
-    return f"{job.device}×{job.cards_requested}"
+    return view.cards(job)
 
 
 def where(job: Job) -> str:
     """` · slurm 12 RUNNING node[1-2]` for a job that runs elsewhere; nothing for a local one."""
-    return "" if job.executor == DEFAULT_EXECUTOR else f" · {describe(job)}"
+    return "" if job.executor == DEFAULT_EXECUTOR else f" · {view.where(job)}"
 
 
 def epoch(job: Job) -> str:
-    """2/3 · 17/30: epoch of epochs, iteration of iterations per epoch."""
-    if not job.epoch or not job.epochs:
-        return NONE
-    text = f"{job.epoch}/{job.epochs}"
-    if job.iters_per_epoch and job.status.active:
-        text += f" · {job.iteration or 0}/{job.iters_per_epoch}"
-    return text
+    """2/3 · 17/30: epoch of epochs, iteration of iterations per epoch (— for an inference job)."""
+    return view.epoch(job) or NONE
 
 
 def progress_bar(fraction: Optional[float], width: int = 10) -> str:

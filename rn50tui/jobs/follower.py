@@ -129,6 +129,8 @@ class Follower:
         elif rec.phase in ("epoch", "summary"):
             if "train.loss" in data:  # the epoch's mean over every image (the summary repeats the last)
                 updates["loss"] = data["train.loss"]
+            if "train.total_ips" in data:  # the epoch's rate: what a finished job's img/s reads
+                updates["ips"] = data["train.total_ips"]
             for column, name in (("top1", "val.top1"), ("top5", "val.top5"), ("val_loss", "val.loss")):
                 if name in data:
                     updates[column] = data[name]

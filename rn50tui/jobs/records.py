@@ -115,6 +115,8 @@ class Job:
     on_stall: Optional[str] = None  # notify | cancel (None: notify)
     wait_reason: Optional[str] = None  # why a queued job is not granted cards (a card busy outside rn50tui)
     note: Optional[str] = None  # how a completed run ended when that is news (early stopping)
+    first_started_at: Optional[float] = None  # when its first attempt started
+    ran_s: Optional[float] = None  # seconds its ended attempts ran, together (the current one adds its own)
     current: Attempt = field(default_factory=Attempt)  # the attempt numbered `attempt`
     extra: dict[str, Any] = field(default_factory=dict)  # columns of later migrations this class lacks
 
@@ -214,6 +216,8 @@ class JobSummary(NamedTuple):
     wait_reason: Optional[str]
     eta_end: Optional[float]
     note: Optional[str]  # the engine's warning while it runs, or how a completed run ended
+    first_started_at: Optional[float]  # when its first attempt started
+    ran_s: Optional[float]  # seconds its ended attempts ran, together
 
     @classmethod
     def from_row(cls, row: tuple[Any, ...]) -> JobSummary:

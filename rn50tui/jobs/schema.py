@@ -242,6 +242,13 @@ def _m0009_attempts(db: sqlite_utils.Database) -> None:
         " m.attempt, j.executor, min(m.time), max(m.time) FROM metrics m JOIN jobs j ON j.id = m.job_id"
         " WHERE m.attempt < j.attempt GROUP BY m.job_id, m.attempt"
     )
+    # The job's totals over its attempts (what `jobs list` shows without reading them): JobStore keeps them.
+    db["jobs"].add_column("first_started_at", float)
+    db["jobs"].add_column("ran_s", float)
+    db.execute(
+        "UPDATE jobs SET first_started_at = (SELECT min(started_at) FROM attempts WHERE job_id = jobs.id),"
+        " ran_s = (SELECT sum(finished_at - started_at) FROM attempts WHERE job_id = jobs.id)"
+    )
     # only the values it changed: the rest of the row is as old as the migration
     sets = ", ".join(
         f"{c} = CASE WHEN NEW.{c} IS NOT OLD.{c} THEN NEW.{c} ELSE {c} END" for c in LEGACY_JOB_COLUMNS

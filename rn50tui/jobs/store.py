@@ -330,6 +330,12 @@ class JobStore:
         if new.terminal:  # how this attempt ended; a resumed job's earlier attempts keep theirs
             self.update_attempt(job_id, job.attempt, status=new.value)
         self.update_job(job_id, status=new.value, **values)
+        if new.terminal or new is Status.RUNNING:
+            self._db.execute(  # the totals over every attempt, kept on the job for the lists
+                "UPDATE jobs SET first_started_at = (SELECT min(started_at) FROM attempts WHERE job_id = ?),"
+                " ran_s = (SELECT sum(finished_at - started_at) FROM attempts WHERE job_id = ?) WHERE id = ?",
+                [job_id, job_id, job_id],
+            )
         return job
 
     def set_executor_handle(self, job_id: int, handle: dict[str, Any]) -> None:

@@ -32,7 +32,8 @@ def test_durations_and_numbers():
     ]
     assert fmt.progress_bar(0.5, 4) == "██░░  50%" and fmt.progress_bar(None) == "—"
     assert fmt.mib(512) == "512 MiB" and fmt.mib(2048) == "2.0 GiB"
-    assert fmt.batch_size(["-b", "8", "--batch-size=64"]) == 64 and fmt.batch_size(["--lr", "1"]) is None
+    # as the engine's parser reads it: the last flag wins, and without one the engine's default
+    assert fmt.batch_size(["-b", "8", "--batch-size=64"]) == 64 and fmt.batch_size(["--lr", "1"]) == 256
 
 
 def test_eta_from_images_per_second_or_from_elapsed_time():

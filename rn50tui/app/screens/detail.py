@@ -65,9 +65,10 @@ def summary_text(job: Job, now: float, loss_kind: Optional[str] = None) -> str:
     first = (f"[b]job {job.id}[/b] {_escape(job.name)} · {job.kind} · [{fmt.STATUS_STYLES[job.status]}]{job.status.value}"
              f"[/] · attempt {job.attempt} · {fmt.cards(job)}{fmt.where(job)}")  # fmt: skip
     loss = fmt.num(job.loss) + (f" ({loss_kind})" if loss_kind and job.loss is not None else "")
-    second = (f"epoch {fmt.epoch(job)} · loss {loss} · top-1 {fmt.num(job.top1, '.2f')}"
+    epoch = f"epoch {fmt.epoch(job)} · " if job.kind != "infer" else ""  # an evaluation has no schedule
+    second = (f"{epoch}loss {loss} · top-1 {fmt.num(job.top1, '.2f')}"
               f" (best {fmt.num(job.best_top1, '.2f')}) · top-5 {fmt.num(job.top5, '.2f')} · "
-              f"{fmt.ips(job.ips)} img/s · lr {fmt.num(job.lr, '.5f')} · ran {fmt.duration(fmt.run_time(job, now))}"
+              f"{fmt.ips(job.ips)} img/s · lr {fmt.num(job.lr, '.5f')} · ran {fmt.ran(job, now)}"
               f" · ETA {fmt.duration(eta)}")  # fmt: skip
     mark = fmt.stall(job, now)
     if mark is not None:

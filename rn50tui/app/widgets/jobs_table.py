@@ -47,7 +47,7 @@ COLUMNS = (
     Column("ips", "img/s", 7, right=True),
     Column("eta", "ETA", 7, right=True),
     Column("started", "started", 11),
-    Column("duration", "duration", 8, right=True),
+    Column("duration", "duration", 18, right=True),
 )
 SORTABLE = tuple(c.key for c in COLUMNS if c.key != "mark")
 
@@ -60,6 +60,7 @@ def job_cells(job: Job, now: float, marked: bool) -> dict[str, Cell]:
     """Every cell of one job's row, rendered with the clock's `now`."""
     eta = fmt.eta_seconds(job, now)
     ran = fmt.run_time(job, now)
+    started = job.first_started_at or job.started_at
     return {
         "mark": Cell("●" if marked else " ", not marked, style="bold yellow"),
         "id": Cell(str(job.id), job.id, justify="right"),
@@ -73,8 +74,8 @@ def job_cells(job: Job, now: float, marked: bool) -> dict[str, Cell]:
         "top1": Cell(fmt.num(job.top1, ".2f"), _num_key(job.top1), justify="right"),
         "ips": Cell(fmt.ips(job.ips), _num_key(job.ips), justify="right"),
         "eta": Cell(fmt.duration(eta), _num_key(eta), justify="right"),
-        "started": Cell(fmt.clock_time(job.started_at, now), _num_key(job.started_at)),
-        "duration": Cell(fmt.duration(ran), _num_key(ran), justify="right"),
+        "started": Cell(fmt.clock_time(started, now), _num_key(started)),  # its first attempt's start
+        "duration": Cell(fmt.ran(job, now), _num_key(ran), justify="right"),  # over every attempt
     }
 
 

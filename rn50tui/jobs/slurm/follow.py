@@ -180,7 +180,7 @@ class SlurmFollower:
         tracked = self.tracked.get(job.id)
         if tracked is None or tracked.attempt != job.attempt:
             started = (job.executor_handle or {}).get("submitted_at")
-            report = AttemptReport(self.store, job, started, self.log)
+            report = AttemptReport(self.store, job, started, self.log, eta=True)
             offsets = dict((job.executor_handle or {}).get("sample_offsets") or {})
             options = slurm_options.load(Path(job.workspace))
             tracked = self.tracked[job.id] = Tracked(job.attempt, report, options, offsets)

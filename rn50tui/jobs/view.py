@@ -1,0 +1,170 @@
+"""One view of a job for every front end: `jobs list`, `jobs show` and the app's screens render it, and
+only add their style (harlequin's one computation for every front end: a second copy of a question is
+where the front ends start to disagree).
+
+Pure functions of a job (a Job, or for lists a JobSummary) and a time: its status with its marks, which
+loss its `loss` is, the ETA (none for a stalled job: no progress, no honest estimate), the training time
+over all its attempts, its cards and where it runs, its epoch (none for an inference job), its rate,
+and its EMA curve. Durations read one way everywhere: 42s, 3m05s, 1h02m, 2d03h. No torch, no Rich.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Optional
+
+from rn50tui.jobs.records import MetricRow
+from rn50tui.jobs.stall import StallMark, flag
+from rn50tui.jobs.states import Status
+
+SMOOTHED = "smoothed training loss (moving average over about a quarter epoch)"
+
+
+def duration(seconds: float) -> str:
+    """42s, 3m05s, 1h02m, 2d03h: two units at most, never negative."""
+    s = max(0, int(seconds))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    if s < 86400:
+        return f"{s // 3600}h{s % 3600 // 60:02d}m"
+    return f"{s // 86400}d{s % 86400 // 3600:02d}h"
+
+
+def short_duration(seconds: float) -> str:
+    """One unit, for narrow columns and marks: 45s, 12m, 3h, 2d."""
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{int(seconds // size)}{unit}"
+    return f"{int(max(seconds, 0))}s"
+
+
+@dataclass(frozen=True)
+class JobView:
+    """What every front end shows of one job at one time (None: not known, or nothing to say)."""
+
+    status: str  # `running`, `running (stalled 12m)`
+    mark: Optional[StallMark]  # a running job's stall or a hung supervisor
+    epoch: Optional[str]  # `2/3 · 17/30` while it runs, `2/3` after; None for an inference job
+    eta_s: Optional[float]  # seconds left
+    started_at: Optional[float]  # its first attempt's start
+    ran_s: Optional[float]  # training time over every attempt (the current one to now)
+    ran: Optional[str]  # `1m02s`, `1m02s (3 attempts)`
+    cards: str  # `cpu:0`, `mlu:0,1`, `cuda×4` before they are granted
+    where: str  # `local`, `slurm 12 RUNNING node[1-2]`
+
+    @property
+    def eta(self) -> Optional[str]:
+        return None if self.eta_s is None else duration(self.eta_s)
+
+
+def view(job: Any, now: float) -> JobView:
+    """The view of a Job or JobSummary at `now`."""
+    mark = flag(job, now)
+    status = (
+        job.status.value if mark is None else f"{job.status.value} ({mark.kind} {short_duration(mark.for_s)})"
+    )
+    ran = ran_seconds(job, now)
+    text = None
+    if ran is not None:
+        text = duration(ran) + (f" ({job.attempt} attempts)" if job.attempt > 1 else "")
+    started = getattr(job, "first_started_at", None) or job.started_at
+    return JobView(
+        status, mark, epoch(job), eta_seconds(job, now), started, ran, text, cards(job), where(job)
+    )
+
+
+def ran_seconds(job: Any, now: float) -> Optional[float]:
+    """Training time over every attempt: the ended ones' together, plus the current one's so far."""
+    total = getattr(job, "ran_s", None)
+    current = job.current if hasattr(job, "current") else None
+    ended = current is not None and current.status is not None or job.status.terminal
+    if job.started_at is not None and not ended:  # the current attempt runs: to now
+        total = (total or 0.0) + max(0.0, now - job.started_at)
+    elif total is None and job.started_at is not None and job.finished_at is not None:
+        total = max(0.0, job.finished_at - job.started_at)  # a row written before the totals were kept
+    return total
+
+
+def epoch(job: Any) -> Optional[str]:
+    """`2/3 · 17/30`: epoch of epochs, and while it runs iteration of iterations per epoch; None for an
+    inference job (it has no schedule) or before the engine said."""
+    if job.kind == "infer" or not job.epoch or not job.epochs:
+        return None
+    text = f"{job.epoch}/{job.epochs}"
+    if job.iters_per_epoch and job.status.active:
+        text += f" · {job.iteration or 0}/{job.iters_per_epoch}"
+    return text
+
+
+def cards(job: Any) -> str:
+    """cpu:0, mlu:0,1, or cuda×4 while not granted yet."""
+    if job.cards_granted:
+        return f"{job.device}:{','.join(map(str, job.cards_granted))}"
+    return f"{job.device}×{job.cards_requested}"
+
+
+def where(job: Any) -> str:
+    """Where it runs, in a few words: `local`, `slurm 12 RUNNING node[1-2]`."""
+    from rn50tui.jobs.executors import describe  # the executors import their transports: only when asked
+
+    return describe(job)
+
+
+def eta_seconds(job: Any, now: float) -> Optional[float]:
+    """Seconds left: the follower's estimate (iterations, validation passes and checkpoints timed on this
+    job: rn50tui/jobs/eta.py), else remaining images / images per second, else the elapsed-time rate;
+    None unless it runs, and None while it is stalled."""
+    if job.status is not Status.RUNNING or not job.epochs or not job.iters_per_epoch or not job.epoch:
+        return None
+    if job.stalled_at:
+        return None  # no progress: no honest ETA
+    if job.eta_end:
+        return max(0.0, job.eta_end - now)
+    total = job.epochs * job.iters_per_epoch
+    done = (job.epoch - 1) * job.iters_per_epoch + (job.iteration or 0)
+    remaining = max(0, total - done)
+    batch = batch_size(getattr(job, "argv", None) or ())
+    if job.ips and batch:
+        return remaining * batch * max(1, job.world_size or job.cards_requested) / job.ips
+    progress = job.progress
+    elapsed = None if job.started_at is None else max(0.0, now - job.started_at)
+    if elapsed and progress:
+        return elapsed * (1 - progress) / progress
+    return None
+
+
+def batch_size(argv: Sequence[str]) -> Optional[int]:
+    """The per-card batch an engine argv runs with, as the engine's own parser reads it (its default when
+    the argv sets none); None when the argv is not the engine's."""
+    from engine.config import build_parser  # torch-free; only an estimate without the follower's needs it
+
+    try:
+        return int(build_parser().parse_known_args(list(argv))[0].batch_size)
+    except (SystemExit, ValueError, TypeError):
+        return None
+
+
+def loss_is(job: Any, window: Optional[MetricRow], epoch_row: Optional[MetricRow]) -> Optional[str]:
+    """Which loss the job's `loss` is: the mean of its last epoch once that epoch ended, else the smoothed
+    recent training loss; None before there is one."""
+    if job.loss is None:
+        return None
+    if (epoch_row is not None and "train.loss" in epoch_row.values
+            and (window is None or epoch_row.id > window.id)):  # fmt: skip
+        return f"mean training loss of epoch {epoch_row.epoch}"
+    return SMOOTHED
+
+
+def ema_curve(epoch_rows: Iterable[MetricRow]) -> dict[str, dict[int, float]]:
+    """Val top-1 by epoch of the weights and of their EMA, for a --use-ema job ({} otherwise)."""
+    top1: dict[int, float] = {}
+    ema: dict[int, float] = {}
+    for row in epoch_rows:
+        if row.epoch is not None and "val_ema.top1" in row.values:
+            ema[row.epoch] = round(float(row.values["val_ema.top1"]), 3)
+            if "val.top1" in row.values:
+                top1[row.epoch] = round(float(row.values["val.top1"]), 3)
+    return {"top1_by_epoch": top1, "ema_top1_by_epoch": ema} if ema else {}
