@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 
 from rn50tui import cli
+from rn50tui.commands import devices
+from rn50tui.commands import jobs as jobs_command
 from rn50tui.jobs.states import Status
 from rn50tui.jobs.store import JobStore
 from tests.jobs.conftest import occupy, run_cli
@@ -66,7 +68,7 @@ def test_every_command_and_option_has_help_text():
     assert all(a.help for a in parser._actions if not isinstance(a, argparse._SubParsersAction))
 
 
-HAS_DEVICES = importlib.util.find_spec("rn50tui.devices") is not None
+HAS_DEVICES = importlib.util.find_spec("rn50tui.commands.devices") is not None
 
 
 @pytest.mark.parametrize("command", ["submit", "jobs", "jobs list", "jobs show", "jobs rm", "cancel", "resume",
@@ -179,8 +181,8 @@ def test_the_installed_entry_point_runs_in_a_subprocess(db):
 
 
 def test_devices_learn_which_job_holds_each_card(busy, db):
-    assert cli._holders(str(db)) == {("cpu", 0): "job 1 (holder)"}
-    assert cli._holders(str(db.parent / "none.db")) is None
+    assert devices.holders(str(db)) == {("cpu", 0): "job 1 (holder)"}
+    assert devices.holders(str(db.parent / "none.db")) is None
 
 
 def test_show_has_the_ema_curve_and_the_early_stopping_note(capsys, db):
@@ -216,7 +218,7 @@ def test_show_has_the_ema_curve_and_the_early_stopping_note(capsys, db):
 def test_jobs_list_shows_active_and_newest_jobs_and_all_with_all(capsys, busy):
     now = 1_780_000_000.0
     finished = [dict(name=f"old{i}", kind="train", argv=[], device="cpu", cards_requested=1, workspace=f"runs/{i}",
-                     status="completed", attempt=1, created_at=now, updated_at=now) for i in range(cli.RECENT_JOBS + 5)]  # fmt: skip
+                     status="completed", attempt=1, created_at=now, updated_at=now) for i in range(jobs_command.RECENT_JOBS + 5)]  # fmt: skip
     busy.insert_jobs(finished)  # after the running holder (job 1): 25 finished jobs, ids 2..26
     code, out, err = run(capsys, "jobs", "list", "--json")
     shown = [j["id"] for j in json.loads(out)]

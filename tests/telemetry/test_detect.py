@@ -68,12 +68,14 @@ def test_open_sampler_for_one_kind(fake_cnmon) -> None:
         open_sampler("npu")
 
 
-@pytest.mark.parametrize("module", ["engine.telemetry", "engine.telemetry.detect", "rn50tui.devices"])
+@pytest.mark.parametrize(
+    "module", ["engine.telemetry", "engine.telemetry.detect", "rn50tui.commands.devices"]
+)
 def test_no_torch_textual_or_eager_rich(module: str) -> None:
     code = (
         f"import sys, {module}\n"
         "bad = [m for m in ('torch', 'textual', 'pynvml') if m in sys.modules]\n"
-        f"bad += ['rich'] if {module!r} == 'rn50tui.devices' and 'rich' in sys.modules else []\n"
+        f"bad += ['rich'] if {module!r} == 'rn50tui.commands.devices' and 'rich' in sys.modules else []\n"
         "print(bad)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=60)

@@ -1,4 +1,4 @@
-"""`rn50tui devices`: in-process through `run`, and as a real `python -m rn50tui.devices` process."""
+"""`rn50tui devices`: in-process through `run`, and as a real `python -m rn50tui.commands.devices` process."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from rich.console import Console
 
 from engine.telemetry.detect import HostReport
 from engine.telemetry.stats import CardStats
-from rn50tui import devices
+from rn50tui.commands import devices
 
 from .conftest import FIXTURES, make_fake_pynvml, two_gpus, write_script
 from .test_cnmon import BUSY_TABLE
@@ -160,7 +160,7 @@ def _env() -> dict[str, str]:
 
 def test_module_on_this_machine() -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "rn50tui.devices"],
+        [sys.executable, "-m", "rn50tui.commands.devices"],
         capture_output=True,
         text=True,
         env=_env(),
@@ -181,7 +181,7 @@ def test_module_with_fake_cnmon_json(fake_cnmon) -> None:
     bindir = fake_cnmon(FIXTURES / "v5.10.13_2x_mlu370-x8.txt")
     env = {**_env(), "PATH": f"{bindir}{os.pathsep}{os.environ['PATH']}"}
     proc = subprocess.run(
-        [sys.executable, "-m", "rn50tui.devices", "--json"],
+        [sys.executable, "-m", "rn50tui.commands.devices", "--json"],
         capture_output=True,
         text=True,
         env=env,
@@ -195,7 +195,7 @@ def test_module_with_fake_cnmon_json(fake_cnmon) -> None:
 
 def test_watch_stops_cleanly_on_ctrl_c() -> None:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "rn50tui.devices", "--watch", "0.2", "--json"],
+        [sys.executable, "-m", "rn50tui.commands.devices", "--watch", "0.2", "--json"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -12,6 +12,9 @@ import time
 from typing import TYPE_CHECKING, Any, Optional, TextIO
 
 from rn50tui.cards import NONE, card_row
+from rn50tui.commands.common import EXIT_ERROR, fail
+from rn50tui.jobs.errors import StoreMissing
+from rn50tui.jobs.store import default_db_path
 
 if TYPE_CHECKING:
     from rich.console import Console, RenderableType
@@ -199,8 +202,59 @@ def _processes_table(report: HostReport) -> Any:
     return table
 
 
+def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
+    """Register `devices` on the CLI's subparsers: its options are parsed once, here."""
+    d = sub.add_parser("devices", parents=[common], help="the host's cards and which job holds each",
+                       description="Cards per kind with live stats, and the job holding each card.")  # fmt: skip
+    add_arguments(d)
+    d.add_argument("--cluster", action="store_true",
+                   help="the cluster's partitions and nodes (its executor's, e.g. sinfo)")  # fmt: skip
+    d.set_defaults(handler=command)
+
+
+def command(args: argparse.Namespace) -> int:
+    """`rn50tui devices`: the host's cards with their holders, or with --cluster the cluster's nodes."""
+    if args.cluster:
+        return _cluster(args)
+    return int(run(args, holders(getattr(args, "db", None))) or 0)
+
+
+def _cluster(args: argparse.Namespace) -> int:
+    """`rn50tui devices --cluster`: the cluster's partitions and nodes, cards in use and in all."""
+    from rn50tui.jobs.executors import clusters
+
+    executor = clusters()[0]
+    absent = executor.cluster_missing()
+    if absent:
+        return fail(absent.replace(f"--executor {executor.name}", "--cluster"), EXIT_ERROR)
+    nodes = executor.cluster_nodes()
+    if args.json:
+        print(
+            json.dumps(
+                [{**n.__dict__, "cards_used": n.cards()[0], "cards_total": n.cards()[1]} for n in nodes]
+            )
+        )
+        return 0
+    rows = [executor.cluster_columns] + [n.row() for n in nodes]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    sys.stdout.write("".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() + "\n" for r in rows))
+    return 0
+
+
+def holders(db: Optional[str]) -> Optional[dict[tuple[str, int], str]]:
+    """Which job holds each card, or None when there is no job store here."""
+    from rn50tui.jobs.manager import JobManager
+
+    try:
+        jm = JobManager(default_db_path(db), create=False)
+    except StoreMissing:
+        return None
+    jm.reconcile()
+    return jm.holders()
+
+
 def main(argv: Optional[list[str]] = None) -> int:
-    """`python -m rn50tui.devices`: the same as `rn50tui devices`, without a job store (no "held by")."""
+    """`python -m rn50tui.commands.devices`: the same as `rn50tui devices`, without a job store (no "held by")."""
     parser = argparse.ArgumentParser(
         prog="rn50tui devices", description="Every MLU, CUDA and CPU card on this host."
     )

@@ -1,0 +1,32 @@
+"""`rn50tui resume JOB`: queue the next attempt of a stopped job."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from rn50tui.commands.common import manager
+from rn50tui.jobs.states import Status
+
+
+def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
+    """Register `resume` on the CLI's subparsers."""
+    r = sub.add_parser("resume", parents=[common], help="queue the next attempt of a stopped job",
+                       description="Queue the next attempt of a failed, cancelled or interrupted job; "
+                       "it continues from its last checkpoint.")  # fmt: skip
+    r.add_argument("job", type=int, help="job id")
+    r.add_argument("--json", action="store_true", help="print the job as JSON")
+    r.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    jm = manager(args)
+    job = jm.resume(args.job)
+    if args.json:
+        print(json.dumps(job.to_dict()))
+    elif job.status is Status.COMPLETED:
+        print(f"job {job.id}: completed (its engine had already finished the run; nothing to resume)")
+    else:
+        print(f"job {job.id}: attempt {job.attempt} {job.status.value}")
+    return 0

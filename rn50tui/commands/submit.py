@@ -1,0 +1,91 @@
+"""`rn50tui submit`: check and queue a job; the chosen executor's options are flags from its declaration."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from engine.device_kind import NAMES as DEVICE_NAMES
+from rn50tui.commands.common import CliError, fail, manager
+from rn50tui.jobs.presets import PRESETS
+
+
+def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
+    """Register `submit` on the CLI's subparsers."""
+    s = sub.add_parser("submit", parents=[common], help="queue a training, inference or benchmark job",
+                       description="Queue a job and start it when its cards are free. Presets: "
+                       + "; ".join(f"{p.name}: {p.description}" for p in PRESETS.values())
+                       + ". Engine flags after -- come after the preset's, so they win.")  # fmt: skip
+    s.add_argument("--preset", metavar="P", help=f"one of {', '.join(PRESETS)}")
+    s.add_argument("--name", help="job name (default: the preset's name)")
+    s.add_argument("--cards", type=int, help="cards (CPU: processes) the job uses (default: the preset's)")
+    s.add_argument("--device", choices=DEVICE_NAMES, help="device kind (default: the host's best)")
+    s.add_argument("--data", metavar="DIR", help="dataset root with train/ and val/")
+    s.add_argument("--checkpoint", metavar="PATH", help="weights to evaluate or start from (--resume)")
+    s.add_argument("--json", action="store_true", help="print the new job as JSON instead of its id")
+    s.add_argument("--notify-cmd", metavar="CMD",
+                   help="run CMD when the job ends or stalls, with its facts in RN50TUI_JOB_* variables (split "
+                   "like a shell line, never run by one; default: [notify] cmd of the config file)")  # fmt: skip
+    s.add_argument("--on-stall", choices=("notify", "cancel"), default=None,
+                   help="when the job makes no progress: notify (default), or cancel it with a checkpoint")  # fmt: skip
+    _add_executor_options(s)
+    s.add_argument(
+        "engine_flags", nargs="*", metavar="-- ENGINE FLAGS", help="flags for python -m engine.train"
+    )
+    s.set_defaults(handler=run)
+
+
+def _add_executor_options(s: argparse.ArgumentParser) -> None:
+    """--executor, and a group of flags per executor from its declared options (rn50tui/jobs/options.py)."""
+    from rn50tui.jobs.executors import DEFAULT_EXECUTOR, EXECUTORS
+
+    s.add_argument("--executor", choices=tuple(EXECUTORS), default=DEFAULT_EXECUTOR,
+                   help="where it runs: " + "; ".join(f"{n}: {e.title}" for n, e in EXECUTORS.items())
+                   + f" (default {DEFAULT_EXECUTOR})")  # fmt: skip
+    for name, executor in EXECUTORS.items():
+        if not executor.options:
+            continue
+        g = s.add_argument_group(
+            name, f"with --executor {name}" + (f"; {executor.options_note}" if executor.options_note else "")
+        )
+        for o in executor.options:
+            default = f" (default {o.default})" if o.default is not None else ""
+            g.add_argument(
+                o.flag, dest=o.name, type=o.type, metavar=o.metavar, default=None, help=o.help + default
+            )
+
+
+def _executor_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The chosen executor's options as given ({name: value}); CliError for another executor's flags."""
+    from rn50tui.jobs.executors import EXECUTORS
+
+    chosen = EXECUTORS[args.executor]
+    other = [
+        o for n, e in EXECUTORS.items() if n != args.executor for o in e.options if o not in chosen.options
+    ]
+    given = [o.flag for o in other if getattr(args, o.name, None) is not None]
+    if given:
+        owners = sorted({n for n, e in EXECUTORS.items() for o in e.options if o.flag in given})
+        raise CliError(f"{', '.join(given)} only apply with --executor {'/'.join(owners)}")
+    return {o.name: getattr(args, o.name) for o in chosen.options}
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        options = _executor_options(args)
+    except CliError as exc:  # a usage error, as argparse's own
+        return fail(str(exc), 2)
+    jm = manager(args, create=True)
+    from rn50tui.jobs.submission import Request
+    from rn50tui.jobs.userconfig import parse_cmd
+
+    try:
+        hook = parse_cmd(args.notify_cmd) if args.notify_cmd is not None else None
+    except ValueError as exc:
+        raise CliError(f"--notify-cmd: {exc}") from None
+    request = Request(args.preset, args.name, args.cards, args.device, args.data, args.checkpoint,
+                      tuple(args.engine_flags), executor=args.executor)  # fmt: skip
+    job = jm.submit(request, notify_cmd=hook, on_stall=args.on_stall, **{args.executor: options or None})
+    print(json.dumps(job.to_dict()) if args.json else job.id)
+    return 0
