@@ -18,7 +18,7 @@ from engine.config import (
     parse_args,
     warmup_note,
 )
-from engine.events import EXIT_ERROR, EXIT_USAGE, EventWriter, ReportWriteError, RunEnd
+from engine.events import EXIT_ERROR, EXIT_USAGE, EventWriter, ReportWriteError, RunEnd, readable_position
 
 
 def _log(msg: str) -> None:
@@ -188,8 +188,7 @@ def _run(cfg: TrainConfig, dist: Any, writer: EventWriter) -> int:
     writer.status(
         "run_start",
         config=cfg.to_dict(),
-        start_epoch=start_epoch,
-        start_iter=start_iter,
+        **dict(zip(("start_epoch", "start_iter"), readable_position(start_epoch, start_iter))),
         epochs=cfg.epochs,
         train_iters=len(train_loader) if train_loader is not None else 0,
         val_iters=len(val_loader) if val_loader is not None else 0,
