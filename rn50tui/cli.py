@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from typing import Any, NoReturn, Optional
 
 from engine.device_kind import NAMES as DEVICE_NAMES
+from engine.events import readable_position
 from rn50tui.commands import data as data_command
 from rn50tui.jobs import stall
 from rn50tui.jobs.busy import BUSY_CHECK_ENV
@@ -390,6 +391,10 @@ def _show(args: argparse.Namespace) -> int:
     jm = _manager(args)
     job = jm.get_job(args.job)
     info = job.to_dict()
+    if job.checkpoint_epoch is not None:  # epochs from 1, as the records and `jobs list` count them
+        info["checkpoint_epoch"], info["checkpoint_iteration"] = readable_position(
+            job.checkpoint_epoch, job.checkpoint_iteration or 0
+        )
     info["claims"] = [f"{c.device}:{c.card}" for c in jm.claims(job.id)]
     info["metric_rows"] = jm.metric_count(job.id)
     info.update(_loss_info(jm, job))
