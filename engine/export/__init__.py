@@ -16,10 +16,11 @@ from __future__ import annotations
 
 FORMATS = ("onnx", "pt2")
 INPUT_NAME, OUTPUT_NAME = "input", "logits"
-# max|exported − PyTorch fp32| / max|PyTorch fp32| over the checked logits: fp32 differs only in the
-# order of sums; fp16 keeps 11 significant bits (2^-11 ≈ 5e-4 per op), which ~50 layers grow to ~1e-3 to
-# 3e-3 of the largest logit on trained weights, so 1e-2 passes those and still fails an overflow
-TOLERANCE = {"fp32": 1e-3, "fp16": 1e-2}
+# max|exported − PyTorch fp32| / max|PyTorch fp32| over the checked logits. fp32 differs only in the order
+# of sums (~1e-6 measured). fp16 keeps 11 significant bits; through ~50 layers that measured 4e-3 to 6e-3
+# on a barely trained 32-px model (small logits: the worst case for a relative figure), so 2e-2 passes
+# fp16 rounding with room and still fails an overflow (inf/NaN) or a wrong normalisation (order 1)
+TOLERANCE = {"fp32": 1e-3, "fp16": 2e-2}
 ONNX_EXTRA = "pip install 'rn50tui[onnx]'"
 
 
