@@ -17,9 +17,9 @@ from __future__ import annotations
 FORMATS = ("onnx", "pt2")
 INPUT_NAME, OUTPUT_NAME = "input", "logits"
 # max|exported − PyTorch fp32| / max|PyTorch fp32| over the checked logits. fp32 differs only in the order
-# of sums (~1e-6 measured). fp16 keeps 11 significant bits; through ~50 layers that measured 4e-3 to 6e-3
-# on a barely trained 32-px model (small logits: the worst case for a relative figure), so 2e-2 passes
-# fp16 rounding with room and still fails an overflow (inf/NaN) or a wrong normalisation (order 1)
+# of sums (~1e-6 measured). fp16 keeps 11 significant bits: ~1e-3 measured on a small trained model, so
+# 2e-2 leaves room and still fails an overflow (inf/NaN) or a wrong normalisation (order 1). An untrained,
+# randomly initialised ResNet amplifies rounding layer by layer (1e-2 to 7e-2 measured): not a deployment
 TOLERANCE = {"fp32": 1e-3, "fp16": 2e-2}
 ONNX_EXTRA = "pip install 'rn50tui[onnx]'"
 
