@@ -67,6 +67,16 @@ def checkpoints(tmp_path_factory: pytest.TempPathFactory, data: Path) -> dict[st
     return {"ours": ours, "port": port}
 
 
+@pytest.fixture(scope="module")
+def untrained(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A fresh model in the port's form: for the tests that stop before any check (fast to build)."""
+    path = tmp_path_factory.mktemp("untrained") / "port.pth.tar"
+    state = build_model("resnet50", "classic", CLASSES).state_dict()
+    torch.save({"arch": ("resnet50", "fanin", CLASSES), "state_dict": {f"module.{k}": v for k, v in state.items()}},
+               path)  # fmt: skip
+    return path
+
+
 def listing(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir())
 
@@ -184,8 +194,8 @@ def test_weights_of_another_network_under_no_arch_name_are_refused(tmp_path, cap
     assert listing(tmp_path) == ["w.pth"]
 
 
-def test_a_class_count_other_than_asked_is_refused(checkpoints, tmp_path, capsys):
-    args = ["--resume", str(checkpoints["port"]), "--format", "onnx", "--out", str(tmp_path / "m.onnx")]
+def test_a_class_count_other_than_asked_is_refused(untrained, tmp_path, capsys):
+    args = ["--resume", str(untrained), "--format", "onnx", "--out", str(tmp_path / "m.onnx")]
     code, _, err = run_export(capsys, *args, "--num-classes", "1000")
     assert code == 2
     assert_one_line_error(
@@ -235,7 +245,7 @@ def test_an_opset_the_exporter_lacks_is_refused(tmp_path, capsys):
     assert listing(tmp_path) == []
 
 
-def test_an_exporter_failure_is_one_line_and_leaves_no_file(checkpoints, tmp_path, capsys, monkeypatch):
+def test_an_exporter_failure_is_one_line_and_leaves_no_file(untrained, tmp_path, capsys, monkeypatch):
     def broken(*args, **kwargs):
         Path(args[2]).write_bytes(b"half a file")  # what a crash mid-write leaves
         raise RuntimeError(
@@ -243,7 +253,7 @@ def test_an_exporter_failure_is_one_line_and_leaves_no_file(checkpoints, tmp_pat
         )
 
     monkeypatch.setattr(torch.onnx, "export", broken)
-    args = ["--resume", str(checkpoints["ours"]), "--format", "onnx", "--out", str(tmp_path / "m.onnx")]
+    args = ["--resume", str(untrained), "--format", "onnx", "--out", str(tmp_path / "m.onnx")]
     code, _, err = run_export(capsys, *args)
     assert code == 1
     assert_one_line_error(err, "torch's ONNX exporter failed", "aten::foo", "try another --opset")
