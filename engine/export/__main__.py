@@ -33,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--resume", required=True, metavar="CKPT", help="checkpoint to export (ours or the port's)"
     )
     p.add_argument("--format", required=True, choices=FORMATS, help="onnx (TensorRT, MagicMind, ONNX "
-                   "Runtime) or pt2 (torch.export: MagicMind's PyTorch path, torch runtimes)")  # fmt: skip
+                   "Runtime) or pt2 (torch.export: PyTorch runtimes)")  # fmt: skip
     p.add_argument("--out", required=True, metavar="FILE", help="the exported file; FILE.json is its sidecar")
     add_checkpoint_loading_flags(p, "the trained weights, the EMA's, or the better of them by recorded top-1")
     p.add_argument("--image-size", type=int, default=224, help="input resolution the file is built for")
