@@ -90,7 +90,8 @@ def export(a: argparse.Namespace) -> int:
     if a.format == "onnx":
         from engine.export import require
 
-        require("onnx"), require("onnxruntime")
+        for package in ("onnx", "onnxruntime"):  # before minutes of export, not after
+            require(package)
         a.opset = DEFAULT_OPSET if a.opset is None else a.opset
         check_opset(a.opset)
     elif a.opset is not None:
