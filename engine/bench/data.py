@@ -182,8 +182,10 @@ def main(argv: list[str]) -> int:
 
 
 def _subset(samples: SampleList, count: int) -> SampleList:
-    """The first `count` samples (spread over the classes by taking every k-th)."""
-    step = max(1, len(samples) // count)
-    pick = list(range(0, len(samples), step))[:count]
+    """`count` samples (all when there are fewer), spread evenly over the listing, so over the classes."""
+    n = min(count, len(samples))
+    if n == 0:
+        return samples
+    pick = [i * len(samples) // n for i in range(n)]
     pairs = [(samples.path(i), int(samples.labels[i])) for i in pick]
     return SampleList.pack("", pairs, samples.classes, samples.source)
