@@ -142,7 +142,7 @@ class DaliBatches:
             return None
         files = np.frombuffer(buf, dtype=np.uint8)
         if not self.train:
-            return {"files": files}
+            return {"files": files, **self._val_geometry(*hw)}
         plan: Crop = self.transform.plan(hw[0], hw[1], sample_rng(self.seed, epoch, i))
         out = {
             "files": files,
@@ -154,6 +154,22 @@ class DaliBatches:
             sub, run, sign = aa_draws(plan.aa_seed, *self._policy)
             out.update(aa_sub=np.array(sub, dtype=np.int32), aa_run=run, aa_sign=sign)
         return out
+
+    def _val_geometry(self, height: int, width: int) -> dict[str, np.ndarray]:
+        """The shorter-side resize and centre crop, rounded exactly as torchvision's (the own pipeline's)."""
+        short, long = sorted((height, width))
+        new_long = int(self.resize * long / short)
+        rh, rw = (self.resize, new_long) if height <= width else (new_long, self.resize)
+        top, left = int(round((rh - self.size) / 2.0)), int(round((rw - self.size) / 2.0))
+
+        def pos(offset: int, extent: int) -> np.ndarray:  # DALI's anchor is pos × (extent − crop)
+            return np.array(offset / (extent - self.size) if extent > self.size else 0.5, dtype=np.float32)
+
+        return {
+            "resize_hw": np.array([rh, rw], dtype=np.float32),
+            "crop_y": pos(top, rh),
+            "crop_x": pos(left, rw),
+        }
 
     def fetch(self, epoch: int, indices: Sequence[int]) -> Batch:
         if self._pipe is None:

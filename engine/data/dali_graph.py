@@ -2,7 +2,7 @@
 
 Training: ``decoders.image_slice`` at the planned window → ``resize`` to the crop size → flip by the
 planned flag → [AutoAugment, its draws fed in] → CHW. Validation: ``decoders.image`` → ``resize`` of the
-shorter side → centre crop → CHW. ``device_id`` None is DALI's CPU-only mode; a card makes the decoder
+shorter side → centre crop → CHW, both sizes fed in as torchvision rounds them. ``device_id`` None is DALI's CPU-only mode; a card makes the decoder
 ``mixed`` (nvJPEG on CUDA, Cambricon's on MLU) and the later operators run on the card.
 """
 
@@ -27,9 +27,12 @@ def build_pipeline(src: Any, dali: ModuleType, device_id: Optional[int]) -> tupl
         files = fn.external_source(name="files", dtype=types.UINT8, ndim=1)
         if not src.train:
             images = fn.decoders.image(files, device=decoder, output_type=types.RGB, adjust_orientation=False)
-            images = fn.resize(images, resize_shorter=src.resize, interp_type=interp, antialias=True)
+            size_hw = fn.external_source(name="resize_hw", dtype=types.FLOAT, ndim=1)
+            crop_y = fn.external_source(name="crop_y", dtype=types.FLOAT, ndim=0)
+            crop_x = fn.external_source(name="crop_x", dtype=types.FLOAT, ndim=0)
+            images = fn.resize(images, size=size_hw, interp_type=interp, antialias=True)
             return fn.crop_mirror_normalize(
-                images, crop=(src.size, src.size), crop_pos_x=0.5, crop_pos_y=0.5,
+                images, crop=(src.size, src.size), crop_pos_x=crop_x, crop_pos_y=crop_y,
                 dtype=types.UINT8, output_layout="CHW",
             )  # fmt: skip
         anchor = fn.external_source(name="anchor", dtype=types.FLOAT, ndim=1)
@@ -50,12 +53,12 @@ def build_pipeline(src: Any, dali: ModuleType, device_id: Optional[int]) -> tupl
         images = _auto_augment(policy, images, sub, run, sign, interp)
         return fn.transpose(images, perm=[2, 0, 1])
 
-    pipe = graph(
-        batch_size=src.batch_size, num_threads=src.threads, device_id=device_id, seed=src.seed & 0x7FFFFFFF,
-        exec_pipelined=False, exec_async=False, prefetch_queue_depth=1,
-    )  # fmt: skip  # one batch per run(): the loader's feeder thread does the prefetching
-    with warnings.catch_warnings():  # DALI's own policy still names its deprecated experimental ops
+    with warnings.catch_warnings():  # DALI's own ImageNet policy still names its deprecated experimental ops
         warnings.simplefilter("ignore", DeprecationWarning)
+        pipe = graph(
+            batch_size=src.batch_size, num_threads=src.threads, device_id=device_id,
+            seed=src.seed & 0x7FFFFFFF, exec_pipelined=False, exec_async=False, prefetch_queue_depth=1,
+        )  # fmt: skip  # one batch per run(): the loader's feeder thread does the prefetching
         pipe.build()
     shape_of = None if policy is None else (len(policy.sub_policies), _stages(policy))
     return pipe, shape_of
