@@ -12,8 +12,17 @@ import pytest
 import torch
 
 from engine.config import TrainConfig, dali_note, parse_args
-from engine.data import BadImageWarning, ImageBatches, Loader, TrainTransform, ValTransform, load_split
-from engine.data import build_train_loader, build_val_loader
+from engine.data import (
+    BadImageWarning,
+    BatchPlan,
+    ImageBatches,
+    Loader,
+    TrainTransform,
+    ValTransform,
+    build_train_loader,
+    build_val_loader,
+    load_split,
+)
 from engine.data.testing import make_image_folder
 from engine.data.transforms import sample_rng
 from engine.events import EXIT_STOPPED, iter_records
@@ -60,7 +69,6 @@ def test_the_same_seed_gives_the_same_crops_across_a_resume(folder: Path, augmen
         assert int(inputs["aa_sub"]) == aa_draws(plan.aa_seed, *src._policy)[0]
     # a loader resumed at iteration 2 hands out exactly the straight run's batches 2, 3, …
     samples = load_split(str(folder), "train", CLASSES)
-    from engine.data import BatchPlan
 
     def loader() -> DaliLoader:
         plan = BatchPlan(len(samples), 4, 0, 1, shuffle=True, seed=3, drop_last=True)
