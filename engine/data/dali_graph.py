@@ -67,7 +67,9 @@ def build_pipeline(src: Any, dali: ModuleType, device_id: Optional[int]) -> tupl
 def _policy() -> Any:
     from nvidia.dali.auto_aug import auto_augment
 
-    return auto_augment.get_image_net_policy(use_shape=False)
+    with warnings.catch_warnings():  # the policy names DALI's deprecated experimental.equalize
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return auto_augment.get_image_net_policy(use_shape=False)
 
 
 def _stages(policy: Any) -> int:
