@@ -211,6 +211,11 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--split", choices=("train", "val"), default="train", help="which transform to time")
     p.add_argument("--repeat", type=int, default=2, help="timed passes per configuration (best is shown)")
     p.add_argument("--source-size", default="500x375", metavar="WxH", help="size of the generated JPEGs")
+    p.add_argument(
+        "--profile",
+        action="store_true",
+        help="also print the own pipeline's time per image of each stage (read … normalise), one core",
+    )
     return p.parse_args(argv)
 
 
@@ -228,7 +233,15 @@ def main(argv: list[str]) -> int:
             f"{len(samples)} images ({kb:.0f} kB on average) from {samples.source}, {args.split} transform "
             f"at {args.image_size} px, batch {args.batch_size}, one torch thread per worker"
         )
-        report(run(samples, args), decode_rates(samples))
+        decode = decode_rates(samples)
+        report(run(samples, args), decode)
+        if args.profile:
+            from engine.bench.data_profile import profile, report_profile
+
+            for aug in (None, "autoaugment") if args.split == "train" else (None,):
+                print(f"\nown pipeline, training transform{' + AutoAugment' if aug else ''}, per stage:")
+                per_image = profile(samples, args.image_size, args.batch_size, aug)
+                report_profile(per_image, decode.get("torchvision decode_jpeg"))
     return 0
 
 
