@@ -106,7 +106,7 @@ def _build(cfg: TrainConfig, split: str, rank: int, world_size: int, pin_memory:
     if _dali_runs(cfg.data_backend):
         from engine.data.dali import DaliLoader
 
-        return DaliLoader(source, plan, cfg.prefetch)
+        return DaliLoader(source, plan, cfg.prefetch, pin_memory)
     return Loader(source, plan, workers, cfg.prefetch, pin_memory)
 
 

@@ -230,7 +230,7 @@ class DaliLoader(Loader):
     the training loop, in the plan's order.
     """
 
-    def __init__(self, source: DaliBatches, plan: BatchPlan, prefetch: int) -> None:
+    def __init__(self, source: DaliBatches, plan: BatchPlan, prefetch: int, pin_memory: bool = False) -> None:
         self.source, self.plan = source, plan  # type: ignore[assignment]
         self.batch_size = plan.batch_size
         self.classes = source.classes
@@ -238,6 +238,7 @@ class DaliLoader(Loader):
         self.position = 0
         self._start = 0
         self.prefetch = max(1, prefetch)
+        self.pin_memory = pin_memory
 
     def __iter__(self) -> Iterator[Batch]:
         self.plan.start, self._start = self._start, 0
@@ -249,7 +250,7 @@ class DaliLoader(Loader):
     def _feed(self, keys: list[tuple[int, tuple[int, ...]]]) -> Iterator[Batch]:
         out: queue.Queue[Any] = queue.Queue(maxsize=self.prefetch)
         stop = threading.Event()
-        source = self.source
+        source, pin = self.source, self.pin_memory
 
         def put(item: Any) -> bool:
             while not stop.is_set():
@@ -263,7 +264,10 @@ class DaliLoader(Loader):
         def produce() -> None:
             try:
                 for key in keys:
-                    if not put(source.fetch(*key)):
+                    batch = source.fetch(*key)
+                    if pin and not batch.images.is_cuda:  # pinned here, off the training loop's thread
+                        batch = batch.pin_memory()
+                    if not put(batch):
                         return
                 put(_END)
             except BaseException as e:  # handed to the training loop, which raises it there
