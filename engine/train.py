@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from typing import Any, Optional
 
 from engine.config import (
+    DALI_BACKENDS,
     ConfigError,
     TrainConfig,
     accumulation_steps,
@@ -207,7 +208,7 @@ def _run(cfg: TrainConfig, dist: Any, writer: EventWriter) -> int:
     if space:  # before hours of training, not at the first save
         writer.status("warning", message=space)
         _log(f"warning: {space}")
-    for note in (dali_note(cfg), warmup_note(cfg)):
+    for note in (dali_note(cfg, _dali_absent(cfg)), warmup_note(cfg)):
         if note and dist.is_main:
             _log(f"warning: {note}")
     if cfg.evaluate:
@@ -215,6 +216,15 @@ def _run(cfg: TrainConfig, dist: Any, writer: EventWriter) -> int:
     if ckpt is not None and finished_schedule(ckpt, cfg):  # --resume-finished complete
         return trainer.report_finished(cfg.resume, start_epoch)
     return trainer.fit(start_epoch, start_iter)
+
+
+def _dali_absent(cfg: TrainConfig) -> Optional[str]:
+    """Why the DALI backend asked for cannot run here, or None (imported only when one is asked for)."""
+    if cfg.data_backend not in DALI_BACKENDS:
+        return None
+    from engine.data.dali import missing
+
+    return missing(cfg.data_backend)
 
 
 if __name__ == "__main__":
