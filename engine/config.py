@@ -21,7 +21,7 @@ ARCHS = ("resnet50",)
 MODEL_CONFIGS = ("classic", "fanin")
 DEVICES = ("auto", *NAMES)
 DATA_BACKENDS = ("pytorch", "synthetic")
-DALI_BACKENDS = ("dali-gpu", "dali-cpu", "dali-mlu")  # the port's scripts' names: the pytorch pipeline runs
+DALI_BACKENDS = ("dali-gpu", "dali-cpu", "dali-mlu")  # NVIDIA DALI (CPU, CUDA) and Cambricon's DALI plugin
 AUGMENTATIONS = ("autoaugment",)
 INTERPOLATIONS = ("bilinear", "bicubic")
 WEIGHTS = ("best", "model", "ema")
@@ -134,7 +134,9 @@ def build_parser() -> argparse.ArgumentParser:
         default="pytorch",
         choices=DATA_BACKENDS + DALI_BACKENDS,
         help="pytorch: decode images from DIR; synthetic: random tensors, no dataset needed; "
-        "dali-gpu/dali-cpu/dali-mlu: accepted for the port's scripts, the pytorch pipeline runs",
+        "dali-cpu/dali-gpu/dali-mlu: NVIDIA DALI on the CPU / nvJPEG on the CUDA card / Cambricon's DALI "
+        "plugin, fed by the engine's sampler (-j is DALI's thread count); the pytorch pipeline runs where "
+        "the package or the card is absent",
     )
     p.add_argument("--arch", "-a", default="resnet50", choices=ARCHS, help="model architecture")
     p.add_argument(
@@ -381,14 +383,13 @@ def warmup_note(cfg: TrainConfig) -> Optional[str]:
     )
 
 
-def dali_note(cfg: TrainConfig) -> Optional[str]:
-    """The one warning line for the port's DALI backend names, or None."""
-    if cfg.data_backend not in DALI_BACKENDS:
+def dali_note(cfg: TrainConfig, absent: Optional[str]) -> Optional[str]:
+    """The one warning line for a DALI backend that cannot run here (`absent` says why), or None."""
+    if cfg.data_backend not in DALI_BACKENDS or absent is None:
         return None
     return (
-        f"--data-backend {cfg.data_backend}: DALI is not used; the engine's own pipeline runs instead "
-        "(JPEG decoding at reduced size and uint8 augmentation in workers, normalisation on the device: "
-        "no DALI build for MLU, one code path for every card); pass --data-backend pytorch to silence this"
+        f"--data-backend {cfg.data_backend}: {absent}; the engine's own pipeline runs instead (the same "
+        "recipe and seeds); pass --data-backend pytorch to silence this"
     )
 
 

@@ -15,6 +15,12 @@ Every line is ``DLLL {json}``. Every record has ``timestamp`` (seconds since the
 ``METADATA``  ``metric`` and ``metadata`` (``{"unit": ..., "format": ...}``), once per metric per attempt.
 ``STATUS``    what DLLogger has no word for: ``event`` and ``data``, one of :data:`STATUS_EVENTS`.
 
+Epochs are counted from 1 wherever a record names one, as the port's logs do. A position (the
+``epoch`` / ``iteration`` of ``checkpoint``, ``stopping`` and ``run_end``, the ``start_epoch`` /
+``start_iter`` of ``run_start``) is "epoch N, I iterations into it", and ``iteration`` 0 means epoch N
+is done (N = 0: nothing trained yet). A checkpoint file itself keeps the port's meaning (``epoch``: the
+epochs done); :func:`readable_position` and :func:`stored_position` convert between the two.
+
 Readers (the supervisor, NGC's own parsers) ignore record types they do not know; DLLogger's tools
 read ``LOG`` and ``METADATA`` only, so ``STATUS`` lines do not disturb them.
 """
@@ -74,6 +80,16 @@ class TextEnum(str, Enum):
 
     def __str__(self) -> str:
         return self.value
+
+
+def readable_position(epochs_done: int, iteration: int) -> tuple[int, int]:
+    """(epoch from 1, iterations into it) of a checkpoint's stored (epochs done, iterations into the next)."""
+    return (epochs_done + 1, iteration) if iteration else (epochs_done, 0)
+
+
+def stored_position(epoch: int, iteration: int) -> tuple[int, int]:
+    """The inverse of :func:`readable_position`: what the checkpoint file stores."""
+    return (max(0, epoch - 1), iteration) if iteration else (epoch, 0)
 
 
 class RunEnd(TextEnum):

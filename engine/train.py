@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from typing import Any, Optional
 
 from engine.config import (
+    DALI_BACKENDS,
     ConfigError,
     TrainConfig,
     accumulation_steps,
@@ -18,7 +19,7 @@ from engine.config import (
     parse_args,
     warmup_note,
 )
-from engine.events import EXIT_ERROR, EXIT_USAGE, EventWriter, ReportWriteError, RunEnd
+from engine.events import EXIT_ERROR, EXIT_USAGE, EventWriter, ReportWriteError, RunEnd, readable_position
 
 
 def _log(msg: str) -> None:
@@ -188,8 +189,7 @@ def _run(cfg: TrainConfig, dist: Any, writer: EventWriter) -> int:
     writer.status(
         "run_start",
         config=cfg.to_dict(),
-        start_epoch=start_epoch,
-        start_iter=start_iter,
+        **dict(zip(("start_epoch", "start_iter"), readable_position(start_epoch, start_iter))),
         epochs=cfg.epochs,
         train_iters=len(train_loader) if train_loader is not None else 0,
         val_iters=len(val_loader) if val_loader is not None else 0,
@@ -208,7 +208,7 @@ def _run(cfg: TrainConfig, dist: Any, writer: EventWriter) -> int:
     if space:  # before hours of training, not at the first save
         writer.status("warning", message=space)
         _log(f"warning: {space}")
-    for note in (dali_note(cfg), warmup_note(cfg)):
+    for note in (dali_note(cfg, _dali_absent(cfg)), warmup_note(cfg)):
         if note and dist.is_main:
             _log(f"warning: {note}")
     if cfg.evaluate:
@@ -216,6 +216,15 @@ def _run(cfg: TrainConfig, dist: Any, writer: EventWriter) -> int:
     if ckpt is not None and finished_schedule(ckpt, cfg):  # --resume-finished complete
         return trainer.report_finished(cfg.resume, start_epoch)
     return trainer.fit(start_epoch, start_iter)
+
+
+def _dali_absent(cfg: TrainConfig) -> Optional[str]:
+    """Why the DALI backend asked for cannot run here, or None (imported only when one is asked for)."""
+    if cfg.data_backend not in DALI_BACKENDS:
+        return None
+    from engine.data.dali import missing
+
+    return missing(cfg.data_backend)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ from engine.config import TrainConfig
 from engine.data import normalize
 from engine.devices import DeviceInfo
 from engine.distributed import DistInfo
-from engine.events import EXIT_OK, EXIT_STOPPED, EventWriter, RunEnd
+from engine.events import EXIT_OK, EXIT_STOPPED, EventWriter, RunEnd, readable_position
 from engine.mixup import soft_cross_entropy
 from engine.model import load_weights_strict, torch_memory_format
 from engine.optim import lr_at, set_lr
@@ -530,16 +530,17 @@ class Trainer:
 
     def _save(self, epoch: int, iteration: int, is_best: bool) -> None:
         def saved(path: Path) -> None:
-            where = {"epoch": epoch, "iteration": iteration, "is_best": is_best}
-            self.writer.status("checkpoint", path=str(path), **where)
+            where = _readable(epoch, iteration)
+            self.writer.status("checkpoint", path=str(path), **where, is_best=is_best)
 
         self.checkpointer.save(self.state_dict(epoch, iteration), is_best, iteration == 0, saved)
 
     def _stop(self, epoch: int, iteration: int) -> int:
         """Checkpoint the position (completed epochs, iterations into the next) and report the stop."""
         self._save(epoch, iteration, is_best=False)
-        self.writer.status("stopping", signal=self.stop.name or "SIGTERM", epoch=epoch, iteration=iteration)
-        self.writer.status("run_end", status=RunEnd.STOPPED, epoch=epoch, iteration=iteration)
+        where = _readable(epoch, iteration)
+        self.writer.status("stopping", signal=self.stop.name or "SIGTERM", **where)
+        self.writer.status("run_end", status=RunEnd.STOPPED, **where)
         return EXIT_STOPPED
 
     def report_finished(self, path: str, epoch: int) -> int:
@@ -555,7 +556,7 @@ class Trainer:
         """One validation pass (`--evaluate`) of the weights chosen by `--weights`, whatever `--epochs` says."""
         metrics = self.validate(0)
         self.writer.metrics([], metrics)
-        self.writer.status("run_end", status=RunEnd.COMPLETED, epoch=0)
+        self.writer.status("run_end", status=RunEnd.COMPLETED)  # no epoch: nothing was trained
         return EXIT_OK
 
 
@@ -578,3 +579,9 @@ def latency_percentiles(latencies: list[float]) -> dict[str, float]:
         "val.compute_latency_at99": pct(99),
         "val.compute_latency_at100": s[-1],
     }
+
+
+def _readable(epochs_done: int, iteration: int) -> dict[str, int]:
+    """A checkpoint position as records give it: epochs counted from 1 (engine/events.py)."""
+    epoch, it = readable_position(epochs_done, iteration)
+    return {"epoch": epoch, "iteration": it}

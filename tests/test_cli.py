@@ -215,6 +215,28 @@ def test_show_has_the_ema_curve_and_the_early_stopping_note(capsys, db):
     assert any(line.startswith("ema_top1_by_epoch") for line in out.splitlines())
 
 
+def test_show_counts_the_checkpoint_epoch_from_one_as_the_records_do(capsys, db):
+    from engine.events import EventWriter
+    from rn50tui.jobs.follower import Follower, commit
+
+    store = JobStore(db)
+    job = store.insert_job(
+        name="c", kind="train", argv=[], device="cpu", cards_requested=1, workspace=str(db.parent)
+    )
+    w = EventWriter(job.files.raport)
+    w.status("run_start", config={}, start_epoch=0, start_iter=0, epochs=2, train_iters=4, val_iters=1,
+             world_size=1, device="cpu")  # fmt: skip
+    w.status("epoch_start", epoch=1, train_iters=4, start_iter=0)
+    w.status("checkpoint", path="c.pth.tar", epoch=1, iteration=3, is_best=False)  # stopped inside epoch 1
+    w.close()
+    commit(store, job.id, Follower(job.id, 1, job.files.raport).poll(), [], time.time())
+    assert (store.get_job(job.id).checkpoint_epoch, store.get_job(job.id).checkpoint_iteration) == (0, 3)
+    store.close()
+    _, out, _ = run(capsys, "jobs", "show", str(job.id), "--json")
+    shown = json.loads(out)
+    assert (shown["epoch"], shown["checkpoint_epoch"], shown["checkpoint_iteration"]) == (1, 1, 3)
+
+
 def test_jobs_list_shows_active_and_newest_jobs_and_all_with_all(capsys, busy):
     now = 1_780_000_000.0
     finished = [dict(name=f"old{i}", kind="train", argv=[], device="cpu", cards_requested=1, workspace=f"runs/{i}",

@@ -7,19 +7,34 @@ import sys
 from typing import Optional
 
 MODES = {
-    "data": "engine.bench.data",
-    "train": "engine.bench.train",
-    "infer": "engine.bench.infer",
-    "report": "engine.bench.report",
+    "data": ("engine.bench.data", "input-pipeline images/s, the port's PIL path beside ours"),
+    "train": ("engine.bench.train", "training images/s per card, data time against compute time"),
+    "infer": (
+        "engine.bench.infer",
+        "inference img/s and latency percentiles; --model FILE.onnx in ONNX Runtime",
+    ),
+    "report": ("engine.bench.report", "every benchmark on this machine, as one report"),
 }
+
+
+def usage() -> str:
+    lines = [
+        f"usage: python -m engine.bench {{{','.join(MODES)}}} [args]  (-h after a mode for its help)",
+        "",
+    ]
+    lines += [f"  {mode:<7} {text}" for mode, (_, text) in MODES.items()]
+    return "\n".join(lines)
 
 
 def main(argv: Optional[list[str]] = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in ("-h", "--help"):
+        print(usage())
+        return 0
     if not argv or argv[0] not in MODES:
-        print(f"usage: python -m engine.bench {{{','.join(MODES)}}} [args]  (-h after a mode for its help)")
+        print(usage())
         return 2
-    return importlib.import_module(MODES[argv[0]]).main(argv[1:])
+    return importlib.import_module(MODES[argv[0]][0]).main(argv[1:])
 
 
 if __name__ == "__main__":

@@ -4,7 +4,9 @@ OLD: PIL open + convert, torchvision.transforms (v1) RandomResizedCrop + flip + 
 float collate — the port's pipeline. NEW: the engine's loader (header-planned crop, libjpeg-turbo or
 reduced-size decode, v2 transforms on uint8, uint8 collate; normalisation is left to the device).
 NEW+AA: the engine's loader with `--augmentation autoaugment` (ImageNet policy on the uint8 crop), for the
-training split. All run through a DataLoader with 1 and with N workers; per-core = images/s ÷ workers.
+training split. DALI-CPU (where NVIDIA DALI is installed): `--data-backend dali-cpu`, the same plan and
+crops, DALI's CPU decoder and operators with 1 and N threads (DALI-CPU+AA with AutoAugment). The others
+run through a DataLoader with 1 and with N workers; per-core = images/s ÷ workers (or threads).
 Without DIR a set of 500×375 quality-90 JPEGs is generated in a temporary folder.
 """
 
@@ -108,12 +110,48 @@ def new_aa_loader(samples: SampleList, split: str, size: int, batch: int, worker
     return new_loader(samples, split, size, batch, workers, augmentation="autoaugment")
 
 
+def dali_loader(
+    samples: SampleList, split: str, size: int, batch: int, threads: int, augmentation: Optional[str] = None
+) -> Loader:
+    """`--data-backend dali-cpu`'s loader with `threads` DALI threads (one feeder thread besides)."""
+    from engine.data.dali import DaliBatches, DaliLoader
+
+    train = split == "train"
+    source = DaliBatches(
+        samples,
+        train,
+        size,
+        int(round(size / 0.875)),
+        "bilinear",
+        augmentation,
+        0,
+        "dali-cpu",
+        batch,
+        threads,
+    )
+    return DaliLoader(source, BatchPlan(len(samples), batch, 0, 1, shuffle=True, seed=0), prefetch=2)
+
+
+def dali_aa_loader(samples: SampleList, split: str, size: int, batch: int, threads: int) -> Loader:
+    return dali_loader(samples, split, size, batch, threads, augmentation="autoaugment")
+
+
+def dali_present() -> bool:
+    from engine.data.dali import missing
+
+    return missing("dali-cpu") is None
+
+
 def run(samples: SampleList, args: argparse.Namespace) -> list[tuple[str, int, float]]:
     """Best-of-`repeat` images/s for (path, workers); the paths alternate so load changes hit all."""
     counts = sorted({1, args.workers})
     paths: list[tuple[str, Callable[..., Any]]] = [("old", old_loader), ("new", new_loader)]
     if args.split == "train":
         paths.append(("new+aa", new_aa_loader))
+    if dali_present():
+        paths.append(("dali", dali_loader))
+        if args.split == "train":
+            paths.append(("dali+aa", dali_aa_loader))
     loaders = {
         (path, w): make(samples, args.split, args.image_size, args.batch_size, w)
         for w in counts
@@ -131,17 +169,30 @@ def run(samples: SampleList, args: argparse.Namespace) -> list[tuple[str, int, f
 def report(results: list[tuple[str, int, float]], decode: dict[str, float]) -> None:
     rates = {(p, w): r for p, w, r in results}
     aa = any(p == "new+aa" for p, _, _ in results)
+    dali = any(p == "dali" for p, _, _ in results)
+    dali_aa = any(p == "dali+aa" for p, _, _ in results)
     head = f"{'workers':>7}  {'old img/s':>10} {'per core':>9}  {'new img/s':>10} {'per core':>9}  {'speed-up':>8}"
-    print(head + (f"  {'new+AA img/s':>12} {'per core':>9}  {'AA cost':>7}" if aa else ""))
+    head += f"  {'new+AA img/s':>12} {'per core':>9}  {'AA cost':>7}" if aa else ""
+    head += f"  {'dali-cpu img/s':>14} {'per core':>9}  {'vs new':>6}" if dali else ""
+    head += f"  {'dali+AA img/s':>13} {'per core':>9}  {'AA cost':>7}" if dali_aa else ""
+    print(head)
     for w in sorted({w for _, w, _ in results}):
         old, new = rates[("old", w)], rates[("new", w)]
         line = f"{w:>7}  {old:>10.0f} {old / w:>9.0f}  {new:>10.0f} {new / w:>9.0f}  {new / old:>7.2f}×"
         if aa:  # AutoAugment's cost: the share of the plain pipeline's rate it takes away
             with_aa = rates[("new+aa", w)]
             line += f"  {with_aa:>12.0f} {with_aa / w:>9.0f}  {100 * (1 - with_aa / new):>6.0f}%"
+        if dali:  # DALI's threads are the workers: the same cores, one process
+            d = rates[("dali", w)]
+            line += f"  {d:>14.0f} {d / w:>9.0f}  {d / new:>5.2f}×"
+        if dali_aa:
+            d_aa = rates[("dali+aa", w)]
+            line += f"  {d_aa:>13.0f} {d_aa / w:>9.0f}  {100 * (1 - d_aa / rates[('dali', w)]):>6.0f}%"
         print(line)
     for name, r in decode.items():
-        print(f"reference, one thread: {name} {r:.0f} img/s")
+        print(f"reference, one thread: {name} {r:.0f} img/s (decode alone)")
+    if not dali:
+        print("dali-cpu: not measured, NVIDIA DALI is not installed (pip install 'rn50tui[dali]')")
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -160,6 +211,11 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--split", choices=("train", "val"), default="train", help="which transform to time")
     p.add_argument("--repeat", type=int, default=2, help="timed passes per configuration (best is shown)")
     p.add_argument("--source-size", default="500x375", metavar="WxH", help="size of the generated JPEGs")
+    p.add_argument(
+        "--profile",
+        action="store_true",
+        help="also print the own pipeline's time per image of each stage (read … normalise), one core",
+    )
     return p.parse_args(argv)
 
 
@@ -177,13 +233,23 @@ def main(argv: list[str]) -> int:
             f"{len(samples)} images ({kb:.0f} kB on average) from {samples.source}, {args.split} transform "
             f"at {args.image_size} px, batch {args.batch_size}, one torch thread per worker"
         )
-        report(run(samples, args), decode_rates(samples))
+        decode = decode_rates(samples)
+        report(run(samples, args), decode)
+        if args.profile:
+            from engine.bench.data_profile import profile, report_profile
+
+            for aug in (None, "autoaugment") if args.split == "train" else (None,):
+                print(f"\nown pipeline, training transform{' + AutoAugment' if aug else ''}, per stage:")
+                per_image = profile(samples, args.image_size, args.batch_size, aug)
+                report_profile(per_image, decode.get("torchvision decode_jpeg"))
     return 0
 
 
 def _subset(samples: SampleList, count: int) -> SampleList:
-    """The first `count` samples (spread over the classes by taking every k-th)."""
-    step = max(1, len(samples) // count)
-    pick = list(range(0, len(samples), step))[:count]
+    """`count` samples (all when there are fewer), spread evenly over the listing, so over the classes."""
+    n = min(count, len(samples))
+    if n == 0:
+        return samples
+    pick = [i * len(samples) // n for i in range(n)]
     pairs = [(samples.path(i), int(samples.labels[i])) for i in pick]
     return SampleList.pack("", pairs, samples.classes, samples.source)

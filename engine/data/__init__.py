@@ -5,12 +5,15 @@ uint8 images, and normalises them on the device with :func:`normalize`.
 
 Layout: ``datasets`` (ImageFolder / list files), ``decode`` (JPEG with reduced-size decoding, fallbacks),
 ``transforms`` (seeded augmentation, normalisation), ``synthetic``, ``loaders`` (sampler, Loader),
-``testing`` (tiny image sets for tests and benchmarks).
+``dali`` / ``dali_graph`` (the DALI backends, fed by the same sampler and seeds), ``testing`` (tiny image
+sets for tests and benchmarks).
 """
 
 from __future__ import annotations
 
-from engine.config import ConfigError, TrainConfig
+from typing import Any
+
+from engine.config import DALI_BACKENDS, ConfigError, TrainConfig
 from engine.data.batch import Batch
 from engine.data.datasets import IMG_EXTENSIONS, SampleList, load_split
 from engine.data.loaders import BadImageWarning, BatchPlan, ImageBatches, Loader
@@ -84,12 +87,15 @@ def _build(cfg: TrainConfig, split: str, rank: int, world_size: int, pin_memory:
                 "no dataset given: pass DIR (with train/ and val/), or --data-backend synthetic"
             )
         samples = load_split(cfg.data, split, cfg.num_classes)
-        transform = (
-            TrainTransform(size, cfg.interpolation, cfg.augmentation)
-            if split == "train"
-            else ValTransform(size, cfg.val_resize, cfg.interpolation)
-        )
-        source = ImageBatches(samples, transform, size, seed)
+        if _dali_runs(cfg.data_backend):
+            source = _dali_source(cfg, samples, split, seed, workers)
+        else:
+            transform = (
+                TrainTransform(size, cfg.interpolation, cfg.augmentation)
+                if split == "train"
+                else ValTransform(size, cfg.val_resize, cfg.interpolation)
+            )
+            source = ImageBatches(samples, transform, size, seed)
     train = split == "train"
     plan = BatchPlan(len(source), cfg.batch_size, rank, world_size, shuffle=train, seed=seed, drop_last=train)
     if train and len(plan) == 0:
@@ -97,4 +103,26 @@ def _build(cfg: TrainConfig, split: str, rank: int, world_size: int, pin_memory:
             f"the training set has {plan.num_samples} images per card, fewer than one batch (-b "
             f"{cfg.batch_size}): lower -b, or use fewer cards or more images"
         )
+    if _dali_runs(cfg.data_backend):
+        from engine.data.dali import DaliLoader
+
+        return DaliLoader(source, plan, cfg.prefetch, pin_memory)
     return Loader(source, plan, workers, cfg.prefetch, pin_memory)
+
+
+def _dali_runs(backend: str) -> bool:
+    """A DALI backend was asked for and can run here (else the own pipeline runs; train.py says why)."""
+    if backend not in DALI_BACKENDS:
+        return False
+    from engine.data.dali import missing  # DALI is imported only when a DALI backend is asked for
+
+    return missing(backend) is None
+
+
+def _dali_source(cfg: TrainConfig, samples: SampleList, split: str, seed: int, threads: int) -> Any:
+    from engine.data.dali import DaliBatches
+
+    return DaliBatches(
+        samples, split == "train", cfg.train_image_size, cfg.val_resize, cfg.interpolation,
+        cfg.augmentation, seed, cfg.data_backend, cfg.batch_size, threads,
+    )  # fmt: skip

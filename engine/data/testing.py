@@ -73,11 +73,12 @@ def make_jpeg_set(
     splits: tuple[str, ...] = ("train",),
     seed: Optional[int] = None,
 ) -> Path:
-    """About `count` JPEGs of `size` per split, ImageFolder form (the data benchmark's set).
+    """At least `count` JPEGs of `size` per split (whole classes: up to num_classes − 1 more), ImageFolder
+    form (the data benchmark's set).
 
     The grain makes a 500×375 file about 85 kB at quality 90, near an ImageNet photo of that size.
     """
-    per_class = max(1, count // num_classes)
+    per_class = max(1, -(-count // num_classes))  # rounded up: 64 over 10 classes was 60 images
     return make_image_folder(
         root, dict.fromkeys(splits, per_class), num_classes, size, "JPEG", quality, seed or 0, grain=16.0
     )

@@ -7,6 +7,7 @@ import json
 import time
 from typing import Any, Optional
 
+from engine.events import readable_position
 from rn50tui.commands.common import manager
 from rn50tui.jobs import stall
 from rn50tui.jobs.view import JobView, ema_curve, loss_is, view
@@ -27,6 +28,10 @@ def run(args: argparse.Namespace) -> int:
     jm = manager(args)
     job = jm.get_job(args.job)
     info = job.to_dict()
+    if job.checkpoint_epoch is not None:  # epochs from 1, as the records and `jobs list` count them
+        info["checkpoint_epoch"], info["checkpoint_iteration"] = readable_position(
+            job.checkpoint_epoch, job.checkpoint_iteration or 0
+        )
     info["claims"] = [f"{c.device}:{c.card}" for c in jm.claims(job.id)]
     info["metric_rows"] = jm.metric_count(job.id)
     info.update(_loss_info(jm, job))

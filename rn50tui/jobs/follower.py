@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-from engine.events import Record, RunEnd, read_from
+from engine.events import Record, RunEnd, read_from, stored_position
 from rn50tui.jobs.smoothing import LossSmoother
 from rn50tui.jobs.store import DeviceSample, JobStore
 
@@ -88,8 +88,9 @@ class Follower:
                 self._latest(rec, batch.updates)
         elif rec.type == "STATUS" and rec.event == "checkpoint":
             data = rec.data or {}
-            batch.updates.update(last_checkpoint=data.get("path"), checkpoint_epoch=data.get("epoch"),
-                                 checkpoint_iteration=data.get("iteration"))  # fmt: skip
+            epoch, iteration = stored_position(int(data.get("epoch") or 0), int(data.get("iteration") or 0))
+            batch.updates.update(last_checkpoint=data.get("path"), checkpoint_epoch=epoch,
+                                 checkpoint_iteration=iteration)  # fmt: skip
         elif rec.type == "STATUS" and not late:
             self._status(rec.event or "", rec.data or {}, batch.updates)
 
@@ -98,9 +99,10 @@ class Follower:
             self.iters_per_epoch = int(data["train_iters"])
         if event == "run_start":
             self.state.started = True
+            done, into = stored_position(int(data.get("start_epoch") or 0), int(data.get("start_iter") or 0))
             updates.update(epochs=data.get("epochs"), iters_per_epoch=data.get("train_iters"),
                            val_iters=data.get("val_iters"), world_size=data.get("world_size"),
-                           epoch=int(data.get("start_epoch") or 0) + 1, iteration=data.get("start_iter", 0))  # fmt: skip
+                           epoch=done + 1, iteration=into)  # fmt: skip
         elif event == "epoch_start":
             updates.update(epoch=data.get("epoch"), iteration=data.get("start_iter", 0),
                            iters_per_epoch=data.get("train_iters"))  # fmt: skip

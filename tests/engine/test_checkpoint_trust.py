@@ -121,6 +121,7 @@ def test_every_command_that_loads_a_checkpoint_refuses_it_with_exit_2(tmp_path):
         ["engine.train", *TINY, "--workspace", str(tmp_path / "ws2"), "--pretrained-from-file", str(path)],
         ["engine.classify", str(image), "--resume", str(path), "--device", "cpu"],
         ["engine.bench", "infer", "--resume", str(path), "--device", "cpu", "--batch-sizes", "1"],
+        ["engine.export", "--resume", str(path), "--format", "pt2", "--out", str(tmp_path / "m.pt2")],
     ]
     for cmd in commands:
         out = subprocess.run([sys.executable, "-m", *cmd], env=engine_env(), cwd=tmp_path, capture_output=True,

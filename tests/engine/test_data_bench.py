@@ -29,8 +29,23 @@ def test_bench_data_prints_old_and_new_rates(capsys: pytest.CaptureFixture[str])
         "--repeat",
         "1",
     ]
-    assert main([*args, "--workers", "2"]) == 0
+    assert main([*args, "--workers", "2", "--profile"]) == 0
     out = capsys.readouterr().out
     assert "old img/s" in out and "new img/s" in out and "speed-up" in out
     rows = [line.split() for line in out.splitlines() if line.strip()[:1].isdigit() and "×" in line]
     assert [r[0] for r in rows] == ["1", "2"]
+    assert "decode alone" in out
+    # every DALI backend present is measured; an absent one says so
+    assert ("dali-cpu img/s" in out) != ("NVIDIA DALI is not installed" in out)
+    stages = [line.split()[0] for line in out.splitlines() if line.split()[:1] and "µs" not in line]
+    for stage in (
+        "read",
+        "decode",
+        "crop-resize",
+        "flip",
+        "collate",
+        "hand-over",
+        "normalise",
+        "autoaugment",
+    ):
+        assert stage in stages

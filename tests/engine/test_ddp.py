@@ -13,7 +13,7 @@ import psutil
 import pytest
 import torch
 
-from engine.events import iter_records
+from engine.events import iter_records, readable_position
 from tests.conftest import engine_env
 
 pytestmark = [pytest.mark.ddp, pytest.mark.slow]
@@ -170,7 +170,7 @@ def test_sigterm_to_the_launcher_group_stops_every_rank_with_one_checkpoint(tmp_
     stops = [r.data for r in recs if r.event == "stopping"]
     assert len(stops) == 1  # rank 0 alone reports
     ckpt = torch.load(ws / "checkpoint.pth.tar", weights_only=False)
-    assert (ckpt["epoch"], ckpt["iteration"]) == (stops[0]["epoch"], stops[0]["iteration"])
+    assert readable_position(ckpt["epoch"], ckpt["iteration"]) == (stops[0]["epoch"], stops[0]["iteration"])
     assert ckpt["iteration"] > 0
 
 
@@ -185,7 +185,7 @@ def test_sigterm_to_one_rank_stops_every_rank_at_the_same_step(tmp_path):
     stops = [r.data for r in recs if r.event == "stopping"]
     assert len(stops) == 1 and recs[-1].event == "run_end" and recs[-1].data["status"] == "stopped"
     ckpt = torch.load(ws / "checkpoint.pth.tar", weights_only=False)
-    assert (ckpt["epoch"], ckpt["iteration"]) == (stops[0]["epoch"], stops[0]["iteration"])
+    assert readable_position(ckpt["epoch"], ckpt["iteration"]) == (stops[0]["epoch"], stops[0]["iteration"])
 
 
 def test_a_dying_rank_takes_the_job_down_with_its_error_visible(tmp_path):

@@ -59,3 +59,11 @@ def test_the_engine_whose_report_cannot_grow_exits_1_with_the_file_named_and_no_
     assert any(
         r.phase == "train" for r in iter_records(ws / "raport.json")
     )  # what was written stays readable
+
+
+def test_positions_count_epochs_from_one_and_convert_back_to_what_the_checkpoint_stores():
+    from engine.events import readable_position, stored_position
+
+    cases = {(0, 4): (1, 4), (1, 0): (1, 0), (2, 3): (3, 3), (0, 0): (0, 0)}  # stored → readable
+    for stored, readable in cases.items():
+        assert readable_position(*stored) == readable and stored_position(*readable) == stored

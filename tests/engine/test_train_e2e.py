@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from engine.data.testing import make_image_folder
-from engine.events import EXIT_STOPPED, iter_records, validate
+from engine.events import EXIT_STOPPED, iter_records, readable_position, validate
 from tests.conftest import engine_env, run_engine
 
 TINY = [
@@ -200,6 +200,14 @@ def test_stop_and_resume_gives_the_same_weights_as_a_straight_run(tmp_path):
     recs = records(stopped)
     assert [r.data["status"] for r in recs if r.event == "run_end"] == ["stopped", "completed"]
     assert [r.data["iteration"] for r in recs if r.event == "stopping"] == [4]
+    # one count of epochs in every record a person reads: the stop inside epoch 1 says epoch 1, as the
+    # epoch_start before it does, and the resumed run starts in epoch 1 (the checkpoint file says 0 done)
+    first_start = next(r.data for r in recs if r.event == "epoch_start")
+    stop = next(r.data for r in recs if r.event == "stopping")
+    mid_ckpt = next(r.data for r in recs if r.event == "checkpoint")
+    second_run = [r.data for r in recs if r.event == "run_start"][1]
+    assert first_start["epoch"] == stop["epoch"] == mid_ckpt["epoch"] == 1 and mid_ckpt["iteration"] == 4
+    assert (second_run["start_epoch"], second_run["start_iter"]) == (1, 4)
     assert_schema(stopped)
 
 
@@ -265,7 +273,7 @@ def test_external_sigterm_checkpoints_and_exits_with_the_stop_status(tmp_path):
     assert proc.returncode == EXIT_STOPPED, err
     ckpt = torch.load(ws / "checkpoint.pth.tar", weights_only=False)
     stop = [r for r in records(ws) if r.event == "stopping"][0].data
-    assert stop["signal"] == "SIGTERM" and (ckpt["epoch"], ckpt["iteration"]) == (
+    assert stop["signal"] == "SIGTERM" and readable_position(ckpt["epoch"], ckpt["iteration"]) == (
         stop["epoch"],
         stop["iteration"],
     )
@@ -387,7 +395,7 @@ def test_a_signal_to_the_whole_group_with_loader_workers_still_checkpoints(tmp_p
         assert proc.returncode == EXIT_STOPPED, err[-2000:]
         stop = [r.data for r in records(ws) if r.event == "stopping"][0]
         ckpt = torch.load(ws / "checkpoint.pth.tar", weights_only=False)
-        assert (ckpt["epoch"], ckpt["iteration"]) == (stop["epoch"], stop["iteration"])
+        assert readable_position(ckpt["epoch"], ckpt["iteration"]) == (stop["epoch"], stop["iteration"])
         assert stop["iteration"] > 0  # a mid-epoch position, not the last epoch's checkpoint
     finally:
         if proc.poll() is None:  # a failed assertion must not leave the run behind
