@@ -187,7 +187,7 @@ def test_devices_learn_which_job_holds_each_card(busy, db):
 
 def test_show_has_the_ema_curve_and_the_early_stopping_note(capsys, db):
     from engine.events import EventWriter
-    from rn50tui.jobs.follower import Follower, commit
+    from rn50tui.jobs.report import ReportReader, commit
 
     store = JobStore(db)
     job = store.insert_job(
@@ -202,7 +202,7 @@ def test_show_has_the_ema_curve_and_the_early_stopping_note(capsys, db):
     reason = "early stopping: val top-1 has not improved for 1 epochs (best 30.00 at epoch 2, ...)"
     w.status("run_end", status="completed", epoch=3, best_top1=30.0, reason=reason)
     w.close()
-    commit(store, job.id, Follower(job.id, 1, job.files.raport).poll(), [], time.time())
+    commit(store, job.id, ReportReader(job.id, 1, job.files.raport).poll(), [], time.time())
     store.close()
 
     code, out, _ = run(capsys, "jobs", "show", str(job.id), "--json")
@@ -217,7 +217,7 @@ def test_show_has_the_ema_curve_and_the_early_stopping_note(capsys, db):
 
 def test_show_counts_the_checkpoint_epoch_from_one_as_the_records_do(capsys, db):
     from engine.events import EventWriter
-    from rn50tui.jobs.follower import Follower, commit
+    from rn50tui.jobs.report import ReportReader, commit
 
     store = JobStore(db)
     job = store.insert_job(
@@ -229,7 +229,7 @@ def test_show_counts_the_checkpoint_epoch_from_one_as_the_records_do(capsys, db)
     w.status("epoch_start", epoch=1, train_iters=4, start_iter=0)
     w.status("checkpoint", path="c.pth.tar", epoch=1, iteration=3, is_best=False)  # stopped inside epoch 1
     w.close()
-    commit(store, job.id, Follower(job.id, 1, job.files.raport).poll(), [], time.time())
+    commit(store, job.id, ReportReader(job.id, 1, job.files.raport).poll(), [], time.time())
     assert (store.get_job(job.id).checkpoint_epoch, store.get_job(job.id).checkpoint_iteration) == (0, 3)
     store.close()
     _, out, _ = run(capsys, "jobs", "show", str(job.id), "--json")
@@ -253,13 +253,13 @@ def test_jobs_list_shows_active_and_newest_jobs_and_all_with_all(capsys, busy):
 
 def test_show_says_which_loss_the_list_shows_and_labels_the_raw_last_window(capsys, db, tmp_path):
     from engine.events import EventWriter
-    from rn50tui.jobs.follower import Follower, commit
+    from rn50tui.jobs.report import ReportReader, commit
 
     store = JobStore(db)
     job = store.insert_job(
         name="d", kind="train", argv=[], device="cpu", cards_requested=1, workspace=str(tmp_path)
     )
-    follower = Follower(job.id, 1, job.files.raport)
+    follower = ReportReader(job.id, 1, job.files.raport)
     w = EventWriter(job.files.raport)
     w.status("run_start", config={}, start_epoch=0, start_iter=0, epochs=2, train_iters=4, val_iters=1,
              world_size=1, device="cpu")  # fmt: skip

@@ -94,7 +94,7 @@ def test_an_inference_job_shows_no_epoch_of_a_schedule(capsys, store):
 
 
 def test_a_finished_jobs_rate_is_its_last_epochs_not_its_last_window(tmp_path):
-    from rn50tui.jobs.follower import Follower
+    from rn50tui.jobs.report import ReportReader
 
     raport = tmp_path / "raport.json"
     records = [
@@ -107,5 +107,5 @@ def test_a_finished_jobs_rate_is_its_last_epochs_not_its_last_window(tmp_path):
         {"type": "LOG", "timestamp": 2.0, "step": [1], "data": {"train.loss": 2.1, "train.total_ips": 80.0}},
     ]
     raport.write_text("".join(f"DLLL {json.dumps(r)}\n" for r in records))
-    batch = Follower(1, 1, raport).poll()
+    batch = ReportReader(1, 1, raport).poll()
     assert batch.updates["ips"] == 80.0

@@ -28,7 +28,7 @@ from rn50tui.app import messages
 from rn50tui.app.alerts import JobAlerts
 from rn50tui.app.clock import Clock, SystemClock
 from rn50tui.app.commands import job_commands_provider
-from rn50tui.app.data import Client
+from rn50tui.app.data import AppJobManager
 from rn50tui.app.screens.compare import CompareScreen
 from rn50tui.app.screens.detail import JobDetailScreen
 from rn50tui.app.screens.devices import DevicesScreen
@@ -81,7 +81,9 @@ class Rn50App(App[int]):
 
     @work(thread=True, exclusive=True, group="open", exit_on_error=False)
     def _open(self) -> None:
-        client = Client(self.db_path, capacity=self._capacity_given, sampler_factory=self._sampler_factory)
+        client = AppJobManager(
+            self.db_path, capacity=self._capacity_given, sampler_factory=self._sampler_factory
+        )
         client.reconcile()  # every client reconciles on start: dead supervisors → interrupted
         if self.bell_on_alert is None:
             try:
@@ -93,7 +95,7 @@ class Rn50App(App[int]):
         capacity = client.capacity()  # host detection may run cnmon: after the app is usable
         self.call_from_thread(setattr, self.services, "capacity", capacity)
 
-    def _opened(self, client: Client) -> None:
+    def _opened(self, client: AppJobManager) -> None:
         self.services.client = client
         self.sub_title = str(client.db_path)
         self._store_changed()

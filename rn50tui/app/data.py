@@ -1,6 +1,6 @@
 """The app's one door to the job store, the job's files and the host's cards. Worker threads only.
 
-`Client` is the job manager (which gives each thread its own connection) with what only the app
+`AppJobManager` is the job manager (which gives each thread its own connection) with what only the app
 shows: checkpoint files, the host's card sampler. Nothing here touches a widget; nothing here is
 called on the UI thread.
 """
@@ -35,7 +35,7 @@ class ClusterView:
     note: Optional[str] = None  # sinfo's error, or None
 
 
-class Client(JobManager):
+class AppJobManager(JobManager):
     """The app's job manager: its reads and requests, plus the job's files and the host's cards.
 
     Every method blocks, so call it from a thread worker.

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
-from rn50tui.app.data import METRIC_BATCH, Client
+from rn50tui.app.data import METRIC_BATCH, AppJobManager
 from rn50tui.app.series import Points, Series, bucket_max
 from rn50tui.jobs.smoothing import LossSmoother
 from rn50tui.jobs.store import ChartPoint, DeviceSample, Job
@@ -93,7 +93,7 @@ class JobHistory:
         self.loss_kind: Optional[str] = None
         self.cards: dict[tuple[str, str, int], CardHistory] = {}
 
-    def update(self, client: Client, job: Job, samples: bool = True) -> bool:
+    def update(self, client: AppJobManager, job: Job, samples: bool = True) -> bool:
         """Read what the store has beyond what is held; True if anything new arrived."""
         points = client.chart_points(self.job_id, self.last_id, METRIC_BATCH)
         self.add_points(points, job.iters_per_epoch)

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from rn50tui.app.clock import Clock, SystemClock
-from rn50tui.app.data import Client
+from rn50tui.app.data import AppJobManager
 
 FALLBACK_CAPACITY = {"mlu": 0, "cuda": 0, "cpu": 1}  # until the host's cards are detected
 
@@ -21,7 +21,7 @@ class Services:
     clock: Clock = field(default_factory=SystemClock)
     poll_scale: float = 1.0  # tests and benchmarks speed polling up or slow it down
     capacity: dict[str, int] = field(default_factory=lambda: dict(FALLBACK_CAPACITY))
-    client: Optional[Client] = None
+    client: Optional[AppJobManager] = None
 
     def scaled(self, seconds: float) -> float:
         return seconds * self.poll_scale

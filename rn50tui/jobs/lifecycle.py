@@ -3,7 +3,7 @@ stalls, decide and record how it ended (with the engine's last stderr lines on a
 and queue the next attempt of an auto-resumed job.
 
 The transports stay with their executors: the local supervisor (rn50tui/jobs/supervisor.py) owns the
-engine process, its signals and the grace period; the Slurm watcher (rn50tui/jobs/slurm/follow.py) owns
+engine process, its signals and the grace period; the Slurm watcher (rn50tui/jobs/slurm/watcher.py) owns
 squeue/sacct and scancel. Both decide an ending in their own words (the verdict of rn50tui/jobs/verdict.py,
 a Slurm state) and hand it here, so the wording of a stall cancel, the stderr tail and the log are one.
 """
@@ -19,7 +19,7 @@ from typing import IO, Any, Optional
 
 from rn50tui.jobs import notify
 from rn50tui.jobs.eta import EtaModel
-from rn50tui.jobs.follower import Batch, Follower, RunState, commit
+from rn50tui.jobs.report import Batch, ReportReader, RunState, commit
 from rn50tui.jobs.scheduler import schedule
 from rn50tui.jobs.stall import StallWatch
 from rn50tui.jobs.states import Status
@@ -51,7 +51,7 @@ class AttemptReport:
     def __init__(self, store: JobStore, job: Job, started: Optional[float], log: AttemptLog,
                  eta: bool = False) -> None:  # fmt: skip
         self.store, self.job_id, self.attempt, self.log = store, job.id, job.attempt, log
-        self.reader = Follower(job.id, job.attempt, job.files.raport, job.raport_offset, started, job.best_top1,
+        self.reader = ReportReader(job.id, job.attempt, job.files.raport, job.raport_offset, started, job.best_top1,
                                loss=job.loss, iters_per_epoch=job.iters_per_epoch)  # fmt: skip
         self.watch: Optional[StallWatch] = None
         self.eta = EtaModel() if eta else None

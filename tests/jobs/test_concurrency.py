@@ -7,14 +7,14 @@ import sys
 
 from .conftest import cli_env, run_cli
 
-# A stand-in for a supervisor's follow loop: the real EventWriter appends, the real Follower commits.
+# A stand-in for a supervisor's follow loop: the real EventWriter appends, the real ReportReader commits.
 _WRITER = """
 import sys, time
 from engine.events import EventWriter
-from rn50tui.jobs.follower import Follower, commit
+from rn50tui.jobs.report import ReportReader, commit
 from rn50tui.jobs.store import JobStore
 store = JobStore(sys.argv[1]); job = store.get_job(int(sys.argv[2])); n = int(sys.argv[3])
-w = EventWriter(job.files.raport); f = Follower(job.id, 1, job.files.raport)
+w = EventWriter(job.files.raport); f = ReportReader(job.id, 1, job.files.raport)
 for i in range(1, n + 1):
     w.metrics([1, i], {"train.loss": 1.0 / i, "train.total_ips": 100.0})
     if i % 7 == 0:

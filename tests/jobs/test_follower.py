@@ -3,7 +3,7 @@ from __future__ import annotations
 import time
 
 from engine.events import EventWriter
-from rn50tui.jobs.follower import Follower, commit
+from rn50tui.jobs.report import ReportReader, commit
 from rn50tui.jobs.store import JobStore
 
 
@@ -39,7 +39,7 @@ def _job(store: JobStore, tmp_path):
 def test_records_become_metric_rows_progress_and_latest_values(store, tmp_path):
     job = _job(store, tmp_path)
     _write_attempt(job.files.raport)
-    f = Follower(job.id, 1, job.files.raport)
+    f = ReportReader(job.id, 1, job.files.raport)
     commit(store, job.id, f.poll(), [], time.time())
     j = store.get_job(job.id)
     assert (j.epoch, j.epochs, j.iteration, j.iters_per_epoch, j.val_iters) == (2, 2, 3, 3, 1)
@@ -57,7 +57,7 @@ def test_a_torn_last_line_waits_for_the_next_poll(store, tmp_path):
     _write_attempt(job.files.raport, epochs=1)
     data = job.files.raport.read_bytes()
     job.files.raport.write_bytes(data[:-20])
-    f = Follower(job.id, 1, job.files.raport)
+    f = ReportReader(job.id, 1, job.files.raport)
     first = f.poll()
     job.files.raport.write_bytes(data)
     second = f.poll()
@@ -70,7 +70,7 @@ def test_the_late_tail_of_a_previous_attempt_stays_with_that_attempt(store, tmp_
     second_start = time.time() + 0.01
     time.sleep(0.02)
     _write_attempt(job.files.raport, epochs=1)
-    f = Follower(job.id, 2, job.files.raport, attempt_started=second_start)
+    f = ReportReader(job.id, 2, job.files.raport, attempt_started=second_start)
     commit(store, job.id, f.poll(), [], time.time())
     assert store.metric_count(job.id, attempt=1) == 2
     assert store.metric_count(job.id, attempt=2) == 6
@@ -80,7 +80,7 @@ def test_the_late_tail_of_a_previous_attempt_stays_with_that_attempt(store, tmp_
 def test_a_failed_commit_rewinds_so_no_record_is_lost(store, tmp_path):
     job = _job(store, tmp_path)
     _write_attempt(job.files.raport, epochs=1)
-    f = Follower(job.id, 1, job.files.raport)
+    f = ReportReader(job.id, 1, job.files.raport)
     lost = f.poll()
     f.rewind(lost)  # as the supervisor does when the store stayed busy
     again = f.poll()
@@ -101,17 +101,17 @@ def _windows(path, losses, iters=None):
 def test_a_running_job_shows_a_smoothed_loss_that_one_spiking_window_barely_moves(store, tmp_path):
     job = _job(store, tmp_path)
     _windows(job.files.raport, [1.0] * 19 + [80.0], iters=40)
-    commit(store, job.id, Follower(job.id, 1, job.files.raport).poll(), [], time.time())
+    commit(store, job.id, ReportReader(job.id, 1, job.files.raport).poll(), [], time.time())
     raw = [r.values["train.loss"] for r in store.metrics(job.id, phase="train")]
     shown = store.get_job(job.id).loss
     assert raw[-1] == 80.0 and 1.0 < shown < 1.0 + 80.0 * 0.2  # a quarter-epoch average: ~8.5
-    assert shown == Follower(job.id, 1, job.files.raport).poll().updates["loss"]  # deterministic
+    assert shown == ReportReader(job.id, 1, job.files.raport).poll().updates["loss"]  # deterministic
 
 
 def test_a_rewound_batch_smooths_its_windows_once(store, tmp_path):
     job = _job(store, tmp_path)
     _windows(job.files.raport, [2.0, 1.0, 4.0, 3.0])
-    f = Follower(job.id, 1, job.files.raport)
+    f = ReportReader(job.id, 1, job.files.raport)
     first = f.poll()
     f.rewind(first)
     assert f.poll().updates["loss"] == first.updates["loss"]
@@ -120,8 +120,8 @@ def test_a_rewound_batch_smooths_its_windows_once(store, tmp_path):
 def test_a_restarted_supervisor_goes_on_from_the_stored_loss(store, tmp_path):
     job = _job(store, tmp_path)
     _windows(job.files.raport, [3.0] * 10)
-    resumed = Follower(job.id, 1, job.files.raport, loss=1.0, iters_per_epoch=10).poll().updates["loss"]
-    fresh = Follower(job.id, 1, job.files.raport).poll().updates["loss"]
+    resumed = ReportReader(job.id, 1, job.files.raport, loss=1.0, iters_per_epoch=10).poll().updates["loss"]
+    fresh = ReportReader(job.id, 1, job.files.raport).poll().updates["loss"]
     assert fresh == 3.0 and 1.0 < resumed < 3.0
 
 
@@ -133,7 +133,7 @@ def test_an_engine_warning_shows_with_the_running_job_and_ends_with_the_run(stor
     w.status("warning", message="/ws has 60 MB free, but this run's checkpoints need about 539 MB")
     w.metrics([1, 1], {"train.loss": 3.0})
     w.close()
-    f = Follower(job.id, 1, job.files.raport)
+    f = ReportReader(job.id, 1, job.files.raport)
     commit(store, job.id, f.poll(), [], time.time())
     warning = "warning: /ws has 60 MB free, but this run's checkpoints need about 539 MB"
     assert store.get_job(job.id).note == warning

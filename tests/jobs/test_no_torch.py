@@ -8,7 +8,7 @@ import sys
 from .conftest import cli_env
 
 MODULES = ["rn50tui.jobs." + m for m in ("store", "states", "errors", "capacity", "procs", "presets", "submission",
-           "launcher", "follower", "scheduler", "reconcile", "supervisor", "manager")] + ["rn50tui.cli"]  # fmt: skip
+           "launcher", "report", "lifecycle", "view", "scheduler", "reconcile", "supervisor", "manager")] + ["rn50tui.cli"]  # fmt: skip
 
 
 def test_job_manager_modules_import_neither_torch_nor_textual():

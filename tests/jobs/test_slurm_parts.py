@@ -171,7 +171,7 @@ def test_a_follower_whose_store_was_deleted_exits(tmp_path):
     store.set_executor_handle(job.id, {"slurm_job_id": "7"})
     store.close()
     env = {**os.environ, "SLURM_CONF": str(tmp_path / "no-such-slurm.conf"), "PATH": str(tmp_path / "bin")}
-    follower = subprocess.Popen([sys.executable, "-m", "rn50tui.jobs.slurm.follow", "--db", str(db)], env=env,
+    follower = subprocess.Popen([sys.executable, "-m", "rn50tui.jobs.slurm.watcher", "--db", str(db)], env=env,
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
     try:
         with pytest.raises(subprocess.TimeoutExpired):
@@ -189,7 +189,7 @@ def test_a_follower_whose_store_was_deleted_exits(tmp_path):
 def test_a_resumed_slurm_jobs_stall_watch_starts_from_this_attempt_not_the_last_ones_progress(tmp_path):
     import time
 
-    from rn50tui.jobs.slurm.follow import SlurmFollower
+    from rn50tui.jobs.slurm.watcher import SlurmWatcher
     from rn50tui.jobs.store import JobStore
 
     store = JobStore(tmp_path / "jobs.db")
@@ -204,7 +204,7 @@ def test_a_resumed_slurm_jobs_stall_watch_starts_from_this_attempt_not_the_last_
     store.transition(job.id, Status.STARTING, executor_handle={"slurm_job_id": "7"})
     job = store.transition(job.id, Status.RUNNING, started_at=now - 60)
     assert job.last_progress_at is None  # the new attempt's own row: nothing of the last one
-    follower = SlurmFollower(store.path)
+    follower = SlurmWatcher(store.path)
     follower._commit(job, follower._tracked(job), {"slurm_job_id": "7"}, now, force=False)
     watch = follower.tracked[job.id].report.watch
     assert watch is not None and watch.last_progress == now - 60 and not watch.stalled

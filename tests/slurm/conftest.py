@@ -112,7 +112,7 @@ def kill_follower(db_path: Path) -> None:
 
 def kill_every_follower(db_path: Path) -> None:
     """Every follower process of the store, also one started so late it has not taken the lock yet."""
-    wanted = [b"rn50tui.jobs.slurm.follow", str(db_path).encode()]
+    wanted = [b"rn50tui.jobs.slurm.watcher", str(db_path).encode()]
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             with contextlib.suppress(OSError):

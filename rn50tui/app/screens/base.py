@@ -10,7 +10,7 @@ from textual.screen import Screen
 from textual.timer import Timer
 from textual.worker import Worker, WorkerState
 
-from rn50tui.app.data import Client
+from rn50tui.app.data import AppJobManager
 from rn50tui.app.messages import StoreChanged, WorkerFailed
 from rn50tui.app.services import Services
 
@@ -31,7 +31,7 @@ class PollingScreen(Screen):
         self._worker: Optional[Worker] = None
 
     @property
-    def client(self) -> Client:
+    def client(self) -> AppJobManager:
         """The store's client (polls only start once it is open)."""
         client = self.services.client
         assert client is not None, "poll() starts no worker before the store is open"

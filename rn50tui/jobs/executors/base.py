@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any, ClassVar, Optional
 
 from rn50tui.jobs.errors import SubmitError, TransitionError
-from rn50tui.jobs.follower import Follower, attempt_state
 from rn50tui.jobs.options import Option, check_values
 from rn50tui.jobs.records import Job, JobSummary
+from rn50tui.jobs.report import ReportReader, attempt_state
 from rn50tui.jobs.states import Status
 from rn50tui.jobs.store import JobStore
 from rn50tui.jobs.verdict import Evidence, finished, verdict
@@ -155,7 +155,7 @@ class Executor(ABC):
 
 def _catch_up(store: JobStore, job: Job, started: Optional[float]) -> Job:
     """Store what the engine wrote after its follower's last read (call inside a transaction)."""
-    follower = Follower(job.id, job.attempt, job.files.raport, job.raport_offset, started, job.best_top1,
+    follower = ReportReader(job.id, job.attempt, job.files.raport, job.raport_offset, started, job.best_top1,
                         loss=job.loss, iters_per_epoch=job.iters_per_epoch)  # fmt: skip
     batch = follower.poll()
     if batch.rows:

@@ -1,11 +1,11 @@
-"""The `slurm` executor: each attempt is one Slurm batch job; one follower per store follows them all.
+"""The `slurm` executor: each attempt is one Slurm batch job; one watcher per store follows them all.
 
 start() writes the attempt's batch script into the workspace (rn50tui.jobs.slurm.script), submits it
 with `sbatch --parsable`, records the Slurm job id in the handle and puts the job back to `queued`: it
-waits in Slurm's queue (the follower shows Slurm's pending reason) until Slurm runs it. Then it makes
-sure the store's follower (rn50tui.jobs.slurm.follow) runs. The cluster job does not depend on any
-process of the login node: when the follower dies, reconcile finds it lost and re-attaches by starting a
-new follower, which reads on from the offsets in the store. No card of this host is claimed: Slurm grants
+waits in Slurm's queue (the watcher shows Slurm's pending reason) until Slurm runs it. Then it makes
+sure the store's watcher (rn50tui.jobs.slurm.watcher) runs. The cluster job does not depend on any
+process of the login node: when the watcher dies, reconcile finds it lost and re-attaches by starting a
+new watcher, which reads on from the offsets in the store. No card of this host is claimed: Slurm grants
 the cards.
 """
 
@@ -22,7 +22,7 @@ from rn50tui.jobs.executors.base import Executor
 from rn50tui.jobs.records import Job, JobSummary
 from rn50tui.jobs.slurm import commands, script
 from rn50tui.jobs.slurm import options as slurm_options
-from rn50tui.jobs.slurm.lock import follower_running, start_follower
+from rn50tui.jobs.slurm.lock import start_watcher, watcher_running
 from rn50tui.jobs.states import Status
 from rn50tui.jobs.store import JobStore
 
@@ -98,7 +98,7 @@ class SlurmExecutor(Executor):
         )
         store.transition(job.id, Status.QUEUED, expect=[Status.STARTING], executor_handle=handle,
                          stderr_offset=stderr_offset, resume_from=resume_from, wait_reason=f"submitted as Slurm job {slurm_id}")  # fmt: skip
-        start_follower(store.path)
+        start_watcher(store.path)
 
     def describe(self, job: Job | JobSummary) -> str:
         """`slurm 123 RUNNING node[1-2]`, or `slurm 124 PENDING (Resources)`."""
@@ -116,8 +116,8 @@ class SlurmExecutor(Executor):
         return job.status is Status.QUEUED and bool((job.executor_handle or {}).get("slurm_job_id"))
 
     def request_stop(self, job: Job, store: JobStore) -> None:
-        """The follower reads `cancel_requested` each round; make sure one runs."""
-        start_follower(store.path)
+        """The watcher reads `cancel_requested` each round; make sure one runs."""
+        start_watcher(store.path)
 
     def lost(self, job: Job, now: float) -> Optional[str]:
         handle = job.executor_handle or {}
@@ -129,14 +129,14 @@ class SlurmExecutor(Executor):
                 else None
             )
         db = handle.get("db")
-        if db and not follower_running(Path(db)):
+        if db and not watcher_running(Path(db)):
             return f"nothing follows Slurm job {handle['slurm_job_id']}"
         return None
 
     def reattach(self, job: Job, store: JobStore) -> bool:
         if not (job.executor_handle or {}).get("slurm_job_id"):
             return False
-        start_follower(store.path)
+        start_watcher(store.path)
         return True
 
     def attempt_started(self, job: Job) -> Optional[float]:

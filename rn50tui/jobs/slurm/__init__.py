@@ -1,2 +1,2 @@
 """Running jobs on a Slurm cluster: the batch script, the per-node runner, the scheduler's commands and
-states, and the follower that turns them into job states (see rn50tui.jobs.executors.slurm)."""
+states, and the watcher that turns them into job states (see rn50tui.jobs.executors.slurm)."""

@@ -1,6 +1,6 @@
-"""Whether a store's Slurm follower runs (it holds `<db>.slurm-follower.lock`), and starting one.
+"""Whether a store's Slurm watcher runs (it holds `<db>.slurm-follower.lock`), and starting one.
 
-Kept apart from the follower itself, so the executor (imported by the job manager) need not import it.
+Kept apart from the watcher itself, so the executor (imported by the job manager) need not import it.
 """
 
 from __future__ import annotations
@@ -15,11 +15,13 @@ PROJECT_ROOT = Path(__file__).resolve().parents[3]  # the folder holding engine/
 
 
 def lock_path(db: Path) -> Path:
-    return db.with_name(db.name + ".slurm-follower.lock")
+    return db.with_name(
+        db.name + ".slurm-follower.lock"
+    )  # the old name: an older watcher holds this same lock
 
 
-def follower_running(db: Path) -> bool:
-    """True while a follower holds the store's lock."""
+def watcher_running(db: Path) -> bool:
+    """True while a watcher holds the store's lock."""
     try:
         fd = os.open(lock_path(db), os.O_RDONLY)
     except FileNotFoundError:
@@ -33,14 +35,14 @@ def follower_running(db: Path) -> bool:
     return False
 
 
-def start_follower(db: Path) -> None:
-    """Start the store's follower, detached, unless one runs (a second start exits at once)."""
-    if follower_running(db):
+def start_watcher(db: Path) -> None:
+    """Start the store's watcher, detached, unless one runs (a second start exits at once)."""
+    if watcher_running(db):
         return
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PROJECT_ROOT), env.get("PYTHONPATH")) if p)
     log = db.with_name(db.name + ".slurm-follower.log")
     with open(log, "ab") as out:
-        subprocess.Popen([sys.executable, "-m", "rn50tui.jobs.slurm.follow", "--db", str(db)], env=env,
+        subprocess.Popen([sys.executable, "-m", "rn50tui.jobs.slurm.watcher", "--db", str(db)], env=env,
                          stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True,
                          close_fds=True)  # fmt: skip

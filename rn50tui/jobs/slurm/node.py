@@ -1,7 +1,7 @@
 """`python -m rn50tui.jobs.slurm.node`: what srun starts on each node of a Slurm job.
 
 It starts that node's torchrun, and beside it samples the node's cards into
-`<workspace>/slurm/nodes/<node>.jsonl` (the follower on the login node reads them: the cards are only
+`<workspace>/slurm/nodes/<node>.jsonl` (the watcher on the login node reads them: the cards are only
 visible from the node that holds them). A stop request reaches it as a file on the shared workspace
 (written by the batch script when Slurm's `--signal=B:TERM@grace` fires, or by `rn50tui cancel`), or as
 its own SIGTERM (scancel by hand): either way only torchrun gets SIGTERM, which forwards it to the

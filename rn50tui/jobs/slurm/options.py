@@ -9,7 +9,7 @@ The config file is the user's (rn50tui/jobs/userconfig.py: `$XDG_CONFIG_HOME/rn5
     gres = "mlu"            # some sites: "gpu:mlu370"
     time = "24:00:00"
     sbatch_args = ["--qos=normal"]
-    poll_interval = 10      # seconds between the follower's squeue calls
+    poll_interval = 10      # seconds between the watcher's squeue calls
     grace = 120             # seconds before the time limit the engine gets SIGTERM to checkpoint
 """
 

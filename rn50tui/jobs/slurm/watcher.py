@@ -1,4 +1,4 @@
-"""`python -m rn50tui.jobs.slurm.follow --db PATH`: one process follows every Slurm job of a store.
+"""`python -m rn50tui.jobs.slurm.watcher --db PATH`: one process follows every Slurm job of a store.
 
 It holds an exclusive lock (`<db>.slurm-follower.lock`) while it lives, so there is at most one per
 store and a client knows at once whether one runs (reconcile starts a new one when it does not: the
@@ -36,14 +36,14 @@ from rn50tui.jobs.verdict import Evidence, finished
 
 ROUND_S = 1.0  # raport.json and samples; the controller is asked every poll_interval
 HEARTBEAT_S = 15.0  # a job with no news still gets its heartbeat this often
-STATS_EVERY_S = 60.0  # the follower logs its controller queries and CPU time this often
-IDLE_EXIT_ROUNDS = 3  # rounds with no Slurm job to follow before the follower exits
+STATS_EVERY_S = 60.0  # the watcher logs its controller queries and CPU time this often
+IDLE_EXIT_ROUNDS = 3  # rounds with no Slurm job to follow before the watcher exits
 EXECUTOR = "slurm"
 
 
 @dataclass
 class Tracked:
-    """What the follower keeps in memory about one job's current attempt."""
+    """What the watcher keeps in memory about one job's current attempt."""
 
     attempt: int
     report: AttemptReport  # its raport.json, stall watch (from the first round it runs) and how it ends
@@ -51,7 +51,7 @@ class Tracked:
     sample_offsets: dict[str, int] = field(default_factory=dict)
 
 
-class SlurmFollower:
+class SlurmWatcher:
     def __init__(self, db: Path, log: IO[str] = sys.stderr) -> None:
         self.db = db
         self.store = JobStore(db, create=False)
@@ -165,7 +165,7 @@ class SlurmFollower:
         batch, stalled_for = tracked.report.poll(now)
         samples = self._samples(job, tracked)
         handle["sample_offsets"] = dict(tracked.sample_offsets)
-        if tracked.report.state.run_end:  # kept for a follower that takes over after this one died
+        if tracked.report.state.run_end:  # kept for a watcher that takes over after this one died
             handle["run_end"] = tracked.report.state.run_end
         news = batch.rows or samples or len(batch.updates) > 1 or batch.offset != job.raport_offset
         stale = now - (job.heartbeat or 0) > HEARTBEAT_S
@@ -173,7 +173,7 @@ class SlurmFollower:
             tracked.report.commit(batch, samples, now)
             self.store.set_executor_handle(job.id, handle)
         if stalled_for is not None and lifecycle.on_stall(self.store, job.id, stalled_for, self.log):
-            handle["stall_cancelled"] = stalled_for  # for the ending's words, by whichever follower sees it
+            handle["stall_cancelled"] = stalled_for  # for the ending's words, by whichever watcher sees it
             self.store.set_executor_handle(job.id, handle)
 
     def _tracked(self, job: Job) -> Tracked:
@@ -281,7 +281,7 @@ def _failure_head(state: commands.JobState, message: Optional[str]) -> str:
 
 def main(argv: Optional[list[str]] = None) -> int:
     p = argparse.ArgumentParser(
-        prog="python -m rn50tui.jobs.slurm.follow", description=__doc__.splitlines()[0]
+        prog="python -m rn50tui.jobs.slurm.watcher", description=__doc__.splitlines()[0]
     )
     p.add_argument("--db", required=True, help="the job store")
     args = p.parse_args(argv)
@@ -290,21 +290,21 @@ def main(argv: Optional[list[str]] = None) -> int:
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
-        return 0  # another follower has the store
+        return 0  # another watcher has the store
     os.ftruncate(fd, 0)
     os.write(fd, f"{os.getpid()}\n".encode())
-    follower = SlurmFollower(db)
+    watcher = SlurmWatcher(db)
     while True:
-        if follower.run():
+        if watcher.run():
             return 1
         fcntl.flock(fd, fcntl.LOCK_UN)
         # A job submitted while this one was deciding to exit found the lock held: look once more.
-        if not follower.jobs():
+        if not watcher.jobs():
             return 0
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            return 0  # a new follower took over
+            return 0  # a new watcher took over
 
 
 if __name__ == "__main__":

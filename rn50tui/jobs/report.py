@@ -4,8 +4,8 @@ The job's `loss` is what a person expects to read: the smoothed recent training 
 runs (rn50tui/jobs/smoothing.py), the epoch's mean once it ends (so a finished job shows its last
 epoch's mean); the raw last window stays in the metric rows.
 
-The follower reads from the job's saved offset, so nothing is read twice and nothing is lost across
-supervisor restarts; it never writes by itself: :meth:`Follower.poll` returns a :class:`Batch` that the
+The reader reads from the attempt's saved offset, so nothing is read twice and nothing is lost across
+supervisor restarts; it never writes by itself: :meth:`ReportReader.poll` returns a :class:`Batch` that the
 supervisor commits in one short transaction together with its heartbeat and card samples.
 """
 
@@ -40,11 +40,11 @@ class Batch:
     rows: list[tuple[Any, ...]] = field(default_factory=list)
     updates: dict[str, Any] = field(default_factory=dict)
     offset: int = 0
-    start_offset: int = 0  # where this batch began: a failed commit rewinds the follower here
+    start_offset: int = 0  # where this batch began: a failed commit rewinds the reader here
     start_smoother: LossSmoother = field(default_factory=LossSmoother)  # and its loss average to this
 
 
-class Follower:
+class ReportReader:
     """Turns the records of one job's raport.json, from a byte offset on, into store writes.
 
     Records written before `attempt_started` belong to the previous attempt (its tail, read late after a
@@ -170,6 +170,6 @@ def _run_end(value: Any) -> Optional[RunEnd]:
 
 def attempt_state(job_id: int, attempt: int, raport: Path, attempt_started: Optional[float]) -> RunState:
     """What the engine recorded about how one attempt ends, read from the whole file (nothing is stored)."""
-    follower = Follower(job_id, attempt, raport, 0, attempt_started)
-    follower.poll()
-    return follower.state
+    reader = ReportReader(job_id, attempt, raport, 0, attempt_started)
+    reader.poll()
+    return reader.state
