@@ -187,6 +187,10 @@ def test_random_kill_9s_with_resumes_still_complete_every_job(jm, store, tmp_pat
             load_checkpoint(str(workspace / "model_best.pth.tar"))
         assert not list(workspace.glob(".*.tmp")), f"job {job_id} left temp files"
         tokens.add(job.run_token or "")
+        tries = jm.attempts(job_id)  # one row per attempt, each with its own ending and its own processes
+        assert [a.number for a in tries] == list(range(1, job.attempt + 1))
+        assert tries[-1].status is Status.COMPLETED and all(a.status is not None for a in tries)
+        tokens.update(a.run_token for a in tries if a.run_token)
     assert store.integrity_check() == ["ok"]
     assert jm.claims() == []
     assert all(not procs.tagged_processes(t) for t in tokens if t)
