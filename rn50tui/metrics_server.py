@@ -25,7 +25,7 @@ from typing import Any, Optional
 
 from engine.tensorboard import data_wait_ratio
 from rn50tui.extras import require
-from rn50tui.jobs import stall
+from rn50tui.jobs.policy import stall
 from rn50tui.jobs.states import Status
 from rn50tui.jobs.store import JobStore
 

@@ -9,7 +9,7 @@ from typing import Optional
 
 from rn50tui.jobs import view
 from rn50tui.jobs.executors import DEFAULT_EXECUTOR
-from rn50tui.jobs.stall import StallFacts, StallMark, flag
+from rn50tui.jobs.policy.stall import StallFacts, StallMark, flag
 from rn50tui.jobs.states import Status
 from rn50tui.jobs.store import Job
 
@@ -100,7 +100,7 @@ def mib(value: Optional[float]) -> str:
 
 
 def stall(job: StallFacts, now: float) -> Optional[StallMark]:
-    """The stall mark of a job (rn50tui.jobs.stall.flag), or None."""
+    """The stall mark of a job (rn50tui.jobs.policy.stall.flag), or None."""
     return flag(job, now)
 
 

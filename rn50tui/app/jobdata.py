@@ -11,7 +11,7 @@ from typing import Optional
 
 from rn50tui.app.data import METRIC_BATCH, AppJobManager
 from rn50tui.app.series import Points, Series, bucket_max
-from rn50tui.jobs.smoothing import LossSmoother
+from rn50tui.jobs.policy.smoothing import LossSmoother
 from rn50tui.jobs.store import ChartPoint, DeviceSample, Job
 
 # x: minutes since the job's first record. loss: each -p window's raw mean; loss_smooth: the average the

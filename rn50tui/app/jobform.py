@@ -16,8 +16,8 @@ from engine.device_kind import CARD_KINDS, KINDS
 from rn50tui.jobs.errors import JobsError, SubmitError
 from rn50tui.jobs.executors import DEFAULT_EXECUTOR, Executor, get_executor
 from rn50tui.jobs.options import Option
+from rn50tui.jobs.policy.stall import ON_STALL
 from rn50tui.jobs.presets import PRESETS, Preset
-from rn50tui.jobs.stall import ON_STALL
 from rn50tui.jobs.submission import Request, plan
 from rn50tui.jobs.userconfig import parse_cmd
 

@@ -10,8 +10,8 @@ from typing import Any
 
 from rn50tui.commands import show
 from rn50tui.commands.common import CliError, Parser, manager
-from rn50tui.jobs import stall
 from rn50tui.jobs.errors import StoreMissing
+from rn50tui.jobs.policy import stall
 from rn50tui.jobs.states import Status
 from rn50tui.jobs.store import JobSummary
 from rn50tui.jobs.view import view

@@ -9,7 +9,7 @@ from typing import Any, Optional
 
 from engine.events import readable_position
 from rn50tui.commands.common import manager
-from rn50tui.jobs import stall
+from rn50tui.jobs.policy import stall
 from rn50tui.jobs.view import JobView, ema_curve, loss_is, view
 from rn50tui.jobs.workspace import LOG_STREAMS
 from rn50tui.timefmt import duration, local_time

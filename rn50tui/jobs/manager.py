@@ -35,13 +35,14 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
 
-from rn50tui.jobs import notify, scheduler
 from rn50tui.jobs import reconcile as _reconcile
+from rn50tui.jobs import scheduler
 from rn50tui.jobs.capacity import host_capacity
 from rn50tui.jobs.errors import SubmitError, TransitionError
 from rn50tui.jobs.executors import executor_for, find_executor, get_executor
+from rn50tui.jobs.policy import notify
+from rn50tui.jobs.policy.stall import ON_STALL
 from rn50tui.jobs.procs import wait_until
-from rn50tui.jobs.stall import ON_STALL
 from rn50tui.jobs.states import ACTIVE, RESUMABLE, TERMINAL, Status, check_resume, check_transition
 from rn50tui.jobs.store import (
     Attempt,

@@ -4,7 +4,7 @@ Each job's executor (rn50tui.jobs.executors) judges its own processes:
 - A `starting` or `running` job that nothing follows any more (for `local`: its supervisor's pid is
   missing, a zombie, or reused by another process) is re-attached if its executor can. Else, when no
   process of it is left, its executor settles it the way its follower would have: what the engine
-  wrote since is read into the store, and rn50tui/jobs/verdict.py decides (`completed` if the engine
+  wrote since is read into the store, and rn50tui/jobs/policy/verdict.py decides (`completed` if the engine
   recorded the run as finished, else mostly `interrupted`). Nothing is restarted: `rn50tui resume`
   does that.
 - If that job's engine outlived its follower, the job becomes `interrupted` and the engine is asked
@@ -20,9 +20,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
-from rn50tui.jobs import notify, stall
 from rn50tui.jobs.errors import TransitionError
 from rn50tui.jobs.executors import executor_for, find_executor
+from rn50tui.jobs.policy import notify, stall
 from rn50tui.jobs.states import ACTIVE, Status
 from rn50tui.jobs.store import Job, JobStore
 

@@ -44,7 +44,7 @@ class Attempt:
     last_progress_at: Optional[float] = None  # the last training record, validation or checkpoint
     stalled_at: Optional[float] = None  # set while the attempt is flagged stalled
     hung_notified: Optional[float] = None  # the hung supervisor's heartbeat a client already reported
-    eta_end: Optional[float] = None  # when the supervisor predicts the job ends (rn50tui/jobs/eta.py)
+    eta_end: Optional[float] = None  # when the supervisor predicts the job ends (rn50tui/jobs/policy/eta.py)
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Attempt:

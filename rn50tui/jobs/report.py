@@ -1,7 +1,7 @@
 """Follow an engine's raport.json (engine/events.py) into the store: metric rows, progress, latest values.
 
 The job's `loss` is what a person expects to read: the smoothed recent training loss while an epoch
-runs (rn50tui/jobs/smoothing.py), the epoch's mean once it ends (so a finished job shows its last
+runs (rn50tui/jobs/policy/smoothing.py), the epoch's mean once it ends (so a finished job shows its last
 epoch's mean); the raw last window stays in the metric rows.
 
 The reader reads from the attempt's saved offset, so nothing is read twice and nothing is lost across
@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from engine.events import Record, RunEnd, read_from, stored_position
-from rn50tui.jobs.smoothing import LossSmoother
+from rn50tui.jobs.policy.smoothing import LossSmoother
 from rn50tui.jobs.store import DeviceSample, JobStore
 
 METRIC_PHASES = ("train", "val", "epoch", "summary")

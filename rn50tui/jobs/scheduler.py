@@ -13,10 +13,10 @@ import time
 from typing import Callable, Optional
 
 from engine.device_kind import DeviceKind
-from rn50tui.jobs.busy import CHECKED_KINDS, Busy, busy_cards
 from rn50tui.jobs.capacity import host_capacity
 from rn50tui.jobs.errors import JobsError
 from rn50tui.jobs.executors import EXECUTORS, Executor, LocalExecutor, find_executor, get_executor
+from rn50tui.jobs.policy.busy import CHECKED_KINDS, Busy, busy_cards
 from rn50tui.jobs.states import Status
 from rn50tui.jobs.store import Job, JobStore
 
@@ -29,7 +29,7 @@ def slots_needed(job: Job) -> int:
 def claim(store: JobStore, capacity: dict[str, int], busy: Optional[Busy] = None) -> list[Job]:
     """Grant free cards to queued jobs in one IMMEDIATE transaction; return the jobs now `starting`.
 
-    `busy`: cards in use outside rn50tui (rn50tui.jobs.busy), never granted; a job they hold back
+    `busy`: cards in use outside rn50tui (rn50tui.jobs.policy.busy), never granted; a job they hold back
     records why in `wait_reason`.
     """
     granted: list[Job] = []

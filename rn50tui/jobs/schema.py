@@ -22,7 +22,7 @@ Tables (see MIGRATIONS for the exact columns):
 Later columns of jobs: notify_cmd (JSON argv of the job's hook), on_stall (notify|cancel), wait_reason (why
 a queued job is not granted cards, e.g. a card busy outside rn50tui), note; of attempts: last_progress_at
 (the last training iteration, validation step or checkpoint), stalled_at (set while flagged stalled), eta_end
-(when the supervisor predicts the job ends, from its own timings: rn50tui/jobs/eta.py).
+(when the supervisor predicts the job ends, from its own timings: rn50tui/jobs/policy/eta.py).
 """
 
 from __future__ import annotations

@@ -26,11 +26,11 @@ from engine.device_kind import DeviceKind
 from rn50tui.jobs import launcher, lifecycle, procs
 from rn50tui.jobs.errors import JobsError, LaunchError
 from rn50tui.jobs.lifecycle import AttemptLog, AttemptReport
+from rn50tui.jobs.policy.verdict import Evidence, verdict
 from rn50tui.jobs.scheduler import schedule
 from rn50tui.jobs.schema import full_disk_hint
 from rn50tui.jobs.states import Status
 from rn50tui.jobs.store import DeviceSample, Job, JobStore
-from rn50tui.jobs.verdict import Evidence, verdict
 
 POLL_S = 1.0
 SAMPLE_INTERVAL_S = 2.0
@@ -222,7 +222,7 @@ class Supervisor:
     # -- the end
 
     def _outcome(self, rc: int, follower: AttemptReport, full_disk: str = "") -> tuple[Status, Optional[str]]:
-        """The shared verdict (rn50tui/jobs/verdict.py) in the lifecycle's words (rn50tui/jobs/lifecycle.py)."""
+        """The shared verdict (rn50tui/jobs/policy/verdict.py) in the lifecycle's words (rn50tui/jobs/lifecycle.py)."""
         state, job = follower.state, self.store.get_job(self.job_id)
         evidence = Evidence(rc, state.run_end, state.error, state.stopping_signal, job.checkpoint_epoch,
                             job.checkpoint_iteration, job.epochs)  # fmt: skip

@@ -1,7 +1,7 @@
 """The user's config file: `$XDG_CONFIG_HOME/rn50tui/config.toml` (else ~/.config/rn50tui/config.toml).
 
 Every part of rn50tui reads it through :func:`load_tables` and takes its own table: `[slurm]`
-(rn50tui/jobs/slurm/options.py), `[busy]` (rn50tui/jobs/busy.py) and `[notify]`, read here:
+(rn50tui/jobs/slurm/options.py), `[busy]` (rn50tui/jobs/policy/busy.py) and `[notify]`, read here:
 
     [notify]
     cmd = ["notify-send", "rn50tui"]   # or a string, split as a shell would, but never run by one

@@ -14,8 +14,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Optional
 
+from rn50tui.jobs.policy.stall import StallMark, flag
 from rn50tui.jobs.records import MetricRow
-from rn50tui.jobs.stall import StallMark, flag
 from rn50tui.jobs.states import Status
 
 SMOOTHED = "smoothed training loss (moving average over about a quarter epoch)"
@@ -115,7 +115,7 @@ def where(job: Any) -> str:
 
 def eta_seconds(job: Any, now: float) -> Optional[float]:
     """Seconds left: the follower's estimate (iterations, validation passes and checkpoints timed on this
-    job: rn50tui/jobs/eta.py), else remaining images / images per second, else the elapsed-time rate;
+    job: rn50tui/jobs/policy/eta.py), else remaining images / images per second, else the elapsed-time rate;
     None unless it runs, and None while it is stalled."""
     if job.status is not Status.RUNNING or not job.epochs or not job.iters_per_epoch or not job.epoch:
         return None

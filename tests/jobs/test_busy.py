@@ -11,7 +11,7 @@ import pytest
 from engine.telemetry.cnmon import parse_table
 from engine.telemetry.nvml import NvmlSampler
 from rn50tui import cli
-from rn50tui.jobs.busy import BusyPolicy, busy_cards, outside_use
+from rn50tui.jobs.policy.busy import BusyPolicy, busy_cards, outside_use
 from rn50tui.jobs.scheduler import claim
 from rn50tui.jobs.states import Status
 from tests.telemetry.conftest import FIXTURES, make_fake_pynvml, two_gpus, write_script

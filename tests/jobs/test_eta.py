@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rn50tui.jobs.eta import VAL_COST, EtaModel
+from rn50tui.jobs.policy.eta import VAL_COST, EtaModel
 
 EPOCHS, ITERS, VAL_ITERS = 3, 20, 5
 PER_ITER, PER_VAL, CHECKPOINT = 1.0, 0.5, 6.0  # seconds; the val pass is 2.5 s, the epoch end 8.5 s

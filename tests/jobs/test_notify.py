@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from rn50tui.jobs import notify
+from rn50tui.jobs.policy import notify
 from rn50tui.jobs.store import JobStore
 from rn50tui.jobs.userconfig import NotifyConfig, UserConfigError, load_notify
 

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from rn50tui.jobs.smoothing import SMOOTHING_EPOCHS, LossSmoother
+from rn50tui.jobs.policy.smoothing import SMOOTHING_EPOCHS, LossSmoother
 
 
 def _feed(windows: list[tuple[int, int, float]], iters: int) -> float:

@@ -13,7 +13,7 @@ from types import SimpleNamespace
 import pytest
 
 from rn50tui.jobs.manager import JobManager
-from rn50tui.jobs.stall import StallMark, StallWatch, flag
+from rn50tui.jobs.policy.stall import StallMark, StallWatch, flag
 from rn50tui.jobs.states import Status
 
 from .conftest import close_killing_every_job, wait_for

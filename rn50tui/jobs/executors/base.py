@@ -18,11 +18,11 @@ from typing import Any, ClassVar, Optional
 
 from rn50tui.jobs.errors import SubmitError, TransitionError
 from rn50tui.jobs.options import Option, check_values
+from rn50tui.jobs.policy.verdict import Evidence, finished, verdict
 from rn50tui.jobs.records import Job, JobSummary
 from rn50tui.jobs.report import ReportReader, attempt_state
 from rn50tui.jobs.states import Status
 from rn50tui.jobs.store import JobStore
-from rn50tui.jobs.verdict import Evidence, finished, verdict
 
 
 class Executor(ABC):
@@ -120,7 +120,7 @@ class Executor(ABC):
 
     def settle(self, job: Job, store: JobStore, now: float, lost: Optional[str] = None) -> Optional[Status]:
         """Decide how an attempt none of whose processes is left ended, as its follower would have
-        (rn50tui.jobs.verdict), and record it; what the engine wrote after the follower's last read goes
+        (rn50tui.jobs.policy.verdict), and record it; what the engine wrote after the follower's last read goes
         into the store first.
 
         `lost`: why nothing follows this active job (it is settled whatever the evidence); None: a job

@@ -3,7 +3,7 @@
 The job's facts travel in environment variables (RN50TUI_JOB_ID, _NAME, _STATUS, _EVENT, _TOP1, _ERROR,
 _WORKSPACE, _STALLED_FOR_S); the argv is the user's own (config file or `submit --notify-cmd`), never
 built from job text, and no shell runs it. :func:`fire` returns at once: a detached runner
-(`python -m rn50tui.jobs.notify`) starts the hook, kills its process group after the timeout and logs
+(`python -m rn50tui.jobs.policy.notify`) starts the hook, kills its process group after the timeout and logs
 what happened, so a failing or hanging hook never blocks the supervisor.
 """
 
@@ -57,7 +57,15 @@ def fire(job: Job, event: str, log: Any, stalled_for: Optional[float] = None,
     if not argv:
         return None
     env = {**os.environ, **hook_env(job, event, stalled_for)}
-    runner = [sys.executable, "-m", "rn50tui.jobs.notify", "--timeout", str(config.timeout_s), "--", *argv]
+    runner = [
+        sys.executable,
+        "-m",
+        "rn50tui.jobs.policy.notify",
+        "--timeout",
+        str(config.timeout_s),
+        "--",
+        *argv,
+    ]
     try:
         return subprocess.Popen(runner, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                                 start_new_session=True, close_fds=True)  # fmt: skip
@@ -100,7 +108,7 @@ def run_hook(argv: list[str], timeout: float) -> int:
 
 def main(argv: Optional[list[str]] = None) -> int:
     p = argparse.ArgumentParser(
-        prog="python -m rn50tui.jobs.notify", description="run a notify hook, with a timeout"
+        prog="python -m rn50tui.jobs.policy.notify", description="run a notify hook, with a timeout"
     )
     p.add_argument("--timeout", type=float, required=True)
     p.add_argument("hook", nargs=argparse.REMAINDER)
