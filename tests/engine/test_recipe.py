@@ -88,8 +88,9 @@ def test_train_step_loss_is_the_soft_target_loss_by_hand(tmp_path):
     logp = torch.log_softmax(logits, 1)
     upstream = (0.9 * (-logp * mixed_onehot).sum(1) + 0.1 * (-logp.mean(1))).mean()
     loss = trainer.train_step(batch, boundary=True, position=(1, 2))
-    torch.testing.assert_close(loss, by_hand, rtol=1e-5, atol=1e-6)
-    torch.testing.assert_close(loss, upstream, rtol=1e-5, atol=1e-6)
+    # two forward passes of ResNet-50 in fp32 differ by ~2e-5 relative where oneDNN picks other kernels
+    torch.testing.assert_close(loss, by_hand, rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(loss, upstream, rtol=1e-4, atol=1e-6)
 
 
 # -- EMA ------------------------------------------------------------------------------------------

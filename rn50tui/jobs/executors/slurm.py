@@ -52,8 +52,9 @@ class SlurmExecutor(Executor):
         """Its partitions and nodes, in one sinfo."""
         try:
             return commands.sinfo()
-        except commands.SlurmError as exc:
-            raise JobsError(f"sinfo failed: {exc}") from None
+        except commands.SlurmError as exc:  # Slurm's client without a cluster: one quiet line, no table
+            gist = str(exc).removeprefix("sinfo failed: ")
+            raise JobsError(f"no Slurm cluster answers from this host ({gist})") from None
 
     def prepare(self, values: Mapping[str, Any]) -> slurm_options.SlurmOptions:
         """Flags over the config file (and its site settings); SubmitError without Slurm or on a bad value."""
