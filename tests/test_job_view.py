@@ -109,3 +109,26 @@ def test_a_finished_jobs_rate_is_its_last_epochs_not_its_last_window(tmp_path):
     raport.write_text("".join(f"DLLL {json.dumps(r)}\n" for r in records))
     batch = ReportReader(1, 1, raport).poll()
     assert batch.updates["ips"] == 80.0
+
+
+def test_cli_and_app_name_the_same_loss(capsys, store):
+    from rn50tui.app.jobdata import JobHistory
+
+    job_id = second_attempt_running(store)
+    store.update_job(job_id, loss=2.0)
+
+    def add(phase: str, epoch: int, iteration: int | None, loss: float) -> None:
+        with store.transaction():
+            store.add_metrics([(job_id, 2, NOW, epoch, iteration, phase, json.dumps({"train.loss": loss}))])
+
+    def both() -> tuple[str, str]:
+        history = JobHistory(job_id)
+        history.add_points(store.chart_points(job_id), 10)
+        return _cli(capsys, job_id)[0]["loss_is"], history.loss_kind
+
+    add("train", 1, 10, 2.1)
+    add("epoch", 1, None, 2.0)
+    assert both() == ("mean training loss of epoch 1", "epoch 1 mean")
+    add("train", 2, 1, 1.9)
+    cli_words, app_words = both()
+    assert cli_words.startswith("smoothed training loss") and app_words == "smoothed"

@@ -11,6 +11,7 @@ from typing import Optional
 
 from rn50tui.app.data import METRIC_BATCH, AppJobManager
 from rn50tui.app.series import Points, Series, bucket_max
+from rn50tui.jobs import view
 from rn50tui.jobs.policy.smoothing import LossSmoother
 from rn50tui.jobs.store import ChartPoint, DeviceSample, Job
 
@@ -90,7 +91,8 @@ class JobHistory:
             name: Series() for name in (*TIME_CHARTS, *EPOCH_CHARTS, "loss_by_epoch")
         }
         self.smoother = LossSmoother()
-        self.loss_kind: Optional[str] = None
+        self.last_window: Optional[int] = None  # the newest training record's id
+        self.last_epoch_loss: Optional[tuple[int, int]] = None  # (id, epoch) of the newest epoch mean
         self.cards: dict[tuple[str, str, int], CardHistory] = {}
 
     def update(self, client: AppJobManager, job: Job, samples: bool = True) -> bool:
@@ -115,9 +117,19 @@ class JobHistory:
                 self.series["ema_top1"].append(p.epoch, p.ema_top1)
                 if p.loss is not None and self.base_time is not None:
                     self.series["loss_epoch"].append((p.time - self.base_time) / 60.0, p.loss)
-                    self.loss_kind = f"epoch {p.epoch} mean"
+                if p.loss is not None:
+                    self.last_epoch_loss = (p.id, p.epoch)
+
+    @property
+    def loss_kind(self) -> Optional[str]:
+        """What the job's loss is now (rn50tui.jobs.view.loss_kind, as `jobs show` says it); None before any."""
+        if self.last_window is None and self.last_epoch_loss is None:
+            return None
+        epoch_id, epoch = self.last_epoch_loss or (None, None)
+        return view.loss_kind(self.last_window, epoch_id, epoch).short
 
     def _add_train(self, p: ChartPoint, iters_per_epoch: Optional[int]) -> None:
+        self.last_window = p.id
         if self.base_time is None:
             self.base_time = p.time
         minutes = (p.time - self.base_time) / 60.0
@@ -128,7 +140,6 @@ class JobHistory:
             return
         smooth = self.smoother.add(p.epoch, p.iteration, p.loss, iters_per_epoch)
         self.series["loss_smooth"].append(minutes, smooth)
-        self.loss_kind = "smoothed"
         if iters_per_epoch:
             self.series["loss_by_epoch"].append(p.epoch - 1 + p.iteration / iters_per_epoch, smooth)
 

@@ -147,15 +147,40 @@ def batch_size(argv: Sequence[str]) -> Optional[int]:
         return None
 
 
+@dataclass(frozen=True)
+class LossKind:
+    """Which loss a job's `loss` is: the mean of epoch `epoch` once it ended, else the smoothed recent one."""
+
+    epoch: Optional[int]  # None: the smoothed training loss of the epoch that runs
+
+    @property
+    def short(self) -> str:
+        """`epoch 2 mean`, `smoothed` (beside the number, in the app's header)."""
+        return "smoothed" if self.epoch is None else f"epoch {self.epoch} mean"
+
+    @property
+    def long(self) -> str:
+        """The words of `jobs show`."""
+        return SMOOTHED if self.epoch is None else f"mean training loss of epoch {self.epoch}"
+
+
+def loss_kind(
+    last_window_id: Optional[int], last_epoch_id: Optional[int], last_epoch: Optional[int]
+) -> LossKind:
+    """From the ids of the job's newest training window and of its newest epoch record with a loss (the
+    follower sets `loss` from whichever came last: rn50tui/jobs/report.py)."""
+    if last_epoch_id is not None and (last_window_id is None or last_epoch_id > last_window_id):
+        return LossKind(last_epoch)
+    return LossKind(None)
+
+
 def loss_is(job: Any, window: Optional[MetricRow], epoch_row: Optional[MetricRow]) -> Optional[str]:
-    """Which loss the job's `loss` is: the mean of its last epoch once that epoch ended, else the smoothed
-    recent training loss; None before there is one."""
+    """Which loss the job's `loss` is, in `jobs show`'s words (None before there is one)."""
     if job.loss is None:
         return None
-    if (epoch_row is not None and "train.loss" in epoch_row.values
-            and (window is None or epoch_row.id > window.id)):  # fmt: skip
-        return f"mean training loss of epoch {epoch_row.epoch}"
-    return SMOOTHED
+    with_loss = epoch_row if epoch_row is not None and "train.loss" in epoch_row.values else None
+    return loss_kind(window.id if window else None, with_loss.id if with_loss else None,
+                     with_loss.epoch if with_loss else None).long  # fmt: skip
 
 
 def ema_curve(epoch_rows: Iterable[MetricRow]) -> dict[str, dict[int, float]]:
