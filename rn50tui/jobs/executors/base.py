@@ -3,10 +3,14 @@
 An executor starts the attempt of a job the scheduler made `starting` (its cards already claimed), asks
 it to stop, says whether anything still follows it, re-attaches where it can, stops what a lost
 attempt left behind, and settles an attempt of which nothing is left (by the verdict its follower
-uses). What it needs to find its attempt again goes into the job's `executor_handle` (a
+uses). What it needs to find its attempt again goes into the attempt's `executor_handle` (a
 JSON object only that executor reads: the local host name, a Slurm job id, …); the store, the CLI and
-the TUI never look inside. Whatever follows an attempt (the local supervisor, a Slurm poller) writes the
-job's progress, metrics and final status through the store, as every executor's follower does.
+the TUI never look inside. Whatever follows an attempt (the local supervisor, the Slurm watcher) writes
+the job's progress, metrics and final status through the store, by the one lifecycle of
+rn50tui/jobs/lifecycle.py.
+
+Each executor declares its options (rn50tui/jobs/options.py) and prepares, checks and saves them: the
+CLI's flags, the new-job form's fields and the manager's checks come from that declaration.
 """
 
 from __future__ import annotations
