@@ -96,10 +96,10 @@ def test_rm_purge_refuses_an_active_job_and_a_workspace_that_is_not_a_jobs(capsy
 
 def test_submit_stores_the_hook_and_stall_policy_and_list_marks_a_stalled_job(capsys, store):
     holder = occupy(store)  # the one CPU slot: the submitted job stays queued
-    code, out, _ = run(capsys, "submit", "--preset", "demo", "--notify-cmd", "my-hook 'two words'", "--on-stall",
+    code, out, _ = run(capsys, "submit", "--preset", "demo", "--notify-cmd", "echo 'two words'", "--on-stall",
                        "cancel", "--json")  # fmt: skip
     job = json.loads(out)
-    assert code == 0 and job["notify_cmd"] == ["my-hook", "two words"] and job["on_stall"] == "cancel"
+    assert code == 0 and job["notify_cmd"] == ["echo", "two words"] and job["on_stall"] == "cancel"
     code, _, err = run(capsys, "submit", "--preset", "demo", "--notify-cmd", "'unclosed")
     assert code == 1 and "--notify-cmd" in err
 

@@ -172,15 +172,15 @@ async def test_the_form_sets_the_jobs_notify_hook_and_what_a_stall_does(db_path,
         form = await open_form(pilot, app)
         form.query_one("#on_stall", Select).value = "cancel"
         hook = form.query_one("#notify_cmd", Input)
-        hook.value = "notify-send 'job done"  # an unclosed quote
+        hook.value = "echo 'job done"  # an unclosed quote
         await wait_for(pilot, lambda: "notify command" in error_text(form), what="the hook's message")
         assert hook.has_class("-invalid") and form.query_one("#submit", Button).disabled
-        hook.value = "notify-send 'job done; rm -rf /'"  # one argument, never a shell line
+        hook.value = "echo 'job done; rm -rf /'"  # one argument, never a shell line
         await wait_for(pilot, lambda: form.verdict is not None and form.verdict.ok, what="valid again")
         await pilot.press("ctrl+s")
         await wait_for(pilot, lambda: isinstance(app.screen, JobsScreen), what="the form to close")
     (job,) = store.list_jobs()
-    assert job.notify_cmd == ["notify-send", "job done; rm -rf /"] and job.on_stall == "cancel"
+    assert job.notify_cmd == ["echo", "job done; rm -rf /"] and job.on_stall == "cancel"
 
 
 async def test_the_form_buttons_are_reachable_at_80x24_and_160x45(db_path, store):
