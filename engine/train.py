@@ -19,6 +19,7 @@ from engine.config import (
     parse_args,
     warmup_note,
 )
+from engine.console import plain_warnings
 from engine.events import EXIT_ERROR, EXIT_USAGE, EventWriter, ReportWriteError, RunEnd, readable_position
 
 
@@ -28,6 +29,7 @@ def _log(msg: str) -> None:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    plain_warnings()
     try:
         cfg = parse_args(argv)
     except ConfigError as exc:
