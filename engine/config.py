@@ -116,11 +116,23 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
 
+class DefaultsHelp(argparse.HelpFormatter):
+    """`--help` names each flag's default, unless it has none (None, off) or its text already says it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        silent = action.default in (None, False, argparse.SUPPRESS) or not action.option_strings
+        if silent or "default" in text:
+            return text
+        return f"{text} (default: %(default)s)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m engine.train",
         description="Train or evaluate ResNet-50 v1.5 with NVIDIA's NGC recipe on MLU, CUDA or CPU.",
         allow_abbrev=False,
+        formatter_class=DefaultsHelp,
     )
     p.add_argument(
         "data",
