@@ -24,7 +24,7 @@ from engine.distributed import DistInfo
 from engine.events import EXIT_OK, EXIT_STOPPED, EventWriter, RunEnd, readable_position
 from engine.mixup import soft_cross_entropy
 from engine.model import load_weights_strict, torch_memory_format
-from engine.optim import lr_at, set_lr
+from engine.optim import diverged, divergence_warning, lr_at, set_lr
 from engine.recipe import RecipeState, chosen_weights
 
 STOP_AFTER_ITERS_VAR = (
@@ -146,6 +146,7 @@ class Trainer:
         self._iters_run = 0
         self._stop_vote = dist_utils.StopVote(dev.device) if dist.enabled else None
         self._compile_pending = cfg.compile  # the attempt's first step compiles: timed on its own
+        self._warned_divergence = False
         self.recipe = RecipeState()  # mixup, EMA, early stopping: set up by engine.train.build_trainer
 
     # -- state ---------------------------------------------------------------------------------------
@@ -352,6 +353,14 @@ class Trainer:
         self._check_bad_images("train", images, skipped)
         if not images:  # a window of unreadable batches only: no loss to report
             return
+        if not self._warned_divergence and diverged(loss, self.cfg.num_classes):
+            self._warned_divergence = True  # once per attempt: the job's note says it until the run ends
+            global_batch = self.cfg.optimizer_batch_size if self.cfg.optimizer_batch_size > 0 else (
+                self.cfg.batch_size * self.dist.world_size)  # fmt: skip
+            text = divergence_warning(loss, f"epoch {epoch + 1}, iteration {it}", self.cfg, global_batch)
+            self.writer.status("warning", message=text)
+            if self.dist.is_main:
+                _warn(text)
         elapsed = time.perf_counter() - m.start
         compute = max(1e-9, elapsed - data_time)
         data = {
