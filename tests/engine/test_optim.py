@@ -69,7 +69,7 @@ def test_a_run_no_longer_than_its_warmup_warms_up_throughout_and_says_so():
 
 
 def test_a_diverged_loss_is_named_with_the_lr_scaling_rule():
-    from engine.optim import divergence_warning, diverged
+    from engine.optim import diverged, divergence_warning
 
     assert diverged(float("nan"), 1000) and diverged(float("inf"), 10) and diverged(31.5, 2)
     assert not diverged(6.9, 1000) and not diverged(0.7, 2)  # chance level of 1000 classes is ln(1000) ≈ 6.9
