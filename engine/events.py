@@ -36,7 +36,7 @@ from datetime import datetime
 from enum import Enum
 from typing import Any, Protocol, TextIO
 
-from engine.diskspace import MB, free_bytes
+from engine.diskspace import MiB, free_bytes
 
 PREFIX = "DLLL "
 
@@ -290,7 +290,7 @@ class EventWriter:
 
     def _write_error(self, exc: OSError) -> ReportWriteError:
         free_now = free_bytes(os.path.dirname(os.path.abspath(self.path or ".")))
-        free = f"; {free_now // MB} MB free there" if free_now is not None else ""
+        free = f"; {free_now // MiB} MiB free there" if free_now is not None else ""
         return ReportWriteError(
             f"could not write the run report {self.path}: {exc.strerror or exc}{free}; free space there or "
             "pass --workspace on a disk with room (the records already written are kept)"

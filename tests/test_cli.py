@@ -285,7 +285,7 @@ def test_show_says_which_loss_the_list_shows_and_labels_the_raw_last_window(caps
 
 
 def test_jobs_list_shows_a_running_jobs_warning_under_the_table(capsys, busy):
-    warning = "warning: /ws has 60 MB free, but this run's checkpoints need about 539 MB"
+    warning = "warning: /ws has 60 MiB free, but this run's checkpoints need about 539 MiB"
     with busy.transaction():
         busy.update_job(1, note=warning)  # the running holder, as its follower records an engine warning
     code, out, _ = run(capsys, "jobs", "list")

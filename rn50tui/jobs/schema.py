@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Callable
 if TYPE_CHECKING:
     import sqlite_utils
 
-from engine.diskspace import MB, free_bytes
+from engine.diskspace import MiB, free_bytes
 from rn50tui.jobs.errors import StoreError, StoreMissing
 
 BUSY_TIMEOUT_S = 30.0
@@ -286,7 +286,7 @@ def full_disk_hint(path: str | os.PathLike[str], then: str = "then try again: no
     free = free_bytes(Path(path).parent)
     if free is None or free >= FULL_DISK_BYTES:
         return ""
-    return (f" (the disk holding it is full: {free // MB} MB free; free space there, e.g. old checkpoints "
+    return (f" (the disk holding it is full: {free // MiB} MiB free; free space there, e.g. old checkpoints "
             f"in the jobs' runs/ folders, {then})")  # fmt: skip
 
 
