@@ -24,6 +24,7 @@ from typing import Any, NoReturn, Optional
 
 from engine.device_kind import NAMES as DEVICE_NAMES
 from engine.events import readable_position
+from rn50tui import time_to_accuracy
 from rn50tui.commands import data as data_command
 from rn50tui.jobs import stall
 from rn50tui.jobs.busy import BUSY_CHECK_ENV
@@ -354,7 +355,7 @@ def _print_table(jobs: list[JobSummary]) -> None:
     for j in jobs:  # why a queued job is held back, or what a running one warns of, under the table
         if j.status is Status.QUEUED and j.wait_reason:
             sys.stdout.write(f"job {j.id} waits: {j.wait_reason}\n")
-        elif j.status is Status.RUNNING and j.note and j.note.startswith("warning:"):
+        elif j.status is Status.RUNNING and j.note and j.note.startswith(("warning:", "input-bound:")):
             sys.stdout.write(f"job {j.id} {j.note}\n")
 
 
@@ -402,10 +403,12 @@ def _show(args: argparse.Namespace) -> int:
     info["cards"] = _latest_cards(jm, job)
     info.update(_ema_curve(jm, job.id))
     _with_stall(info, stall.flag(job, time.time()))
+    info["time_to_best"] = time_to_accuracy.history_of(info.get("time_to_best"))
     if args.json:
         print(json.dumps(info))
         return 0
     info = _readable_times(info, time.time())
+    info["time_to_best"] = "\n".join(time_to_accuracy.lines(info["time_to_best"])) or None
     width = max(len(k) for k in info)
     for key, value in info.items():
         text = (
