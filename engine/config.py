@@ -33,6 +33,9 @@ class ConfigError(ValueError):
     """A flag value that cannot work; the message names the flag and the fix."""
 
 
+DEFAULT_NUM_CLASSES = 1000  # ImageNet-1k
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Every setting of one engine run."""
@@ -41,7 +44,7 @@ class TrainConfig:
     data_backend: str = "pytorch"
     arch: str = "resnet50"
     model_config: str = "classic"
-    num_classes: int = 1000
+    num_classes: int = 1000  # DEFAULT_NUM_CLASSES
     workers: int = 5
     prefetch: int = 2
     epochs: int = 90
@@ -128,11 +131,23 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
 
+class DefaultsHelp(argparse.HelpFormatter):
+    """`--help` names each flag's default, unless it has none (None, off) or its text already says it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        silent = action.default in (None, False, argparse.SUPPRESS) or not action.option_strings
+        if silent or "default" in text:
+            return text
+        return f"{text} (default: %(default)s)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m engine.train",
         description="Train or evaluate ResNet-50 v1.5 with NVIDIA's NGC recipe on MLU, CUDA or CPU.",
         allow_abbrev=False,
+        formatter_class=DefaultsHelp,
     )
     p.add_argument(
         "data",
@@ -158,7 +173,8 @@ def build_parser() -> argparse.ArgumentParser:
         choices=MODEL_CONFIGS,
         help="weight init: classic (torchvision's) or fanin (Kaiming normal, fan_in)",
     )
-    p.add_argument("--num-classes", type=int, default=1000, help="number of classes")
+    p.add_argument("--num-classes", type=int, default=DEFAULT_NUM_CLASSES,
+                   help="number of classes (a --resume checkpoint's own count, when left at the default)")  # fmt: skip
     p.add_argument("-j", "--workers", type=int, default=5, help="data-loading worker processes per rank")
     p.add_argument("--prefetch", type=int, default=2, help="batches each worker loads ahead")
     p.add_argument("--epochs", type=int, default=90, help="total epochs of the schedule")

@@ -20,7 +20,7 @@ import sqlite3
 import sys
 import time
 from collections.abc import Sequence
-from typing import Any, NoReturn, Optional
+from typing import Any, Callable, NoReturn, Optional
 
 from engine.device_kind import NAMES as DEVICE_NAMES
 from engine.events import readable_position
@@ -320,13 +320,12 @@ def _list(args: argparse.Namespace) -> int:
         now = time.time()
         sys.stdout.write(json.dumps([_with_stall(j.to_dict(), stall.flag(j, now)) for j in jobs]) + "\n")
     else:
-        _print_table(jobs)
+        _print_table(jobs, lambda job: jm.wait_reason(job.id))
     if not everything and len(jobs) >= RECENT_JOBS:  # fewer: the store holds no more
         hidden = jm.count_jobs() - len(jobs)
-        if hidden:
-            print(
-                f"({hidden} older jobs not shown: `rn50tui jobs list --all` lists every job)", file=sys.stderr
-            )
+        if hidden:  # under the table; on stderr only beside --json, whose stdout is one JSON document
+            print(f"({hidden} older jobs not shown: `rn50tui jobs list --all` lists every job)",
+                  file=sys.stderr if args.json else sys.stdout)  # fmt: skip
     return 0
 
 
@@ -346,24 +345,29 @@ LIST_COLUMNS = (
 )
 
 
-def _print_table(jobs: list[JobSummary]) -> None:
+def _print_table(jobs: list[JobSummary], wait_reason: Callable[[JobSummary], str]) -> None:
     now = time.time()
     rows = [LIST_COLUMNS] + [_row(j, now) for j in jobs]
     widths = [max(map(len, column)) for column in zip(*rows)]
     line = "  ".join(f"{{:<{w}}}" for w in widths)
     sys.stdout.write("".join(line.format(*r).rstrip() + "\n" for r in rows))
     for j in jobs:  # why a queued job is held back, or what a running one warns of, under the table
-        if j.status is Status.QUEUED and j.wait_reason:
-            sys.stdout.write(f"job {j.id} waits: {j.wait_reason}\n")
+        if j.status is Status.QUEUED:  # the scheduler's own words: a busy card, a slot held, the order
+            reason = wait_reason(j)
+            sys.stdout.write(f"job {j.id} {reason[3:] if reason.startswith('it ') else ': ' + reason}\n")
         elif j.status is Status.RUNNING and j.note and j.note.startswith(("warning:", "input-bound:")):
             sys.stdout.write(f"job {j.id} {j.note}\n")
 
 
 def _row(j: JobSummary, now: float) -> tuple[str, ...]:
-    cards = ",".join(map(str, j.cards_granted)) if j.cards_granted else f"×{j.cards_requested}"
+    where = (
+        f"{j.device}:{','.join(map(str, j.cards_granted))}"
+        if j.cards_granted
+        else f"{j.device}×{j.cards_requested}"
+    )
     epoch = f"{j.epoch}/{j.epochs}" if j.epoch and j.epochs else "-"
     progress, loss, top1, ips = j.progress, j.loss, j.top1, j.ips
-    return (str(j.id), j.name[:24], _status_cell(j, now), f"{j.device}:{cards}", str(j.attempt), epoch,
+    return (str(j.id), j.name[:24], _status_cell(j, now), where, str(j.attempt), epoch,
             "-" if progress is None else f"{100 * progress:.0f}%", "-" if loss is None else f"{loss:.4f}",
             "-" if top1 is None else f"{top1:.2f}", "-" if ips is None else f"{ips:.1f}",
             short_duration(now - status_since(j, now)), _where(j))  # fmt: skip

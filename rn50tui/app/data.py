@@ -82,8 +82,9 @@ class Client(JobManager):
             return None
         try:
             return ClusterView(commands.sinfo())
-        except commands.SlurmError as exc:
-            return ClusterView([], f"sinfo failed: {exc}")
+        except commands.SlurmError as exc:  # Slurm's client without a cluster: a quiet line, no table
+            gist = str(exc).removeprefix("sinfo failed: ")
+            return ClusterView([], f"no Slurm cluster answers from this host ({gist})")
 
 
 def config_rows(argv: list[str]) -> list[tuple[str, str]]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from array import array
 from pathlib import Path
 
@@ -264,6 +265,31 @@ async def test_devices_shows_no_cluster_table_where_slurm_is_not_installed(
         await wait_for(pilot, lambda: not polls(), what="the cluster poll to end")
         assert not screen.query_one("#cluster", DataTable).display  # hidden, not an empty table
         assert not screen.query_one("#cluster-title", Static).display
+
+
+async def test_devices_says_one_quiet_line_where_slurms_client_has_no_cluster(
+    db_path, store, tmp_path, monkeypatch
+):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("sbatch", "squeue", "scancel", "scontrol", "sinfo"):  # a client, no slurmctld to ask
+        script = bin_dir / tool
+        script.write_text(
+            "#!/bin/sh\necho 'sinfo: fatal: Could not establish a configuration source' >&2\nexit 1\n"
+        )
+        script.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    app = make_app(db_path, sampler_factory=TwoMlus)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.services.client is not None)
+        await pilot.press("D")
+        screen = await wait_for(pilot, lambda: isinstance(app.screen, DevicesScreen) and app.screen)
+        title = screen.query_one("#cluster-title", Static)
+        await wait_for(pilot, lambda: title.display, what="the cluster's answer")
+        text = str(title.render())
+        assert not screen.query_one("#cluster", DataTable).display  # no empty cluster table
+        assert text.startswith("no Slurm cluster answers from this host") and len(text.splitlines()) == 1
+        assert "sinfo failed" not in text and "fatal: Could not establish" in text
 
 
 @pytest.mark.slow

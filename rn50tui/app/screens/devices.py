@@ -122,7 +122,7 @@ class DevicesScreen(PollingScreen):
     def on_devices_screen_cluster_loaded(self, msg: ClusterLoaded) -> None:
         table = self.query_one("#cluster", DataTable)
         title = self.query_one("#cluster-title", Static)
-        table.display = title.display = True
+        title.display, table.display = True, bool(msg.view.nodes)
         table.clear()
         for node in msg.view.nodes:
             table.add_row(*node.row(), key=f"{node.partition}:{node.node}")

@@ -1,8 +1,10 @@
 """The new-job form (modal): preset, dataset, cards, precision, batch, epochs, lr, where it runs, what to do
 when it stalls, its notify hook, extra engine flags.
 
-Checked as you type in a worker (a directory lookup is I/O); submitting runs the job manager's own
-check again and queues the job, then the modal closes with the new job's id.
+Checked as you type in a worker (a directory lookup is I/O): number fields take any text, so what is
+typed shows and a wrong value gets its message (an input that dropped "abc" silently left the field empty,
+which means the preset's value). Submitting runs the job manager's own check again and queues the job,
+then the modal closes with the new job's id.
 """
 
 from __future__ import annotations
@@ -54,8 +56,9 @@ class NewJobScreen(ModalScreen[Optional[int]]):
         Binding("ctrl+s", "submit", "Submit"),
     ]
 
-    verdict: reactive[Optional[Verdict]] = reactive(None, init=False)
-    """The latest check of the fields; None until the first check finishes."""
+    verdict: reactive[Optional[Verdict]] = reactive(None, init=False, always_update=True)
+    """The latest check of the fields; None until the first check finishes. Always re-applied: each
+    keystroke resets an Input's -invalid class, even when the verdict is the one before."""
     submitting: reactive[bool] = reactive(False, init=False)
     """True while the job manager queues the job (the supervisor handshake takes a moment)."""
 
@@ -74,7 +77,7 @@ class NewJobScreen(ModalScreen[Optional[int]]):
                 yield _field("name", Input(placeholder="default: the preset's name", id="name"))
                 yield _field("dataset directory", Input(placeholder="DIR with train/ and val/", id="data"))
                 with Horizontal(classes="row"):
-                    yield _field("cards", Input(v.cards, id="cards", type="integer"))
+                    yield _field("cards", Input(v.cards, id="cards"))
                     yield _field(
                         "device",
                         Select([(d, d) for d in DEVICES], value=v.device, allow_blank=False, id="device"),
@@ -82,17 +85,17 @@ class NewJobScreen(ModalScreen[Optional[int]]):
                     yield _field("precision", Select([("amp", "amp"), ("fp32", "fp32")], value=v.precision,
                                                      allow_blank=False, id="precision"))  # fmt: skip
                 with Horizontal(classes="row"):
-                    yield _field("batch size", Input(v.batch_size, id="batch_size", type="integer"))
-                    yield _field("epochs", Input(v.epochs, id="epochs", type="integer"))
-                    yield _field("learning rate", Input(v.lr, id="lr", type="number"))
+                    yield _field("batch size", Input(v.batch_size, id="batch_size"))
+                    yield _field("epochs", Input(v.epochs, id="epochs"))
+                    yield _field("learning rate", Input(v.lr, id="lr"))
                 with Horizontal(classes="row"):
                     yield _field("run on", Select([("this host", "local"), ("Slurm cluster", "slurm")],
                                                   value="local", allow_blank=False, id="executor"))  # fmt: skip
-                    yield _field("nodes", Input(placeholder="1", id="nodes", type="integer"))
+                    yield _field("nodes", Input(placeholder="1", id="nodes"))
                     yield _field("partition", Input(placeholder="config file's", id="partition"))
                 with Horizontal(classes="row"):
                     yield _field("time limit", Input(placeholder="e.g. 24:00:00", id="time"))
-                    yield _field("auto-resume", Input(placeholder="0", id="auto_resume", type="integer"))
+                    yield _field("auto-resume", Input(placeholder="0", id="auto_resume"))
                 with Horizontal(classes="row"):
                     yield _field("on stall", Select([("notify", "notify"), ("cancel with a checkpoint", "cancel")],
                                                     value="notify", allow_blank=False, id="on_stall"))  # fmt: skip
