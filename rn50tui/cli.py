@@ -24,6 +24,7 @@ from typing import Any, Callable, NoReturn, Optional
 
 from engine.device_kind import NAMES as DEVICE_NAMES
 from engine.events import readable_position
+from rn50tui import time_to_accuracy
 from rn50tui.commands import data as data_command
 from rn50tui.jobs import stall
 from rn50tui.jobs.busy import BUSY_CHECK_ENV
@@ -354,7 +355,7 @@ def _print_table(jobs: list[JobSummary], wait_reason: Callable[[JobSummary], str
         if j.status is Status.QUEUED:  # the scheduler's own words: a busy card, a slot held, the order
             reason = wait_reason(j)
             sys.stdout.write(f"job {j.id} {reason[3:] if reason.startswith('it ') else ': ' + reason}\n")
-        elif j.status is Status.RUNNING and j.note and j.note.startswith("warning:"):
+        elif j.status is Status.RUNNING and j.note and j.note.startswith(("warning:", "input-bound:")):
             sys.stdout.write(f"job {j.id} {j.note}\n")
 
 
@@ -406,10 +407,12 @@ def _show(args: argparse.Namespace) -> int:
     info["cards"] = _latest_cards(jm, job)
     info.update(_ema_curve(jm, job.id))
     _with_stall(info, stall.flag(job, time.time()))
+    info["time_to_best"] = time_to_accuracy.history_of(info.get("time_to_best"))
     if args.json:
         print(json.dumps(info))
         return 0
     info = _readable_times(info, time.time())
+    info["time_to_best"] = "\n".join(time_to_accuracy.lines(info["time_to_best"])) or None
     width = max(len(k) for k in info)
     for key, value in info.items():
         text = (

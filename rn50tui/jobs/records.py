@@ -155,6 +155,7 @@ class JobSummary(NamedTuple):
     wait_reason: Optional[str]
     eta_end: Optional[float]
     note: Optional[str]  # the engine's warning while it runs, or how a completed run ended
+    time_to_best: Optional[list[dict[str, Any]]] = None  # [{top1, epoch, train_seconds}, …] (engine: best)
 
     @classmethod
     def from_row(cls, row: tuple[Any, ...]) -> JobSummary:
@@ -163,6 +164,8 @@ class JobSummary(NamedTuple):
         values[6] = _cards(values[6])
         values[7] = _STATUSES[values[7]]
         values[27] = json.loads(values[27]) if values[27] else None
+        if len(values) > 34:
+            values[34] = json.loads(values[34]) if values[34] else None
         return cls._make(values)
 
     @property

@@ -17,7 +17,9 @@ Tables (see MIGRATIONS for the exact columns):
 Later columns of jobs: notify_cmd (JSON argv of the job's hook), on_stall (notify|cancel), last_progress_at
 (the last training iteration, validation step or checkpoint), stalled_at (set while the job is flagged
 stalled), wait_reason (why a queued job is not granted cards, e.g. a card busy outside rn50tui), eta_end
-(when the supervisor predicts the job ends, from its own timings: rn50tui/jobs/eta.py).
+(when the supervisor predicts the job ends, from its own timings: rn50tui/jobs/eta.py), note (the engine's
+warning, input-bound verdict or reason for ending), time_to_best (JSON: the training time to each new best
+top-1, from the engine's STATUS best records; rn50tui/time_to_accuracy.py reads it).
 """
 
 from __future__ import annotations
@@ -199,6 +201,12 @@ def _m0008_job_ids(db: sqlite_utils.Database) -> None:
     db["job_ids"].create({"name": str, "last_id": int}, pk="name")
     last = db.execute("SELECT COALESCE(MAX(id), 0) FROM jobs").fetchone()[0]
     db.execute("INSERT INTO job_ids (name, last_id) VALUES ('jobs', ?)", [last])
+
+
+@migration("0009_time_to_best")
+def _m0009_time_to_best(db: sqlite_utils.Database) -> None:
+    # JSON [{top1, epoch, train_seconds}, …]: the engine's STATUS best records (time to each new best top-1)
+    db["jobs"].add_column("time_to_best", str)
 
 
 def migrate(conn: sqlite3.Connection) -> list[str]:
