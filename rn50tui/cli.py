@@ -578,7 +578,12 @@ def _write(data: bytes) -> None:
 
 def _export(args: argparse.Namespace) -> int:
     jm = _manager(args)
-    jm.get_job(args.job)
+    job = jm.get_job(args.job)
+    if args.attempt is not None and not 1 <= args.attempt <= job.attempt:
+        tries = f"attempts 1 to {job.attempt}" if job.attempt > 1 else "one attempt"
+        raise CliError(
+            f"job {job.id} has {tries}, not attempt {args.attempt}: pass --attempt 1…{job.attempt}"
+        )
     if args.format == "tensorboard":  # a folder of event files, not rows: rn50tui/tensorboard_export.py
         from rn50tui.tensorboard_export import export_job
 

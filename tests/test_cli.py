@@ -141,6 +141,8 @@ def test_export_writes_every_metric_record(capsys, busy, tmp_path):
     assert rows[0]["train.loss"] == "2.0" and rows[1]["val.top1"] == "12.5" and rows[0]["val.top1"] == ""
     assert run(capsys, "export", str(job.id), "--format", "json", "-o", str(tmp_path / "m.json"))[0] == 0
     assert json.loads((tmp_path / "m.json").read_text())[1]["val.top1"] == 12.5
+    code, out, err = run(capsys, "export", str(job.id), "--format", "csv", "--attempt", "2")
+    assert code == 1 and out == "" and f"job {job.id} has one attempt, not attempt 2" in err
 
 
 def test_logs_print_the_engine_output(capsys, busy, tmp_path):
