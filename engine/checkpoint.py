@@ -31,7 +31,7 @@ from typing import Any, Optional
 import torch
 
 from engine.config import TrainConfig
-from engine.diskspace import MB, free_bytes
+from engine.diskspace import MiB, free_bytes
 
 FORMAT_VERSION = 2  # 2: the scaler under `amp` alone, the MLU's RNG state kept
 BEST_FILENAME = "model_best.pth.tar"
@@ -102,12 +102,12 @@ def write_error(path: Path, exc: BaseException, need: int) -> CheckpointWriteErr
     full = (isinstance(exc, OSError) and exc.errno in _SPACE_ERRNOS) or (free is not None and free < need)
     cause = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
     why = "the disk is full" if full else cause
-    room = f"{free / MB:.0f} MB free there" if free is not None else "free space unknown"
+    room = f"{free / MiB:.0f} MiB free there" if free is not None else "free space unknown"
     fix = ("free space there or pass --workspace on a disk with room" if full
            else "check the disk and its permissions, or pass --workspace elsewhere")  # fmt: skip
     kept = f"the earlier {path.name} is untouched" if path.exists() else f"no partial {path.name} was left"
     return CheckpointWriteError(
-        f"could not write checkpoint {path}: {why} (it needs about {need / MB:.0f} MB; {room}); {fix}. "
+        f"could not write checkpoint {path}: {why} (it needs about {need / MiB:.0f} MiB; {room}); {fix}. "
         f"Nothing was overwritten: {kept}"
     )
 
@@ -249,8 +249,8 @@ class Checkpointer:
         if not self.enabled or free is None or free >= need * files:
             return None
         return (
-            f"{self.path.parent} has {free / MB:.0f} MB free, but this run's checkpoints need about "
-            f"{need * files / MB:.0f} MB ({files} files of {need / MB:.0f} MB at once): free space there or "
+            f"{self.path.parent} has {free / MiB:.0f} MiB free, but this run's checkpoints need about "
+            f"{need * files / MiB:.0f} MiB ({files} files of {need / MiB:.0f} MiB at once): free space there or "
             "pass --workspace on a disk with room, or a checkpoint will fail"
         )
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from engine.config import add_checkpoint_loading_flags
+from engine.console import plain_warnings
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -63,6 +64,7 @@ def preprocess(path: str, size: int) -> Any:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    plain_warnings()
     import torch
 
     from engine.checkpoint import CheckpointError, arch_of, load_checkpoint

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from engine.device_kind import NAMES, parse_device
+from engine.schedule import CropSizes, ResizeSchedule, ScheduleError
 
 ARCHS = ("resnet50",)
 MODEL_CONFIGS = ("classic", "fanin")
@@ -32,6 +33,9 @@ class ConfigError(ValueError):
     """A flag value that cannot work; the message names the flag and the fix."""
 
 
+DEFAULT_NUM_CLASSES = 1000  # ImageNet-1k
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Every setting of one engine run."""
@@ -40,7 +44,7 @@ class TrainConfig:
     data_backend: str = "pytorch"
     arch: str = "resnet50"
     model_config: str = "classic"
-    num_classes: int = 1000
+    num_classes: int = 1000  # DEFAULT_NUM_CLASSES
     workers: int = 5
     prefetch: int = 2
     epochs: int = 90
@@ -89,6 +93,11 @@ class TrainConfig:
     interpolation: str = "bilinear"
     early_stopping_patience: int = -1
     weights: str = "best"
+    # time to accuracy and FFCV's levers (engine/progress.py, engine/schedule.py)
+    target_top1: Optional[float] = None
+    resize_schedule: Optional[str] = None
+    val_image_size: Optional[int] = None
+    val_flip: bool = False
 
     @property
     def train_image_size(self) -> int:
@@ -98,6 +107,12 @@ class TrainConfig:
     def val_resize(self) -> int:
         """Resize before the center crop: size / 0.875, as 224 → 256."""
         return int(round(self.train_image_size / 0.875))
+
+    @property
+    def crop_sizes(self) -> CropSizes:
+        """The training crop per epoch (--resize-schedule) and validation's crop (--val-image-size)."""
+        schedule = ResizeSchedule.parse(self.resize_schedule) if self.resize_schedule else None
+        return CropSizes(self.train_image_size, schedule, self.val_image_size)
 
     @property
     def do_train(self) -> bool:
@@ -116,11 +131,23 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
 
+class DefaultsHelp(argparse.HelpFormatter):
+    """`--help` names each flag's default, unless it has none (None, off) or its text already says it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        silent = action.default in (None, False, argparse.SUPPRESS) or not action.option_strings
+        if silent or "default" in text:
+            return text
+        return f"{text} (default: %(default)s)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m engine.train",
         description="Train or evaluate ResNet-50 v1.5 with NVIDIA's NGC recipe on MLU, CUDA or CPU.",
         allow_abbrev=False,
+        formatter_class=DefaultsHelp,
     )
     p.add_argument(
         "data",
@@ -146,7 +173,8 @@ def build_parser() -> argparse.ArgumentParser:
         choices=MODEL_CONFIGS,
         help="weight init: classic (torchvision's) or fanin (Kaiming normal, fan_in)",
     )
-    p.add_argument("--num-classes", type=int, default=1000, help="number of classes")
+    p.add_argument("--num-classes", type=int, default=DEFAULT_NUM_CLASSES,
+                   help="number of classes (a --resume checkpoint's own count, when left at the default)")  # fmt: skip
     p.add_argument("-j", "--workers", type=int, default=5, help="data-loading worker processes per rank")
     p.add_argument("--prefetch", type=int, default=2, help="batches each worker loads ahead")
     p.add_argument("--epochs", type=int, default=90, help="total epochs of the schedule")
@@ -266,7 +294,37 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--local_rank", "--local-rank", type=int, default=None, help=argparse.SUPPRESS)
     _add_recipe_flags(p)
+    _add_time_to_accuracy_flags(p)
     return p
+
+
+def _add_time_to_accuracy_flags(p: argparse.ArgumentParser) -> None:
+    """Stop at a target top-1; FFCV's levers: a growing training crop, validation size and flip."""
+    p.add_argument(
+        "--target-top1",
+        type=float,
+        default=None,
+        metavar="PCT",
+        help="end the run (completed) at the first validation with top-1 at or above PCT (with --use-ema: "
+        "the better of the model and the EMA); that epoch's checkpoint is kept as the best",
+    )
+    p.add_argument(
+        "--resize-schedule",
+        default=None,
+        metavar="START:END:FROM:TO",
+        help="training crop grows from START to END px (multiples of 32) between epochs FROM and TO "
+        "(from 1), in steps of 32, batch size fixed (FFCV's progressive resizing; overrides --image-size)",
+    )
+    p.add_argument(
+        "--val-image-size",
+        type=int,
+        default=None,
+        metavar="PX",
+        help="validation centre crop (resize to PX/0.875 first); default: the epoch's training crop",
+    )
+    p.add_argument(
+        "--val-flip", action="store_true", help="validate on the mean logits of each image and its mirror"
+    )
 
 
 def _add_recipe_flags(p: argparse.ArgumentParser) -> None:
@@ -371,6 +429,26 @@ def _check_recipe(cfg: TrainConfig) -> None:
         )
     if cfg.early_stopping_patience > 0 and cfg.training_only:
         raise ConfigError("--early-stopping-patience needs validation: drop --training-only")
+    _check_time_to_accuracy(cfg)
+
+
+def _check_time_to_accuracy(cfg: TrainConfig) -> None:
+    if cfg.target_top1 is not None and not 0.0 < cfg.target_top1 <= 100.0:
+        raise ConfigError(f"--target-top1 must be a percentage in (0, 100], e.g. 75.9, got {cfg.target_top1}")
+    if cfg.target_top1 is not None and cfg.training_only:
+        raise ConfigError("--target-top1 needs validation: drop --training-only")
+    if cfg.val_image_size is not None and cfg.val_image_size < 32:
+        raise ConfigError(f"--val-image-size must be at least 32, got {cfg.val_image_size}")
+    if cfg.resize_schedule:
+        try:
+            cfg.crop_sizes  # noqa: B018 - parsing is the check
+        except ScheduleError as exc:
+            raise ConfigError(str(exc)) from None
+        if cfg.data_backend in DALI_BACKENDS:
+            raise ConfigError(
+                f"--resize-schedule runs in the engine's own pipeline: pass --data-backend pytorch, not "
+                f"{cfg.data_backend}"
+            )
 
 
 def warmup_note(cfg: TrainConfig) -> Optional[str]:

@@ -9,7 +9,7 @@ import os
 import shutil
 from typing import Optional
 
-MB = 1 << 20
+MiB = 1 << 20
 
 
 def free_bytes(folder: str | os.PathLike[str]) -> Optional[int]:

@@ -36,7 +36,7 @@ from datetime import datetime
 from enum import Enum
 from typing import Any, Protocol, TextIO
 
-from engine.diskspace import MB, free_bytes
+from engine.diskspace import MiB, free_bytes
 
 PREFIX = "DLLL "
 
@@ -68,6 +68,11 @@ METRICS: dict[str, dict[str, Any]] = {
     "data.skipped_images": {"unit": "images", "format": ":d"},
     # an epoch record's wall time, training and validation (this attempt's part of a resumed epoch)
     "epoch.time": {"unit": "s", "format": ":>.2f"},
+    # an epoch record's share of step time spent waiting for the next batch (engine/tensorboard.py)
+    "train.data_wait_ratio": {"unit": None, "format": ":>.3f"},
+    # the run's training and validation wall time up to this epoch's end, summed over its attempts; time
+    # queued, stopped, loading a checkpoint or saving one is not counted (engine/progress.py)
+    "run.train_seconds": {"unit": "s", "format": ":>.1f"},
     # --use-ema: the averaged weights, validated after the trained ones (upstream's val_ema.*)
     "val_ema.loss": {"unit": None, "format": ":>5.5f"},
     "val_ema.top1": {"unit": "%", "format": ":>3.2f"},
@@ -115,6 +120,15 @@ STATUS_EVENTS: dict[str, tuple[str, ...]] = {
     # --early-stopping-patience: val top-1 did not improve for `patience` epochs after `best_epoch`;
     # the run_end that follows is `completed` with a `reason`
     "early_stop": ("epoch", "best_epoch", "patience"),
+    # a new best val top-1 (with --use-ema: the better of the model's and the EMA's): its epoch and the
+    # run's training + validation seconds so far, summed over attempts (time queued, stopped, loading or
+    # saving checkpoints not counted); `history`: every best so far, [{top1, epoch, train_seconds}, …]
+    "best": ("top1", "epoch", "train_seconds", "history"),
+    # an epoch whose steps waited for data more than `threshold` of the time; `message` says what to do
+    "input_bound": ("ratio", "workers", "threshold", "message"),
+    # the first epoch at or below the threshold after an input_bound one
+    "compute_bound": ("ratio", "threshold"),
+    # --target-top1: the run_end that follows is `completed` with a `reason` that says when and how fast
     "run_end": ("status",),
 }
 
@@ -290,7 +304,7 @@ class EventWriter:
 
     def _write_error(self, exc: OSError) -> ReportWriteError:
         free_now = free_bytes(os.path.dirname(os.path.abspath(self.path or ".")))
-        free = f"; {free_now // MB} MB free there" if free_now is not None else ""
+        free = f"; {free_now // MiB} MiB free there" if free_now is not None else ""
         return ReportWriteError(
             f"could not write the run report {self.path}: {exc.strerror or exc}{free}; free space there or "
             "pass --workspace on a disk with room (the records already written are kept)"

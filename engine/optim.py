@@ -52,3 +52,22 @@ def lr_at(cfg: TrainConfig, epoch: int, iteration: int, iters_per_epoch: int) ->
 def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
     for group in optimizer.param_groups:
         group["lr"] = lr
+
+
+LR_PER_256 = 0.256  # the NGC recipe's SGD rule: --lr 2.048 at a global batch of 2048
+EXPLODED_FACTOR = 10.0  # a loss this many times chance level (ln classes) has diverged
+
+
+def diverged(loss: float, num_classes: int) -> bool:
+    """True for a loss that is not finite or far above chance (a learning rate too high for the batch)."""
+    return not math.isfinite(loss) or loss > EXPLODED_FACTOR * math.log(max(2, num_classes))
+
+
+def divergence_warning(loss: float, where: str, cfg: TrainConfig, global_batch: int) -> str:
+    """The one line that names the loss, the lr and the scaling rule with the lr it gives here."""
+    scaled = LR_PER_256 * global_batch / 256
+    return (
+        f"the training loss is {loss:.4g} at {where}: the run has diverged. --lr {cfg.lr:g} is high for a "
+        f"global batch of {global_batch}: the recipe scales lr by {LR_PER_256} per 256 images "
+        f"(--lr {scaled:.4g} here); lower --lr or add --warmup epochs"
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import random
 import sys
 import traceback
@@ -11,6 +12,7 @@ from typing import Any, Optional
 
 from engine.config import (
     DALI_BACKENDS,
+    DEFAULT_NUM_CLASSES,
     ConfigError,
     TrainConfig,
     accumulation_steps,
@@ -19,6 +21,7 @@ from engine.config import (
     parse_args,
     warmup_note,
 )
+from engine.console import plain_warnings
 from engine.events import EXIT_ERROR, EXIT_USAGE, EventWriter, ReportWriteError, RunEnd, readable_position
 
 
@@ -28,6 +31,7 @@ def _log(msg: str) -> None:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    plain_warnings()
     try:
         cfg = parse_args(argv)
     except ConfigError as exc:
@@ -130,8 +134,9 @@ def build_trainer(
         torch.manual_seed(cfg.seed)  # same initial weights on every rank
         random.seed(cfg.seed + dist.rank)
 
-    model = build_model(cfg.arch, cfg.model_config, cfg.num_classes, cfg.zero_init_residual)
     ckpt = load_checkpoint(cfg.resume, cfg.trust_checkpoint) if cfg.resume else None
+    cfg = _classes_of(ckpt, cfg)
+    model = build_model(cfg.arch, cfg.model_config, cfg.num_classes, cfg.zero_init_residual)
     weights_from = "model"  # a resumed run's weights (and its EMA's) load in Trainer.load_state_dict
     if ckpt is not None:
         check_resume(ckpt, cfg, cfg.resume)
@@ -170,6 +175,18 @@ def build_trainer(
     return trainer, ckpt
 
 
+def _classes_of(ckpt: Optional[dict[str, Any]], cfg: TrainConfig) -> TrainConfig:
+    """The checkpoint's class count where --num-classes was left at its default (an infer run of a
+    10-class model needs no --num-classes 10); an explicit other count is refused by check_resume."""
+    from engine.checkpoint import arch_of
+
+    found = arch_of(ckpt)[2] if ckpt is not None else None
+    if found is None or found == cfg.num_classes or cfg.num_classes != DEFAULT_NUM_CLASSES:
+        return cfg
+    _log(f"note: {cfg.resume} holds a {found}-class model: --num-classes {found} is used")
+    return dataclasses.replace(cfg, num_classes=found)
+
+
 def _run(cfg: TrainConfig, dist: Any, writer: EventWriter) -> int:
     from engine.checkpoint import finished_schedule, remove_stale_temps
     from engine.trainer import StopFlag
@@ -177,6 +194,7 @@ def _run(cfg: TrainConfig, dist: Any, writer: EventWriter) -> int:
     stop = StopFlag()
     stop.install()  # before the slow set-up, so an early SIGTERM is still a clean stop
     trainer, ckpt = build_trainer(cfg, dist, writer, stop)
+    cfg = trainer.cfg  # with the checkpoint's class count where the flag was left at its default
     if trainer.checkpointer.enabled:
         for path in remove_stale_temps(trainer.checkpointer.path.parent):
             _log(f"removed {path}: a checkpoint write that was killed before it finished")

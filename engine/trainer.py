@@ -24,8 +24,10 @@ from engine.distributed import DistInfo
 from engine.events import EXIT_OK, EXIT_STOPPED, EventWriter, RunEnd, readable_position
 from engine.mixup import soft_cross_entropy
 from engine.model import load_weights_strict, torch_memory_format
-from engine.optim import lr_at, set_lr
+from engine.optim import diverged, divergence_warning, lr_at, set_lr
+from engine.progress import InputWatch, RunClock, best_score, target_reason
 from engine.recipe import RecipeState, chosen_weights
+from engine.tensorboard import data_wait_ratio
 
 STOP_AFTER_ITERS_VAR = (
     "RN50TUI_STOP_AFTER_ITERS"  # test hook: the engine sends itself SIGTERM after N iterations
@@ -146,7 +148,11 @@ class Trainer:
         self._iters_run = 0
         self._stop_vote = dist_utils.StopVote(dev.device) if dist.enabled else None
         self._compile_pending = cfg.compile  # the attempt's first step compiles: timed on its own
+        self._warned_divergence = False
         self.recipe = RecipeState()  # mixup, EMA, early stopping: set up by engine.train.build_trainer
+        self.clock = RunClock()  # time to accuracy, summed over attempts (engine/progress.py)
+        self.input_watch = InputWatch(cfg.workers)
+        self._val_by_epoch = cfg.crop_sizes.varies and cfg.val_image_size is None  # val crop follows train
 
     # -- state ---------------------------------------------------------------------------------------
     def state_dict(self, epoch: int, iteration: int) -> dict[str, Any]:
@@ -166,6 +172,7 @@ class Trainer:
             "config": cfg.to_dict(),
             "class_names": list(getattr(self.train_loader, "classes", None) or []),  # for engine.classify
             **self.recipe.state_dict(),
+            **self.clock.state_dict(),
         }
 
     def checkpoint_bytes(self) -> int:
@@ -186,6 +193,7 @@ class Trainer:
         if self.cfg.evaluate:
             return 0, 0
         self.recipe.load_state_dict(ckpt, source)
+        self.clock.load_state_dict(ckpt)
         if ckpt.get("optimizer"):
             try:
                 self.optimizer.load_state_dict(ckpt["optimizer"])
@@ -352,6 +360,14 @@ class Trainer:
         self._check_bad_images("train", images, skipped)
         if not images:  # a window of unreadable batches only: no loss to report
             return
+        if not self._warned_divergence and diverged(loss, self.cfg.num_classes):
+            self._warned_divergence = True  # once per attempt: the job's note says it until the run ends
+            global_batch = self.cfg.optimizer_batch_size if self.cfg.optimizer_batch_size > 0 else (
+                self.cfg.batch_size * self.dist.world_size)  # fmt: skip
+            text = divergence_warning(loss, f"epoch {epoch + 1}, iteration {it}", self.cfg, global_batch)
+            self.writer.status("warning", message=text)
+            if self.dist.is_main:
+                _warn(text)
         elapsed = time.perf_counter() - m.start
         compute = max(1e-9, elapsed - data_time)
         data = {
@@ -400,7 +416,7 @@ class Trainer:
         loss, images, data_time, _ = self._reduce_meter(m)
         elapsed = time.perf_counter() - m.start
         compute = max(1e-9, elapsed - data_time)
-        return {
+        out = {
             "train.loss": loss,
             "train.total_ips": images / max(1e-9, elapsed),
             "train.compute_ips": images / compute,
@@ -408,6 +424,8 @@ class Trainer:
             "train.compute_time": compute / m.iters,
             "train.lr": lr,
         }
+        ratio = data_wait_ratio(out)  # the one place the share is computed (engine/tensorboard.py)
+        return {**out, "train.data_wait_ratio": ratio} if ratio is not None else out
 
     # -- validation ------------------------------------------------------------------------------------
     @torch.no_grad()
@@ -424,6 +442,8 @@ class Trainer:
         latencies: list[float] = []
         t_start = data_time = 0.0
         t_start, it = time.perf_counter(), 0
+        if self._val_by_epoch:  # the val crop of this epoch's training size (--resize-schedule)
+            self.val_loader.set_epoch(epoch)
         data_iter = iter(self.val_loader)
         while True:
             t0 = time.perf_counter()
@@ -440,6 +460,8 @@ class Trainer:
             tc = time.perf_counter()
             with self.dev.autocast():
                 out = model(x)
+                if self.cfg.val_flip:  # FFCV's test-time flip: the mean logits of the image and its mirror
+                    out = (out.float() + model(torch.flip(x, dims=[3])).float()) / 2
             loss = self.criterion(out.float(), y)
             top = out.topk(k, dim=1).indices
             hits = top.eq(y[:, None])
@@ -491,19 +513,29 @@ class Trainer:
                 "epoch_start", epoch=epoch + 1, train_iters=len(self.train_loader), start_iter=start_iter
             )
             t_epoch = time.perf_counter()
-            outcome = self.train_epoch(epoch, start_iter)
+            with self.clock.measure():
+                outcome = self.train_epoch(epoch, start_iter)
             if outcome.stopped:
                 return self._stop(epoch, outcome.iterations_done)
-            val = self._validate_all(epoch) if cfg.do_validate else {}
+            with self.clock.measure():
+                val = self._validate_all(epoch) if cfg.do_validate else {}
+            reached = target_reason(cfg.target_top1, best_score(val), epoch + 1, self.clock.train_seconds)
             is_best = bool(val) and val["val.top1"] > self.best_top1
             if is_best:
                 self.best_top1 = val["val.top1"]
             self.recipe.after_validation(epoch + 1, val, is_best)
-            last = {**outcome.metrics, **val, "epoch.time": time.perf_counter() - t_epoch}
+            last = {**outcome.metrics, **val, "epoch.time": time.perf_counter() - t_epoch,
+                    "run.train_seconds": self.clock.train_seconds}  # fmt: skip
             self.writer.metrics([epoch + 1], last)
-            self._save(epoch + 1, 0, is_best)
+            self._epoch_status(epoch + 1, val, outcome.metrics)
+            self._save(epoch + 1, 0, is_best or reached is not None)  # the target's epoch is kept as best
             start_iter = 0
-            early = self.recipe.early_stop_reason(epoch + 1, cfg.early_stopping_patience, self.best_top1)
+            early = reached or self.recipe.early_stop_reason(
+                epoch + 1, cfg.early_stopping_patience, self.best_top1
+            )
+            if reached:
+                end = epoch + 1
+                break
             if early:
                 end = epoch + 1
                 self.writer.status("early_stop", epoch=end, best_epoch=self.recipe.best_epoch,
@@ -520,6 +552,15 @@ class Trainer:
         reason = {"reason": early} if early else {}
         self.writer.status("run_end", status=RunEnd.COMPLETED, epoch=end, best_top1=self.best_top1, **reason)
         return EXIT_OK
+
+    def _epoch_status(self, epoch: int, val: dict[str, float], train: dict[str, float]) -> None:
+        """The epoch's time-to-best record and its input-bound verdict (engine/progress.py)."""
+        best = self.clock.after_validation(epoch, val)
+        if best is not None:
+            self.writer.status("best", **best)
+        verdict = self.input_watch.after_epoch(train.get("train.data_wait_ratio"))
+        if verdict is not None:
+            self.writer.status(verdict[0], epoch=epoch, **verdict[1])
 
     def _validate_all(self, epoch: int) -> dict[str, float]:
         """val.* of the trained weights, and val_ema.* of the EMA's when there is one."""

@@ -20,7 +20,7 @@ def short_duration(seconds: Optional[float]) -> str:
 
 
 def local_time(ts: Optional[float], now: Optional[float] = None) -> str:
-    """`2026-11-27 17:40:12 CET (3m 12s ago)` in this machine's time zone."""
+    """`2026-11-27 17:40:12 CET (3m12s ago)` in this machine's time zone."""
     if ts is None:
         return "-"
     now = time.time() if now is None else now

@@ -143,6 +143,8 @@ def test_export_writes_every_metric_record(capsys, busy, tmp_path):
     assert rows[0]["train.loss"] == "2.0" and rows[1]["val.top1"] == "12.5" and rows[0]["val.top1"] == ""
     assert run(capsys, "export", str(job.id), "--format", "json", "-o", str(tmp_path / "m.json"))[0] == 0
     assert json.loads((tmp_path / "m.json").read_text())[1]["val.top1"] == 12.5
+    code, out, err = run(capsys, "export", str(job.id), "--format", "csv", "--attempt", "2")
+    assert code == 1 and out == "" and f"job {job.id} has one attempt, not attempt 2" in err
 
 
 def test_logs_print_the_engine_output(capsys, busy, tmp_path):
@@ -287,7 +289,7 @@ def test_show_says_which_loss_the_list_shows_and_labels_the_raw_last_window(caps
 
 
 def test_jobs_list_shows_a_running_jobs_warning_under_the_table(capsys, busy):
-    warning = "warning: /ws has 60 MB free, but this run's checkpoints need about 539 MB"
+    warning = "warning: /ws has 60 MiB free, but this run's checkpoints need about 539 MiB"
     with busy.transaction():
         busy.update_job(1, note=warning)  # the running holder, as its follower records an engine warning
     code, out, _ = run(capsys, "jobs", "list")

@@ -97,10 +97,10 @@ def test_rm_purge_refuses_an_active_job_and_a_workspace_that_is_not_a_jobs(capsy
 
 def test_submit_stores_the_hook_and_stall_policy_and_list_marks_a_stalled_job(capsys, store):
     holder = occupy(store)  # the one CPU slot: the submitted job stays queued
-    code, out, _ = run(capsys, "submit", "--preset", "demo", "--notify-cmd", "my-hook 'two words'", "--on-stall",
+    code, out, _ = run(capsys, "submit", "--preset", "demo", "--notify-cmd", "echo 'two words'", "--on-stall",
                        "cancel", "--json")  # fmt: skip
     job = json.loads(out)
-    assert code == 0 and job["notify_cmd"] == ["my-hook", "two words"] and job["on_stall"] == "cancel"
+    assert code == 0 and job["notify_cmd"] == ["echo", "two words"] and job["on_stall"] == "cancel"
     code, _, err = run(capsys, "submit", "--preset", "demo", "--notify-cmd", "'unclosed")
     assert code == 1 and "--notify-cmd" in err
 
@@ -116,3 +116,13 @@ def test_submit_stores_the_hook_and_stall_policy_and_list_marks_a_stalled_job(ca
     assert "no training progress for 2m1" in shown["stalled"]
     listed = json.loads(run(capsys, "jobs", "list", "--json")[1])
     assert listed[0]["stalled"]["kind"] == "stalled" and listed[1]["stalled"] is None
+
+
+def test_jobs_list_says_why_a_queued_job_waits_for_the_cpu_slot(capsys, store):
+    holder = occupy(store)  # the one CPU slot
+    code, out, _ = run(capsys, "submit", "--preset", "demo", "--json")
+    queued = json.loads(out)
+    assert code == 0 and queued["status"] == "queued"
+    _, out, _ = run(capsys, "jobs", "list")
+    assert f"job {queued['id']} waits for 1 free cpu slot(s) of 1: held by job {holder.id}" in out
+    assert f"{'cpu×1':<6}" in out  # as the app writes a job not granted yet

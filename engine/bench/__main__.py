@@ -6,6 +6,8 @@ import importlib
 import sys
 from typing import Optional
 
+from engine.console import plain_warnings
+
 MODES = {
     "data": ("engine.bench.data", "input-pipeline images/s, the port's PIL path beside ours"),
     "train": ("engine.bench.train", "training images/s per card, data time against compute time"),
@@ -27,6 +29,7 @@ def usage() -> str:
 
 
 def main(argv: Optional[list[str]] = None) -> int:
+    plain_warnings()
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] in ("-h", "--help"):
         print(usage())

@@ -7,7 +7,8 @@ NEW+AA: the engine's loader with `--augmentation autoaugment` (ImageNet policy o
 training split. DALI-CPU (where NVIDIA DALI is installed): `--data-backend dali-cpu`, the same plan and
 crops, DALI's CPU decoder and operators with 1 and N threads (DALI-CPU+AA with AutoAugment). The others
 run through a DataLoader with 1 and with N workers; per-core = images/s ÷ workers (or threads).
-Without DIR a set of 500×375 quality-90 JPEGs is generated in a temporary folder.
+Without DIR a set of 500×375 quality-90 JPEGs is generated in a temporary folder. The last line says how
+many cards this host's cores feed at a card's training rate (engine/bench/feed.py).
 """
 
 from __future__ import annotations
@@ -212,6 +213,14 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--repeat", type=int, default=2, help="timed passes per configuration (best is shown)")
     p.add_argument("--source-size", default="500x375", metavar="WxH", help="size of the generated JPEGs")
     p.add_argument(
+        "--card-ips",
+        type=float,
+        default=None,
+        metavar="N",
+        help="one card's training images/s for the feed estimate (default: NVIDIA's published 1-card AMP "
+        "figure, engine/bench/feed.py)",
+    )
+    p.add_argument(
         "--profile",
         action="store_true",
         help="also print the own pipeline's time per image of each stage (read … normalise), one core",
@@ -234,7 +243,12 @@ def main(argv: list[str]) -> int:
             f"at {args.image_size} px, batch {args.batch_size}, one torch thread per worker"
         )
         decode = decode_rates(samples)
-        report(run(samples, args), decode)
+        results = run(samples, args)
+        report(results, decode)
+        if args.split == "train":  # cards feed on the training transform
+            from engine.bench.feed import estimate
+
+            print(estimate({w: r for p, w, r in results if p == "new"}, args.card_ips).line())
         if args.profile:
             from engine.bench.data_profile import profile, report_profile
 

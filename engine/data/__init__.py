@@ -11,7 +11,8 @@ sets for tests and benchmarks).
 
 from __future__ import annotations
 
-from typing import Any
+from functools import partial
+from typing import Any, Callable, Optional
 
 from engine.config import DALI_BACKENDS, ConfigError, TrainConfig
 from engine.data.batch import Batch
@@ -28,6 +29,7 @@ from engine.data.transforms import (
     normalize,
     sample_crop,
 )
+from engine.schedule import CropSizes
 
 __all__ = [
     "CROP_RATIO",
@@ -75,11 +77,12 @@ def build_val_loader(cfg: TrainConfig, rank: int, world_size: int, pin_memory: b
 
 def _build(cfg: TrainConfig, split: str, rank: int, world_size: int, pin_memory: bool) -> Loader:
     seed = cfg.seed if cfg.seed is not None else 0
-    size = cfg.train_image_size
+    sizes = _sizes_by_epoch(cfg, split)
+    size, resize = sizes(0) if sizes is not None else (cfg.train_image_size, cfg.val_resize)
     workers = cfg.workers
     if cfg.data_backend == "synthetic":
         n = synthetic_sizes(cfg, world_size)[0 if split == "train" else 1]
-        source = SyntheticImages(n, cfg.num_classes, size, seed, split)
+        source = SyntheticImages(n, cfg.num_classes, size, seed, split, sizes)
         workers = min(workers, SYNTHETIC_WORKERS)
     else:
         if not cfg.data:
@@ -93,9 +96,9 @@ def _build(cfg: TrainConfig, split: str, rank: int, world_size: int, pin_memory:
             transform = (
                 TrainTransform(size, cfg.interpolation, cfg.augmentation)
                 if split == "train"
-                else ValTransform(size, cfg.val_resize, cfg.interpolation)
+                else ValTransform(size, resize, cfg.interpolation)
             )
-            source = ImageBatches(samples, transform, size, seed)
+            source = ImageBatches(samples, transform, size, seed, sizes)
     train = split == "train"
     plan = BatchPlan(len(source), cfg.batch_size, rank, world_size, shuffle=train, seed=seed, drop_last=train)
     if train and len(plan) == 0:
@@ -108,6 +111,21 @@ def _build(cfg: TrainConfig, split: str, rank: int, world_size: int, pin_memory:
 
         return DaliLoader(source, plan, cfg.prefetch, pin_memory)
     return Loader(source, plan, workers, cfg.prefetch, pin_memory)
+
+
+def _sizes_by_epoch(cfg: TrainConfig, split: str) -> Optional[Callable[[int], tuple[int, int]]]:
+    """epoch → (crop, resize) of `split` when --resize-schedule or --val-image-size set it, else None."""
+    crops = cfg.crop_sizes
+    if crops.schedule is None and (split == "train" or cfg.val_image_size is None):
+        return None
+    if split == "train":
+        return partial(_train_size, crops)
+    return crops.val_at
+
+
+def _train_size(crops: CropSizes, epoch: int) -> tuple[int, int]:  # module level: workers pickle it
+    size = crops.train_at(epoch)
+    return size, size
 
 
 def _dali_runs(backend: str) -> bool:

@@ -7,11 +7,14 @@ with the right epoch's seeds, and a resume can skip batches by not planning them
 
 from __future__ import annotations
 
+import copy
 import math
+import os
 import signal
+import time
 import warnings
 from collections.abc import Iterator, Sequence
-from typing import Any, Protocol
+from typing import Any, Callable, Optional, Protocol
 
 import torch
 from torch.utils.data import DataLoader, Dataset
@@ -43,28 +46,59 @@ class BatchSource(Protocol):
     def fetch(self, epoch: int, indices: Sequence[int]) -> Batch: ...
 
 
-class ImageBatches:
-    """Decodes and augments the images of one batch; sample i's draws depend on (seed, epoch, i) only."""
+# Test hook (tests only): every batch fetch of an image dataset sleeps this many seconds first, as a slow
+# disk or too few loader workers would make it; the input-bound tests use it.
+SLOW_LOADER_VAR = "RN50TUI_SLOW_LOADER_S"
 
-    def __init__(self, samples: SampleList, transform: Transform, size: int, seed: int) -> None:
+
+class ImageBatches:
+    """Decodes and augments the images of one batch; sample i's draws depend on (seed, epoch, i) only.
+
+    `sizes` (epoch → (crop, resize), engine/schedule.py) changes the output size per epoch; the epoch comes
+    with every request, so persistent workers follow it.
+    """
+
+    def __init__(
+        self, samples: SampleList, transform: Transform, size: int, seed: int,
+        sizes: Optional[Callable[[int], tuple[int, int]]] = None,
+    ) -> None:  # fmt: skip
         self.samples, self.transform, self.size, self.seed = samples, transform, size, seed
         self.classes = samples.classes
+        self.sizes = sizes
+        self._transforms: dict[tuple[int, int], Transform] = {}
+        self._slow = float(os.environ.get(SLOW_LOADER_VAR, "0") or 0)
 
     def __len__(self) -> int:
         return len(self.samples)
 
+    def _transform_at(self, epoch: int) -> tuple[Transform, int]:
+        """The transform of `epoch`'s size (one copy per size), and that size."""
+        if self.sizes is None:
+            return self.transform, self.size
+        crop, resize = self.sizes(epoch)
+        if (crop, resize) not in self._transforms:
+            t = copy.copy(self.transform)
+            t.size = crop
+            if hasattr(t, "resize"):
+                t.resize = resize
+            self._transforms[(crop, resize)] = t
+        return self._transforms[(crop, resize)], crop
+
     def fetch(self, epoch: int, indices: Sequence[int]) -> Batch:
+        if self._slow:
+            time.sleep(self._slow)
+        transform, size = self._transform_at(epoch)
         images, labels, bad = [], [], []
         for i in indices:
             path = self.samples.path(i)
             try:
-                images.append(load_image(path, self.transform, sample_rng(self.seed, epoch, i)))
+                images.append(load_image(path, transform, sample_rng(self.seed, epoch, i)))
             except (BadImage, RuntimeError, ValueError) as e:  # a bad file is skipped, never a crash
                 _warn_once(path, str(e) if isinstance(e, BadImage) else f"{path}: {e}")
                 bad.append(path)
                 continue
             labels.append(int(self.samples.labels[i]))
-        return collate(images, labels, self.size, bad)
+        return collate(images, labels, size, bad)
 
 
 class BatchPlan:

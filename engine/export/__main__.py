@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Optional
 
 from engine.config import add_checkpoint_loading_flags
+from engine.console import plain_warnings
 from engine.export import FORMATS, TOLERANCE, BadInput, ExportError
 
 EPILOG = (
@@ -132,6 +133,7 @@ def export(a: argparse.Namespace) -> int:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    plain_warnings()
     from engine.checkpoint import CheckpointError
 
     a = build_parser().parse_args(argv)

@@ -173,7 +173,8 @@ class Rn50App(App[int]):
             raise JobsError("the job store is still opening; try again in a moment")
         if kind == "cancel":
             job = client.cancel(job_id)
-            said = f"job {job_id}: " + ("cancelled" if job.status is Status.CANCELLED else "stopping…")
+            # cancelled at once (a queued job): the job alert says so, one toast for one cancel
+            said = None if job.status is Status.CANCELLED else f"job {job_id}: stopping…"
         elif kind == "resume":
             job = client.resume(job_id)
             said = f"job {job_id}: attempt {job.attempt} {job.status.value}"
@@ -182,7 +183,8 @@ class Rn50App(App[int]):
         else:
             client.delete(job_id)
             said = f"job {job_id} deleted"
-        self.call_from_thread(self.notify, said)
+        if said:
+            self.call_from_thread(self.notify, said)
         self.call_from_thread(self._store_changed)
 
     # -- views

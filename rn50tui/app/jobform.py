@@ -16,6 +16,7 @@ from engine.device_kind import CARD_KINDS, KINDS
 from rn50tui.jobs.errors import JobsError, SubmitError
 from rn50tui.jobs.executors import DEFAULT_EXECUTOR, Executor, get_executor
 from rn50tui.jobs.options import Option
+from rn50tui.jobs.policy.notify import resolve_hook
 from rn50tui.jobs.policy.stall import ON_STALL
 from rn50tui.jobs.presets import PRESETS, Preset
 from rn50tui.jobs.submission import Request, plan
@@ -25,7 +26,7 @@ DEVICES = ("auto", *KINDS)
 PRECISIONS = ("amp", "fp32")
 # The submit request's field a SubmitError names → the form's input that shows it.
 REQUEST_FIELDS = {"preset": "preset", "data": "data", "cards": "cards", "device": "device",
-                  "checkpoint": "extra", "engine_flags": "extra"}  # fmt: skip
+                  "checkpoint": "extra", "engine_flags": "extra", "notify_cmd": "notify_cmd"}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,7 @@ def check(values: FormValues, capacity: dict[str, int], cwd: Optional[Path] = No
     hook = None
     try:
         hook = parse_cmd(values.notify_cmd) if values.notify_cmd.strip() else None
+        hook = resolve_hook(hook, cwd or Path.cwd()) if hook else None  # as the manager will at submit
     except ValueError as exc:
         errors["notify_cmd"] = f"notify command: {exc}"
     if values.on_stall not in ON_STALL:

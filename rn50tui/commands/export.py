@@ -8,7 +8,7 @@ import json
 import sys
 from typing import Any
 
-from rn50tui.commands.common import manager
+from rn50tui.commands.common import CliError, manager
 
 
 def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -26,7 +26,12 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     jm = manager(args)
-    jm.get_job(args.job)
+    job = jm.get_job(args.job)
+    if args.attempt is not None and not 1 <= args.attempt <= job.attempt:
+        tries = f"attempts 1 to {job.attempt}" if job.attempt > 1 else "one attempt"
+        raise CliError(
+            f"job {job.id} has {tries}, not attempt {args.attempt}: pass --attempt 1…{job.attempt}"
+        )
     if args.format == "tensorboard":  # a folder of event files, not rows: rn50tui/tensorboard_export.py
         from rn50tui.tensorboard_export import export_job
 

@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 import time
-from typing import Any
+from typing import Any, Callable
 
 from rn50tui.commands import show
 from rn50tui.commands.common import CliError, Parser, manager
@@ -67,13 +67,12 @@ def run_list(args: argparse.Namespace) -> int:
         now = time.time()
         sys.stdout.write(json.dumps([show.with_stall(j.to_dict(), stall.flag(j, now)) for j in jobs]) + "\n")
     else:
-        _print_table(jobs)
+        _print_table(jobs, lambda job: jm.wait_reason(job.id))
     if not everything and len(jobs) >= RECENT_JOBS:  # fewer: the store holds no more
         hidden = jm.count_jobs() - len(jobs)
-        if hidden:
-            print(
-                f"({hidden} older jobs not shown: `rn50tui jobs list --all` lists every job)", file=sys.stderr
-            )
+        if hidden:  # under the table; on stderr only beside --json, whose stdout is one JSON document
+            print(f"({hidden} older jobs not shown: `rn50tui jobs list --all` lists every job)",
+                  file=sys.stderr if args.json else sys.stdout)  # fmt: skip
     return 0
 
 
@@ -93,16 +92,17 @@ LIST_COLUMNS = (
 )
 
 
-def _print_table(jobs: list[JobSummary]) -> None:
+def _print_table(jobs: list[JobSummary], wait_reason: Callable[[JobSummary], str]) -> None:
     now = time.time()
     rows = [LIST_COLUMNS] + [_row(j, now) for j in jobs]
     widths = [max(map(len, column)) for column in zip(*rows)]
     line = "  ".join(f"{{:<{w}}}" for w in widths)
     sys.stdout.write("".join(line.format(*r).rstrip() + "\n" for r in rows))
     for j in jobs:  # why a queued job is held back, or what a running one warns of, under the table
-        if j.status is Status.QUEUED and j.wait_reason:
-            sys.stdout.write(f"job {j.id} waits: {j.wait_reason}\n")
-        elif j.status is Status.RUNNING and j.note and j.note.startswith("warning:"):
+        if j.status is Status.QUEUED:  # the scheduler's own words: a busy card, a slot held, the order
+            reason = wait_reason(j)
+            sys.stdout.write(f"job {j.id} {reason[3:] if reason.startswith('it ') else ': ' + reason}\n")
+        elif j.status is Status.RUNNING and j.note and j.note.startswith(("warning:", "input-bound:")):
             sys.stdout.write(f"job {j.id} {j.note}\n")
 
 

@@ -8,6 +8,7 @@ import time
 from typing import Any, Optional
 
 from engine.events import readable_position
+from rn50tui import time_to_accuracy
 from rn50tui.commands.common import manager
 from rn50tui.jobs.policy import stall
 from rn50tui.jobs.view import JobView, ema_curve, loss_is, view
@@ -42,11 +43,13 @@ def run(args: argparse.Namespace) -> int:
     v = view(job, now)  # the one view of a job (rn50tui/jobs/view.py), as the app renders it
     with_stall(info, v.mark)
     info.update(first_started_at=v.started_at, ran_s=v.ran_s, eta_s=v.eta_s)
+    info["time_to_best"] = time_to_accuracy.history_of(info.get("time_to_best"))
     attempts = jm.attempts(job.id)
     if args.json:
         print(json.dumps({**info, "attempts": [a.to_dict() for a in attempts]}))
         return 0
     info = _readable_times(info, v, now)
+    info["time_to_best"] = "\n".join(time_to_accuracy.lines(info["time_to_best"])) or None
     info["attempts"] = "\n".join(_attempt_line(a, job) for a in attempts)
     width = max(len(k) for k in info)
     for key, value in info.items():
@@ -61,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _attempt_line(attempt: Any, job: Any) -> str:
-    """`  2  failed       local  started 2026-… ran 1m 40s  exit 1: out of memory` (its error's first line)."""
+    """`  2  failed       local  started 2026-… ran 1m40s  exit 1: out of memory` (its error's first line)."""
     ended = attempt.status.value if attempt.status is not None else (
         str(job.status) if attempt.number == job.attempt else "not recorded")  # fmt: skip
     parts = [f"{attempt.number:>3}  {ended:<12}", attempt.executor]

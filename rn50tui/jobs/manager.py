@@ -163,6 +163,11 @@ class JobManager:
 
         if on_stall is not None and on_stall not in ON_STALL:
             raise SubmitError(f"--on-stall must be one of {', '.join(ON_STALL)}, not {on_stall!r}")
+        if notify_cmd:  # the supervisor runs the hook from the job's workspace, not from here
+            try:
+                notify_cmd = notify.resolve_hook(notify_cmd, Path.cwd())
+            except ValueError as exc:
+                raise SubmitError(str(exc), field="notify_cmd") from None
         request = request or Request(
             preset, name, cards, device, data, checkpoint, tuple(engine_flags), executor
         )

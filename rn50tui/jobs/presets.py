@@ -1,4 +1,5 @@
-"""Named engine set-ups: the seed's scripts (NGC recipe, /work/shared/reference/ngc-recipe.md) and a demo.
+"""Named engine set-ups: the seed's scripts (NGC recipe, /work/shared/reference/ngc-recipe.md), FFCV's
+published ResNet-50 recipe, and a demo.
 
 A preset gives the kind of job, its default device and card count, and the engine flags; flags given
 after `--` on the command line come after the preset's, so they win (argparse keeps the last value).
@@ -53,6 +54,28 @@ _DEMO = (
 )  # fmt: skip
 
 
+# FFCV's ResNet-50, 88 epochs (libffcv/ffcv-imagenet rn50_configs/rn50_88_epochs.yaml and train_imagenet.py
+# at 4dd291a): 512 images per card on 8 cards (global 4096) at lr 1.7; their "cyclic" lr rises linearly
+# from 1e-4·lr to lr over lr_peak_epoch 2 (the default) and falls linearly to 0 at epoch 88 (--warmup 2,
+# linear to --end-lr 0); SGD momentum 0.9, wd 1e-4 (none on BN), label smoothing 0.1; the crop 160 px up
+# to their epoch 65, 192 px from 76 (0-based; ours count from 1: 66 and 77); validation at 256 px
+# (centre crop 224/256) with the left-right flip (lr_tta); torchvision's init (-c classic), AMP,
+# channels-last. Left out: BlurPool (another architecture), FFCV's loader and its re-encoded dataset.
+_FFCV_88E = (
+    "-j", "12", "-b", "512", "--optimizer-batch-size", "4096", "--lr", "1.7", "--warmup", "2",
+    "--lr-schedule", "linear", "--end-lr", "0", "--mom", "0.9", "--wd", "1e-4", "--label-smoothing", "0.1",
+    "-c", "classic", "--epochs", "88", "--resize-schedule", "160:192:66:77", "--val-image-size", "256",
+    "--val-flip",
+)  # fmt: skip
+FFCV_DESCRIPTION = (
+    "FFCV's ResNet-50, 88 epochs, AMP, 8 cards: 160→192 px crop ramp (epochs 66–77), lr 1.7 at global "
+    "batch 4096 (2 warm-up epochs, then linear to 0), label smoothing 0.1, test at 256 px with flip "
+    "(needs --data). Source: github.com/libffcv/ffcv-imagenet rn50_configs/rn50_88_epochs.yaml; 78.4% "
+    "top-1 in 77 min on 8×A100: their published figures; not measured by rn50tui. Left out: BlurPool "
+    "(another architecture) and FFCV's own loader and re-encoded dataset (50% JPEG, 500 px side)"
+)
+
+
 @dataclass(frozen=True)
 class Preset:
     """What `rn50tui submit --preset NAME` starts from."""
@@ -78,6 +101,7 @@ PRESETS: dict[str, Preset] = {
                _NGC_90E, cards=4),
         Preset("ngc-amp-250e", "train", "NGC ResNet-50 v1.5, 250 epochs, AMP, mixup 0.2, 8 cards "
                "(upstream's DGX-A100 recipe; needs --data)", (*_NGC_250E, *AMP_FLAGS), cards=8),
+        Preset("ffcv-rn50-88e", "train", FFCV_DESCRIPTION, (*_FFCV_88E, *AMP_FLAGS), cards=8),
         Preset("ngc-infer", "infer", "evaluate a checkpoint on the validation set, one card "
                "(needs --data and --checkpoint)", ("--evaluate", "-b", "128", "-j", "1"), needs_checkpoint=True),
         Preset("bench", "bench", "training throughput on synthetic data: 100 iterations, one card",

@@ -218,6 +218,7 @@ class JobSummary(NamedTuple):
     note: Optional[str]  # the engine's warning while it runs, or how a completed run ended
     first_started_at: Optional[float]  # when its first attempt started
     ran_s: Optional[float]  # seconds its ended attempts ran, together
+    time_to_best: Optional[list[dict[str, Any]]] = None  # [{top1, epoch, train_seconds}, …] (engine: best)
 
     @classmethod
     def from_row(cls, row: tuple[Any, ...]) -> JobSummary:
@@ -256,6 +257,7 @@ SUMMARY_DECODE: dict[str, Any] = {
     "cards_granted": _cards,
     "status": _STATUSES.__getitem__,
     "executor_handle": lambda text: json.loads(text) if text else None,
+    "time_to_best": lambda text: json.loads(text) if text else None,
 }
 _SUMMARY_DECODERS = tuple((SUMMARY_COLUMNS.index(name), fn) for name, fn in SUMMARY_DECODE.items())
 

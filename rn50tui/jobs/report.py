@@ -31,6 +31,7 @@ class RunState:
     error: Optional[str] = None
     stopping_signal: Optional[str] = None
     started: bool = False
+    input_note: Optional[str] = None  # the input-bound note of the last epoch, if it was
 
 
 @dataclass
@@ -110,12 +111,19 @@ class ReportReader:
             self.state.error = str(data.get("message"))
         elif event == "warning":  # shown with the job while it runs (a disk too small for its checkpoints)
             updates["note"] = f"warning: {data.get('message')}"
+        elif event == "input_bound":  # what to do about cards waiting for data, until an epoch is not
+            self.state.input_note = updates["note"] = str(data.get("message"))
+        elif event == "compute_bound":
+            self.state.input_note = updates["note"] = None
+        elif event == "best":  # the whole history so far: a restarted follower needs no state of its own
+            updates["time_to_best"] = json.dumps(data.get("history") or [])
         elif event == "stopping":
             self.state.stopping_signal = str(data.get("signal"))
         elif event == "run_end":
             self.state.run_end = _run_end(data.get("status"))
-            # e.g. early stopping: completed, and why before --epochs; a warning ends with the run
-            updates["note"] = str(data["reason"]) if data.get("reason") else None
+            # e.g. early stopping: completed, and why before --epochs; a warning ends with the run, the
+            # verdict of an input-bound last epoch stays (why the run was slow)
+            updates["note"] = str(data["reason"]) if data.get("reason") else self.state.input_note
 
     def _latest(self, rec: Record, updates: dict[str, Any]) -> None:
         data, step = rec.data or {}, rec.step

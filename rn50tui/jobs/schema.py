@@ -11,7 +11,7 @@ Tables (see MIGRATIONS for the exact columns):
   attempts        one row per attempt of a job (job_id, number): the executor and its handle (JSON), cards
                   granted, supervisor and engine pids with their start times, run token, heartbeat, resume_from,
                   started/finished, exit code, error, how it ended (status), stream offsets, stall and ETA
-                  bookkeeping (0009_attempts moved these off `jobs`; the old columns stay there, unread, for a
+                  bookkeeping (0010_attempts moved these off `jobs`; the old columns stay there, unread, for a
                   supervisor of an earlier version that still runs: triggers carry its writes over)
   metrics         one row per engine LOG record: job, attempt, time, epoch, iteration, phase, values (JSON)
   claims          (device, card) → job: the cards in use; the primary key makes a double grant impossible
@@ -22,7 +22,9 @@ Tables (see MIGRATIONS for the exact columns):
 Later columns of jobs: notify_cmd (JSON argv of the job's hook), on_stall (notify|cancel), wait_reason (why
 a queued job is not granted cards, e.g. a card busy outside rn50tui), note; of attempts: last_progress_at
 (the last training iteration, validation step or checkpoint), stalled_at (set while flagged stalled), eta_end
-(when the supervisor predicts the job ends, from its own timings: rn50tui/jobs/policy/eta.py).
+(when the supervisor predicts the job ends, from its own timings: rn50tui/jobs/policy/eta.py); of jobs
+again: note (the engine's warning, input-bound verdict or reason for ending), time_to_best (JSON: the training
+time to each new best top-1, from the engine's STATUS best records; rn50tui/time_to_accuracy.py reads it).
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from typing import TYPE_CHECKING, Callable
 if TYPE_CHECKING:
     import sqlite_utils
 
-from engine.diskspace import MB, free_bytes
+from engine.diskspace import MiB, free_bytes
 from rn50tui.jobs.errors import StoreError, StoreMissing
 
 BUSY_TIMEOUT_S = 30.0
@@ -206,7 +208,13 @@ def _m0008_job_ids(db: sqlite_utils.Database) -> None:
     db.execute("INSERT INTO job_ids (name, last_id) VALUES ('jobs', ?)", [last])
 
 
-# The columns of one attempt (rn50tui.jobs.records.Attempt), moved out of `jobs` by 0009_attempts.
+@migration("0009_time_to_best")
+def _m0009_time_to_best(db: sqlite_utils.Database) -> None:
+    # JSON [{top1, epoch, train_seconds}, …]: the engine's STATUS best records (time to each new best top-1)
+    db["jobs"].add_column("time_to_best", str)
+
+
+# The columns of one attempt (rn50tui.jobs.records.Attempt), moved out of `jobs` by 0010_attempts.
 ATTEMPT_COLUMNS: dict[str, type] = {
     "executor": str, "executor_handle": str, "cards_granted": str, "supervisor_pid": int,
     "supervisor_started": float, "engine_pid": int, "engine_started": float, "run_token": str,
@@ -214,13 +222,13 @@ ATTEMPT_COLUMNS: dict[str, type] = {
     "finished_at": float, "exit_code": int, "error": str, "raport_offset": int, "stderr_offset": int,
     "last_progress_at": float, "stalled_at": float, "eta_end": float, "hung_notified": float,
 }  # fmt: skip
-# The job columns of earlier versions that 0009 moved; a supervisor of that version still running keeps
-# writing them, and a trigger carries its writes to its attempt's row (see _m0009_attempts).
+# The job columns of earlier versions that 0010 moved; a supervisor of that version still running keeps
+# writing them, and a trigger carries its writes to its attempt's row (see _m0010_attempts).
 LEGACY_JOB_COLUMNS = tuple(c for c in ATTEMPT_COLUMNS if c != "executor")
 
 
-@migration("0009_attempts")
-def _m0009_attempts(db: sqlite_utils.Database) -> None:
+@migration("0010_attempts")
+def _m0010_attempts(db: sqlite_utils.Database) -> None:
     """Issue 23: one row per attempt of a job (who ran it, where, from which checkpoint, how it ended)."""
     db["attempts"].create(
         {"job_id": int, "number": int, "status": str, "queued_at": float, **ATTEMPT_COLUMNS},
@@ -356,7 +364,7 @@ def full_disk_hint(path: str | os.PathLike[str], then: str = "then try again: no
     free = free_bytes(Path(path).parent)
     if free is None or free >= FULL_DISK_BYTES:
         return ""
-    return (f" (the disk holding it is full: {free // MB} MB free; free space there, e.g. old checkpoints "
+    return (f" (the disk holding it is full: {free // MiB} MiB free; free space there, e.g. old checkpoints "
             f"in the jobs' runs/ folders, {then})")  # fmt: skip
 
 

@@ -94,7 +94,7 @@ def test_a_full_dest_says_what_it_needs(official, small_disk):
     disk = small_disk(1)
     free = shutil.disk_usage(disk).free
     (disk / "filler").write_bytes(b"\0" * (free - 16 * 4096))
-    refused(official, disk / "dest", "MB free but this needs about", "free space")
+    refused(official, disk / "dest", "MiB free but this needs about", "free space")
 
 
 def test_without_scipy_the_error_names_the_pip_command(monkeypatch, official):

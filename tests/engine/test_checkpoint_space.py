@@ -22,7 +22,7 @@ MB = 1 << 20
 
 
 def test_a_write_the_kernel_refuses_names_the_file_and_keeps_the_old_checkpoint(tmp_path):
-    """A real failed write: RLIMIT_FSIZE makes the kernel refuse bytes past 1 MB (EFBIG)."""
+    """A real failed write: RLIMIT_FSIZE makes the kernel refuse bytes past 1 MiB (EFBIG)."""
     path = tmp_path / "checkpoint.pth.tar"
     save_atomic({"epoch": 1}, path)
     script = textwrap.dedent(f"""
@@ -42,7 +42,7 @@ def test_a_write_the_kernel_refuses_names_the_file_and_keeps_the_old_checkpoint(
     assert proc.returncode == 3, proc.stderr
     message = proc.stdout
     assert f"could not write checkpoint {path}" in message
-    assert "it needs about 16 MB" in message and "MB free there" in message
+    assert "it needs about 16 MiB" in message and "MiB free there" in message
     assert "the disk is full" not in message  # the disk has room: the cause is the write itself
     assert "the earlier checkpoint.pth.tar is untouched" in message
     assert torch.load(path, weights_only=True) == {"epoch": 1}
@@ -60,14 +60,14 @@ def test_a_full_disk_is_named_with_its_free_space(tmp_path, monkeypatch):
     monkeypatch.setattr(torch, "save", torn)
     monkeypatch.setattr(checkpoint, "free_bytes", lambda folder: 5 * MB)
     with pytest.raises(CheckpointWriteError) as caught:
-        save_atomic({"w": torch.zeros(MB)}, path)  # 4 MB of tensor data
+        save_atomic({"w": torch.zeros(MB)}, path)  # 4 MiB of tensor data
     message = str(caught.value)
-    assert "the disk is full" not in message and "5 MB free there" in message  # 4 MB would fit
+    assert "the disk is full" not in message and "5 MiB free there" in message  # 4 MiB would fit
     monkeypatch.setattr(checkpoint, "free_bytes", lambda folder: 1 * MB)
     with pytest.raises(CheckpointWriteError) as caught:
         save_atomic({"w": torch.zeros(MB)}, path)
     message = str(caught.value)
-    assert "the disk is full (it needs about 4 MB; 1 MB free there)" in message
+    assert "the disk is full (it needs about 4 MiB; 1 MiB free there)" in message
     assert "pass --workspace on a disk with room" in message
     assert "no partial checkpoint.pth.tar was left" in message
     assert list(tmp_path.iterdir()) == []
@@ -76,12 +76,12 @@ def test_a_full_disk_is_named_with_its_free_space(tmp_path, monkeypatch):
 def test_a_workspace_too_small_for_the_run_is_warned_of_before_training(tmp_path, monkeypatch):
     ck = Checkpointer(parse_args(["--data-backend", "synthetic", "--workspace", str(tmp_path)]), enabled=True)
     monkeypatch.setattr(checkpoint, "free_bytes", lambda folder: 500 * MB)
-    assert ck.space_note(100 * MB) is None  # checkpoint, model_best and a save's temp file: 300 MB
+    assert ck.space_note(100 * MB) is None  # checkpoint, model_best and a save's temp file: 300 MiB
     monkeypatch.setattr(checkpoint, "free_bytes", lambda folder: 250 * MB)
     note = ck.space_note(100 * MB)
-    assert note is not None and "250 MB free" in note and "about 300 MB (3 files of 100 MB" in note
+    assert note is not None and "250 MiB free" in note and "about 300 MiB (3 files of 100 MiB" in note
     ck.keep = 2  # --gather-checkpoints 2 keeps two more files
-    assert "about 500 MB (5 files" in ck.space_note(100 * MB)
+    assert "about 500 MiB (5 files" in ck.space_note(100 * MB)
 
 
 @pytest.mark.slow
@@ -91,7 +91,7 @@ def test_the_engine_on_a_full_disk_warns_first_then_fails_with_the_fix(small_dis
             "10", "--epochs", "1", "--synthetic-size", "16", "-j", "0", "--workspace", str(ws)]  # fmt: skip
     proc = run_engine(args, cwd=tmp_path)
     assert proc.returncode == EXIT_ERROR, proc.stderr
-    assert "warning: " + str(ws) + " has 60 MB free, but this run's checkpoints need about" in proc.stderr
+    assert "warning: " + str(ws) + " has 60 MiB free, but this run's checkpoints need about" in proc.stderr
     assert "could not write checkpoint" in proc.stderr and "the disk is full" in proc.stderr
     assert "Traceback" not in proc.stderr  # a known failure: the message says it all
     raport = ws / "experiment_raport.json"

@@ -64,7 +64,7 @@ def test_a_format_1_checkpoint_stopped_inside_an_epoch_resumes_there(tmp_path):
     )
     assert out.returncode == 0, out.stderr
     start = next(r for r in iter_records(ws / "raport.json") if r.event == "run_start")
-    assert (start.data["start_epoch"], start.data["start_iter"]) == (0, 2)
+    assert (start.data["start_epoch"], start.data["start_iter"]) == (1, 2)  # 2 iterations into epoch 1
     train_steps = [r.step for r in iter_records(ws / "raport.json") if r.phase == "train"]
     assert train_steps == [[1, 3], [1, 4]]  # the two iterations left of epoch 1, no more
     new = torch.load(ws / "checkpoint.pth.tar", weights_only=True)

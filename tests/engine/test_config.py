@@ -98,3 +98,11 @@ def test_every_flag_has_help_text():
     for action in build_parser()._actions:
         if action.dest not in ("help", "local_rank"):
             assert action.help, f"{action.option_strings or action.dest} has no help"
+
+
+def test_help_names_each_flags_default():
+    from engine.config import build_parser
+
+    text = " ".join(build_parser().format_help().split())
+    assert "total epochs of the schedule (default: 90)" in text
+    assert "mini-batch size per card (default: 256)" in text

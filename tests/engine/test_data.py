@@ -106,14 +106,18 @@ def test_too_many_classes_and_empty_split_are_errors(folder: Path, tmp_path: Pat
 def test_train_and_val_batches_shapes_dtype_labels(folder: Path) -> None:
     cfg = cfg_for(folder)
     train = build_train_loader(cfg, 0, 1, False)
-    assert len(train) == 5 and train.num_samples == 18
+    assert len(train) == 4 and train.num_samples == 18  # the short last batch is dropped, as the recipe's
     batches = all_batches(train)
-    assert [len(b) for b in batches] == [4, 4, 4, 4, 2]
+    assert [len(b) for b in batches] == [4, 4, 4, 4]
     for b in batches:
         assert b.images.dtype == torch.uint8 and b.images.shape[1:] == (3, 32, 32)
         assert b.labels.dtype == torch.int64 and b.skipped == 0
-    labels = torch.cat([b.labels for b in batches])
-    assert sorted(labels.tolist()) == sorted([k for k in range(CLASSES) for _ in range(6)])
+    labels = torch.cat([b.labels for b in batches]).tolist()  # 16 of the 18, each image at most once
+    assert (
+        len(labels) == 16
+        and all(labels.count(k) <= 6 for k in range(CLASSES))
+        and set(labels) <= set(range(CLASSES))
+    )
     assert torch.cat([b.images for b in batches]).float().std() > 5  # real pixels, not a constant
     val = all_batches(build_val_loader(cfg, 0, 1, False))
     assert [b.images.shape for b in val] == [(4, 3, 32, 32), (4, 3, 32, 32), (1, 3, 32, 32)]

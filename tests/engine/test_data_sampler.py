@@ -85,12 +85,12 @@ def same(a: list, b: list) -> bool:
 @pytest.mark.parametrize("workers", [0, 2])
 def test_start_iteration_resumes_the_same_epoch_bit_for_bit(folder: Path, workers: int) -> None:
     loader = build_train_loader(cfg_for(folder, workers), 0, 1, False)
-    assert len(loader) == 6
+    assert len(loader) == 5  # full batches only: the short last one is dropped, as the recipe's
     full = epoch_batches(loader, 1)
     other = epoch_batches(loader, 2)
     assert not same(full, other)
     tail = epoch_batches(loader, 1, start=4)
-    assert loader.position == 6 and same(tail, full[4:])
+    assert loader.position == 5 and same(tail, full[4:])
     assert same(epoch_batches(loader, 1), full)  # the skip applied to one iteration only
     fresh = build_train_loader(cfg_for(folder, workers), 0, 1, False)
     fresh.load_state_dict({"epoch": 1, "iteration": 3})  # as a resumed process would

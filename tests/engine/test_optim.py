@@ -66,3 +66,12 @@ def test_a_run_no_longer_than_its_warmup_warms_up_throughout_and_says_so():
     assert lrs == sorted(lrs) and math.isclose(lrs[-1], 2.048 * 2 / 8)  # still rising at the end
     assert "the whole run warms up" in warmup_note(short) and "25% of --lr" in warmup_note(short)
     assert warmup_note(cfg("--warmup", "1", "--epochs", "2")) is None
+
+
+def test_a_diverged_loss_is_named_with_the_lr_scaling_rule():
+    from engine.optim import diverged, divergence_warning
+
+    assert diverged(float("nan"), 1000) and diverged(float("inf"), 10) and diverged(31.5, 2)
+    assert not diverged(6.9, 1000) and not diverged(0.7, 2)  # chance level of 1000 classes is ln(1000) ≈ 6.9
+    text = divergence_warning(31.48, "epoch 1, iteration 2", cfg("--lr", "0.1", "-b", "8"), 8)
+    assert "--lr 0.1 is high for a global batch of 8" in text and "(--lr 0.008 here)" in text

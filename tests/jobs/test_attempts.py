@@ -91,7 +91,7 @@ def test_a_store_from_before_attempts_moves_every_job_and_metric_row(tmp_path):
     copy = tmp_path / "jobs.db"
     shutil.copy(V2, copy)
     store = JobStore(copy)
-    assert "0009_attempts" in migrations_of(copy) and "attempts" in store.tables()
+    assert "0010_attempts" in migrations_of(copy) and "attempts" in store.tables()
     jobs = store.list_jobs()
     assert len(jobs) == 7 and sum(store.metric_count(j.id) for j in jobs) > 0
     for job in jobs:
@@ -160,12 +160,12 @@ def test_a_running_job_of_the_previous_version_is_still_supervised_after_the_mig
                          env=env, cwd=tmp_path, timeout=300)  # fmt: skip
     assert out.returncode == 0, out.stderr
     job_id, status, pid = out.stdout.split()
-    assert status == "running" and "0009_attempts" not in migrations_of(db)
+    assert status == "running" and "0010_attempts" not in migrations_of(db)
     job_id, pid = int(job_id), int(pid)
     monkeypatch.setenv("RN50TUI_CARDS", "mlu=0,cuda=0,cpu=1")
     jm = JobManager(db, capacity={"mlu": 0, "cuda": 0, "cpu": 1})  # today's code: migrates the store
     try:
-        assert "0009_attempts" in migrations_of(db)
+        assert "0010_attempts" in migrations_of(db)
         assert reconcile(jm._store).interrupted == []  # its supervisor lives on: it is not lost
         job = jm.get_job(job_id)
         assert job.status is Status.RUNNING and job.supervisor_pid == pid

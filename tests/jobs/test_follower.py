@@ -130,12 +130,12 @@ def test_an_engine_warning_shows_with_the_running_job_and_ends_with_the_run(stor
     w = EventWriter(job.files.raport)
     w.status("run_start", config={}, start_epoch=0, start_iter=0, epochs=1, train_iters=3, val_iters=1,
              world_size=1, device="cpu")  # fmt: skip
-    w.status("warning", message="/ws has 60 MB free, but this run's checkpoints need about 539 MB")
+    w.status("warning", message="/ws has 60 MiB free, but this run's checkpoints need about 539 MiB")
     w.metrics([1, 1], {"train.loss": 3.0})
     w.close()
     f = ReportReader(job.id, 1, job.files.raport)
     commit(store, job.id, f.poll(), [], time.time())
-    warning = "warning: /ws has 60 MB free, but this run's checkpoints need about 539 MB"
+    warning = "warning: /ws has 60 MiB free, but this run's checkpoints need about 539 MiB"
     assert store.get_job(job.id).note == warning
     w = EventWriter(job.files.raport)
     w.status("run_end", status="completed", epoch=1)

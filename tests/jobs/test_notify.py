@@ -159,3 +159,20 @@ def test_final_states_set_by_clients_run_the_hook_too(tmp_path, monkeypatch):
     assert env["RN50TUI_JOB_STATUS"] == "interrupted" and "is gone" in env["RN50TUI_JOB_ERROR"]
     jm.close()
     store.close()
+
+
+def test_a_relative_hook_is_made_absolute_at_submit_and_a_missing_one_refused(manager, tmp_path, monkeypatch):
+    from rn50tui.jobs.errors import SubmitError
+
+    monkeypatch.chdir(tmp_path)
+    hook = tmp_path / "hooks" / "done.sh"
+    hook.parent.mkdir()
+    hook.write_text("#!/bin/sh\ntrue\n")
+    hook.chmod(0o755)
+    job = manager.submit(preset="demo", notify_cmd=["./hooks/done.sh", "--quiet"], start=False)
+    assert job.notify_cmd == [str(hook), "--quiet"]  # runs from the job's workspace all the same
+    with pytest.raises(SubmitError, match=r"--notify-cmd ./hooks/gone.sh: no such file \(looked in "):
+        manager.submit(preset="demo", notify_cmd=["./hooks/gone.sh"], start=False)
+    with pytest.raises(SubmitError, match="not found on PATH"):
+        manager.submit(preset="demo", notify_cmd=["no-such-hook-anywhere"], start=False)
+    assert [j.id for j in manager.list_jobs()] == [job.id]

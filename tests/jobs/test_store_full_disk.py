@@ -17,7 +17,7 @@ def test_a_store_that_cannot_open_on_a_full_disk_says_the_disk_is_full(tmp_path,
     path = tmp_path / "jobs.db"
     path.write_bytes(b"not a database, and no room to write a new one" * 100)
     monkeypatch.setattr(schema, "free_bytes", lambda folder: 0)
-    with pytest.raises(StoreError, match=r"the disk holding it is full: 0 MB free; free space there"):
+    with pytest.raises(StoreError, match=r"the disk holding it is full: 0 MiB free; free space there"):
         JobStore(path)
     monkeypatch.setattr(schema, "free_bytes", lambda folder: 1 << 30)
     with pytest.raises(StoreError) as caught:  # a disk with room: the cause is the file, say only that

@@ -206,13 +206,13 @@ async def test_detail_draws_the_ema_curve_and_the_early_stopping_note(db_path, s
 
 
 async def test_an_engine_warning_shows_in_yellow_under_a_running_job(db_path, store):
-    warning = "warning: /ws has 60 MB free, but this run's checkpoints need about 539 MB"
+    warning = "warning: /ws has 60 MiB free, but this run's checkpoints need about 539 MiB"
     job = add_job(store, Status.RUNNING, "small disk", epochs=9, epoch=1, iters_per_epoch=50, note=warning)
     app = make_app(db_path)
     async with app.run_test(size=SIZE) as pilot:
         detail = await open_detail(pilot, app, job.id)
         summary = detail.query_one("#job-summary", Static)
-        await wait_for(pilot, lambda: "60 MB free" in str(summary.render()), what="the warning")
+        await wait_for(pilot, lambda: "60 MiB free" in str(summary.render()), what="the warning")
         text = summary.render()
         start = str(text).index("warning:")
         assert any(span.start <= start < span.end and "yellow" in str(span.style) for span in text.spans)

@@ -174,15 +174,45 @@ async def test_the_form_sets_the_jobs_notify_hook_and_what_a_stall_does(db_path,
         form = await open_form(pilot, app)
         form.query_one("#on_stall", Select).value = "cancel"
         hook = form.query_one("#notify_cmd", Input)
-        hook.value = "notify-send 'job done"  # an unclosed quote
+        hook.value = "echo 'job done"  # an unclosed quote
         await wait_for(pilot, lambda: "notify command" in error_text(form), what="the hook's message")
         assert hook.has_class("-invalid") and form.query_one("#submit", Button).disabled
-        hook.value = "notify-send 'job done; rm -rf /'"  # one argument, never a shell line
+        hook.value = "echo 'job done; rm -rf /'"  # one argument, never a shell line
         await wait_for(pilot, lambda: form.verdict is not None and form.verdict.ok, what="valid again")
         await pilot.press("ctrl+s")
         await wait_for(pilot, lambda: isinstance(app.screen, JobsScreen), what="the form to close")
     (job,) = store.list_jobs()
-    assert job.notify_cmd == ["notify-send", "job done; rm -rf /"] and job.on_stall == "cancel"
+    assert job.notify_cmd == ["echo", "job done; rm -rf /"] and job.on_stall == "cancel"
+
+
+async def test_the_form_buttons_are_reachable_at_80x24_and_160x45(db_path, store):
+    for size in ((80, 24), (160, 45)):
+        app = make_app(db_path)
+        async with app.run_test(size=size) as pilot:
+            form = await open_form(pilot, app)
+            await pilot.pause()
+            for button_id in ("#submit", "#cancel"):
+                region = form.query_one(button_id, Button).region
+                assert region.area > 0 and form.region.contains_region(region), (size, button_id, region)
+
+
+async def test_a_batch_size_that_is_not_a_number_is_refused_as_typed_and_never_submitted(db_path, store):
+    app = make_app(db_path)
+    async with app.run_test(size=SIZE) as pilot:
+        form = await open_form(pilot, app)
+        await wait_for(pilot, lambda: form.verdict is not None and form.verdict.ok, what="demo to be valid")
+        batch = form.query_one("#batch_size", Input)
+        batch.focus()
+        await pilot.press("ctrl+u", "a", "b", "c")
+        await pilot.pause()
+        shown = batch.value
+        await wait_for(pilot, lambda: "batch size must be an integer" in error_text(form), what="the message")
+        await wait_for(pilot, lambda: batch.has_class("-invalid"), what=f"the field marked ({shown!r})")
+        assert shown == "abc" and form.query_one("#submit", Button).disabled
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: not form.submitting)
+        assert isinstance(app.screen, NewJobScreen)
+    assert store.list_jobs() == []
 
 
 async def test_a_third_executors_option_fields_come_from_its_declaration(db_path, store, monkeypatch):

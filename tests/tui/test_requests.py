@@ -37,6 +37,10 @@ async def test_cancel_resume_delete_from_the_keyboard(db_path, store):
         await pilot.press("y")
         await wait_for(pilot, lambda: table.get_cell(str(queued.id), "status").plain == "cancelled")
         assert status_of(store, queued.id) is Status.CANCELLED
+        said = lambda: [n for n in app._notifications if f"job {queued.id}" in f"{n.title} {n.message}"]  # noqa: E731
+        await wait_for(pilot, said, what="the cancel's toast")
+        await pilot.pause(1.0)  # a second toast would have come with the same watch
+        assert len(said()) == 1, [(n.title, n.message) for n in said()]
 
         table.select_job(stopped.id)
         await pilot.press("r")

@@ -23,7 +23,7 @@ from typing import Any, Callable, Optional
 from engine.data.prepare import write
 from engine.data.prepare.errors import PrepareError
 from engine.data.prepare.sources import Data, Source, detect
-from engine.diskspace import MB, free_bytes
+from engine.diskspace import MiB, free_bytes
 
 FORMAT = 1
 STATE = ".prepare"  # DEST's working folder: the run's identity and one report per finished class
@@ -117,9 +117,9 @@ def _check_space(dest: Path, source: Source, finished: set[str], val_done: bool,
     if resize is not None:
         need = int(need * min(1.0, (resize / 375) ** 2))  # 375: a typical ImageNet shorter side; an estimate
     free = free_bytes(dest)
-    say(f"needs about {need / MB:,.1f} MB in {dest}; {free / MB if free is not None else 0:,.1f} MB free")
+    say(f"needs about {need / MiB:,.1f} MiB in {dest}; {free / MiB if free is not None else 0:,.1f} MiB free")
     if free is not None and free < need:
-        raise PrepareError(f"DEST {dest} has {free / MB:,.0f} MB free but this needs about {need / MB:,.0f} MB: "
+        raise PrepareError(f"DEST {dest} has {free / MiB:,.0f} MiB free but this needs about {need / MiB:,.0f} MiB: "
                            "free space or choose another disk")  # fmt: skip
 
 
@@ -248,7 +248,7 @@ def _progress(bar: bool, total: int) -> Iterator[Callable[[int, int], None]]:
 def _disk_error(e: OSError, dest: Path) -> Exception:
     if e.errno in (errno.ENOSPC, errno.EDQUOT):
         free = free_bytes(dest) or 0
-        return PrepareError(f"DEST {dest} is full ({free / MB:,.0f} MB free): free space and run the same "
+        return PrepareError(f"DEST {dest} is full ({free / MiB:,.0f} MiB free): free space and run the same "
                             "command again; finished classes are kept")  # fmt: skip
     return PrepareError(
         f"cannot write DEST {dest} ({e.strerror or e}): fix it and run the same command again"
@@ -271,6 +271,6 @@ def _finish(dest: Path, source: Source, identity: dict[str, Any], state: Path) -
 
 def _say_rate(say: Say, total: write.Report, seconds: float, manifest: dict[str, Any]) -> None:
     s = max(seconds, 1e-9)
-    say(f"read {total.bytes_in / MB:,.1f} MB, {total.images:,} images in {seconds:,.1f} s: "
-        f"{total.bytes_in / MB / s:,.1f} MB/s, {total.images / s:,.0f} images/s; "
+    say(f"read {total.bytes_in / MiB:,.1f} MiB, {total.images:,} images in {seconds:,.1f} s: "
+        f"{total.bytes_in / MiB / s:,.1f} MiB/s, {total.images / s:,.0f} images/s; "
         f"{len(manifest['rewritten'])} rewritten, {len(manifest['dropped'])} left out (see manifest.json)")  # fmt: skip

@@ -78,9 +78,10 @@ def summary_text(job: Job, now: float, loss_kind: Optional[str] = None) -> str:
         second += f"\n[yellow]waits: {_escape(job.wait_reason)}[/yellow]"
     if job.error:
         second += f"\n[red]{_escape(job.error.splitlines()[0])}[/red]"
-    elif job.note:  # the engine's warning while it runs, or how a completed run ended (early stopping)
+    elif job.note:  # the engine's warning or input-bound verdict while it runs, or how a run ended
         note = _escape(job.note)
-        second += f"\n[yellow]{note}[/yellow]" if job.note.startswith("warning:") else f"\n{note}"
+        act = job.note.startswith(("warning:", "input-bound:"))  # something to act on: in yellow
+        second += f"\n[yellow]{note}[/yellow]" if act else f"\n{note}"
     return f"{first}\n{second}"
 
 

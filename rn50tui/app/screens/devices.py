@@ -18,7 +18,7 @@ from rn50tui.app.data import ClusterView
 from rn50tui.app.screens.base import PollingScreen
 from rn50tui.app.services import Services
 from rn50tui.cards import card_row
-from rn50tui.devices import absence_lines
+from rn50tui.commands.devices import absence_lines
 
 COLUMNS = ("kind", "card", "name", "util", "memory", "temp", "power", "held by")
 CLUSTER_COLUMNS = ("partition", "node", "state", "cards used", "cards free", "gres", "cpus a/i/o/t")

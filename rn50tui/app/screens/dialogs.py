@@ -78,6 +78,6 @@ class HelpScreen(ModalScreen[None]):
 
 NOTES = (
     "\nQuitting never stops a job: supervisors run detached, and reopening shows everything as it is."
-    "\nSeveral rn50tui windows (or `textual serve`) can watch the same job store at once."
+    "\nSeveral rn50tui windows (or browser tabs of `rn50tui serve`) can watch the same job store at once."
     "\nThe command palette (ctrl+p) offers the same actions by name: “resume job 12”, “open job 3”."
 )

@@ -1,8 +1,10 @@
 """The new-job form (modal): preset, dataset, cards, precision, batch, epochs, lr, where it runs, what to do
 when it stalls, its notify hook, extra engine flags.
 
-Checked as you type in a worker (a directory lookup is I/O); submitting runs the job manager's own
-check again and queues the job, then the modal closes with the new job's id.
+Checked as you type in a worker (a directory lookup is I/O): number fields take any text, so what is
+typed shows and a wrong value gets its message (an input that dropped "abc" silently left the field empty,
+which means the preset's value). Submitting runs the job manager's own check again and queues the job,
+then the modal closes with the new job's id.
 """
 
 from __future__ import annotations
@@ -49,11 +51,8 @@ def _field(label: str, widget: Any) -> Vertical:
 
 
 def _option_field(option: Option) -> Vertical:
-    """An executor option's input, typed as its declaration says."""
-    kind = "integer" if option.type is int else "number" if option.type is float else "text"
-    return _field(
-        option.title, Input(placeholder=option.placeholder, id=option.name, type=kind, tooltip=option.help)
-    )
+    """An executor option's input: any text, refused as typed by its declaration (Option.parse)."""
+    return _field(option.title, Input(placeholder=option.placeholder, id=option.name, tooltip=option.help))
 
 
 class NewJobScreen(ModalScreen[Optional[int]]):
@@ -64,8 +63,9 @@ class NewJobScreen(ModalScreen[Optional[int]]):
         Binding("ctrl+s", "submit", "Submit"),
     ]
 
-    verdict: reactive[Optional[Verdict]] = reactive(None, init=False)
-    """The latest check of the fields; None until the first check finishes."""
+    verdict: reactive[Optional[Verdict]] = reactive(None, init=False, always_update=True)
+    """The latest check of the fields; None until the first check finishes. Always re-applied: each
+    keystroke resets an Input's -invalid class, even when the verdict is the one before."""
     submitting: reactive[bool] = reactive(False, init=False)
     """True while the job manager queues the job (the supervisor handshake takes a moment)."""
 
@@ -84,7 +84,7 @@ class NewJobScreen(ModalScreen[Optional[int]]):
                 yield _field("name", Input(placeholder="default: the preset's name", id="name"))
                 yield _field("dataset directory", Input(placeholder="DIR with train/ and val/", id="data"))
                 with Horizontal(classes="row"):
-                    yield _field("cards", Input(v.cards, id="cards", type="integer"))
+                    yield _field("cards", Input(v.cards, id="cards"))
                     yield _field(
                         "device",
                         Select([(d, d) for d in DEVICES], value=v.device, allow_blank=False, id="device"),
@@ -92,9 +92,9 @@ class NewJobScreen(ModalScreen[Optional[int]]):
                     yield _field("precision", Select([("amp", "amp"), ("fp32", "fp32")], value=v.precision,
                                                      allow_blank=False, id="precision"))  # fmt: skip
                 with Horizontal(classes="row"):
-                    yield _field("batch size", Input(v.batch_size, id="batch_size", type="integer"))
-                    yield _field("epochs", Input(v.epochs, id="epochs", type="integer"))
-                    yield _field("learning rate", Input(v.lr, id="lr", type="number"))
+                    yield _field("batch size", Input(v.batch_size, id="batch_size"))
+                    yield _field("epochs", Input(v.epochs, id="epochs"))
+                    yield _field("learning rate", Input(v.lr, id="lr"))
                 options = list(option_fields().values())
                 with Horizontal(classes="row"):
                     yield _field("run on", Select([(e.title, n) for n, e in EXECUTORS.items()],

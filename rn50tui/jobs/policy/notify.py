@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import signal
 import subprocess
 import sys
+from collections.abc import Sequence
 from datetime import datetime
+from pathlib import Path
 from typing import Any, Optional
 
 from rn50tui.jobs.store import Job
@@ -38,6 +41,22 @@ def hook_env(job: Job, event: str, stalled_for: Optional[float] = None) -> dict[
         "RN50TUI_JOB_WORKSPACE": job.workspace,
         "RN50TUI_JOB_STALLED_FOR_S": "" if stalled_for is None else f"{stalled_for:.0f}",
     }
+
+
+def resolve_hook(argv: Sequence[str], cwd: Path) -> list[str]:
+    """A job's hook as its supervisor will run it, from another folder: a relative program path made
+    absolute from `cwd` (where the user typed it), a bare name found on PATH now; ValueError otherwise."""
+    program = argv[0]
+    if "/" in program:
+        path = (cwd / program).resolve()
+        if not path.is_file():
+            raise ValueError(f"--notify-cmd {program}: no such file (looked in {cwd})")
+        if not os.access(path, os.X_OK):
+            raise ValueError(f"--notify-cmd {program} is not executable: chmod +x {path}")
+        return [str(path), *argv[1:]]
+    if shutil.which(program) is None:
+        raise ValueError(f"--notify-cmd {program}: not found on PATH (give its path, e.g. ./{program})")
+    return list(argv)
 
 
 def hook_argv(job: Job, config: NotifyConfig) -> Optional[list[str]]:
