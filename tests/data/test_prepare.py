@@ -23,7 +23,7 @@ def prepared(tmp_path_factory, official, kaggle) -> dict[str, Path]:
         code, stdout, stderr = cli("data", "prepare", str(src), str(dest), "-j", "2")
         assert code == 0, stderr
         assert ("official archives" if name == "official" else "Kaggle tree") in stdout
-        assert "MB/s" in stdout and "images/s" in stdout and "MB free" in stdout
+        assert "MiB/s" in stdout and "images/s" in stdout and "MiB free" in stdout
         out[name] = dest
     return out
 

@@ -92,12 +92,14 @@ def test_two_ranks_equal_one_process_over_the_same_global_batch(tmp_path):
     )
     assert out.returncode == 0, out.stderr[-3000:]
 
-    # one checkpoint and one report, written by rank 0 alone
+    # one checkpoint, one report and one set of TensorBoard files, written by rank 0 alone
     assert sorted(p.name for p in ddp_ws.iterdir()) == [
         "checkpoint.pth.tar",
         "model_best.pth.tar",
         "raport.json",
+        "tensorboard",
     ]
+    assert len(list((ddp_ws / "tensorboard").iterdir())) == 1
     starts = [r for r in iter_records(ddp_ws / "raport.json") if r.event == "run_start"]
     assert len(starts) == 1 and starts[0].data["world_size"] == 2 and starts[0].data["train_iters"] == 6
     a = torch.load(ddp_ws / "checkpoint.pth.tar", weights_only=False)
