@@ -16,6 +16,7 @@ from rn50tui.jobs.manager import JobManager
 from rn50tui.jobs.store import Job
 
 METRIC_BATCH = 250_000  # rows per read: a huge history loads over a few refreshes, the UI never waits
+CHART_POINTS = 2000  # a finished job's training records the charts read (bucketed by the store), at most
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
-from rn50tui.app.data import METRIC_BATCH, AppJobManager
+from rn50tui.app.data import CHART_POINTS, METRIC_BATCH, AppJobManager
 from rn50tui.app.series import Points, Series, bucket_max
 from rn50tui.jobs import view
 from rn50tui.jobs.policy.smoothing import LossSmoother
@@ -97,7 +97,10 @@ class JobHistory:
 
     def update(self, client: AppJobManager, job: Job, samples: bool = True) -> bool:
         """Read what the store has beyond what is held; True if anything new arrived."""
-        points = client.chart_points(self.job_id, self.last_id, METRIC_BATCH)
+        if self.last_id == 0 and job.status.terminal:  # a finished job: its history downsampled, once
+            points = client.chart_points_sampled(self.job_id, CHART_POINTS)
+        else:
+            points = client.chart_points(self.job_id, self.last_id, METRIC_BATCH)
         self.add_points(points, job.iters_per_epoch)
         new_samples = client.device_samples(self.job_id, since=self.last_sample) if samples else []
         self.add_samples(new_samples)

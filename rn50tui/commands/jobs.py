@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Iterable
 from typing import Any, Callable
 
 from rn50tui.commands import show
@@ -41,11 +42,37 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     rm = jsub.add_parser("rm", parents=[common], help="remove a job that is not running (--purge: its files too)",
                          description="Remove a job and its metrics from the store; refuses a running job. "
                          "Its workspace stays on disk unless --purge.")  # fmt: skip
-    rm.add_argument("job", type=int, help="job id")
+    rm.add_argument("job", type=int, nargs="?", help="job id (or --older-than)")
+    rm.add_argument("--older-than", metavar="AGE", type=parse_age,
+                    help="every finished job that ended more than AGE ago (90d, 12h, 30m); never an active one")  # fmt: skip
+    rm.add_argument("--status", action="append", metavar="S",
+                    help="with --older-than: only jobs with this finished status; repeatable")
+    rm.add_argument("--vacuum", action="store_true", help="then give the freed space back to the disk")
     rm.add_argument("--purge", action="store_true",
                     help="also delete the job's workspace (checkpoints, logs), after a confirmation naming its size")  # fmt: skip
-    rm.add_argument("-y", "--yes", action="store_true", help="with --purge: do not ask (for scripts)")
+    rm.add_argument("-y", "--yes", action="store_true",
+                    help="with --purge or --older-than: do not ask (for scripts)")  # fmt: skip
     rm.set_defaults(handler=run_rm)
+    vac = jsub.add_parser("vacuum", parents=[common], help="give the space of removed jobs back to the disk",
+                          description="Compact the job store file (SQLite VACUUM): after `jobs rm --older-than`, "
+                          "the file keeps its size until vacuumed. Other clients wait while it runs.")  # fmt: skip
+    vac.add_argument("-y", "--yes", action="store_true", help="do not ask (for scripts)")
+    vac.set_defaults(handler=run_vacuum)
+
+
+AGE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def parse_age(text: str) -> float:
+    """'90d', '12h', '30m', '2w', '45s' → seconds."""
+    text = text.strip().lower()
+    try:
+        value, unit = float(text[:-1]), AGE_UNITS[text[-1]]
+    except (KeyError, ValueError, IndexError):
+        raise argparse.ArgumentTypeError(f"{text!r} is not an age like 90d, 12h or 30m") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: an age is not negative")
+    return value * unit
 
 
 def run_list(args: argparse.Namespace) -> int:
@@ -61,19 +88,39 @@ def run_list(args: argparse.Namespace) -> int:
         else:
             print(f"no jobs yet ({exc})", file=sys.stderr)
         return 0
-    everything = args.all or wanted is not None or args.limit is not None
-    jobs = jm.job_summaries(wanted, args.limit, recent=None if everything else RECENT_JOBS)
+    if args.all and args.json and args.limit is None:  # every job: written as it is read, never held
+        _stream_json(jm.iter_summaries(wanted))
+        return 0
+    everything = args.all or args.limit is not None
+    if everything:
+        jobs = jm.job_summaries(wanted, args.limit)
+    elif wanted is not None:  # the newest RECENT_JOBS with these statuses (the jobs_status_id index)
+        jobs = jm.job_summaries(wanted, RECENT_JOBS)
+    else:  # every active job and the newest RECENT_JOBS
+        jobs = jm.job_summaries(None, None, recent=RECENT_JOBS)
     if args.json:
         now = time.time()
         sys.stdout.write(json.dumps([show.with_stall(j.to_dict(), stall.flag(j, now)) for j in jobs]) + "\n")
     else:
         _print_table(jobs, lambda job: jm.wait_reason(job.id))
     if not everything and len(jobs) >= RECENT_JOBS:  # fewer: the store holds no more
-        hidden = jm.count_jobs() - len(jobs)
+        counts = jm.status_counts()
+        total = sum(counts.get(s.value, 0) for s in wanted) if wanted is not None else sum(counts.values())
+        hidden = total - len(jobs)
         if hidden:  # under the table; on stderr only beside --json, whose stdout is one JSON document
             print(f"({hidden} older jobs not shown: `rn50tui jobs list --all` lists every job)",
                   file=sys.stderr if args.json else sys.stdout)  # fmt: skip
     return 0
+
+
+def _stream_json(jobs: Iterable[JobSummary]) -> None:
+    """One JSON list, each job's object written as soon as it is read (100,000 jobs are never all held)."""
+    now = time.time()
+    out = sys.stdout
+    out.write("[")
+    for i, j in enumerate(jobs):
+        out.write((", " if i else "") + json.dumps(show.with_stall(j.to_dict(), stall.flag(j, now))))
+    out.write("]\n")
 
 
 LIST_COLUMNS = (
@@ -115,7 +162,21 @@ def _row(j: JobSummary, now: float) -> tuple[str, ...]:
             short_duration(now - status_since(j, now)), v.where)  # fmt: skip
 
 
+def _confirm(question: str, yes: bool, flag_hint: str) -> bool:
+    if yes:
+        return True
+    if not sys.stdin.isatty():
+        raise CliError(f"{flag_hint}: add --yes to confirm without a terminal")
+    return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
+
+
 def run_rm(args: argparse.Namespace) -> int:
+    if args.older_than is not None:
+        return _rm_older(args)
+    if args.job is None:
+        raise CliError("name a job (`rn50tui jobs rm JOB`) or pass --older-than AGE")
+    if args.status or args.vacuum:
+        raise CliError("--status and --vacuum go with --older-than")
     jm = manager(args)
     job = jm.get_job(args.job)
     if not args.purge:
@@ -140,3 +201,46 @@ def run_rm(args: argparse.Namespace) -> int:
         purge.remove_tree(workspace)
     print(f"removed job {args.job} and {what}")
     return 0
+
+
+def _rm_older(args: argparse.Namespace) -> int:
+    """`jobs rm --older-than AGE [--status S] [--vacuum]`: finished jobs only, confirmed."""
+    from rn50tui.jobs.states import parse_status
+
+    if args.job is not None or args.purge:
+        raise CliError("--older-than removes many jobs: name no job, and no --purge")
+    wanted = [parse_status(s) for arg in args.status or [] for s in arg.split(",") if s] or None
+    active = [s for s in wanted or [] if not s.terminal]
+    if active:
+        raise CliError(f"--older-than never removes {'/'.join(map(str, active))} jobs: cancel them first")
+    jm = manager(args)
+    ids = jm.prunable_jobs(time.time() - args.older_than, wanted)
+    if not ids:
+        print("no finished job is that old: nothing removed")
+    else:
+        what = f"{len(ids)} finished jobs (ids {ids[0]}…{ids[-1]}) with their metrics; their files stay on disk"
+        if not _confirm(f"remove {what}?", args.yes, f"this would remove {what}"):
+            print("nothing removed")
+            return 1
+        removed = jm.delete_jobs(ids)
+        print(f"removed {removed} jobs" + (f" ({len(ids) - removed} became active again: kept)" if removed < len(ids) else ""))
+    if args.vacuum:
+        _vacuum(jm)
+    return 0
+
+
+def run_vacuum(args: argparse.Namespace) -> int:
+    jm = manager(args)
+    if not _confirm(f"compact {jm.db_path} (other clients wait while it runs)?", args.yes,
+                    "vacuum would lock the store while it runs"):  # fmt: skip
+        print("nothing done")
+        return 1
+    _vacuum(jm)
+    return 0
+
+
+def _vacuum(jm: Any) -> None:
+    from rn50tui.jobs import purge
+
+    before, after = jm.vacuum()
+    print(f"vacuumed {jm.db_path}: {purge.human_size(before)} → {purge.human_size(after)}")

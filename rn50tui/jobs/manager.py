@@ -31,7 +31,7 @@ import dataclasses
 import os
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
 
@@ -106,6 +106,44 @@ class JobManager:
     def count_jobs(self) -> int:
         return self._store.count_jobs()
 
+    def status_counts(self) -> dict[str, int]:
+        """Jobs per status (one scan of the jobs_status index)."""
+        return self._store.status_counts()
+
+    def iter_summaries(self, statuses: Optional[Iterable[Status | str]] = None) -> Iterator[JobSummary]:
+        """Every job (or those with `statuses`) in id order, read in batches as it is consumed."""
+        return self._store.iter_summaries([Status(s) for s in statuses] if statuses is not None else None)
+
+    def change_token(self) -> int:
+        """The store's change counter: changed_since(token) later reads only what changed after it."""
+        return self._store.change_token()
+
+    def changed_since(self, token: int) -> tuple[int, list[Job], list[int]]:
+        """(token now, jobs changed since `token`, ids removed since it) — index reads only."""
+        return self._store.changed_since(token)
+
+    def job_window(self, *, query: str = "", sort: str = "id", reverse: bool = False, offset: int = 0,
+                   limit: int = 200, active: bool = True) -> tuple[list[Job], int]:  # fmt: skip
+        """One page of jobs filtered and sorted by the store, plus every active job; and the matches' count."""
+        return self._store.job_window(query=query, sort=sort, reverse=reverse, offset=offset, limit=limit,
+                                      active=active)  # fmt: skip
+
+    def prunable_jobs(self, older_than: float, statuses: Optional[Iterable[Status | str]] = None) -> list[int]:
+        """Finished jobs that ended before the time `older_than` (after a reconcile: a dead job is not
+        counted active, a live one never finished)."""
+        self.reconcile()
+        wanted = [Status(s) for s in statuses] if statuses is not None else None
+        return [jid for jid in self._store.prunable_jobs(older_than, wanted)
+                if not self._store.claims_of(jid)]  # fmt: skip
+
+    def delete_jobs(self, job_ids: list[int]) -> int:
+        """Remove these finished jobs (one still or again active is kept); how many went."""
+        return self._store.delete_jobs(job_ids)
+
+    def vacuum(self) -> tuple[int, int]:
+        """Compact the store file; (bytes before, bytes after)."""
+        return self._store.vacuum()
+
     def get_job(self, job_id: int) -> Job:
         return self._store.get_job(job_id)
 
@@ -126,6 +164,10 @@ class JobManager:
     def chart_points(self, job_id: int, since_id: int = 0, limit: int = 250_000) -> list[ChartPoint]:
         """Train and epoch records newer than `since_id` with the chart metrics (live charts page on it)."""
         return self._store.chart_points(job_id, since_id, limit)
+
+    def chart_points_sampled(self, job_id: int, points: int = 2000) -> list[ChartPoint]:
+        """A finished job's chart records, at most about `points` training ones (every epoch one)."""
+        return self._store.chart_points_sampled(job_id, points)
 
     def metric_count(self, job_id: int, attempt: Optional[int] = None) -> int:
         return self._store.metric_count(job_id, attempt)

@@ -18,6 +18,8 @@ Tables (see MIGRATIONS for the exact columns):
   device_samples  per card and time: utilisation, memory, temperature, power (retention-limited), and the
                   node holding the card (multi-node jobs; NULL for this host)
   job_ids         the highest job id ever given (ids are never reused, even after `jobs rm`)
+  job_changes     one counter every change of a job takes (0011): jobs.change_seq holds its last value
+  job_tombstones  removed jobs' ids with the counter's value at their removal (what a poll must drop)
   _migrations     the names of the applied migrations
 Later columns of jobs: notify_cmd (JSON argv of the job's hook), on_stall (notify|cancel), wait_reason (why
 a queued job is not granted cards, e.g. a card busy outside rn50tui), note; of attempts: last_progress_at
@@ -277,6 +279,33 @@ def _m0010_attempts(db: sqlite_utils.Database) -> None:
         " UPDATE jobs SET cancel_requested = NEW.cancel_requested WHERE id = NEW.job_id"
         " AND attempt = NEW.number AND supervisor_pid IS NOT NULL; END"
     )
+
+
+@migration("0011_change_seq")
+def _m0011_change_seq(db: sqlite_utils.Database) -> None:
+    """Issue 29: the app polls only what changed. Every insert, update or delete of a job (or of one of
+    its attempts) takes the next number of one counter; the job's row keeps it (`change_seq`, indexed) and
+    a removed job leaves a tombstone, so `changed_since(token)` is one index range read. Also the indexes
+    a windowed or filtered list and pruning read through."""
+    db["job_changes"].create({"name": str, "seq": int}, pk="name")
+    db.execute("INSERT INTO job_changes (name, seq) VALUES ('jobs', 0)")
+    db["job_tombstones"].create({"job_id": int, "seq": int}, pk="job_id")
+    db["jobs"].add_column("change_seq", int)
+    db.execute("UPDATE jobs SET change_seq = 0")
+    db.execute("CREATE INDEX jobs_change_seq ON jobs (change_seq)")
+    db.execute("CREATE INDEX jobs_status_id ON jobs (status, id)")
+    db.execute("CREATE INDEX tombstones_seq ON job_tombstones (seq)")
+    bump = "UPDATE job_changes SET seq = seq + 1 WHERE name = 'jobs';"
+    seq = "(SELECT seq FROM job_changes WHERE name = 'jobs')"
+    db.execute(f"CREATE TRIGGER jobs_change_insert AFTER INSERT ON jobs BEGIN {bump}"
+               f" UPDATE jobs SET change_seq = {seq} WHERE id = NEW.id; END")  # fmt: skip
+    db.execute(f"CREATE TRIGGER jobs_change_update AFTER UPDATE ON jobs WHEN NEW.change_seq IS OLD.change_seq"
+               f" BEGIN {bump} UPDATE jobs SET change_seq = {seq} WHERE id = NEW.id; END")  # fmt: skip
+    for event, row in (("INSERT", "NEW"), ("UPDATE", "NEW")):
+        db.execute(f"CREATE TRIGGER attempts_change_{event.lower()} AFTER {event} ON attempts BEGIN {bump}"
+                   f" UPDATE jobs SET change_seq = {seq} WHERE id = {row}.job_id; END")  # fmt: skip
+    db.execute(f"CREATE TRIGGER jobs_change_delete AFTER DELETE ON jobs BEGIN {bump} INSERT OR REPLACE INTO"
+               f" job_tombstones (job_id, seq) VALUES (OLD.id, {seq}); END")  # fmt: skip
 
 
 def migrate(conn: sqlite3.Connection) -> list[str]:

@@ -11,7 +11,7 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import fields
 from pathlib import Path
@@ -276,13 +276,116 @@ class JobStore:
         if recent is not None:
             active = [s.value for s in (Status.QUEUED, Status.STARTING, Status.RUNNING)]
             sql = (
-                f"SELECT {', '.join(SUMMARY_SQL)} FROM {SUMMARY_FROM} WHERE j.status IN (?, ?, ?)"
-                " OR j.id IN (SELECT id FROM jobs ORDER BY id DESC LIMIT ?) ORDER BY j.id"
+                f"SELECT {', '.join(SUMMARY_SQL)} FROM {SUMMARY_FROM} WHERE j.id IN (SELECT id FROM jobs"
+                " WHERE status IN (?, ?, ?) UNION ALL SELECT * FROM (SELECT id FROM jobs ORDER BY id DESC LIMIT ?))"
+                " ORDER BY j.id"  # two index reads: no scan of every finished job
             )
             params: list[Any] = [*active, int(recent)]
         else:
             sql, params = _jobs_query(", ".join(SUMMARY_SQL), statuses, limit)
         return [JobSummary.from_row(row) for row in self._db.execute(sql, params).fetchall()]
+
+    # ----- windows and changes (issue 29: a list reads only what it shows, a poll only what changed)
+
+    def change_token(self) -> int:
+        """The store's change counter now (0011_change_seq): pass it to changed_since() later."""
+        return int(self._db.execute("SELECT seq FROM job_changes WHERE name = 'jobs'").fetchone()[0])
+
+    def changed_since(self, token: int) -> tuple[int, list[Job], list[int]]:
+        """(the token now, the jobs changed after `token`, the ids removed after it): two index range reads
+        (jobs_change_seq, tombstones_seq), however many jobs the store holds."""
+        now = self.change_token()
+        if now == token:
+            return now, [], []
+        jobs = self._jobs(
+            f"SELECT j.*, a.* FROM {SUMMARY_FROM} WHERE j.change_seq > ? ORDER BY j.id", [int(token)]
+        )
+        gone = [r[0] for r in self._db.execute("SELECT job_id FROM job_tombstones WHERE seq > ?", [int(token)])]
+        return now, jobs, [jid for jid in gone if all(j.id != jid for j in jobs)]
+
+    def job_window(self, *, query: str = "", sort: str = "id", reverse: bool = False, offset: int = 0,
+                   limit: int = 200, active: bool = True) -> tuple[list[Job], int]:  # fmt: skip
+        """One page of the jobs a table shows, filtered and ordered here, and how many match in all.
+
+        `query`: words that must each appear in the job's id, name, kind, status, device or preset (the
+        app's filter). `sort`: a JOB_SORT key. The page is the first `limit` jobs after `offset` in that
+        order — for the default order (id ascending) the newest, so a page is always the recent end —
+        plus, with `active`, every queued, starting or running job that matches.
+        """
+        where, params = _filter_sql(query)
+        key = JOB_SORT.get(sort, "j.id")
+        direction = "DESC" if reverse or key == "j.id" else "ASC"  # by id, either way: the newest first
+        order = f"({key}) IS NULL, ({key}) {direction}, j.id {direction}"
+        page = self._jobs(
+            f"SELECT j.*, a.* FROM {SUMMARY_FROM}{where} ORDER BY {order} LIMIT ? OFFSET ?",
+            [*params, int(limit), int(offset)],
+        )
+        if active:
+            seen = {j.id for j in page}
+            statuses = ", ".join(f"'{s.value}'" for s in ACTIVE_STATUSES)
+            glue = " AND" if where else " WHERE"
+            page += [j for j in self._jobs(f"SELECT j.*, a.* FROM {SUMMARY_FROM}{where}{glue} j.status IN"
+                                           f" ({statuses}) ORDER BY j.id", params) if j.id not in seen]  # fmt: skip
+        (total,) = self._db.execute(f"SELECT count(*) FROM jobs j{where}", params).fetchone()
+        return page, int(total)
+
+    def iter_summaries(self, statuses: Optional[Iterable[Status]] = None, batch: int = 1000) -> Iterator[JobSummary]:
+        """Every job (or those with `statuses`) as JobSummary in id order, read in batches as it is used
+        (`jobs list --all --json` writes each before reading the next)."""
+        where, params = "", []
+        if statuses is not None:
+            wanted = [Status(s).value for s in statuses]
+            where, params = f" AND j.status IN ({', '.join('?' * len(wanted))})", wanted
+        cur = self._db.execute(f"SELECT {', '.join(SUMMARY_SQL)} FROM {SUMMARY_FROM} WHERE 1{where} ORDER BY j.id",
+                               params)  # fmt: skip
+        while rows := cur.fetchmany(batch):
+            yield from map(JobSummary.from_row, rows)
+
+    def prunable_jobs(self, older_than: float, statuses: Optional[Iterable[Status]] = None) -> list[int]:
+        """Ids of the finished jobs (never an active one) that ended — or, never started, were created —
+        before the time `older_than`, optionally only those with `statuses`; the oldest first."""
+        finished = [s.value for s in Status if s.terminal]
+        if statuses is not None:
+            finished = [Status(s).value for s in statuses if Status(s).terminal]
+        if not finished:
+            return []
+        rows = self._db.execute(
+            f"SELECT j.id FROM {SUMMARY_FROM} WHERE j.status IN ({', '.join('?' * len(finished))})"
+            " AND COALESCE(a.finished_at, j.finished_at, j.updated_at, j.created_at) < ? ORDER BY j.id",
+            [*finished, float(older_than)],
+        ).fetchall()
+        return [r[0] for r in rows]
+
+    def delete_jobs(self, job_ids: Sequence[int], batch: int = 500) -> int:
+        """Remove finished jobs with their rows, a batch per short transaction (others may write between);
+        a job found active by then is kept. Returns how many went."""
+        removed = 0
+        finished = ", ".join(f"'{s.value}'" for s in Status if s.terminal)
+        tables = self.child_tables()
+        for start in range(0, len(job_ids), batch):
+            chunk = [int(j) for j in job_ids[start : start + batch]]
+            with self.transaction():
+                marks = ", ".join("?" * len(chunk))
+                ids = [r[0] for r in self._db.execute(
+                    f"SELECT id FROM jobs WHERE id IN ({marks}) AND status IN ({finished})"
+                    " AND id NOT IN (SELECT job_id FROM claims)", chunk)]  # fmt: skip
+                if not ids:
+                    continue
+                marks = ", ".join("?" * len(ids))
+                for table in tables:
+                    self._db.execute(f"DELETE FROM {table} WHERE job_id IN ({marks})", ids)
+                self._db.execute(f"DELETE FROM jobs WHERE id IN ({marks})", ids)
+                removed += len(ids)
+        return removed
+
+    def vacuum(self) -> tuple[int, int]:
+        """Give the space of removed rows back to the disk (VACUUM; the WAL folded in first, then old
+        tombstones dropped); (bytes before, bytes after)."""
+        before = self.path.stat().st_size
+        self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        self._db.execute("VACUUM")
+        self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return before, self.path.stat().st_size
 
     def update_job(self, job_id: int, **values: Any) -> None:
         """Set columns of one job and of its current attempt (its own columns: Attempt's) — no status
@@ -442,6 +545,22 @@ class JobStore:
         ).fetchall()
         return list(map(ChartPoint._make, rows))
 
+    def chart_points_sampled(self, job_id: int, points: int = 2000) -> list[ChartPoint]:
+        """A job's chart records downsampled for display, oldest first: every epoch record and at most about
+        `points` training records, evenly spaced in order (the first of each bucket, the newest always),
+        bucketed here so only the kept rows' JSON is read. Full resolution stays in the store (metrics(),
+        `rn50tui export`) and in the job's raport.json."""
+        columns = ", ".join(f"json_extract(data, '$.\"{name}\"')" for name in CHART_METRICS)
+        k = max(1, int(points))
+        rows = self._db.execute(
+            f"SELECT id, attempt, time, epoch, iteration, phase, {columns} FROM metrics WHERE id IN ("
+            " SELECT id FROM (SELECT id, phase, row_number() OVER (PARTITION BY phase ORDER BY id) AS rn,"
+            " count(*) OVER (PARTITION BY phase) AS n FROM metrics WHERE job_id = ? AND phase IN ('train', 'epoch'))"
+            " WHERE phase = 'epoch' OR rn = n OR (rn - 1) % ((n + ? - 1) / ?) = 0) ORDER BY id",
+            [job_id, k, k],
+        ).fetchall()
+        return list(map(ChartPoint._make, rows))
+
     def last_metric(self, job_id: int, phase: str) -> Optional[MetricRow]:
         """The job's newest metric record of `phase` ('train': its raw last -p window), None if none."""
         rows = self._query(
@@ -541,6 +660,28 @@ def _jobs_query(
         sql += f" ORDER BY id DESC LIMIT {int(limit)})"
         params += wanted if statuses is not None else []
     return sql + " ORDER BY j.id", params
+
+ACTIVE_STATUSES = (Status.QUEUED, Status.STARTING, Status.RUNNING)
+# The app's sortable columns as SQL over `SUMMARY_FROM` (a table re-sorts the rows it holds the same way).
+_PROGRESS = ("CASE WHEN j.status = 'completed' THEN 1.0 WHEN j.epochs > 0 AND j.iters_per_epoch > 0 AND j.epoch > 0"
+             " THEN ((j.epoch - 1) * j.iters_per_epoch + COALESCE(j.iteration, 0)) * 1.0 / (j.epochs * j.iters_per_epoch)"
+             " END")  # fmt: skip
+JOB_SORT = {
+    "id": "j.id", "name": "lower(j.name)", "kind": "j.kind", "status": "j.status", "cards": "j.cards_granted",
+    "epoch": _PROGRESS, "progress": _PROGRESS, "loss": "j.loss", "top1": "j.top1", "ips": "j.ips",
+    "eta": "a.eta_end", "started": "COALESCE(j.first_started_at, a.started_at)", "duration": "j.ran_s",
+}  # fmt: skip
+_HAY = ("lower('#' || j.id || ' ' || j.id || ' ' || j.name || ' ' || j.kind || ' ' || j.status || ' ' || j.device"
+        " || ' ' || COALESCE(j.preset, ''))")  # fmt: skip
+
+
+def _filter_sql(query: str) -> tuple[str, list[Any]]:
+    """` WHERE …` keeping the jobs whose id, name, kind, status, device or preset hold every word."""
+    words = query.lower().split()
+    if not words:
+        return "", []
+    return " WHERE " + " AND ".join(f"instr({_HAY}, ?) > 0" for _ in words), words
+
 
 
 def _split(values: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
