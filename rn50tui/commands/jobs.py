@@ -45,8 +45,12 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     rm.add_argument("job", type=int, nargs="?", help="job id (or --older-than)")
     rm.add_argument("--older-than", metavar="AGE", type=parse_age,
                     help="every finished job that ended more than AGE ago (90d, 12h, 30m); never an active one")  # fmt: skip
-    rm.add_argument("--status", action="append", metavar="S",
-                    help="with --older-than: only jobs with this finished status; repeatable")
+    rm.add_argument(
+        "--status",
+        action="append",
+        metavar="S",
+        help="with --older-than: only jobs with this finished status; repeatable",
+    )
     rm.add_argument("--vacuum", action="store_true", help="then give the freed space back to the disk")
     rm.add_argument("--purge", action="store_true",
                     help="also delete the job's workspace (checkpoints, logs), after a confirmation naming its size")  # fmt: skip
@@ -218,12 +222,17 @@ def _rm_older(args: argparse.Namespace) -> int:
     if not ids:
         print("no finished job is that old: nothing removed")
     else:
-        what = f"{len(ids)} finished jobs (ids {ids[0]}…{ids[-1]}) with their metrics; their files stay on disk"
+        what = (
+            f"{len(ids)} finished jobs (ids {ids[0]}…{ids[-1]}) with their metrics; their files stay on disk"
+        )
         if not _confirm(f"remove {what}?", args.yes, f"this would remove {what}"):
             print("nothing removed")
             return 1
         removed = jm.delete_jobs(ids)
-        print(f"removed {removed} jobs" + (f" ({len(ids) - removed} became active again: kept)" if removed < len(ids) else ""))
+        print(
+            f"removed {removed} jobs"
+            + (f" ({len(ids) - removed} became active again: kept)" if removed < len(ids) else "")
+        )
     if args.vacuum:
         _vacuum(jm)
     return 0

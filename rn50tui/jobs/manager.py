@@ -128,7 +128,9 @@ class JobManager:
         return self._store.job_window(query=query, sort=sort, reverse=reverse, offset=offset, limit=limit,
                                       active=active)  # fmt: skip
 
-    def prunable_jobs(self, older_than: float, statuses: Optional[Iterable[Status | str]] = None) -> list[int]:
+    def prunable_jobs(
+        self, older_than: float, statuses: Optional[Iterable[Status | str]] = None
+    ) -> list[int]:
         """Finished jobs that ended before the time `older_than` (after a reconcile: a dead job is not
         counted active, a live one never finished)."""
         self.reconcile()

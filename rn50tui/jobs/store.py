@@ -300,7 +300,9 @@ class JobStore:
         jobs = self._jobs(
             f"SELECT j.*, a.* FROM {SUMMARY_FROM} WHERE j.change_seq > ? ORDER BY j.id", [int(token)]
         )
-        gone = [r[0] for r in self._db.execute("SELECT job_id FROM job_tombstones WHERE seq > ?", [int(token)])]
+        gone = [
+            r[0] for r in self._db.execute("SELECT job_id FROM job_tombstones WHERE seq > ?", [int(token)])
+        ]
         return now, jobs, [jid for jid in gone if all(j.id != jid for j in jobs)]
 
     def job_window(self, *, query: str = "", sort: str = "id", reverse: bool = False, offset: int = 0,
@@ -329,7 +331,9 @@ class JobStore:
         (total,) = self._db.execute(f"SELECT count(*) FROM jobs j{where}", params).fetchone()
         return page, int(total)
 
-    def iter_summaries(self, statuses: Optional[Iterable[Status]] = None, batch: int = 1000) -> Iterator[JobSummary]:
+    def iter_summaries(
+        self, statuses: Optional[Iterable[Status]] = None, batch: int = 1000
+    ) -> Iterator[JobSummary]:
         """Every job (or those with `statuses`) as JobSummary in id order, read in batches as it is used
         (`jobs list --all --json` writes each before reading the next)."""
         where, params = "", []
@@ -661,6 +665,7 @@ def _jobs_query(
         params += wanted if statuses is not None else []
     return sql + " ORDER BY j.id", params
 
+
 ACTIVE_STATUSES = (Status.QUEUED, Status.STARTING, Status.RUNNING)
 # The app's sortable columns as SQL over `SUMMARY_FROM` (a table re-sorts the rows it holds the same way).
 _PROGRESS = ("CASE WHEN j.status = 'completed' THEN 1.0 WHEN j.epochs > 0 AND j.iters_per_epoch > 0 AND j.epoch > 0"
@@ -681,7 +686,6 @@ def _filter_sql(query: str) -> tuple[str, list[Any]]:
     if not words:
         return "", []
     return " WHERE " + " AND ".join(f"instr({_HAY}, ?) > 0" for _ in words), words
-
 
 
 def _split(values: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:

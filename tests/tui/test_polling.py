@@ -15,8 +15,8 @@ async def test_a_hidden_jobs_screen_reads_nothing_and_polls_again_when_back(db_p
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(pilot, lambda: app.services.client is not None)
         client, reads = app.services.client, []
-        list_jobs = client.list_jobs
-        client.list_jobs = lambda *a, **kw: reads.append(1) or list_jobs(*a, **kw)
+        changed_since = client.changed_since  # every poll after the first reads what changed
+        client.changed_since = lambda *a, **kw: reads.append(1) or changed_since(*a, **kw)
         await wait_for(pilot, lambda: len(reads) >= 3, what="the jobs screen polling")
         await pilot.press("enter")
         await wait_for(pilot, lambda: isinstance(app.screen, JobDetailScreen), what="the detail screen")

@@ -1,8 +1,7 @@
-"""The home screen: every job, live, with the keys to start, stop, resume, remove, open and compare."""
+"""The home screen: the jobs (active ones and a window of the rest, more on scroll), live, with the keys to start, stop, resume, remove, open and compare."""
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Sequence
 from typing import Any, Optional
 
@@ -49,15 +48,35 @@ class JobsScreen(PollingScreen):
     ]
 
     class Loaded(Message):
-        """A jobs poll finished (posted from its worker thread)."""
+        """A jobs poll finished (posted from its worker thread): a whole window (`full`), or what changed
+        since the last poll's token."""
 
-        def __init__(self, jobs: list[Job], now: float) -> None:
+        def __init__(self, jobs: list[Job], now: float, *, token: int, window: tuple[str, str, bool],
+                     full: bool, removed: Sequence[int] = (), total: Optional[int] = None,
+                     counts: Optional[dict[str, int]] = None) -> None:  # fmt: skip
             super().__init__()
-            self.jobs, self.now = jobs, now
+            self.jobs, self.now, self.token, self.window, self.full = jobs, now, token, window, full
+            self.removed, self.total, self.counts = removed, total, counts
+
+    class More(Message):
+        """The next page of the window (the cursor neared its end)."""
+
+        def __init__(self, jobs: list[Job], window: tuple[str, str, bool]) -> None:
+            super().__init__()
+            self.jobs, self.window = jobs, window
+
+    PAGE = 200  # jobs per page of the window: active jobs and the newest PAGE at first, more on scroll
+    NEAR_END = 20  # rows from the window's far end at which the next page is read
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._select_after_load: Optional[int] = None  # a job just submitted: the cursor goes to it
+        self._token: Optional[int] = None  # the store's change counter at the last poll; None: read anew
+        self._loaded = self.PAGE  # how deep into the (filtered, sorted) jobs the window reaches
+        self._total = 0  # how many jobs match the filter, in the store
+        self._counts: dict[str, int] = {}  # jobs per status, in the store
+        self._more: Optional[Worker] = None
+        self._last_row: Optional[int] = None
 
     @property
     def table(self) -> JobsTable:
@@ -74,37 +93,118 @@ class JobsScreen(PollingScreen):
     def on_mount(self) -> None:
         self.query_one("#filter").display = False
         self.table.focus()
+        self.watch(self.table, "sort_column", self._window_changed, init=False)
+        self.watch(self.table, "sort_reverse", self._window_changed, init=False)
+
+    def _window(self) -> tuple[str, str, bool]:
+        t = self.table
+        return t.query, t.sort_column, t.sort_reverse
+
+    def _window_changed(self) -> None:
+        """Filter or sort changed: the table re-orders what it holds at once, the store's page follows."""
+        self._token, self._loaded = None, self.PAGE
+        if self.services.client is not None:
+            self._worker = self.start_poll()  # exclusive: a poll under way is cancelled
 
     def start_poll(self) -> Worker:
-        return self._load_jobs()
+        return self._load_jobs(self._token, self._window(), self._loaded)
 
     @work(thread=True, exclusive=True, group="jobs-poll", exit_on_error=False)
-    def _load_jobs(self) -> None:
-        jobs = self.client.list_jobs()
+    def _load_jobs(self, token: Optional[int], window: tuple[str, str, bool], depth: int) -> None:
+        client, now = self.client, self.services.clock.now()
+        if (
+            token is None
+        ):  # the whole window: active jobs and the first pages, filtered and sorted by the store
+            new_token = client.change_token()  # before the read: a change in between is read again next time
+            query, sort, reverse = window
+            jobs, total = client.job_window(query=query, sort=sort, reverse=reverse, limit=depth)
+            msg = self.Loaded(jobs, now, token=new_token, window=window, full=True, total=total,
+                              counts=client.status_counts())  # fmt: skip
+        else:  # only what changed since the last poll (two index reads when nothing did)
+            new_token, changed, removed = client.changed_since(token)
+            counts = total = None
+            if changed or removed:  # the figures of the summary line, only when something changed
+                counts, total = (
+                    client.status_counts(),
+                    client.job_window(query=window[0], limit=0, active=False)[1],
+                )
+            msg = self.Loaded(changed, now, token=new_token, window=window, full=False, removed=removed,
+                              total=total, counts=counts)  # fmt: skip
         if not get_current_worker().is_cancelled:
-            self.post_message(self.Loaded(jobs, self.services.clock.now()))
+            self.post_message(msg)
 
     def on_jobs_screen_loaded(self, msg: Loaded) -> None:
         """A poll read the jobs: update rows in place and the summary."""
-        self.table.show(msg.jobs, msg.now)
-        self._summarise(msg.jobs)
-        if self._select_after_load in self.table.jobs:
-            self.table.select_job(self._select_after_load)
+        if msg.window != self._window() or (not msg.full and self._token is None):
+            return  # read for an earlier filter or sort: the poll for this one follows
+        table = self.table
+        if msg.full:
+            table.show(msg.jobs, msg.now)
+            self._total = msg.total or 0
+        else:  # changed jobs are updated in place (an older one that now matches joins the window)
+            if msg.total is not None:
+                self._total = msg.total
+            table.merge(msg.jobs, msg.removed, msg.now)
+        self._token = msg.token
+        if msg.counts is not None:
+            self._counts = msg.counts
+        self._summarise()
+        if self._select_after_load in table.jobs:
+            table.select_job(self._select_after_load)
             self._select_after_load = None
+
+    # -- the window's next page
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        row, last = event.cursor_row, self._last_row
+        self._last_row = row
+        if last is None or row == last:
+            return
+        table = self.table
+        newest_first_at_bottom = table.sort_column == "id" and not table.sort_reverse
+        near = row < self.NEAR_END if newest_first_at_bottom else row >= table.row_count - self.NEAR_END
+        if near:
+            self.load_more()
+
+    def load_more(self) -> None:
+        """Read the window's next page, unless every matching job is held or a page is on its way."""
+        if self.services.client is None or len(self.table.jobs) >= self._total:
+            return
+        if self._more is not None and self._more.is_running:
+            return
+        self._more = self._load_page(self._window(), self._loaded)
+
+    @work(thread=True, exclusive=True, group="jobs-page", exit_on_error=False)
+    def _load_page(self, window: tuple[str, str, bool], offset: int) -> None:
+        query, sort, reverse = window
+        jobs, _ = self.client.job_window(query=query, sort=sort, reverse=reverse, offset=offset,
+                                          limit=self.PAGE, active=False)  # fmt: skip
+        if not get_current_worker().is_cancelled:
+            self.post_message(self.More(jobs, window))
+
+    def on_jobs_screen_more(self, msg: More) -> None:
+        if msg.window != self._window():
+            return
+        self._loaded += self.PAGE
+        self.table.add_page(msg.jobs)
+        self._summarise()
 
     def on_job_submitted(self, msg: JobSubmitted) -> None:
         self._select_after_load = msg.job_id
         self.poll()
 
-    def _summarise(self, jobs: Sequence[Job]) -> None:
-        counts = Counter(j.status for j in jobs)
-        parts = [f"{counts[s]} {s.value}" for s in Status if counts[s]] or [
+    def _summarise(self) -> None:
+        counts = self._counts
+        parts = [f"{counts[s.value]} {s.value}" for s in Status if counts.get(s.value)] or [
             "no jobs yet: press n for a new one"
         ]
         table = self.table
         extra = [f"sort: {table.sort_column} {'↓' if table.sort_reverse else '↑'}"]
+        held = len(table.jobs)
         if table.query:
-            extra.append(f"filter: {table.query!r} ({table.row_count} shown)")
+            extra.append(f"filter: {table.query!r} ({table.row_count} shown of {self._total})")
+        elif held < self._total:
+            extra.append(f"{held} of {self._total} loaded (scroll for more)")
         if table.marked:
             extra.append(f"marked: {', '.join(map(str, sorted(table.marked)))}")
         self.query_one("#summary", Static).update(" · ".join(parts) + "   " + "  ".join(extra))
@@ -153,7 +253,7 @@ class JobsScreen(PollingScreen):
 
     def action_mark(self) -> None:
         self.table.toggle_mark()
-        self._summarise(list(self.table.jobs.values()))
+        self._summarise()
 
     def action_compare(self) -> None:
         marked = sorted(self.table.marked)
@@ -171,8 +271,9 @@ class JobsScreen(PollingScreen):
 
     def on_input_changed(self, event: Input.Changed) -> None:
         if event.input.id == "filter":
-            self.table.query = event.value
-            self._summarise(list(self.table.jobs.values()))
+            self.table.query = event.value  # the rows held, filtered at once; the store's page follows
+            self._window_changed()
+            self._summarise()
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         if event.input.id == "filter":

@@ -1,8 +1,11 @@
-"""The jobs table: rows keyed by job id and updated cell by cell, sortable and filterable."""
+"""The jobs table: rows keyed by job id and updated cell by cell, sortable and filterable.
+
+It holds a window of the jobs (the screen reads pages of them from the store, filtered and sorted there)
+and sorts and filters the rows it holds the same way, at once, while the store's answer comes."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Optional
 
@@ -124,6 +127,7 @@ class JobsTable(DataTable):
         self.jobs: dict[int, Job] = {}
         self.marked: set[int] = set()
         self._cells: dict[int, dict[str, Cell]] = {}
+        self._active: set[int] = set()  # queued, starting or running: redrawn on every poll
         self._now = 0.0
 
     def on_mount(self) -> None:
@@ -135,31 +139,71 @@ class JobsTable(DataTable):
     # -- data
 
     def show(self, jobs: Sequence[Job], now: float) -> None:
-        """Bring the table in line with `jobs`: add, update or remove only what changed."""
+        """Bring the table in line with `jobs` (a whole window): add, update or remove only what changed."""
         self.jobs = {j.id: j for j in jobs}
         self.marked &= set(self.jobs)
+        self._active = {j.id for j in jobs if not j.status.terminal}
         self._now = now
         self._sync()
 
-    def _sync(self) -> None:
-        wanted = {jid: job for jid, job in self.jobs.items() if matches(job, self.query)}
+    def merge(self, changed: Sequence[Job], removed: Iterable[int], now: float) -> None:
+        """One poll's news: changed jobs updated (or added), removed ones dropped and the active ones'
+        clock-driven cells redrawn; no other row is looked at, however many the table holds."""
+        self._now = now
+        touched = set(removed)
+        for jid in touched:
+            self.jobs.pop(jid, None)
+        self.marked -= touched
+        self._active -= touched
+        for job in changed:
+            self.jobs[job.id] = job
+            touched.add(job.id)
+            if job.status.terminal:
+                self._active.discard(job.id)
+            else:
+                self._active.add(job.id)
+        self._sync(touched | self._active)
+
+    def add_page(self, jobs: Sequence[Job]) -> None:
+        """More jobs of the window (the next page, as the cursor nears its end)."""
+        new = [j for j in jobs if j.id not in self.jobs]
+        for job in new:
+            self.jobs[job.id] = job
+            if not job.status.terminal:
+                self._active.add(job.id)
+        self._sync({j.id for j in new})
+
+    def _sync(self, only: Optional[set[int]] = None) -> None:
+        """Rows for `only` these ids (every job when None) in line with self.jobs and the filter."""
         current = self.cursor_job_id
-        added = False
-        for jid in [k for k in self._cells if k not in wanted]:
-            self.remove_row(str(jid))
-            del self._cells[jid]
-        for jid, job in wanted.items():
+        resort = False
+        if only is None:
+            for jid in [k for k in self._cells if k not in self.jobs]:
+                self.remove_row(str(jid))
+                del self._cells[jid]
+            ids: Iterable[int] = list(self.jobs)
+            resort = self.sort_column != "id" or self.sort_reverse
+        else:
+            ids = sorted(only)
+        for jid in ids:
+            job = self.jobs.get(jid)
+            if job is None or not matches(job, self.query):
+                if jid in self._cells:
+                    self.remove_row(str(jid))
+                    del self._cells[jid]
+                continue
             cells = job_cells(job, self._now, jid in self.marked)
             old = self._cells.get(jid)
             if old is None:
                 self.add_row(*(cells[c.key] for c in COLUMNS), key=str(jid))
-                added = True
+                resort = True
             else:
                 for key, cell in cells.items():
                     if cell != old[key] or cell.style != old[key].style:
                         self.update_cell(str(jid), key, cell)
+                        resort |= key == self.sort_column
             self._cells[jid] = cells
-        if added or self.sort_column != "id" or self.sort_reverse:
+        if resort:
             self._sort(current)
 
     def _sort(self, keep: Optional[int]) -> None:
@@ -186,7 +230,7 @@ class JobsTable(DataTable):
         jid = self.cursor_job_id
         if jid is not None:
             self.marked ^= {jid}
-            self._sync()
+            self._sync({jid})
 
     # -- sorting and filtering
 
