@@ -1,0 +1,152 @@
+"""Issue 29: a store of many jobs is read a page and a change at a time, pruned safely, listed as a stream."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from rn50tui import cli
+from rn50tui.jobs.states import Status
+from rn50tui.jobs.store import JobStore
+from tests.jobs.conftest import occupy
+
+NOW = 1_780_000_000.0
+DAY = 86400.0
+
+
+def finished(n: int, *, status: str = "completed", ended: float = NOW, name: str = "old") -> list[dict]:
+    return [dict(name=f"{name}{i}", kind="train", argv=[], device="cpu", cards_requested=1, workspace=f"runs/{name}{i}",
+                 status=status, attempt=1, created_at=ended - 60, updated_at=ended, finished_at=ended, started_at=ended - 50)
+            for i in range(n)]  # fmt: skip
+
+
+@pytest.fixture
+def big(db_path) -> JobStore:
+    store = JobStore(db_path)
+    store.insert_jobs(finished(300))  # ids 1..300
+    yield store
+    store.close()
+
+
+def test_changed_since_reads_a_change_to_an_old_job_beyond_the_first_page(big):
+    page, total = big.job_window(limit=50)
+    assert total == 300 and [j.id for j in page] == list(range(300, 250, -1))  # the newest page
+    token = big.change_token()
+    assert big.changed_since(token) == (token, [], [])  # nothing changed: nothing read
+    with big.transaction():
+        big.update_job(3, note="re-examined")  # far beyond the first page
+    token2, changed, removed = big.changed_since(token)
+    assert (
+        token2 > token
+        and [j.id for j in changed] == [3]
+        and changed[0].note == "re-examined"
+        and removed == []
+    )
+    big.delete_job(7)
+    token3, changed, removed = big.changed_since(token2)
+    assert changed == [] and removed == [7] and token3 > token2
+
+
+def test_window_filters_and_sorts_in_the_store_and_reaches_every_job_by_pages(big):
+    with big.transaction():
+        big.update_job(42, name="needle", loss=0.5)
+    page, total = big.job_window(query="needle", limit=10)
+    assert total == 1 and [j.id for j in page] == [42]
+    page, total = big.job_window(query="#4", limit=500)  # words match the id as the app's filter does
+    assert {j.id for j in page} == {j for j in range(1, 301) if "4" in str(j)}
+    seen: list[int] = []
+    while len(seen) < 300:
+        page, _ = big.job_window(sort="name", offset=len(seen), limit=64, active=False)
+        assert page
+        seen += [j.id for j in page]
+    assert sorted(seen) == list(range(1, 301))
+    by_loss, _ = big.job_window(sort="loss", limit=1)
+    assert by_loss[0].id == 42  # the only loss; unknown ones sort last
+
+
+def test_window_always_holds_the_active_jobs(big):
+    holder = occupy(big)  # running, id 301
+    with big.transaction():
+        big.update_job(holder.id, name="zzz")
+    page, _ = big.job_window(sort="name", limit=5)  # 'zzz' sorts last, yet it is shown
+    assert holder.id in [j.id for j in page]
+
+
+def test_pruning_never_removes_an_active_job(db_path):
+    store = JobStore(db_path)
+    store.insert_jobs(finished(5, ended=NOW - 100 * DAY) + finished(3, ended=NOW - DAY, name="new"))  # 1..8
+    store.insert_jobs(finished(2, status="queued", ended=NOW - 200 * DAY, name="waiting"))  # 9, 10: active
+    holder = occupy(store)  # running, 11
+    with store.transaction():  # an old running job: started long ago
+        store.update_job(holder.id, created_at=NOW - 300 * DAY, updated_at=NOW - 300 * DAY)
+    old = store.prunable_jobs(NOW - 90 * DAY)
+    assert old == [1, 2, 3, 4, 5]
+    assert store.prunable_jobs(NOW - 90 * DAY, [Status.FAILED]) == []
+    assert store.delete_jobs([*old, 9, 10, holder.id]) == 5  # active ones named by mistake stay
+    assert sorted(j.id for j in store.list_jobs()) == [6, 7, 8, 9, 10, holder.id]
+    before, after = store.vacuum()
+    assert after <= before
+    store.close()
+
+
+def run(capsys, *args):
+    code = cli.main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture
+def db(tmp_path, monkeypatch):
+    monkeypatch.setenv("RN50TUI_CARDS", "mlu=0,cuda=0,cpu=1")
+    monkeypatch.delenv("RN50TUI_DB", raising=False)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path / "jobs.db"
+
+
+def test_cli_rm_older_than_confirms_and_keeps_active_jobs(capsys, db, monkeypatch):
+    import time
+
+    store = JobStore(db)
+    now = time.time()
+    store.insert_jobs(finished(4, ended=now - 100 * DAY) + finished(2, ended=now, name="new"))
+    holder = occupy(store)
+    store.close()
+    monkeypatch.setattr("sys.stdin.isatty", lambda: False)
+    code, out, err = run(capsys, "jobs", "rm", "--older-than", "90d")
+    assert code != 0 and "--yes" in err  # no terminal to ask: refused, nothing removed
+    code, out, err = run(capsys, "jobs", "rm", "--older-than", "90d", "--status", "running", "--yes")
+    assert code != 0 and "never removes running" in err
+    code, out, _ = run(
+        capsys, "jobs", "rm", "--older-than", "90d", "--status", "completed", "--yes", "--vacuum"
+    )
+    assert code == 0 and "removed 4 jobs" in out and "vacuumed" in out
+    code, out, _ = run(capsys, "jobs", "list", "--all", "--json")
+    assert [j["id"] for j in json.loads(out)] == [5, 6, holder.id]
+    assert run(capsys, "jobs", "vacuum", "--yes")[0] == 0
+
+
+def test_all_json_streams_the_same_document(capsys, db):
+    store = JobStore(db)
+    occupy(store)
+    store.insert_jobs(finished(1500))  # more than one batch of the stream
+    expected = [j.to_dict() for j in store.job_summaries()]
+    store.close()
+    code, out, _ = run(capsys, "jobs", "list", "--all", "--json")
+    streamed = json.loads(out)
+    assert code == 0 and len(streamed) == 1501
+    assert [{k: v for k, v in j.items() if k in expected[0]} for j in streamed] == json.loads(
+        json.dumps(expected)
+    )
+    code, out, _ = run(capsys, "jobs", "list", "--all", "--json", "--limit", "2000")  # the non-streamed path
+    assert json.loads(out) == streamed
+
+
+def test_status_filter_lists_its_newest_page_and_says_how_many_more(capsys, db):
+    store = JobStore(db)
+    store.insert_jobs(finished(30) + finished(3, status="failed", name="bad"))
+    store.close()
+    code, out, err = run(capsys, "jobs", "list", "--status", "completed", "--json")
+    assert [j["id"] for j in json.loads(out)] == list(range(11, 31)) and "10 older jobs not shown" in err
+    code, out, err = run(capsys, "jobs", "list", "--status", "failed", "--json")
+    assert [j["id"] for j in json.loads(out)] == [31, 32, 33] and err == ""

@@ -1,0 +1,74 @@
+"""Issue 29: the jobs table holds a window of a big store, reaches every job by scrolling and by filter,
+and each poll picks up a change to a job beyond the first page."""
+
+from __future__ import annotations
+
+from rn50tui.app.screens.jobs import JobsScreen
+from rn50tui.jobs.states import Status
+
+from .conftest import NOW, SIZE, add_job, make_app, wait_for
+
+JOBS = 500
+
+
+def fill(store) -> None:
+    store.insert_jobs([dict(name=f"old{i}", kind="train", argv=[], device="cpu", cards_requested=1,
+                            workspace=f"runs/old{i}", status="completed", attempt=1, created_at=NOW - 9000 + i,
+                            updated_at=NOW - 9000 + i, finished_at=NOW - 8000 + i) for i in range(1, JOBS + 1)])  # fmt: skip
+
+
+async def open_jobs(app, pilot):
+    screen = await wait_for(pilot, lambda: isinstance(app.screen, JobsScreen) and app.screen, what="jobs")
+    table = screen.table
+    await wait_for(pilot, lambda: table.row_count >= screen.PAGE, what="the first page")
+    return screen, table
+
+
+async def test_the_window_starts_with_a_page_and_scrolling_reaches_every_job(db_path, store):
+    fill(store)
+    app = make_app(db_path, poll_scale=0.2)
+    async with app.run_test(size=SIZE) as pilot:
+        screen, table = await open_jobs(app, pilot)
+        assert table.row_count == screen.PAGE and JOBS in table.jobs
+        assert 1 not in table.jobs  # the oldest job is not read yet
+        for _ in range(JOBS // screen.PAGE + 2):  # newest at the bottom: older pages come above
+            await pilot.press("home")
+            await pilot.pause(0.2)
+        await wait_for(pilot, lambda: table.row_count == JOBS, what="every job by scrolling")
+        assert set(table.jobs) == set(range(1, JOBS + 1))
+        table.sort_column = "name"  # sorted by the store: a new window, more at the bottom this time
+        await wait_for(pilot, lambda: table.row_count == screen.PAGE, what="the sorted first page")
+        for _ in range(JOBS // screen.PAGE + 2):
+            await pilot.press("end")
+            await pilot.pause(0.2)
+        await wait_for(pilot, lambda: table.row_count == JOBS, what="every job, sorted, by scrolling")
+
+
+async def test_filter_reaches_a_job_beyond_the_first_page(db_path, store):
+    fill(store)
+    app = make_app(db_path)
+    async with app.run_test(size=SIZE) as pilot:
+        screen, table = await open_jobs(app, pilot)
+        assert 7 not in table.jobs
+        await pilot.press("slash", *"old7 ")
+        await wait_for(pilot, lambda: 7 in table.jobs and table.get_cell("7", "name").plain == "old7",
+                       what="job 7 by filter")  # fmt: skip
+        assert set(table.jobs) == {j for j in range(1, JOBS + 1) if f"old{j}".startswith("old7")}
+
+
+async def test_a_poll_picks_up_a_change_to_an_old_job(db_path, store):
+    fill(store)
+    running = add_job(store, Status.RUNNING, "live", loss=1.0)
+    app = make_app(db_path, poll_scale=0.2)
+    async with app.run_test(size=SIZE) as pilot:
+        screen, table = await open_jobs(app, pilot)
+        await wait_for(pilot, lambda: running.id in table.jobs, what="the running job")
+        with store.transaction():
+            store.update_job(3, name="renamed", top1=12.5)  # beyond the first page
+            store.update_job(running.id, loss=0.25)
+        await wait_for(pilot, lambda: table.jobs.get(3) and table.jobs[3].name == "renamed", what="old job 3")
+        await wait_for(
+            pilot, lambda: table.get_cell(str(running.id), "loss").plain == "0.2500", what="new loss"
+        )
+        store.delete_job(3)
+        await wait_for(pilot, lambda: 3 not in table.jobs, what="the removed job gone")
