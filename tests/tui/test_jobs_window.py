@@ -32,14 +32,14 @@ async def test_the_window_starts_with_a_page_and_scrolling_reaches_every_job(db_
         assert table.row_count == screen.PAGE and JOBS in table.jobs
         assert 1 not in table.jobs  # the oldest job is not read yet
         for _ in range(JOBS // screen.PAGE + 2):  # newest at the bottom: older pages come above
-            await pilot.press("home")
+            await pilot.press("ctrl+home")
             await pilot.pause(0.2)
         await wait_for(pilot, lambda: table.row_count == JOBS, what="every job by scrolling")
         assert set(table.jobs) == set(range(1, JOBS + 1))
         table.sort_column = "name"  # sorted by the store: a new window, more at the bottom this time
         await wait_for(pilot, lambda: table.row_count == screen.PAGE, what="the sorted first page")
         for _ in range(JOBS // screen.PAGE + 2):
-            await pilot.press("end")
+            await pilot.press("ctrl+end")
             await pilot.pause(0.2)
         await wait_for(pilot, lambda: table.row_count == JOBS, what="every job, sorted, by scrolling")
 

@@ -76,7 +76,6 @@ class JobsScreen(PollingScreen):
         self._total = 0  # how many jobs match the filter, in the store
         self._counts: dict[str, int] = {}  # jobs per status, in the store
         self._more: Optional[Worker] = None
-        self._last_row: Optional[int] = None
 
     @property
     def table(self) -> JobsTable:
@@ -155,15 +154,11 @@ class JobsScreen(PollingScreen):
 
     # -- the window's next page
 
-    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
-        row, last = event.cursor_row, self._last_row
-        self._last_row = row
-        if last is None or row == last:
-            return
+    def on_jobs_table_moved(self, _msg: JobsTable.Moved) -> None:
         table = self.table
-        newest_first_at_bottom = table.sort_column == "id" and not table.sort_reverse
-        near = row < self.NEAR_END if newest_first_at_bottom else row >= table.row_count - self.NEAR_END
-        if near:
+        row = table.cursor_row
+        newest_last = table.sort_column == "id" and not table.sort_reverse  # older pages come above
+        if (row < self.NEAR_END) if newest_last else (row >= table.row_count - self.NEAR_END):
             self.load_more()
 
     def load_more(self) -> None:

@@ -11,6 +11,7 @@ from typing import Any, Optional
 
 from rich.text import Text
 from textual.binding import Binding
+from textual.message import Message
 from textual.reactive import reactive
 from textual.widgets import DataTable
 
@@ -231,6 +232,35 @@ class JobsTable(DataTable):
         if jid is not None:
             self.marked ^= {jid}
             self._sync({jid})
+
+    # -- moving: the screen reads the window's next page when the cursor nears (or stays at) its far end
+
+    class Moved(Message):
+        """The cursor was moved by a key (posted even when it could not move: at the window's edge)."""
+
+    def action_cursor_up(self) -> None:
+        super().action_cursor_up()
+        self.post_message(self.Moved())
+
+    def action_cursor_down(self) -> None:
+        super().action_cursor_down()
+        self.post_message(self.Moved())
+
+    def action_page_up(self) -> None:
+        super().action_page_up()
+        self.post_message(self.Moved())
+
+    def action_page_down(self) -> None:
+        super().action_page_down()
+        self.post_message(self.Moved())
+
+    def action_scroll_top(self) -> None:
+        super().action_scroll_top()
+        self.post_message(self.Moved())
+
+    def action_scroll_bottom(self) -> None:
+        super().action_scroll_bottom()
+        self.post_message(self.Moved())
 
     # -- sorting and filtering
 
