@@ -1,6 +1,6 @@
 """CPU used by the rn50tui app while it watches 8 running jobs (prints it; asserts nothing).
 
-    python benchmarks/tui_idle_bench.py [--seconds 20] [--jobs 8]
+    python benchmarks/tui_idle_bench.py [--seconds 20] [--jobs 8] [--finished 10000]
 
 A store in a temp folder gets 8 `running` jobs "supervised" by this process, and a writer thread here
 plays their supervisors: every second it commits each job's progress, latest metrics and a few metric
@@ -25,6 +25,7 @@ import termios
 import threading
 import time
 from pathlib import Path
+from typing import Any, Optional
 
 import psutil
 
@@ -114,46 +115,98 @@ def cpu_percent(proc: psutil.Process, seconds: float) -> float:
     return 100.0 * used / (t1 - t0)
 
 
+def wait_seen(marker: bytes, timeout: float) -> Optional[float]:
+    """Seconds until the app drew `marker` (None if it did not within `timeout`)."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        if marker in SEEN:
+            return time.monotonic() - t0
+        time.sleep(0.02)
+    return None
+
+
+def measure(db: Path, ids: list[int], seconds: float, warmup: float) -> dict[str, Any]:
+    """Run the app on `db` while this process plays the supervisors of `ids`: how long it took to show
+    the jobs, its CPU on the jobs screen and on a running job's detail, its resident memory on each."""
+    SEEN.clear()
+    stop = threading.Event()
+    writer = threading.Thread(target=play_supervisors, args=(db, ids, stop), daemon=True)
+    writer.start()
+    t0 = time.monotonic()
+    proc, master = start_app(db)
+    ps = psutil.Process(proc.pid)
+    out: dict[str, Any] = {}
+    try:
+        shown = wait_seen(b"running", 60.0)  # the summary line's counts: the first poll has landed
+        out["open_s"] = None if shown is None else time.monotonic() - t0
+        time.sleep(warmup)
+        out["jobs_cpu"] = cpu_percent(ps, seconds)
+        out["jobs_rss"] = ps.memory_info().rss / 2**20
+        os.write(master, b"\x1b[1;5F")  # ctrl+end: the newest jobs (the running ones) at the bottom
+        time.sleep(0.5)
+        os.write(master, b"\r")  # Enter: open the job under the cursor (live charts, cards, log)
+        time.sleep(warmup / 2)
+        out["detail_cpu"] = cpu_percent(ps, seconds)
+        out["detail_rss"] = ps.memory_info().rss / 2**20
+        out["opened"] = b"training loss" in SEEN
+    finally:
+        os.write(master, b"\x1bq")  # Esc, then q: quit (jobs keep running; here they are only rows)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        stop.set()
+        writer.join()
+    return out
+
+
+def add_finished(path: Path, n: int, metrics_per_job: int = 0) -> None:
+    """Bulk-load `n` finished jobs (and their metric rows) into the store at `path`."""
+    store = JobStore(path)
+    now = time.time()
+    argv = ["--data-backend", "synthetic", "--device", "cpu", "-b", "32", "--epochs", "90"]
+    statuses = ["completed"] * 7 + ["failed", "cancelled", "interrupted"]
+    first = store.count_jobs() + 1
+    for start in range(0, n, 20_000):
+        store.insert_jobs([dict(name=f"old{i}", kind="train", preset="demo", argv=argv, device="cpu", cards_requested=1,
+                                cards_granted=[0], workspace=f"runs/old{i}", status=statuses[i % 10], attempt=1,
+                                created_at=now - 90 * 86400 + i, updated_at=now - 89 * 86400 + i, epochs=90,
+                                epoch=1 + i % 90, iters_per_epoch=1251, iteration=i % 1251, loss=(i % 97) / 20,
+                                lr=0.1, ips=800.0 + i % 50, top1=(i % 80) * 1.0, top5=90.0, started_at=now - 90 * 86400 + i,
+                                finished_at=now - 89 * 86400 + i) for i in range(start, min(n, start + 20_000))])  # fmt: skip
+    data = json.dumps({"train.loss": 2.345678, "train.total_ips": 812.5, "train.lr": 0.1})
+    rows, batch = n * metrics_per_job, 200_000
+    for start in range(0, rows, batch):
+        with store.transaction():
+            store.add_metrics([(first + (i // metrics_per_job), 1, now - 89 * 86400 + i, 1 + (i % metrics_per_job) // 10,
+                                i % metrics_per_job, "train", data) for i in range(start, min(rows, start + batch))])  # fmt: skip
+    store.checkpoint_wal()
+    store.close()
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seconds", type=float, default=20.0, help="length of each measured window")
     p.add_argument("--jobs", type=int, default=8, help="running jobs in the store")
+    p.add_argument("--finished", type=int, default=0, help="finished jobs in the store besides (issue 29)")
     p.add_argument(
         "--warmup", type=float, default=6.0, help="seconds before measuring (start-up, first reads)"
     )
     args = p.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "jobs.db"
+        if args.finished:
+            add_finished(db, args.finished, 100)
         ids = make_store(db, args.jobs)
-        stop = threading.Event()
-        writer = threading.Thread(target=play_supervisors, args=(db, ids, stop), daemon=True)
-        writer.start()
-        proc, master = start_app(db)
-        ps = psutil.Process(proc.pid)
-        try:
-            time.sleep(args.warmup)
-            jobs_cpu = cpu_percent(ps, args.seconds)
-            os.write(master, b"\r")  # Enter: open the job under the cursor (live charts, cards, log)
-            time.sleep(args.warmup / 2)
-            detail_cpu = cpu_percent(ps, args.seconds)
-            opened = b"training loss" in SEEN
-            rss = ps.memory_info().rss / 2**20
-        finally:
-            os.write(master, b"\x1bq")  # Esc, then q: quit (jobs keep running; here they are only rows)
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-            stop.set()
-            writer.join()
-    print(f"rn50tui idle CPU with {args.jobs} running jobs (supervisors writing every second), "
-          f"{COLS}x{ROWS} pty, {args.seconds:.0f} s windows, {os.cpu_count()} cores:")  # fmt: skip
-    print(f"  jobs screen:        {jobs_cpu:5.1f} % of one core")
+        out = measure(db, ids, args.seconds, args.warmup)
+    print(f"rn50tui idle CPU with {args.jobs} running jobs (supervisors writing every second) and "
+          f"{args.finished} finished ones, {COLS}x{ROWS} pty, {args.seconds:.0f} s windows, {os.cpu_count()} cores:")  # fmt: skip
+    print(f"  opened in:          {out['open_s'] or float('nan'):5.2f} s")
+    print(f"  jobs screen:        {out['jobs_cpu']:5.1f} % of one core   {out['jobs_rss']:5.0f} MiB resident")
     print(
-        f"  job detail screen:  {detail_cpu:5.1f} % of one core"
-        + ("" if opened else "  (detail screen not seen!)")
+        f"  job detail screen:  {out['detail_cpu']:5.1f} % of one core   {out['detail_rss']:5.0f} MiB resident"
+        + ("" if out["opened"] else "  (detail screen not seen!)")
     )
-    print(f"  resident memory:    {rss:5.0f} MiB")
     return 0
 
 
