@@ -83,6 +83,7 @@ class JobHistory:
     def __init__(self, job_id: int) -> None:
         self.job_id = job_id
         self.last_id = 0
+        self.settled = False  # True once a finished job's records are all held (no more chart reads)
         self.last_sample: Optional[float] = None
         self.base_time: Optional[float] = None
         self.version = 0
@@ -97,10 +98,14 @@ class JobHistory:
 
     def update(self, client: AppJobManager, job: Job, samples: bool = True) -> bool:
         """Read what the store has beyond what is held; True if anything new arrived."""
-        if self.last_id == 0 and job.status.terminal:  # a finished job: its history downsampled, once
+        if job.status.terminal and self.settled:
+            points = []  # a finished job's records are all read: nothing more to ask the store
+        elif self.last_id == 0 and job.status.terminal:  # a finished job: its history downsampled, once
             points = client.chart_points_sampled(self.job_id, CHART_POINTS)
+            self.settled = True
         else:
             points = client.chart_points(self.job_id, self.last_id, METRIC_BATCH)
+            self.settled = job.status.terminal and not points  # ended, and its last records read
         self.add_points(points, job.iters_per_epoch)
         new_samples = client.device_samples(self.job_id, since=self.last_sample) if samples else []
         self.add_samples(new_samples)

@@ -383,8 +383,8 @@ class JobStore:
         return removed
 
     def vacuum(self) -> tuple[int, int]:
-        """Give the space of removed rows back to the disk (VACUUM; the WAL folded in first, then old
-        tombstones dropped); (bytes before, bytes after)."""
+        """Give the space of removed rows back to the disk (VACUUM, the WAL folded in before and after);
+        (bytes before, bytes after). Other clients wait on the lock while it runs."""
         before = self.path.stat().st_size
         self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         self._db.execute("VACUUM")
