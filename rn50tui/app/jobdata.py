@@ -102,11 +102,13 @@ class JobHistory:
             points = []  # a finished job's records are all read: nothing more to ask the store
         elif self.last_id == 0 and job.status.terminal:  # a finished job: its history downsampled, once
             points = client.chart_points_sampled(self.job_id, CHART_POINTS)
+            self.add_points(points, job.iters_per_epoch)
+            self.records = client.chart_record_count(self.job_id)  # the records they stand for
             self.settled = True
         else:
             points = client.chart_points(self.job_id, self.last_id, METRIC_BATCH)
+            self.add_points(points, job.iters_per_epoch)
             self.settled = job.status.terminal and not points  # ended, and its last records read
-        self.add_points(points, job.iters_per_epoch)
         new_samples = client.device_samples(self.job_id, since=self.last_sample) if samples else []
         self.add_samples(new_samples)
         changed = bool(points or new_samples)

@@ -171,6 +171,10 @@ class JobManager:
         """A finished job's chart records, at most about `points` training ones (every epoch one)."""
         return self._store.chart_points_sampled(job_id, points)
 
+    def chart_record_count(self, job_id: int) -> int:
+        """How many train and epoch records the job has (the full resolution the sampled charts stand for)."""
+        return self._store.chart_record_count(job_id)
+
     def metric_count(self, job_id: int, attempt: Optional[int] = None) -> int:
         return self._store.metric_count(job_id, attempt)
 

@@ -549,6 +549,11 @@ class JobStore:
         ).fetchall()
         return list(map(ChartPoint._make, rows))
 
+    def chart_record_count(self, job_id: int) -> int:
+        """How many train and epoch records the job has (what chart_points_sampled stands for)."""
+        sql = "SELECT count(*) FROM metrics WHERE job_id = ? AND phase IN ('train', 'epoch')"
+        return int(self._db.execute(sql, [job_id]).fetchone()[0])
+
     def chart_points_sampled(self, job_id: int, points: int = 2000) -> list[ChartPoint]:
         """A job's chart records downsampled for display, oldest first: every epoch record and at most about
         `points` training records, evenly spaced in order (the first of each bucket, the newest always),
