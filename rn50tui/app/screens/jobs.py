@@ -123,10 +123,8 @@ class JobsScreen(PollingScreen):
             new_token, changed, removed = client.changed_since(token)
             counts = total = None
             if changed or removed:  # the figures of the summary line, only when something changed
-                counts, total = (
-                    client.status_counts(),
-                    client.job_window(query=window[0], limit=0, active=False)[1],
-                )
+                counts = client.status_counts()
+                total = client.job_window(query=window[0], limit=0, active=False)[1]
             msg = self.Loaded(changed, now, token=new_token, window=window, full=False, removed=removed,
                               total=total, counts=counts)  # fmt: skip
         if not get_current_worker().is_cancelled:
