@@ -111,9 +111,8 @@ class JobsScreen(PollingScreen):
     @work(thread=True, exclusive=True, group="jobs-poll", exit_on_error=False)
     def _load_jobs(self, token: Optional[int], window: tuple[str, str, bool], depth: int) -> None:
         client, now = self.client, self.services.clock.now()
-        if (
-            token is None
-        ):  # the whole window: active jobs and the first pages, filtered and sorted by the store
+        # token None: the whole window (active jobs and the first pages), filtered and sorted by the store
+        if token is None:
             new_token = client.change_token()  # before the read: a change in between is read again next time
             query, sort, reverse = window
             jobs, total = client.job_window(query=query, sort=sort, reverse=reverse, limit=depth)
