@@ -385,8 +385,8 @@ class JobStore:
     def vacuum(self) -> tuple[int, int]:
         """Give the space of removed rows back to the disk (VACUUM, the WAL folded in before and after);
         (bytes before, bytes after). Other clients wait on the lock while it runs."""
+        self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # the file's size with every commit in it
         before = self.path.stat().st_size
-        self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         self._db.execute("VACUUM")
         self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         return before, self.path.stat().st_size
