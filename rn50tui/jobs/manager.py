@@ -128,6 +128,10 @@ class JobManager:
         return self._store.job_window(query=query, sort=sort, reverse=reverse, offset=offset, limit=limit,
                                       active=active)  # fmt: skip
 
+    def count_matching(self, query: str = "") -> int:
+        """How many jobs match the app's filter words (all for "")."""
+        return self._store.count_matching(query)
+
     def prunable_jobs(
         self, older_than: float, statuses: Optional[Iterable[Status | str]] = None
     ) -> list[int]:

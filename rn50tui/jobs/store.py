@@ -317,7 +317,12 @@ class JobStore:
         where, params = _filter_sql(query)
         key = JOB_SORT.get(sort, "j.id")
         direction = "DESC" if reverse or key == "j.id" else "ASC"  # by id, either way: the newest first
-        order = f"({key}) IS NULL, ({key}) {direction}, j.id {direction}"
+        # by id: the rowid's own order (no sort, no scan); by another column: unknown values last
+        order = (
+            f"j.id {direction}"
+            if key == "j.id"
+            else f"({key}) IS NULL, ({key}) {direction}, j.id {direction}"
+        )
         page = self._jobs(
             f"SELECT j.*, a.* FROM {SUMMARY_FROM}{where} ORDER BY {order} LIMIT ? OFFSET ?",
             [*params, int(limit), int(offset)],
@@ -328,8 +333,12 @@ class JobStore:
             glue = " AND" if where else " WHERE"
             page += [j for j in self._jobs(f"SELECT j.*, a.* FROM {SUMMARY_FROM}{where}{glue} j.status IN"
                                            f" ({statuses}) ORDER BY j.id", params) if j.id not in seen]  # fmt: skip
-        (total,) = self._db.execute(f"SELECT count(*) FROM jobs j{where}", params).fetchone()
-        return page, int(total)
+        return page, self.count_matching(query)
+
+    def count_matching(self, query: str = "") -> int:
+        """How many jobs hold every word of `query` (see job_window); all of them for ""."""
+        where, params = _filter_sql(query)
+        return int(self._db.execute(f"SELECT count(*) FROM jobs j{where}", params).fetchone()[0])
 
     def iter_summaries(
         self, statuses: Optional[Iterable[Status]] = None, batch: int = 1000

@@ -106,10 +106,13 @@ class JobsScreen(PollingScreen):
             self._worker = self.start_poll()  # exclusive: a poll under way is cancelled
 
     def start_poll(self) -> Worker:
-        return self._load_jobs(self._token, self._window(), self._loaded)
+        table = self.table
+        held = {jid: table.jobs[jid].status for jid in table.active_ids}  # a few: the active jobs
+        return self._load_jobs(self._token, self._window(), self._loaded, held)
 
     @work(thread=True, exclusive=True, group="jobs-poll", exit_on_error=False)
-    def _load_jobs(self, token: Optional[int], window: tuple[str, str, bool], depth: int) -> None:
+    def _load_jobs(self, token: Optional[int], window: tuple[str, str, bool], depth: int,
+                   held: dict[int, Status]) -> None:  # fmt: skip
         client, now = self.client, self.services.clock.now()
         # token None: the whole window (active jobs and the first pages), filtered and sorted by the store
         if token is None:
@@ -121,9 +124,10 @@ class JobsScreen(PollingScreen):
         else:  # only what changed since the last poll (two index reads when nothing did)
             new_token, changed, removed = client.changed_since(token)
             counts = total = None
-            if changed or removed:  # the figures of the summary line, only when something changed
-                counts = client.status_counts()
-                total = client.job_window(query=window[0], limit=0, active=False)[1]
+            # the summary's figures, only when a job came, went or changed status (not on every
+            # progress write of a running job)
+            if removed or any(held.get(j.id) is not j.status for j in changed):
+                counts, total = client.status_counts(), client.count_matching(window[0])
             msg = self.Loaded(changed, now, token=new_token, window=window, full=False, removed=removed,
                               total=total, counts=counts)  # fmt: skip
         if not get_current_worker().is_cancelled:

@@ -165,6 +165,11 @@ class JobsTable(DataTable):
                 self._active.add(job.id)
         self._sync(touched | self._active)
 
+    @property
+    def active_ids(self) -> frozenset[int]:
+        """The queued, starting and running jobs the table holds."""
+        return frozenset(self._active)
+
     def add_page(self, jobs: Sequence[Job]) -> None:
         """More jobs of the window (the next page, as the cursor nears its end)."""
         new = [j for j in jobs if j.id not in self.jobs]
