@@ -10,6 +10,7 @@ and its EMA curve. Durations read one way everywhere: 42s, 3m05s, 1h02m, 2d03h. 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Optional
@@ -138,7 +139,13 @@ def eta_seconds(job: Any, now: float) -> Optional[float]:
 
 def batch_size(argv: Sequence[str]) -> Optional[int]:
     """The per-card batch an engine argv runs with, as the engine's own parser reads it (its default when
-    the argv sets none); None when the argv is not the engine's."""
+    the argv sets none); None when the argv is not the engine's. Remembered per argv: the app asks for
+    each running job on every poll, and building the engine's parser costs milliseconds."""
+    return _batch_size(tuple(argv))
+
+
+@functools.lru_cache(maxsize=1024)
+def _batch_size(argv: tuple[str, ...]) -> Optional[int]:
     from engine.config import build_parser  # torch-free; only an estimate without the follower's needs it
 
     try:
