@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 from rn50tui.commands import show
 from rn50tui.commands.common import CliError, Parser, manager
@@ -32,6 +32,7 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     ls.add_argument("--status", action="append", metavar="S",
                     help=f"only jobs with this status ({', '.join(s.value for s in Status)}); repeatable")  # fmt: skip
     ls.add_argument("--limit", type=int, help="only the newest N jobs")
+    ls.add_argument("--sweep", type=int, metavar="ID", help="only the jobs of this sweep")
     ls.add_argument("--json", action="store_true", help="a JSON list of job objects")
     ls.set_defaults(handler=run_list)
     ls.epilog = ("IN-STATUS: how long the job has been in its status (queued: waiting; starting/running: since it "
@@ -46,6 +47,22 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
                     help="also delete the job's workspace (checkpoints, logs), after a confirmation naming its size")  # fmt: skip
     rm.add_argument("-y", "--yes", action="store_true", help="with --purge: do not ask (for scripts)")
     rm.set_defaults(handler=run_rm)
+    pr = jsub.add_parser("priority", parents=[common], help="change a queued job's priority",
+                         description="Change a queued job's priority: higher first among the jobs that fit.")  # fmt: skip
+    pr.add_argument("job", type=int, help="job id")
+    pr.add_argument(
+        "priority", type=int, metavar="N", help="the new priority (an integer; default of a job: 0)"
+    )
+    pr.set_defaults(handler=run_priority)
+
+
+def run_priority(args: argparse.Namespace) -> int:
+    jm = manager(args)
+    job = jm.set_priority(args.job, args.priority)
+    print(
+        f"job {job.id}: priority {job.priority}" + ("" if job.status is Status.QUEUED else f", {job.status}")
+    )
+    return 0
 
 
 def run_list(args: argparse.Namespace) -> int:
@@ -61,13 +78,16 @@ def run_list(args: argparse.Namespace) -> int:
         else:
             print(f"no jobs yet ({exc})", file=sys.stderr)
         return 0
-    everything = args.all or wanted is not None or args.limit is not None
-    jobs = jm.job_summaries(wanted, args.limit, recent=None if everything else RECENT_JOBS)
+    everything = args.all or wanted is not None or args.limit is not None or args.sweep is not None
+    if args.sweep is not None:
+        jm.sweep(args.sweep)  # refuses an unknown sweep
+    jobs = jm.job_summaries(wanted, args.limit, recent=None if everything else RECENT_JOBS, sweep=args.sweep)
     if args.json:
         now = time.time()
         sys.stdout.write(json.dumps([show.with_stall(j.to_dict(), stall.flag(j, now)) for j in jobs]) + "\n")
     else:
-        _print_table(jobs, lambda job: jm.wait_reason(job.id))
+        estimates = jm.start_estimates() if any(j.status is Status.QUEUED for j in jobs) else {}
+        _print_table(jobs, lambda job: jm.wait_reason(job.id), estimates)
     if not everything and len(jobs) >= RECENT_JOBS:  # fewer: the store holds no more
         hidden = jm.count_jobs() - len(jobs)
         if hidden:  # under the table; on stderr only beside --json, whose stdout is one JSON document
@@ -92,7 +112,8 @@ LIST_COLUMNS = (
 )
 
 
-def _print_table(jobs: list[JobSummary], wait_reason: Callable[[JobSummary], str]) -> None:
+def _print_table(jobs: list[JobSummary], wait_reason: Callable[[JobSummary], str],
+                 estimates: Optional[dict[int, Any]] = None) -> None:  # fmt: skip
     now = time.time()
     rows = [LIST_COLUMNS] + [_row(j, now) for j in jobs]
     widths = [max(map(len, column)) for column in zip(*rows)]
@@ -101,7 +122,11 @@ def _print_table(jobs: list[JobSummary], wait_reason: Callable[[JobSummary], str
     for j in jobs:  # why a queued job is held back, or what a running one warns of, under the table
         if j.status is Status.QUEUED:  # the scheduler's own words: a busy card, a slot held, the order
             reason = wait_reason(j)
-            sys.stdout.write(f"job {j.id} {reason[3:] if reason.startswith('it ') else ': ' + reason}\n")
+            estimate = (estimates or {}).get(j.id)
+            when = f"; {estimate.text}" if estimate is not None else ""
+            sys.stdout.write(
+                f"job {j.id} {reason[3:] if reason.startswith('it ') else ': ' + reason}{when}\n"
+            )
         elif j.status is Status.RUNNING and j.note and j.note.startswith(("warning:", "input-bound:")):
             sys.stdout.write(f"job {j.id} {j.note}\n")
 
