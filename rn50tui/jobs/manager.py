@@ -215,6 +215,7 @@ class JobManager:
                 where = " ".join(f"{k}={v}" for k, _, v in point)
                 raise SubmitError(f"--sweep {where}: {exc}", "sweep") from None
             runner.check(plans[-1][1], prepared)
+        self._store.check_dependencies(after)
         sweep_id = self._store.insert_sweep(base.name, parallel)
         jobs = [self._insert(p, runner, prepared, notify_cmd=notify_cmd, on_stall=on_stall, after=after,
                              priority=priority, sweep_id=sweep_id, sweep_values={k: v for k, _, v in point})

@@ -161,6 +161,10 @@ class JobStore:
             )
         return self.get_job(job_id)
 
+    def check_dependencies(self, after: Sequence[int]) -> None:
+        """insert_job's check of `after`, before anything is written (a sweep checks once for all)."""
+        self._check_dependencies(after)
+
     def _check_dependencies(self, after: Sequence[int], job_id: Optional[int] = None) -> None:
         """SubmitError (field `after`) for an unknown job, one that ended failed or cancelled, or a cycle
         (a job waiting, through others, for `job_id` itself)."""
