@@ -55,18 +55,30 @@ def settle_dependencies(store: JobStore, now: float) -> tuple[set[int], list[int
     for job_id, _ in sorted(store.all_dependencies().items()):
         deps = store.dependencies(job_id)
         dead = [(d, s) for d, s in deps if s is None or s in (Status.FAILED, Status.CANCELLED)]
+        job = store.get_job(job_id)
+        executor = find_executor(job.executor)
+        in_cluster = executor is not None and executor.submitted(job)
         if dead:
             d, s = dead[0]
             why = f"job {d}, which it waits for, " + ("was removed" if s is None else f"ended {s.value}")
+            if in_cluster:  # its cluster holds it: its follower cancels it there and records the end
+                if not job.cancel_requested:
+                    store.update_job(job_id, cancel_requested=now, note=f"cancelling: {why}")
+                continue
             store.transition_locked(job_id, Status.CANCELLED, [Status.QUEUED],
                                     {"error": f"cancelled: {why}", "finished_at": now, "wait_reason": None})  # fmt: skip
             cancelled.append(job_id)
             continue
         pending = [d for d, s in deps if s is not Status.COMPLETED]
+        if in_cluster:
+            continue  # its cluster holds it until they complete (its own dependency)
+        cluster = executor is not None and not executor.host_cards
+        if pending and cluster and all(executor.holds_after(store.get_job(d)) for d in pending):  # type: ignore[union-attr]
+            continue  # handed to its cluster, which holds it (start() passes the dependency)
         if pending:
             blocked.add(job_id)
             why = "waits for " + ", ".join(f"job {d}" for d in pending)
-            if store.get_job(job_id).wait_reason != why:
+            if job.wait_reason != why:
                 store.update_job(job_id, wait_reason=why)
     return blocked, cancelled
 

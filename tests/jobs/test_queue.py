@@ -252,3 +252,40 @@ def test_start_estimates_are_unknown_without_an_eta_and_follow_dependencies():
     assert est[9].text == "starts in about 10m00s, when job 7 ends"
     assert est[10].text == "unknown: it waits for job 9, which has not started"
     assert start_estimates([_queued(9)], [], {"cpu": 1}, {}, now)[9].text == "starts at the next scheduling"
+
+
+# ------------------------------------------------------------------------ a cluster holds its own dependent
+
+
+def test_a_cluster_job_after_a_submitted_one_goes_to_the_cluster_with_afterok(store, monkeypatch):
+    from pathlib import Path
+
+    from rn50tui.jobs.executors import slurm as slurm_executor
+    from rn50tui.jobs.scheduler import schedule
+    from rn50tui.jobs.slurm import commands
+    from rn50tui.jobs.slurm import options as slurm_options
+
+    calls: list[list[str]] = []
+    monkeypatch.setattr(commands, "missing", lambda: None)
+    monkeypatch.setattr(
+        commands, "sbatch", lambda script, extra=(), test_only=False: calls.append(list(extra)) or "102"
+    )
+    monkeypatch.setattr(slurm_executor, "start_watcher", lambda path: None)
+    first = _queue(store, executor="slurm")
+    store.update_job(first, executor_handle={"slurm_job_id": "101"})  # pending in the cluster's queue
+    local = _queue(store)
+    second = _queue(store, executor="slurm", after=[first])
+    third = _queue(store, executor="slurm", after=[local])
+    for job_id in (second, third):
+        slurm_options.save(Path(store.get_job(job_id).workspace), slurm_options.SlurmOptions())
+    schedule(store, {"cpu": 0})
+    assert (
+        len(calls) == 1 and "--dependency=afterok:101" in calls[0] and "--kill-on-invalid-dep=yes" in calls[0]
+    )
+    assert store.get_job(second).executor_handle["slurm_job_id"] == "102"
+    assert store.get_job(third).wait_reason == f"waits for job {local}"  # rn50tui holds it: a local job
+    # the dependency fails: the held job is cancelled through its follower (scancel), not behind its back
+    _end(store, first, Status.FAILED)
+    schedule(store, {"cpu": 1})
+    held = store.get_job(second)
+    assert held.status is Status.QUEUED and held.cancel_requested and f"job {first}" in held.note
