@@ -273,7 +273,7 @@ def test_a_cluster_job_after_a_submitted_one_goes_to_the_cluster_with_afterok(st
     monkeypatch.setattr(slurm_executor, "start_watcher", lambda path: None)
     first = _queue(store, executor="slurm")
     store.update_job(first, executor_handle={"slurm_job_id": "101"})  # pending in the cluster's queue
-    local = _queue(store)
+    local = occupy(store).id  # a local job running on the only CPU slot
     second = _queue(store, executor="slurm", after=[first])
     third = _queue(store, executor="slurm", after=[local])
     for job_id in (second, third):
