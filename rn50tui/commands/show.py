@@ -38,6 +38,12 @@ def run(args: argparse.Namespace) -> int:
     info.update(_loss_info(jm, job))
     info["logs"] = {stream: str(job.files.log(stream)) for stream in LOG_STREAMS}
     info["cards"] = _latest_cards(jm, job)
+    from rn50tui.jobs.policy.idle import mark
+
+    idle = jm.idle_cards(job.id)
+    info["idle_cards"] = [
+        f"{d}:{c}" + (f"@{n}" if n else "") + f" {mark(s)}" for (n, d, c), s in sorted(idle.items(), key=str)
+    ] or None
     info.update(ema_curve(jm.metrics(job.id, phase="epoch")))
     now = time.time()
     v = view(job, now)  # the one view of a job (rn50tui/jobs/view.py), as the app renders it

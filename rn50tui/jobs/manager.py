@@ -143,6 +143,22 @@ class JobManager:
         """Which job holds each claimed card: {(kind, index): "job 12 (demo)"}."""
         return self._store.holders()
 
+    def idle_cards(
+        self, job_id: Optional[int] = None, now: Optional[float] = None
+    ) -> dict[tuple[Any, ...], float]:
+        """{(node, kind, card): seconds idle} of the cards running jobs (or one job) hold under 5%
+        utilisation for 10 minutes ($RN50TUI_IDLE_S): rn50tui/jobs/policy/idle.py."""
+        from rn50tui.jobs.policy.idle import idle_after, idle_cards
+
+        now = time.time() if now is None else now
+        jobs = self._store.list_jobs([Status.RUNNING]) if job_id is None else [self.get_job(job_id)]
+        out: dict[tuple[Any, ...], float] = {}
+        for job in jobs:
+            if job.status is Status.RUNNING:
+                samples = self._store.device_samples(job.id, since=now - 6 * max(idle_after(), 60.0))
+                out.update(idle_cards(samples, now))
+        return out
+
     def log_path(self, job_id: int, stream: str = "stdout") -> Path:
         return self.get_job(job_id).files.log(stream)
 

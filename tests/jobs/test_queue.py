@@ -289,3 +289,23 @@ def test_a_cluster_job_after_a_submitted_one_goes_to_the_cluster_with_afterok(st
     schedule(store, {"cpu": 1})
     held = store.get_job(second)
     assert held.status is Status.QUEUED and held.cancel_requested and f"job {first}" in held.note
+
+
+# ---------------------------------------------------------------------------------------- held but idle
+
+
+def test_a_held_card_under_5_percent_for_10_minutes_is_flagged_idle():
+    from rn50tui.jobs.policy.idle import idle_cards, mark
+    from rn50tui.jobs.records import DeviceSample
+
+    now = 10_000.0
+    samples = [
+        DeviceSample(now - 900 + 60 * i, "mlu", 0, util_percent=90.0 if i == 0 else 1.0) for i in range(15)
+    ]
+    samples += [DeviceSample(now - 900 + 60 * i, "mlu", 1, util_percent=80.0) for i in range(15)]
+    samples += [
+        DeviceSample(now - 900 + 60 * i, "cpu", 0) for i in range(15)
+    ]  # no utilisation: never flagged
+    idle = idle_cards(samples, now, after=600)
+    assert idle == {(None, "mlu", 0): 900.0} and mark(idle[(None, "mlu", 0)]) == "held, idle 15m"
+    assert idle_cards(samples, now - 400, after=600) == {}
