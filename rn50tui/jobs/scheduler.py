@@ -215,17 +215,19 @@ def wait_reason(store: JobStore, job: Job, capacity: dict[str, int]) -> str:
     """Why a queued job has not started yet, in words (the rules of claim())."""
     if not EXECUTORS.get(job.executor, LocalExecutor).host_cards:
         if job.wait_reason:  # e.g. Slurm's pending reason, as its follower last saw it
-            return f"it waits: {job.wait_reason}"
+            return _waits(job.wait_reason)
         return f"it goes to its {job.executor} executor at the next scheduling (any rn50tui command)"
     if job.wait_reason:  # what the last claim recorded: a dependency, a sweep's limit, a busy card
-        if job.wait_reason.startswith(("waits for", "reserves")):
-            return f"it {job.wait_reason}"
-        return f"it waits: {job.wait_reason}"
+        return _waits(job.wait_reason)
     total, need = capacity.get(job.device, 0), slots_needed(job)
     unit = "slot" if job.device == "cpu" else "card"
     if need > total:
         return f"it needs {need} {job.device} {unit}(s) and this host has {total}"
-    order = queue_order(j for j in store.list_jobs([Status.QUEUED]) if j.device == job.device)
+    held_back = ("waits for", "sweep ")  # jobs ahead that wait for something else do not hold it back
+    queued = store.list_jobs([Status.QUEUED])
+    order = queue_order(
+        j for j in queued if j.device == job.device and not (j.wait_reason or "").startswith(held_back)
+    )
     ids = [j.id for j in order]
     ahead = order[: ids.index(job.id)] if job.id in ids else []
     if ahead:
@@ -237,3 +239,8 @@ def wait_reason(store: JobStore, job: Job, capacity: dict[str, int]) -> str:
         held = ", ".join(f"job {h}" for h in holders)
         return f"it waits for {need} free {job.device} {unit}(s) of {total}: held by {held}"
     return f"{need} {job.device} {unit}(s) are free: it starts at the next scheduling (any rn50tui command)"
+
+
+def _waits(reason: str) -> str:
+    """A recorded wait reason as a sentence: `it waits for job 12`, `it waits: <a Slurm reason>`."""
+    return f"it {reason}" if reason.startswith(("waits for", "reserves")) else f"it waits: {reason}"
