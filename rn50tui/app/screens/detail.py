@@ -76,7 +76,8 @@ def summary_text(job: Job, now: float, loss_kind: Optional[str] = None, starts: 
         what = "no training progress" if mark.kind == "stalled" else "its supervisor's heartbeat is stale"
         first += f" · [b red]⚠ {mark.kind}: {what} for {fmt.duration(mark.for_s)}[/]"
     if job.status is Status.QUEUED and job.wait_reason:
-        second += f"\n[yellow]waits: {_escape(job.wait_reason)}[/yellow]"
+        said = job.wait_reason.startswith(("waits for", "reserves"))  # already a sentence
+        second += f"\n[yellow]{'' if said else 'waits: '}{_escape(job.wait_reason)}[/yellow]"
     if job.status is Status.QUEUED and starts:
         second += f"\n{_escape(starts)}"
     if job.error:
