@@ -309,3 +309,21 @@ def test_a_held_card_under_5_percent_for_10_minutes_is_flagged_idle():
     idle = idle_cards(samples, now, after=600)
     assert idle == {(None, "mlu", 0): 900.0} and mark(idle[(None, "mlu", 0)]) == "held, idle 15m"
     assert idle_cards(samples, now - 400, after=600) == {}
+
+
+# ------------------------------------------------------------------------------------ the new-job form
+
+
+def test_the_form_checks_after_priority_and_sweep_as_you_type():
+    from rn50tui.app.jobform import FormValues, check
+
+    cap = {"mlu": 0, "cuda": 0, "cpu": 1}
+    bad = check(FormValues(preset="demo", after="1,x", priority="high"), cap)
+    assert set(bad.errors) == {"after", "priority"}
+    bad = check(FormValues(preset="demo", sweep="lr=0.1,abc"), cap)
+    assert list(bad.errors) == ["sweep"] and "--sweep lr=abc" in bad.errors["sweep"]
+    assert "sweep_parallel" in check(FormValues(preset="demo", sweep_parallel="2"), cap).errors
+    good = check(
+        FormValues(preset="demo", after="3", priority="-2", sweep="lr=0.1,0.2", sweep_parallel="1"), cap
+    )
+    assert good.ok and good.queue == {"after": [3], "priority": -2, "sweep": ["lr=0.1,0.2"], "parallel": 1}
