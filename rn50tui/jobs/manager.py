@@ -343,6 +343,8 @@ class JobManager:
             executor_for(job).request_stop(self.get_job(job_id), self._store)
         elif job.status is Status.QUEUED:  # no supervisor will run the user's hook
             notify.fire_from_client(self.get_job(job_id))
+            if self._store.dependents(job_id):
+                self.schedule()  # its dependents are cancelled with it
         if wait:
             wait_until(lambda: self.get_job(job_id).status in TERMINAL, timeout, interval=0.2)
         return self.get_job(job_id)
@@ -370,7 +372,10 @@ class JobManager:
     def delete(self, job_id: int) -> None:
         """Remove a finished or queued job and its metrics (its workspace files stay on disk)."""
         self.check_deletable(job_id)
+        waiting = self._store.dependents(job_id)
         self._store.delete_job(job_id)
+        if waiting:
+            self.schedule()  # a job that waited for it is cancelled: it can never complete
 
     def check_deletable(self, job_id: int) -> None:
         """TransitionError unless the job may be deleted: not active, its engine gone."""

@@ -203,6 +203,19 @@ class JobStore:
         )
         return [r[0] for r in rows.fetchall()]
 
+    def dependencies_to_settle(self) -> bool:
+        """True if a queued job's dependencies changed since the scheduler last looked: one of them ended
+        failed or cancelled or was removed, or every one completed while it still says it waits (a cheap
+        read: reconcile runs the scheduler on it, since a cluster job's follower does not)."""
+        sql = (
+            "SELECT 1 FROM jobs j WHERE j.status = 'queued' AND EXISTS (SELECT 1 FROM dependencies d"
+            " LEFT JOIN jobs a ON a.id = d.after_id WHERE d.job_id = j.id AND (a.id IS NULL OR a.status IN"
+            " ('failed', 'cancelled') OR (j.wait_reason LIKE 'waits for%' AND NOT EXISTS (SELECT 1 FROM"
+            " dependencies e JOIN jobs b ON b.id = e.after_id WHERE e.job_id = j.id AND b.status != 'completed'))))"
+            " LIMIT 1"
+        )
+        return self._db.execute(sql).fetchone() is not None
+
     def all_dependencies(self) -> dict[int, list[int]]:
         """{job: [the jobs it waits for]} of every queued job that waits for any (one read)."""
         out: dict[int, list[int]] = {}
