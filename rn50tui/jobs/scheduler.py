@@ -242,5 +242,5 @@ def wait_reason(store: JobStore, job: Job, capacity: dict[str, int]) -> str:
 
 
 def _waits(reason: str) -> str:
-    """A recorded wait reason as a sentence: `it waits for job 12`, `it waits: <a Slurm reason>`."""
+    """A recorded wait reason as a sentence: `it waits for job 12`, `it waits: <a cluster's pending reason>`."""
     return f"it {reason}" if reason.startswith(("waits for", "reserves")) else f"it waits: {reason}"
