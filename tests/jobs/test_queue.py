@@ -139,7 +139,10 @@ def test_a_2x2_sweep_names_its_jobs_by_their_values_and_runs_at_most_its_paralle
     )
     assert [j.name for j in jobs] == ["demo lr=1.024 wd=3.05e-5", "demo lr=1.024 wd=1e-4",
                                       "demo lr=2.048 wd=3.05e-5", "demo lr=2.048 wd=1e-4"]  # fmt: skip
-    assert jobs[1].argv[-2:] == ["--lr=1.024", "--weight-decay=1e-4"]
+    argv = jobs[1].argv
+    assert argv.index("--lr=1.024") < argv.index("--weight-decay=1e-4") and argv.index(
+        "--lr=1.024"
+    ) > argv.index("--epochs")
     assert jobs[1].sweep_values == {"lr": "1.024", "wd": "1e-4"} and jobs[1].sweep_id == sweep
     store = jm4._store
     running = []
