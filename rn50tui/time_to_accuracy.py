@@ -54,3 +54,26 @@ def lines(history: list[dict[str, Any]]) -> list[str]:
             f"best {best['top1']:.2f}% top-1 after {duration(best['train_seconds'])} (epoch {best['epoch']})"
         )
     return out
+
+
+def common_target(histories: list[list[dict[str, Any]]], step: float = STEP) -> Optional[float]:
+    """The highest multiple of `step` every run reached (what compare times them to first); None if one
+    has no best yet or none reached `step`."""
+    bests = [max((e["top1"] for e in h), default=None) for h in histories]
+    if not bests or any(b is None for b in bests):
+        return None
+    target = math.floor(min(bests) / step) * step  # type: ignore[type-var]
+    return target if target >= step else None
+
+
+def compare_line(runs: list[tuple[str, list[dict[str, Any]]]], target: float) -> str:
+    """`time to 75%: 3 demo 3h41m (epoch 37) · 5 other not reached (best 73.10%)`."""
+    parts = []
+    for label, history in runs:
+        entry = time_to(history, target)
+        if entry is not None:
+            parts.append(f"{label} {duration(entry['train_seconds'])} (epoch {entry['epoch']})")
+        else:
+            best = max((e["top1"] for e in history), default=None)
+            parts.append(f"{label} not reached" + (f" (best {best:.2f}%)" if best is not None else ""))
+    return f"time to {target:g}% top-1: " + " · ".join(parts)

@@ -164,6 +164,11 @@ class Job:
         """How other views name the job: `job 12 (demo)`."""
         return f"job {self.id} ({self.name})"
 
+    @property
+    def time_to_best(self) -> Any:
+        """The engine's `best` records (JSON text, or None): rn50tui/time_to_accuracy.py reads them."""
+        return self.extra.get("time_to_best")
+
     def to_dict(self) -> dict[str, Any]:
         """Everything the store knows, JSON-ready (status as its string); the current attempt's fields
         flat beside the job's, as before attempts were records."""

@@ -17,6 +17,9 @@ from rn50tui.jobs.states import Status
 from rn50tui.jobs.store import Job, JobStore
 
 ROOT = Path(__file__).resolve().parents[2]
+# A two-epoch demo on 32 synthetic 32 px images, logged every iteration: a real job in seconds.
+TWO_TINY_EPOCHS = ["--epochs", "2", "--synthetic-size", "32", "--image-size", "32", "-b", "4", "-p", "1",
+                   "--warmup", "0"]  # fmt: skip
 
 
 def cli_env(**extra: str) -> dict[str, str]:

@@ -19,7 +19,7 @@ from rn50tui.jobs.schema import migrations_of
 from rn50tui.jobs.states import Status
 from rn50tui.jobs.store import JobStore
 
-from .conftest import ROOT, cli_env, run_cli, wait_for
+from .conftest import ROOT, TWO_TINY_EPOCHS, cli_env, run_cli, wait_for
 
 V2 = Path(__file__).resolve().parents[1] / "fixtures" / "jobs_v2.db"
 BEFORE_ATTEMPTS = "bb0f06e"  # the last commit whose store kept every attempt's columns on the job
@@ -142,20 +142,7 @@ def test_a_running_job_of_the_previous_version_is_still_supervised_after_the_mig
     db = tmp_path / "jobs.db"
     env = cli_env(PYTHONPATH=str(old), RN50TUI_CARDS="mlu=0,cuda=0,cpu=1", RN50TUI_POLL_S="0.3",
                   RN50TUI_SAMPLE_INTERVAL_S="1")  # fmt: skip
-    flags = [
-        "--epochs",
-        "2",
-        "--synthetic-size",
-        "32",
-        "--image-size",
-        "32",
-        "-b",
-        "4",
-        "-p",
-        "1",
-        "--warmup",
-        "0",
-    ]
+    flags = list(TWO_TINY_EPOCHS)
     out = subprocess.run([sys.executable, "-c", OLD_SUBMIT, str(db), *flags], capture_output=True, text=True,
                          env=env, cwd=tmp_path, timeout=300)  # fmt: skip
     assert out.returncode == 0, out.stderr

@@ -14,23 +14,10 @@ from rn50tui.jobs.errors import SubmitError
 from rn50tui.jobs.states import Status
 from rn50tui.jobs.store import JobStore
 
-from .conftest import wait_for
+from .conftest import TWO_TINY_EPOCHS, wait_for
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
-ONE_EPOCH = [
-    "--epochs",
-    "2",
-    "--synthetic-size",
-    "32",
-    "--image-size",
-    "32",
-    "-b",
-    "4",
-    "-p",
-    "1",
-    "--warmup",
-    "0",
-]
+ONE_EPOCH = TWO_TINY_EPOCHS
 
 
 def _insert(store: JobStore, workspace: str, **kw) -> int:

@@ -17,27 +17,14 @@ import pytest
 
 from rn50tui.jobs.states import Status
 
-from .conftest import cli_env, wait_for
+from .conftest import TWO_TINY_EPOCHS, cli_env, wait_for
 
 pytestmark = pytest.mark.prometheus
 
 PROMETHEUS = shutil.which("prometheus") or (
     "/usr/bin/prometheus" if Path("/usr/bin/prometheus").exists() else None
 )
-TINY = [
-    "--epochs",
-    "2",
-    "--synthetic-size",
-    "32",
-    "--image-size",
-    "32",
-    "-b",
-    "4",
-    "-p",
-    "1",
-    "--warmup",
-    "0",
-]
+TINY = TWO_TINY_EPOCHS
 
 
 def free_port() -> int:

@@ -16,7 +16,7 @@ from rn50tui.jobs.manager import JobManager
 from rn50tui.jobs.policy.stall import StallMark, StallWatch, flag
 from rn50tui.jobs.states import Status
 
-from .conftest import close_killing_every_job, wait_for
+from .conftest import TWO_TINY_EPOCHS, close_killing_every_job, wait_for
 
 
 def train(at: float) -> tuple:
@@ -61,20 +61,7 @@ def test_the_mark_covers_a_flagged_job_and_a_hung_supervisor():
 
 # ---------------------------------------------------------------------------------- a real stalled engine
 
-TINY = [
-    "--epochs",
-    "2",
-    "--synthetic-size",
-    "32",
-    "--image-size",
-    "32",
-    "-b",
-    "4",
-    "-p",
-    "1",
-    "--warmup",
-    "0",
-]
+TINY = TWO_TINY_EPOCHS
 HOOK = """#!/bin/sh
 env | grep '^RN50TUI_' | sort > "$1/$RN50TUI_EVENT.tmp" && mv "$1/$RN50TUI_EVENT.tmp" "$1/$RN50TUI_EVENT.env"
 """

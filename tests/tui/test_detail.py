@@ -13,6 +13,7 @@ from textual.widgets import DataTable, Label, Log, Static
 
 from engine.telemetry.detect import HostReport
 from engine.telemetry.stats import CardStats
+from rn50tui.app import messages
 from rn50tui.app.screens.compare import CompareScreen
 from rn50tui.app.screens.detail import JobDetailScreen
 from rn50tui.app.screens.devices import DevicesScreen
@@ -189,6 +190,39 @@ async def test_compare_overlays_marked_jobs(db_path, store):
         top1 = screen.query_one("#compare-top1", MetricChart)
         await wait_for(pilot, lambda: top1.point_count == 6, what="two top-1 curves and one EMA curve")
         assert [label for label, _ in top1.curves] == ["1 lr-0.1", "2 lr-0.2", "2 lr-0.2 EMA"]
+
+
+async def test_compare_times_each_marked_job_to_a_top1_the_user_moves(db_path, store):
+    fast = [
+        {"top1": 41.0, "epoch": 2, "train_seconds": 600.0},
+        {"top1": 76.2, "epoch": 9, "train_seconds": 2700.0},
+    ]
+    slow = [
+        {"top1": 55.0, "epoch": 5, "train_seconds": 1500.0},
+        {"top1": 78.0, "epoch": 20, "train_seconds": 7260.0},
+    ]
+    a = add_job(store, Status.COMPLETED, "fast", epochs=9, time_to_best=json.dumps(fast))
+    b = add_job(store, Status.COMPLETED, "slow", epochs=20, time_to_best=json.dumps(slow))
+    app = make_app(db_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, JobsScreen) and app.screen.table.row_count == 2)
+        app.screen.post_message(messages.CompareJobs([a.id, b.id]))
+        screen = await wait_for(pilot, lambda: isinstance(app.screen, CompareScreen) and app.screen)
+        times = screen.query_one("#compare-time", Static)
+        await wait_for(
+            pilot, lambda: "time to 75%" in str(times.render()), what="the highest top-1 both reached"
+        )
+        text = str(times.render())
+        assert f"{a.id} fast 45m00s (epoch 9)" in text and f"{b.id} slow 2h01m (epoch 20)" in text, text
+        await pilot.press("plus")
+        await wait_for(pilot, lambda: "time to 80%" in str(times.render()))
+        assert "not reached (best 76.20%)" in str(times.render()) and "not reached (best 78.00%)" in str(
+            times.render()
+        )
+        await pilot.press("minus", "minus", "minus", "minus", "minus", "minus")
+        await wait_for(pilot, lambda: "time to 50%" in str(times.render()))
+        assert f"{a.id} fast 45m00s (epoch 9)" in str(times.render())  # 41% at epoch 2 is not yet 50%
+        assert f"{b.id} slow 25m00s (epoch 5)" in str(times.render())
 
 
 async def test_detail_draws_the_ema_curve_and_the_early_stopping_note(db_path, store):

@@ -101,6 +101,9 @@ def _escape(text: str) -> str:
     return escape(text)  # names, paths and errors may hold [brackets]
 
 
+INPUT_BOUND = "input-bound:"  # the engine's note when the cards waited for data (engine/progress.py)
+
+
 class JobDetailScreen(PollingScreen):
     """Everything about one job, refreshed a few times a second while it is on top."""
 
@@ -160,6 +163,7 @@ class JobDetailScreen(PollingScreen):
                     yield MetricChart("images/s", "minutes", id="chart-ips")
                     yield MetricChart("learning rate", "minutes", id="chart-lr")
             with TabPane("Cards", id="cards"):
+                yield Static("", id="cards-note")  # the input-bound verdict: the cards wait for data
                 yield Static("no device samples yet", id="cards-empty")
                 yield VerticalScroll(id="card-list")
             with TabPane("Log", id="log"):
@@ -250,6 +254,10 @@ class JobDetailScreen(PollingScreen):
         self._show_cards(view)
 
     def _show_cards(self, view: ChartData) -> None:
+        note = self.job.note if self.job is not None and (self.job.note or "").startswith(INPUT_BOUND) else ""
+        card_note = self.query_one("#cards-note", Static)
+        card_note.display = bool(note)
+        card_note.update(f"[yellow]{_escape(note)}[/yellow]" if note else "")
         self.query_one("#cards-empty").display = not view.cards
         box = self.query_one("#card-list", VerticalScroll)
         for card in view.cards:
