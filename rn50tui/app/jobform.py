@@ -10,7 +10,7 @@ import os
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 from engine.device_kind import CARD_KINDS, KINDS
 from rn50tui.jobs.errors import JobsError, SubmitError
@@ -19,14 +19,15 @@ from rn50tui.jobs.options import Option
 from rn50tui.jobs.policy.notify import resolve_hook
 from rn50tui.jobs.policy.stall import ON_STALL
 from rn50tui.jobs.presets import PRESETS, Preset
-from rn50tui.jobs.submission import Request, plan
+from rn50tui.jobs.submission import MAX_SWEEP_JOBS, Request, parse_sweep, plan, sweep_points, with_point
 from rn50tui.jobs.userconfig import parse_cmd
 
 DEVICES = ("auto", *KINDS)
 PRECISIONS = ("amp", "fp32")
 # The submit request's field a SubmitError names → the form's input that shows it.
 REQUEST_FIELDS = {"preset": "preset", "data": "data", "cards": "cards", "device": "device",
-                  "checkpoint": "extra", "engine_flags": "extra", "notify_cmd": "notify_cmd"}  # fmt: skip
+                  "checkpoint": "extra", "engine_flags": "extra", "notify_cmd": "notify_cmd", "after": "after",
+                  "priority": "priority", "sweep": "sweep"}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,10 @@ class FormValues:
     options: dict[str, str] = field(default_factory=dict)  # the executor's option fields (form_options)
     notify_cmd: str = ""  # the job's own hook, split like a shell line (empty: the config file's)
     on_stall: str = "notify"  # notify | cancel
+    after: str = ""  # the jobs it waits for: `12,13`
+    priority: str = ""  # an integer (empty: 0)
+    sweep: str = ""  # `lr=1.024,2.048 wd=3.05e-5,1e-4`: one job per combination
+    sweep_parallel: str = ""  # at most this many of the sweep at once (empty: no limit)
 
 
 @dataclass(frozen=True)
@@ -57,6 +62,7 @@ class Verdict:
     errors: dict[str, str]  # field name → message; "form" for what no single field explains
     notify_cmd: Optional[list[str]] = None  # the hook's argv (None: the config file's)
     on_stall: Optional[str] = None
+    queue: dict[str, Any] = field(default_factory=dict)  # after, priority, sweep, parallel (submit's)
 
     @property
     def ok(self) -> bool:
@@ -102,6 +108,7 @@ def check(values: FormValues, capacity: dict[str, int], cwd: Optional[Path] = No
         errors["notify_cmd"] = f"notify command: {exc}"
     if values.on_stall not in ON_STALL:
         errors["on_stall"] = f"on stall: one of {', '.join(ON_STALL)}, not {values.on_stall!r}"
+    queue = _check_queue(values, errors)
     if errors:
         return Verdict(None, errors)
     errors.update(_check_options(values))
@@ -116,10 +123,44 @@ def check(values: FormValues, capacity: dict[str, int], cwd: Optional[Path] = No
     if errors:
         return Verdict(None, errors)
     try:
-        plan(request, capacity, cwd)
+        base = plan(request, capacity, cwd)
+        for key, flag, swept in parse_sweep(queue["sweep"]):  # each value as the engine's parser reads it
+            for value in swept:
+                try:
+                    plan(with_point(request, base.name, [(key, flag, value)]), capacity, cwd)
+                except SubmitError as exc:
+                    raise SubmitError(f"--sweep {key}={value}: {exc}", "sweep") from None
+        if len(sweep_points(parse_sweep(queue["sweep"]))) > MAX_SWEEP_JOBS:
+            raise SubmitError(f"a sweep of more than {MAX_SWEEP_JOBS} jobs: use the CLI's --yes", "sweep")
     except SubmitError as exc:
         return Verdict(None, {REQUEST_FIELDS.get(exc.field or "", "form"): str(exc)})
-    return Verdict(request, {}, hook, values.on_stall)
+    return Verdict(request, {}, hook, values.on_stall, queue)
+
+
+def _check_queue(values: FormValues, errors: dict[str, str]) -> dict[str, Any]:
+    """The after, priority, sweep and sweep-parallel fields as submit takes them; errors by field."""
+    queue: dict[str, Any] = {"after": [], "priority": 0, "sweep": [], "parallel": None}
+    parts = [p.strip() for p in values.after.replace(" ", ",").split(",") if p.strip()]
+    if any(not p.isdigit() for p in parts):
+        errors["after"] = "after: job ids, e.g. 12,13"
+    else:
+        queue["after"] = [int(p) for p in parts]
+    try:
+        queue["priority"] = int(values.priority) if values.priority.strip() else 0
+    except ValueError:
+        errors["priority"] = f"priority: an integer, not {values.priority!r}"
+    queue["sweep"] = values.sweep.split()
+    try:
+        parse_sweep(queue["sweep"])
+    except SubmitError as exc:
+        errors["sweep"] = str(exc)
+    if values.sweep_parallel.strip():
+        text = values.sweep_parallel.strip()
+        if not text.isdigit() or int(text) < 1 or not queue["sweep"]:
+            errors["sweep_parallel"] = "sweep parallel: a whole number of at least 1, with a sweep"
+        else:
+            queue["parallel"] = int(text)
+    return queue
 
 
 def to_request(values: FormValues, preset: Preset, extra: list[str]) -> Request:

@@ -42,3 +42,11 @@ def manager(args: argparse.Namespace, create: bool = False) -> Any:
     jm = JobManager(db_path(args), create=create)
     jm.reconcile()
     return jm
+
+
+def job_or_sweep(text: str) -> tuple[str, int]:
+    """`12` → ("job", 12); `sweep:3` → ("sweep", 3); argparse's type for JOB|sweep:ID arguments."""
+    kind, _, number = text.rpartition(":")
+    if kind not in ("", "sweep") or not number.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} is neither a job id nor sweep:ID")
+    return (kind or "job", int(number))

@@ -250,7 +250,13 @@ def holders(db: Optional[str]) -> Optional[dict[tuple[str, int], str]]:
     except StoreMissing:
         return None
     jm.reconcile()
-    return jm.holders()
+    held = jm.holders()
+    from rn50tui.jobs.policy.idle import mark
+
+    for (node, kind, card), idle in jm.idle_cards().items():  # this host's cards: node None
+        if node is None and (kind, card) in held:
+            held[(kind, card)] += f" ({mark(idle)})"
+    return held
 
 
 def main(argv: Optional[list[str]] = None) -> int:

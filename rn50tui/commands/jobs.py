@@ -7,7 +7,7 @@ import json
 import sys
 import time
 from collections.abc import Iterable
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 from rn50tui.commands import show
 from rn50tui.commands.common import CliError, Parser, manager
@@ -33,6 +33,7 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     ls.add_argument("--status", action="append", metavar="S",
                     help=f"only jobs with this status ({', '.join(s.value for s in Status)}); repeatable")  # fmt: skip
     ls.add_argument("--limit", type=int, help="only the newest N jobs")
+    ls.add_argument("--sweep", type=int, metavar="ID", help="only the jobs of this sweep")
     ls.add_argument("--json", action="store_true", help="a JSON list of job objects")
     ls.set_defaults(handler=run_list)
     ls.epilog = ("IN-STATUS: how long the job has been in its status (queued: waiting; starting/running: since it "
@@ -63,6 +64,14 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     vac.add_argument("-y", "--yes", action="store_true", help="do not ask (for scripts)")
     vac.set_defaults(handler=run_vacuum)
 
+    pr = jsub.add_parser("priority", parents=[common], help="change a queued job's priority",
+                         description="Change a queued job's priority: higher first among the jobs that fit.")  # fmt: skip
+    pr.add_argument("job", type=int, help="job id")
+    pr.add_argument(
+        "priority", type=int, metavar="N", help="the new priority (an integer; default of a job: 0)"
+    )
+    pr.set_defaults(handler=run_priority)
+
 
 AGE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
@@ -79,6 +88,15 @@ def parse_age(text: str) -> float:
     return value * unit
 
 
+def run_priority(args: argparse.Namespace) -> int:
+    jm = manager(args)
+    job = jm.set_priority(args.job, args.priority)
+    print(
+        f"job {job.id}: priority {job.priority}" + ("" if job.status is Status.QUEUED else f", {job.status}")
+    )
+    return 0
+
+
 def run_list(args: argparse.Namespace) -> int:
     statuses = [s for arg in args.status or [] for s in arg.split(",") if s]
     from rn50tui.jobs.states import parse_status
@@ -92,21 +110,27 @@ def run_list(args: argparse.Namespace) -> int:
         else:
             print(f"no jobs yet ({exc})", file=sys.stderr)
         return 0
-    if args.all and args.json and args.limit is None:  # every job: written as it is read, never held
+    if args.sweep is not None:
+        jm.sweep(args.sweep)  # refuses an unknown sweep
+        jobs = jm.job_summaries(wanted, args.limit, sweep=args.sweep)
+        everything = True
+    elif args.all and args.json and args.limit is None:  # every job: written as it is read, never held
         _stream_json(jm.iter_summaries(wanted))
         return 0
-    everything = args.all or args.limit is not None
-    if everything:
-        jobs = jm.job_summaries(wanted, args.limit)
-    elif wanted is not None:  # the newest RECENT_JOBS with these statuses (the jobs_status_id index)
-        jobs = jm.job_summaries(wanted, RECENT_JOBS)
-    else:  # every active job and the newest RECENT_JOBS
-        jobs = jm.job_summaries(None, None, recent=RECENT_JOBS)
+    else:
+        everything = args.all or args.limit is not None
+        if everything:
+            jobs = jm.job_summaries(wanted, args.limit)
+        elif wanted is not None:  # the newest RECENT_JOBS with these statuses (the jobs_status_id index)
+            jobs = jm.job_summaries(wanted, RECENT_JOBS)
+        else:  # every active job and the newest RECENT_JOBS
+            jobs = jm.job_summaries(None, None, recent=RECENT_JOBS)
     if args.json:
         now = time.time()
         sys.stdout.write(json.dumps([show.with_stall(j.to_dict(), stall.flag(j, now)) for j in jobs]) + "\n")
     else:
-        _print_table(jobs, lambda job: jm.wait_reason(job.id))
+        estimates = jm.start_estimates() if any(j.status is Status.QUEUED for j in jobs) else {}
+        _print_table(jobs, lambda job: jm.wait_reason(job.id), estimates)
     if not everything and len(jobs) >= RECENT_JOBS:  # fewer: the store holds no more
         counts = jm.status_counts()
         total = sum(counts.get(s.value, 0) for s in wanted) if wanted is not None else sum(counts.values())
@@ -143,7 +167,8 @@ LIST_COLUMNS = (
 )
 
 
-def _print_table(jobs: list[JobSummary], wait_reason: Callable[[JobSummary], str]) -> None:
+def _print_table(jobs: list[JobSummary], wait_reason: Callable[[JobSummary], str],
+                 estimates: Optional[dict[int, Any]] = None) -> None:  # fmt: skip
     now = time.time()
     rows = [LIST_COLUMNS] + [_row(j, now) for j in jobs]
     widths = [max(map(len, column)) for column in zip(*rows)]
@@ -152,7 +177,11 @@ def _print_table(jobs: list[JobSummary], wait_reason: Callable[[JobSummary], str
     for j in jobs:  # why a queued job is held back, or what a running one warns of, under the table
         if j.status is Status.QUEUED:  # the scheduler's own words: a busy card, a slot held, the order
             reason = wait_reason(j)
-            sys.stdout.write(f"job {j.id} {reason[3:] if reason.startswith('it ') else ': ' + reason}\n")
+            estimate = (estimates or {}).get(j.id)
+            when = f"; {estimate.text}" if estimate is not None else ""
+            sys.stdout.write(
+                f"job {j.id} {reason[3:] if reason.startswith('it ') else ': ' + reason}{when}\n"
+            )
         elif j.status is Status.RUNNING and j.note and j.note.startswith(("warning:", "input-bound:")):
             sys.stdout.write(f"job {j.id} {j.note}\n")
 

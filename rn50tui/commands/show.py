@@ -38,17 +38,33 @@ def run(args: argparse.Namespace) -> int:
     info.update(_loss_info(jm, job))
     info["logs"] = {stream: str(job.files.log(stream)) for stream in LOG_STREAMS}
     info["cards"] = _latest_cards(jm, job)
+    from rn50tui.jobs.policy.idle import mark
+
+    idle = jm.idle_cards(job.id)
+    info["idle_cards"] = [
+        f"{d}:{c}" + (f"@{n}" if n else "") + f" {mark(s)}" for (n, d, c), s in sorted(idle.items(), key=str)
+    ] or None
     info.update(ema_curve(jm.metrics(job.id, phase="epoch")))
     now = time.time()
     v = view(job, now)  # the one view of a job (rn50tui/jobs/view.py), as the app renders it
     with_stall(info, v.mark)
     info.update(first_started_at=v.started_at, ran_s=v.ran_s, eta_s=v.eta_s)
     info["time_to_best"] = time_to_accuracy.history_of(info.get("time_to_best"))
+    info["after"] = [
+        {"job": d, "status": None if st is None else st.value} for d, st in jm.dependencies(job.id)
+    ]
+    if job.status.value == "queued":
+        estimate = jm.start_estimates(now).get(job.id)
+        info["waits"] = jm.wait_reason(job.id)
+        info["starts"] = estimate.text if estimate is not None else "unknown: its executor's queue decides"
+        info["starts_at"] = estimate.at if estimate is not None else None
     attempts = jm.attempts(job.id)
     if args.json:
         print(json.dumps({**info, "attempts": [a.to_dict() for a in attempts]}))
         return 0
     info = _readable_times(info, v, now)
+    info["after"] = ", ".join(f"job {d['job']} ({d['status'] or 'removed'})" for d in info["after"]) or None
+    info.pop("starts_at", None)
     info["time_to_best"] = "\n".join(time_to_accuracy.lines(info["time_to_best"])) or None
     info["attempts"] = "\n".join(_attempt_line(a, job) for a in attempts)
     width = max(len(k) for k in info)

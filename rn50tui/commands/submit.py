@@ -29,6 +29,16 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
                    "like a shell line, never run by one; default: [notify] cmd of the config file)")  # fmt: skip
     s.add_argument("--on-stall", choices=("notify", "cancel"), default=None,
                    help="when the job makes no progress: notify (default), or cancel it with a checkpoint")  # fmt: skip
+    q = s.add_argument_group("queue", "dependencies, priority and sweeps")
+    q.add_argument("--after", metavar="JOB[,JOB…]",
+                   help="wait until each of these jobs completed; if one fails or is cancelled, this one is cancelled")  # fmt: skip
+    q.add_argument("--priority", type=int, default=0, metavar="N",
+                   help="higher first among the queued jobs that fit (default 0; may be negative)")  # fmt: skip
+    q.add_argument("--sweep", action="append", metavar="KEY=V1,V2",
+                   help="queue one job per combination of values (lr → --lr, wd → --weight-decay, or any engine "
+                   "--flag=V1,V2); repeatable: the product")  # fmt: skip
+    q.add_argument("--sweep-parallel", type=int, metavar="N", help="run at most N jobs of the sweep at once")
+    q.add_argument("-y", "--yes", action="store_true", help="allow a sweep of more than 256 jobs")
     _add_executor_options(s)
     s.add_argument(
         "engine_flags", nargs="*", metavar="-- ENGINE FLAGS", help="flags for python -m engine.train"
@@ -76,6 +86,9 @@ def run(args: argparse.Namespace) -> int:
         options = _executor_options(args)
     except CliError as exc:  # a usage error, as argparse's own
         return fail(str(exc), 2)
+    after = parse_after(args.after)  # refused before the store is opened
+    if args.sweep_parallel is not None and not args.sweep:
+        raise CliError("--sweep-parallel only applies with --sweep")
     jm = manager(args, create=True)
     from rn50tui.jobs.submission import Request
     from rn50tui.jobs.userconfig import parse_cmd
@@ -86,6 +99,28 @@ def run(args: argparse.Namespace) -> int:
         raise CliError(f"--notify-cmd: {exc}") from None
     request = Request(args.preset, args.name, args.cards, args.device, args.data, args.checkpoint,
                       tuple(args.engine_flags), executor=args.executor)  # fmt: skip
-    job = jm.submit(request, notify_cmd=hook, on_stall=args.on_stall, **{args.executor: options or None})
+    queue = {"notify_cmd": hook, "on_stall": args.on_stall, "after": after, "priority": args.priority}
+    if args.sweep:
+        sweep_id, jobs = jm.submit_sweep(request, args.sweep, parallel=args.sweep_parallel, yes=args.yes,
+                                         **queue, **{args.executor: options or None})  # fmt: skip
+        if args.json:
+            print(json.dumps({"sweep": sweep_id, "jobs": [j.to_dict() for j in jobs]}))
+        else:
+            print(f"sweep {sweep_id}: jobs {', '.join(str(j.id) for j in jobs)}")
+        return 0
+    job = jm.submit(request, **queue, **{args.executor: options or None})
     print(json.dumps(job.to_dict()) if args.json else job.id)
     return 0
+
+
+def parse_after(text: str | None) -> list[int]:
+    """`12,13` → [12, 13]; CliError naming --after for anything else."""
+    if not text:
+        return []
+    ids = []
+    for part in text.split(","):
+        part = part.strip()
+        if not part.isdigit():
+            raise CliError(f"--after: {part!r} is not a job id (write JOB[,JOB…], e.g. --after 12,13)")
+        ids.append(int(part))
+    return ids

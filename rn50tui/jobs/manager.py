@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any, Optional
 from rn50tui.jobs import reconcile as _reconcile
 from rn50tui.jobs import scheduler
 from rn50tui.jobs.capacity import host_capacity
-from rn50tui.jobs.errors import SubmitError, TransitionError
+from rn50tui.jobs.errors import JobsError, SubmitError, TransitionError
 from rn50tui.jobs.executors import executor_for, find_executor, get_executor
 from rn50tui.jobs.policy import notify
 from rn50tui.jobs.policy.stall import ON_STALL
@@ -55,6 +55,7 @@ from rn50tui.jobs.store import (
     MetricRow,
     default_db_path,
 )
+from rn50tui.jobs.view import StartEstimate, start_estimates
 from rn50tui.jobs.workspace import holds_run_files
 
 if TYPE_CHECKING:
@@ -97,11 +98,11 @@ class JobManager:
         return self._store.list_jobs([Status(s) for s in statuses] if statuses is not None else None, limit)
 
     def job_summaries(self, statuses: Optional[Iterable[Status | str]] = None, limit: Optional[int] = None,
-                      recent: Optional[int] = None) -> list[JobSummary]:  # fmt: skip
+                      recent: Optional[int] = None, sweep: Optional[int] = None) -> list[JobSummary]:  # fmt: skip
         """Like list_jobs, as the typed rows a list shows (fast for 10,000 jobs); `recent`: the active
-        jobs and the newest `recent` ones only."""
+        jobs and the newest `recent` ones only; `sweep`: that sweep's jobs."""
         wanted = [Status(s) for s in statuses] if statuses is not None else None
-        return self._store.job_summaries(wanted, limit, recent)
+        return self._store.job_summaries(wanted, limit, recent, sweep)
 
     def count_jobs(self) -> int:
         return self._store.count_jobs()
@@ -194,6 +195,22 @@ class JobManager:
         """Which job holds each claimed card: {(kind, index): "job 12 (demo)"}."""
         return self._store.holders()
 
+    def idle_cards(
+        self, job_id: Optional[int] = None, now: Optional[float] = None
+    ) -> dict[tuple[Any, ...], float]:
+        """{(node, kind, card): seconds idle} of the cards running jobs (or one job) hold under 5%
+        utilisation for 10 minutes ($RN50TUI_IDLE_S): rn50tui/jobs/policy/idle.py."""
+        from rn50tui.jobs.policy.idle import idle_after, idle_cards
+
+        now = time.time() if now is None else now
+        jobs = self._store.list_jobs([Status.RUNNING]) if job_id is None else [self.get_job(job_id)]
+        out: dict[tuple[Any, ...], float] = {}
+        for job in jobs:
+            if job.status is Status.RUNNING:
+                samples = self._store.device_samples(job.id, since=now - 6 * max(idle_after(), 60.0))
+                out.update(idle_cards(samples, now))
+        return out
+
     def log_path(self, job_id: int, stream: str = "stdout") -> Path:
         return self.get_job(job_id).files.log(stream)
 
@@ -203,26 +220,95 @@ class JobManager:
                cards: Optional[int] = None, device: Optional[str] = None, data: Optional[str] = None,
                checkpoint: Optional[str] = None, engine_flags: Sequence[str] = (),
                start: bool = True, executor: str = "local", notify_cmd: Optional[Sequence[str]] = None,
-               on_stall: Optional[str] = None, **executor_options: Optional[dict[str, Any]]) -> Job:  # fmt: skip
+               on_stall: Optional[str] = None, after: Sequence[int] = (), priority: int = 0,
+               **executor_options: Optional[dict[str, Any]]) -> Job:  # fmt: skip
         """Check and queue a job, then run the scheduler (unless start=False); SubmitError before queueing.
 
         `notify_cmd`: the job's own notify hook argv (else the config file's); `on_stall`: notify | cancel.
+        `after`: the jobs it waits for (each must complete first); `priority`: higher first.
 
         `<executor name>={option: value}`: the options of the job's executor (its declared `options`; None:
         the request's, else the executor's defaults), e.g. `submit(request, cluster={"nodes": 2})`.
         """
         from rn50tui.jobs.submission import Request, plan  # engine.config: only a submit needs it
 
-        if on_stall is not None and on_stall not in ON_STALL:
-            raise SubmitError(f"--on-stall must be one of {', '.join(ON_STALL)}, not {on_stall!r}")
-        if notify_cmd:  # the supervisor runs the hook from the job's workspace, not from here
-            try:
-                notify_cmd = notify.resolve_hook(notify_cmd, Path.cwd())
-            except ValueError as exc:
-                raise SubmitError(str(exc), field="notify_cmd") from None
         request = request or Request(
             preset, name, cards, device, data, checkpoint, tuple(engine_flags), executor
         )
+        notify_cmd = self._check_request(on_stall, notify_cmd, priority)
+        runner, prepared, request = self._prepare(request, executor_options)
+        p = plan(request, self.capacity() if runner.host_cards else {})
+        runner.check(p, prepared)
+        job = self._insert(p, runner, prepared, notify_cmd=notify_cmd, on_stall=on_stall, after=after,
+                           priority=priority)  # fmt: skip
+        if start:
+            self.schedule()
+        return self.get_job(job.id)
+
+    def submit_sweep(self, request: Request, sweep: Sequence[str], *, parallel: Optional[int] = None,
+                     yes: bool = False, start: bool = True, notify_cmd: Optional[Sequence[str]] = None,
+                     on_stall: Optional[str] = None, after: Sequence[int] = (), priority: int = 0,
+                     **executor_options: Optional[dict[str, Any]]) -> tuple[int, list[Job]]:  # fmt: skip
+        """Queue the product of `sweep` ("lr=1.024,2.048", "wd=3.05e-5,1e-4", "--label-smoothing=0,0.1")
+        as one sweep: every job checked before any is queued (a value the engine refuses names its flag;
+        more than MAX_SWEEP_JOBS needs `yes`); `parallel`: at most that many of it run at once.
+        Returns (the sweep's id, its jobs)."""
+        from rn50tui.jobs.submission import MAX_SWEEP_JOBS, parse_sweep, plan, sweep_points, with_point
+
+        notify_cmd = self._check_request(on_stall, notify_cmd, priority)
+        if parallel is not None and (
+            isinstance(parallel, bool) or not isinstance(parallel, int) or parallel < 1
+        ):
+            raise SubmitError(
+                f"--sweep-parallel must be a whole number of at least 1, not {parallel!r}", "sweep"
+            )
+        axes = parse_sweep(sweep)
+        points = sweep_points(axes)
+        if len(points) > MAX_SWEEP_JOBS and not yes:
+            raise SubmitError(f"--sweep: {len(points)} jobs; more than {MAX_SWEEP_JOBS} needs --yes", "sweep")
+        runner, prepared, request = self._prepare(request, executor_options)
+        capacity = self.capacity() if runner.host_cards else {}
+        base = plan(request, capacity)
+        for key, flag, values in axes:  # each value alone first: a refusal names the one that is wrong
+            for value in values:
+                try:
+                    plan(with_point(request, base.name, [(key, flag, value)]), capacity)
+                except SubmitError as exc:
+                    raise SubmitError(f"--sweep {key}={value}: {exc}", "sweep") from None
+        plans = []
+        for point in points:
+            try:
+                plans.append((point, plan(with_point(request, base.name, point), capacity)))
+            except SubmitError as exc:
+                where = " ".join(f"{k}={v}" for k, _, v in point)
+                raise SubmitError(f"--sweep {where}: {exc}", "sweep") from None
+            runner.check(plans[-1][1], prepared)
+        self._store.check_dependencies(after)
+        sweep_id = self._store.insert_sweep(base.name, parallel)
+        jobs = [self._insert(p, runner, prepared, notify_cmd=notify_cmd, on_stall=on_stall, after=after,
+                             priority=priority, sweep_id=sweep_id, sweep_values={k: v for k, _, v in point})
+                for point, p in plans]  # fmt: skip
+        if start:
+            self.schedule()
+        return sweep_id, [self.get_job(j.id) for j in jobs]
+
+    def _check_request(self, on_stall: Optional[str], notify_cmd: Optional[Sequence[str]],
+                       priority: int) -> Optional[Sequence[str]]:  # fmt: skip
+        if on_stall is not None and on_stall not in ON_STALL:
+            raise SubmitError(f"--on-stall must be one of {', '.join(ON_STALL)}, not {on_stall!r}")
+        if isinstance(priority, bool) or not isinstance(priority, int):
+            raise SubmitError(f"--priority must be an integer, not {priority!r}", "priority")
+        if notify_cmd:  # the supervisor runs the hook from the job's workspace, not from here
+            try:
+                return notify.resolve_hook(notify_cmd, Path.cwd())
+            except ValueError as exc:
+                raise SubmitError(str(exc), field="notify_cmd") from None
+        return notify_cmd
+
+    def _prepare(
+        self, request: Request, executor_options: dict[str, Optional[dict[str, Any]]]
+    ) -> tuple[Any, Any, Request]:
+        """The request's executor, its prepared options, and the request with the fields they set."""
         runner = get_executor(request.executor)
         unknown = sorted(set(executor_options) - {runner.name})
         if unknown:
@@ -230,18 +316,53 @@ class JobManager:
                               field="executor")  # fmt: skip
         given = executor_options.get(runner.name)
         prepared = runner.prepare(dict(given if given is not None else request.executor_options or {}))
-        request = dataclasses.replace(request, **runner.request_fields(prepared))
-        p = plan(request, self.capacity() if runner.host_cards else {})
-        runner.check(p, prepared)
+        return runner, prepared, dataclasses.replace(request, **runner.request_fields(prepared))
+
+    def _insert(self, p: Any, runner: Any, prepared: Any, *, notify_cmd: Optional[Sequence[str]],
+                on_stall: Optional[str], **values: Any) -> Job:  # fmt: skip
         job = self._store.insert_job(
             name=p.name, kind=p.kind, preset=p.preset, argv=p.argv, device=p.device, cards_requested=p.cards,
             workspace=p.workspace or str(self.runs_dir / "{id}"), executor=p.executor, on_stall=on_stall,
-            notify_cmd=list(notify_cmd) if notify_cmd else None, workspace_taken=holds_run_files,
+            notify_cmd=list(notify_cmd) if notify_cmd else None, workspace_taken=holds_run_files, **values,
         )  # fmt: skip
         runner.save(Path(job.workspace), prepared)
-        if start:
-            self.schedule()
-        return self.get_job(job.id)
+        return job
+
+    def set_priority(self, job_id: int, priority: int) -> Job:
+        """Change a queued job's priority, then schedule (it may start now)."""
+        if isinstance(priority, bool) or not isinstance(priority, int):
+            raise SubmitError(f"the priority must be an integer, not {priority!r}", "priority")
+        job = self._store.set_priority(job_id, priority)
+        self.schedule()
+        return job
+
+    def dependencies(self, job_id: int) -> list[tuple[int, Optional[Status]]]:
+        """The jobs a job waits for, with their status (None: removed)."""
+        return self._store.dependencies(job_id)
+
+    def sweep(self, sweep_id: int) -> dict[str, Any]:
+        """{id, name, parallel, created_at} of a sweep; JobsError if there is none."""
+        found = self._store.get_sweep(sweep_id)
+        if found is None:
+            raise JobsError(f"no sweep {sweep_id} (see `rn50tui jobs list`)")
+        return found
+
+    def sweep_jobs(self, sweep_id: int) -> list[int]:
+        """The ids of a sweep's jobs."""
+        return self._store.sweep_job_ids(sweep_id)
+
+    def start_estimates(self, now: Optional[float] = None) -> dict[int, StartEstimate]:
+        """When each queued job of this host should start (rn50tui/jobs/view.py: start_estimates)."""
+        now = time.time() if now is None else now
+
+        def local(job: Job) -> bool:
+            found = find_executor(job.executor)
+            return found is not None and found.host_cards
+
+        queued = [j for j in self._store.list_jobs([Status.QUEUED]) if local(j)]
+        active = [j for j in self._store.list_jobs([Status.STARTING, Status.RUNNING]) if local(j)]
+        return start_estimates(scheduler.queue_order(queued), active, self.capacity(),
+                               self._store.all_dependencies(), now)  # fmt: skip
 
     def schedule(self) -> list[int]:
         """Start whatever queued jobs fit on free cards; return their ids."""
@@ -274,6 +395,8 @@ class JobManager:
             executor_for(job).request_stop(self.get_job(job_id), self._store)
         elif job.status is Status.QUEUED:  # no supervisor will run the user's hook
             notify.fire_from_client(self.get_job(job_id))
+            if self._store.dependents(job_id):
+                self.schedule()  # its dependents are cancelled with it
         if wait:
             wait_until(lambda: self.get_job(job_id).status in TERMINAL, timeout, interval=0.2)
         return self.get_job(job_id)
@@ -301,7 +424,10 @@ class JobManager:
     def delete(self, job_id: int) -> None:
         """Remove a finished or queued job and its metrics (its workspace files stay on disk)."""
         self.check_deletable(job_id)
+        waiting = self._store.dependents(job_id)
         self._store.delete_job(job_id)
+        if waiting:
+            self.schedule()  # a job that waited for it is cancelled: it can never complete
 
     def check_deletable(self, job_id: int) -> None:
         """TransitionError unless the job may be deleted: not active, its engine gone."""

@@ -46,7 +46,7 @@ class Report:
 
 def reconcile(store: JobStore, now: Optional[float] = None,
               schedule: Optional[Callable[[JobStore], object]] = None) -> Report:  # fmt: skip
-    """One pass; `schedule` (the scheduler) runs if cards were freed."""
+    """One pass; `schedule` (the scheduler) runs if cards were freed or a dependency ended."""
     now = time.time() if now is None else now
     report = Report()
     for job in store.list_jobs([*ACTIVE, Status.QUEUED]):
@@ -61,8 +61,8 @@ def reconcile(store: JobStore, now: Optional[float] = None,
         elif reason is None:
             _report_hung(store, job, now, report)
     _free_stale_claims(store, now, report)
-    if report.freed and schedule is not None:
-        schedule(store)
+    if schedule is not None and (report.freed or store.dependencies_to_settle()):
+        schedule(store)  # cards freed, or a job a queued one waits for ended (a cluster's follower ends it)
     return report
 
 

@@ -117,6 +117,9 @@ class Job:
     note: Optional[str] = None  # how a completed run ended when that is news (early stopping)
     first_started_at: Optional[float] = None  # when its first attempt started
     ran_s: Optional[float] = None  # seconds its ended attempts ran, together (the current one adds its own)
+    priority: int = 0  # higher first among the queued jobs that fit (rn50tui/jobs/scheduler.py)
+    sweep_id: Optional[int] = None  # the sweep it belongs to (`sweeps`)
+    sweep_values: Optional[dict[str, str]] = None  # its point in that sweep: {"lr": "1.024", …}
     current: Attempt = field(default_factory=Attempt)  # the attempt numbered `attempt`
     extra: dict[str, Any] = field(default_factory=dict)  # columns of later migrations this class lacks
 
@@ -138,6 +141,10 @@ class Job:
         row["status"] = Status(row["status"])
         if row.get("notify_cmd") is not None:
             row["notify_cmd"] = json.loads(row["notify_cmd"])
+        if row.get("sweep_values") is not None:
+            row["sweep_values"] = json.loads(row["sweep_values"])
+        if row.get("priority") is None:
+            row["priority"] = 0
         current = Attempt.from_row(attempt) if attempt and attempt.get("number") is not None else None
         return cls(
             **row, current=current or Attempt(row["attempt"], row.get("executor", "local")), extra=extra
@@ -224,6 +231,9 @@ class JobSummary(NamedTuple):
     first_started_at: Optional[float]  # when its first attempt started
     ran_s: Optional[float]  # seconds its ended attempts ran, together
     time_to_best: Optional[list[dict[str, Any]]] = None  # [{top1, epoch, train_seconds}, …] (engine: best)
+    priority: int = 0  # higher first among the queued jobs that fit
+    sweep_id: Optional[int] = None  # the sweep it belongs to
+    sweep_values: Optional[dict[str, str]] = None  # its point in that sweep
 
     @classmethod
     def from_row(cls, row: tuple[Any, ...]) -> JobSummary:
@@ -263,6 +273,7 @@ SUMMARY_DECODE: dict[str, Any] = {
     "status": _STATUSES.__getitem__,
     "executor_handle": lambda text: json.loads(text) if text else None,
     "time_to_best": lambda text: json.loads(text) if text else None,
+    "sweep_values": lambda text: json.loads(text) if text else None,
 }
 _SUMMARY_DECODERS = tuple((SUMMARY_COLUMNS.index(name), fn) for name, fn in SUMMARY_DECODE.items())
 

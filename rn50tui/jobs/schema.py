@@ -26,7 +26,9 @@ a queued job is not granted cards, e.g. a card busy outside rn50tui), note; of a
 (the last training iteration, validation step or checkpoint), stalled_at (set while flagged stalled), eta_end
 (when the supervisor predicts the job ends, from its own timings: rn50tui/jobs/policy/eta.py); of jobs
 again: note (the engine's warning, input-bound verdict or reason for ending), time_to_best (JSON: the training
-time to each new best top-1, from the engine's STATUS best records; rn50tui/time_to_accuracy.py reads it).
+time to each new best top-1, from the engine's STATUS best records; rn50tui/time_to_accuracy.py reads it);
+priority (higher first), sweep_id and sweep_values (0012_queue, with the tables `dependencies` (job → the
+jobs it waits for) and `sweeps` (id, name, parallel limit)).
 """
 
 from __future__ import annotations
@@ -306,6 +308,22 @@ def _m0011_change_seq(db: sqlite_utils.Database) -> None:
                    f" UPDATE jobs SET change_seq = {seq} WHERE id = {row}.job_id; END")  # fmt: skip
     db.execute(f"CREATE TRIGGER jobs_change_delete AFTER DELETE ON jobs BEGIN {bump} INSERT OR REPLACE INTO"
                f" job_tombstones (job_id, seq) VALUES (OLD.id, {seq}); END")  # fmt: skip
+
+
+@migration("0012_queue")
+def _m0012_queue(db: sqlite_utils.Database) -> None:
+    """Issue 28: dependencies between jobs, sweeps with a parallel limit, priorities."""
+    db["sweeps"].create({"id": int, "name": str, "parallel": int, "created_at": float}, pk="id",
+                        not_null={"name"})  # fmt: skip
+    db["dependencies"].create(
+        {"job_id": int, "after_id": int},
+        pk=("job_id", "after_id"),
+        foreign_keys=[("job_id", "jobs", "id")],
+    )
+    db["dependencies"].create_index(["after_id"], index_name="dependencies_after")
+    db["jobs"].add_column("priority", int, not_null_default=0)
+    db["jobs"].add_column("sweep_id", int)
+    db["jobs"].add_column("sweep_values", str)  # JSON {key: value} of the job's point in its sweep
 
 
 def migrate(conn: sqlite3.Connection) -> list[str]:

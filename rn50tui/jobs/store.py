@@ -48,6 +48,12 @@ __all__ = ["Attempt", "ChartPoint", "Claim", "DeviceSample", "Job", "JobStore", 
            "progress_of", "table_names"]  # fmt: skip
 
 DEFAULT_DB = "jobs.db"
+# The jobs an unfinished job still waits for (--after): pruning must keep them, or the waiting job
+# would read its dependency as removed and be cancelled.
+NEEDED_BY_WAITING = (
+    "SELECT d.after_id FROM dependencies d JOIN jobs w ON w.id = d.job_id"
+    " WHERE w.status IN ('queued', 'starting', 'running')"
+)
 MAX_TAKEN_SKIPS = 1000  # runs/<id>/ folders of removed jobs an insert steps over before it gives up
 
 
@@ -110,8 +116,12 @@ class JobStore:
 
     # ----- jobs
 
-    def insert_job(self, *, workspace_taken: Callable[[str], bool] = lambda _: False, **values: Any) -> Job:
+    def insert_job(self, *, workspace_taken: Callable[[str], bool] = lambda _: False,
+                   after: Sequence[int] = (), **values: Any) -> Job:  # fmt: skip
         """Insert a queued job under an id never given before; `workspace` may use `{id}`.
+
+        `after`: the jobs it waits for (each must exist and not have ended failed or cancelled: a
+        SubmitError naming --after otherwise, and nothing is inserted).
 
         `workspace_taken(path)` says whether a folder already holds another run's files: an `{id}` folder
         that does is skipped (the next id is taken), a chosen folder that does, or that another job of the
@@ -130,6 +140,7 @@ class JobStore:
         row, first = _split(row)
         template = row["workspace"]
         with self.transaction():
+            self._check_dependencies(after)
             job_id = self._next_job_id()
             if "{id}" in template:
                 for _ in range(MAX_TAKEN_SKIPS):
@@ -148,9 +159,119 @@ class JobStore:
                 list(row.values()),
             )
             self._db.execute("UPDATE job_ids SET last_id = ? WHERE name = 'jobs'", [job_id])
+            self._db.executemany(
+                "INSERT INTO dependencies (job_id, after_id) VALUES (?, ?)", [(job_id, a) for a in set(after)]
+            )
             self._insert_attempt(
                 job_id, row["attempt"], row.get("executor", "local"), row["queued_at"], first
             )
+        return self.get_job(job_id)
+
+    def check_dependencies(self, after: Sequence[int]) -> None:
+        """insert_job's check of `after`, before anything is written (a sweep checks once for all)."""
+        self._check_dependencies(after)
+
+    def _check_dependencies(self, after: Sequence[int], job_id: Optional[int] = None) -> None:
+        """SubmitError (field `after`) for an unknown job, one that ended failed or cancelled, or a cycle
+        (a job waiting, through others, for `job_id` itself)."""
+        for dep in after:
+            row = self._db.execute("SELECT status FROM jobs WHERE id = ?", [dep]).fetchone()
+            if row is None:
+                raise SubmitError(f"--after {dep}: there is no job {dep}", field="after")
+            if row[0] in (Status.FAILED.value, Status.CANCELLED.value):
+                raise SubmitError(
+                    f"--after {dep}: job {dep} ended {row[0]}; it will never complete", field="after"
+                )
+        seen, todo = set(), list(after)
+        while todo:  # every job the new one waits for, through others
+            dep = todo.pop()
+            if dep == job_id:
+                raise SubmitError(f"--after {', '.join(map(str, after))}: a cycle (job {job_id} would wait for "
+                                  "itself)", field="after")  # fmt: skip
+            if dep not in seen:
+                seen.add(dep)
+                todo += [r[0] for r in self._db.execute(
+                    "SELECT after_id FROM dependencies WHERE job_id = ?", [dep]).fetchall()]  # fmt: skip
+
+    def dependencies(self, job_id: int) -> list[tuple[int, Optional[Status]]]:
+        """The jobs a job waits for, with their status (None: removed since), in id order."""
+        rows = self._db.execute(
+            "SELECT d.after_id, j.status FROM dependencies d LEFT JOIN jobs j ON j.id = d.after_id"
+            " WHERE d.job_id = ? ORDER BY d.after_id",
+            [job_id],
+        ).fetchall()
+        return [(dep, None if status is None else Status(status)) for dep, status in rows]
+
+    def dependents(self, job_id: int) -> list[int]:
+        """The jobs that wait for this one."""
+        rows = self._db.execute(
+            "SELECT job_id FROM dependencies WHERE after_id = ? ORDER BY job_id", [job_id]
+        )
+        return [r[0] for r in rows.fetchall()]
+
+    def dependencies_to_settle(self) -> bool:
+        """True if a queued job's dependencies changed since the scheduler last looked: one of them ended
+        failed or cancelled or was removed, or every one completed while it still says it waits (a cheap
+        read: reconcile runs the scheduler on it, since a cluster job's follower does not)."""
+        sql = (
+            "SELECT 1 FROM jobs j WHERE j.status = 'queued' AND EXISTS (SELECT 1 FROM dependencies d"
+            " LEFT JOIN jobs a ON a.id = d.after_id WHERE d.job_id = j.id AND (a.id IS NULL OR a.status IN"
+            " ('failed', 'cancelled') OR (j.wait_reason LIKE 'waits for%' AND NOT EXISTS (SELECT 1 FROM"
+            " dependencies e JOIN jobs b ON b.id = e.after_id WHERE e.job_id = j.id AND b.status != 'completed'))))"
+            " LIMIT 1"
+        )
+        return self._db.execute(sql).fetchone() is not None
+
+    def all_dependencies(self) -> dict[int, list[int]]:
+        """{job: [the jobs it waits for]} of every queued job that waits for any (one read)."""
+        out: dict[int, list[int]] = {}
+        for job_id, dep in self._db.execute(
+            "SELECT d.job_id, d.after_id FROM dependencies d JOIN jobs j ON j.id = d.job_id"
+            " WHERE j.status = ? ORDER BY d.job_id, d.after_id",
+            [Status.QUEUED.value],
+        ).fetchall():
+            out.setdefault(job_id, []).append(dep)
+        return out
+
+    # ----- sweeps and priorities
+
+    def insert_sweep(self, name: str, parallel: Optional[int]) -> int:
+        """A new sweep's id."""
+        cur = self._db.execute(
+            "INSERT INTO sweeps (name, parallel, created_at) VALUES (?, ?, ?)", [name, parallel, time.time()]
+        )
+        return int(cur.lastrowid)
+
+    def get_sweep(self, sweep_id: int) -> Optional[dict[str, Any]]:
+        """{id, name, parallel, created_at} of a sweep, None if there is none."""
+        rows = self._query("SELECT * FROM sweeps WHERE id = ?", [sweep_id])
+        return rows[0] if rows else None
+
+    def sweep_limits(self) -> dict[int, int]:
+        """{sweep: its parallel limit} of the sweeps that have one."""
+        return dict(self._db.execute("SELECT id, parallel FROM sweeps WHERE parallel IS NOT NULL").fetchall())
+
+    def sweep_active(self) -> dict[int, int]:
+        """{sweep: how many of its jobs are starting or running}."""
+        return dict(self._db.execute(
+            "SELECT sweep_id, count(*) FROM jobs WHERE sweep_id IS NOT NULL AND status IN (?, ?) GROUP BY sweep_id",
+            [Status.STARTING.value, Status.RUNNING.value]).fetchall())  # fmt: skip
+
+    def sweep_job_ids(self, sweep_id: int) -> list[int]:
+        return [
+            r[0] for r in self._db.execute("SELECT id FROM jobs WHERE sweep_id = ? ORDER BY id", [sweep_id])
+        ]
+
+    def set_priority(self, job_id: int, priority: int) -> Job:
+        """Change a queued job's priority (TransitionError once it left the queue)."""
+        with self.transaction():
+            job = self.get_job(job_id)
+            if job.status is not Status.QUEUED:
+                raise TransitionError(
+                    f"job {job_id} is {job.status}: only a queued job's priority can change"
+                )
+            self._db.execute("UPDATE jobs SET priority = ?, updated_at = ? WHERE id = ?",
+                             [int(priority), time.time(), job_id])  # fmt: skip
         return self.get_job(job_id)
 
     def _insert_attempt(self, job_id: int, number: int, executor: str, queued_at: Optional[float],
@@ -267,12 +388,18 @@ class JobStore:
         statuses: Optional[Iterable[Status]] = None,
         limit: Optional[int] = None,
         recent: Optional[int] = None,
+        sweep: Optional[int] = None,
     ) -> list[JobSummary]:
         """list_jobs() for big lists, as JobSummary tuples in id order.
 
         `recent`: every active job (queued, starting, running) plus the newest `recent` of the rest, as
         `docker ps -a` would show by default; None lists every job (or those with `statuses`).
+        `sweep`: only that sweep's jobs (all of them).
         """
+        if sweep is not None:
+            sql = f"SELECT {', '.join(SUMMARY_SQL)} FROM {SUMMARY_FROM} WHERE j.sweep_id = ? ORDER BY j.id"
+            rows = [JobSummary.from_row(r) for r in self._db.execute(sql, [int(sweep)]).fetchall()]
+            return [r for r in rows if statuses is None or r.status in set(statuses)]
         if recent is not None:
             active = [s.value for s in (Status.QUEUED, Status.STARTING, Status.RUNNING)]
             sql = (
@@ -364,7 +491,8 @@ class JobStore:
             return []
         rows = self._db.execute(
             f"SELECT j.id FROM {SUMMARY_FROM} WHERE j.status IN ({', '.join('?' * len(finished))})"
-            " AND COALESCE(a.finished_at, j.finished_at, j.updated_at, j.created_at) < ? ORDER BY j.id",
+            " AND COALESCE(a.finished_at, j.finished_at, j.updated_at, j.created_at) < ?"
+            f" AND j.id NOT IN ({NEEDED_BY_WAITING}) ORDER BY j.id",
             [*finished, float(older_than)],
         ).fetchall()
         return [r[0] for r in rows]
@@ -381,7 +509,7 @@ class JobStore:
                 marks = ", ".join("?" * len(chunk))
                 ids = [r[0] for r in self._db.execute(
                     f"SELECT id FROM jobs WHERE id IN ({marks}) AND status IN ({finished})"
-                    " AND id NOT IN (SELECT job_id FROM claims)", chunk)]  # fmt: skip
+                    f" AND id NOT IN (SELECT job_id FROM claims) AND id NOT IN ({NEEDED_BY_WAITING})", chunk)]  # fmt: skip
                 if not ids:
                     continue
                 marks = ", ".join("?" * len(ids))
@@ -471,7 +599,8 @@ class JobStore:
             self._db.execute("DELETE FROM jobs WHERE id = ?", [job_id])
 
     def child_tables(self) -> list[str]:
-        return [t for t in ("metrics", "claims", "device_samples", "attempts") if t in table_names(self._db)]
+        tables = ("metrics", "claims", "device_samples", "attempts", "dependencies")
+        return [t for t in tables if t in table_names(self._db)]
 
     def integrity_check(self) -> list[str]:
         """SQLite's own check of the file: ["ok"] when the store is intact."""

@@ -8,9 +8,10 @@ absolute, because the engine runs in the job's workspace, not where the user typ
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
@@ -212,3 +213,44 @@ def _kind_of(cfg: TrainConfig) -> str:
     if cfg.evaluate:
         return "infer"
     return "bench" if cfg.prof > 0 else "train"
+
+
+# ----------------------------------------------------------------------------------------------- sweeps
+
+MAX_SWEEP_JOBS = 256  # a bigger sweep needs --yes
+SWEEP_KEYS = {"lr": "--lr", "wd": "--weight-decay"}  # short names; any other key is the flag itself
+
+Axis = tuple[str, str, list[str]]  # (key as typed, engine flag, values)
+
+
+def parse_sweep(specs: Sequence[str]) -> list[Axis]:
+    """`lr=1.024,2.048`, `wd=3.05e-5,1e-4`, `--label-smoothing=0,0.1` → axes; SubmitError naming --sweep."""
+    axes: list[Axis] = []
+    for spec in specs:
+        key, eq, text = spec.partition("=")
+        key = key.strip()
+        values = [v.strip() for v in text.split(",")] if eq else []
+        if not key or not values or any(not v for v in values):
+            raise SubmitError(f"--sweep {spec!r}: write KEY=V1,V2,… (e.g. lr=1.024,2.048)", "sweep")
+        flag = SWEEP_KEYS.get(key, key if key.startswith("--") else f"--{key}")
+        if flag in MANAGED_FLAGS:
+            raise SubmitError(f"--sweep {key}: {flag} is set by the job manager, not swept", "sweep")
+        if any(flag == other for _, other, _ in axes):
+            raise SubmitError(f"--sweep {key}: swept twice", "sweep")
+        axes.append((key.lstrip("-"), flag, values))
+    return axes
+
+
+def sweep_points(axes: Sequence[Axis]) -> list[list[tuple[str, str, str]]]:
+    """Every combination of the axes' values: [[(key, flag, value), …], …]."""
+    points: list[list[tuple[str, str, str]]] = [[]]
+    for key, flag, values in axes:
+        points = [[*point, (key, flag, value)] for point in points for value in values]
+    return points
+
+
+def with_point(request: Request, base_name: str, point: Sequence[tuple[str, str, str]]) -> Request:
+    """The request of one point of a sweep: named by its values, which come last in its engine flags."""
+    name = " ".join([request.name or base_name, *(f"{key}={value}" for key, _, value in point)])
+    flags = tuple(request.engine_flags) + tuple(f"{flag}={value}" for _, flag, value in point)
+    return dataclasses.replace(request, name=name, engine_flags=flags)

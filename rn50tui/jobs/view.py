@@ -155,6 +155,89 @@ def _batch_size(argv: tuple[str, ...]) -> Optional[int]:
 
 
 @dataclass(frozen=True)
+class StartEstimate:
+    """When a queued job should start: `at` (None: unknown), and the job whose end decides it."""
+
+    at: Optional[float]
+    after_job: Optional[int]
+    text: str  # `starts in about 2h10m, when job 7 ends`, `unknown: job 7 has no ETA`
+
+
+def start_estimates(queued: Sequence[Any], active: Sequence[Any], capacity: dict[str, int],
+                    dependencies: dict[int, list[int]], now: float) -> dict[int, StartEstimate]:  # fmt: skip
+    """An estimate for each queued job (given in the scheduler's order) from the ETAs of the jobs holding
+    cards (`active`, starting or running) and the jobs ahead of it: each job ahead takes the first cards
+    that free up and keeps them for a time nobody knows yet, so a job behind one that must wait for those
+    is "unknown"; a job that waits for another starts after it ends. Dependencies of jobs not yet running
+    make it unknown too (a queued job has no ETA)."""
+    free: dict[str, int] = {kind: n for kind, n in capacity.items()}
+    releases: dict[str, list[list[Any]]] = {}  # kind → [[time or None, cards, job id], …]
+    ends: dict[int, Optional[float]] = {}
+    for job in active:
+        n = len(job.cards_granted or ()) or (1 if job.device == "cpu" else max(1, job.cards_requested))
+        eta = eta_seconds(job, now)
+        ends[job.id] = None if eta is None else now + eta
+        free[job.device] = free.get(job.device, 0) - n
+        releases.setdefault(job.device, []).append([ends[job.id], n, job.id])
+    out: dict[int, StartEstimate] = {}
+    queued_ids = {job.id for job in queued}
+    active_ids = {job.id for job in active}
+    for job in queued:
+        start: float = now
+        by: Optional[int] = None
+        unknown: Optional[str] = None
+        for dep in dependencies.get(job.id, []):
+            end = ends.get(dep)
+            if dep in queued_ids:
+                unknown = f"unknown: it waits for job {dep}, which has not started"
+            elif dep in ends and end is None:
+                unknown = f"unknown: it waits for job {dep}, which has no ETA"
+            elif end is not None and end > start:
+                start, by = end, dep
+        need = 1 if job.device == "cpu" else max(1, job.cards_requested)
+        kind_releases = sorted(releases.get(job.device, []), key=lambda r: (r[0] is None, r[0] or 0.0))
+        have = max(0, free.get(job.device, 0))
+        taken_from: list[list[Any]] = []
+        for release in kind_releases:
+            if have >= need:
+                break
+            if release[0] is None:
+                what = "has no ETA" if release[2] in active_ids else "is ahead of it and has not started"
+                unknown = unknown or f"unknown: job {release[2]} {what}"
+                break
+            have += release[1]
+            taken_from.append(release)
+            if release[0] > start:
+                start, by = release[0], release[2]
+        if unknown is None and have < need:
+            unknown = f"unknown: this host has {capacity.get(job.device, 0)} {job.device} card(s)"
+        if unknown is not None:
+            out[job.id] = StartEstimate(None, None, unknown)
+        else:
+            when = (
+                "starts at the next scheduling"
+                if start - now < 1
+                else f"starts in about {duration(start - now)}"
+            )
+            out[job.id] = StartEstimate(start, by, when + (f", when job {by} ends" if by is not None else ""))
+        # it takes its cards (the free ones first) for a time nobody knows yet
+        left = need
+        use = min(left, max(0, free.get(job.device, 0)))
+        free[job.device] = free.get(job.device, 0) - use
+        left -= use
+        for release in taken_from:
+            if left <= 0:
+                break
+            take = min(left, release[1])
+            release[1] -= take
+            left -= take
+        releases[job.device] = [r for r in releases.get(job.device, []) if r[1] > 0]
+        releases[job.device].append([None, need, job.id])
+        ends[job.id] = None
+    return out
+
+
+@dataclass(frozen=True)
 class LossKind:
     """Which loss a job's `loss` is: the mean of epoch `epoch` once it ended, else the smoothed recent one."""
 

@@ -90,6 +90,17 @@ def test_pruning_never_removes_an_active_job(db_path):
     store.close()
 
 
+def test_pruning_keeps_an_old_job_a_queued_job_still_waits_for(db_path):
+    store = JobStore(db_path)
+    store.insert_jobs(finished(3, ended=NOW - 100 * DAY))  # 1..3, completed long ago
+    waiting = store.insert_job(name="eval", kind="train", argv=[], device="cpu", cards_requested=1,
+                               workspace=str(db_path.parent / "runs" / "{id}"), after=[2])  # fmt: skip
+    assert store.prunable_jobs(NOW - 90 * DAY) == [1, 3]  # job 2 is what job 4 waits for
+    assert store.delete_jobs([1, 2, 3]) == 2 and store.find_job(2) is not None
+    assert store.get_job(waiting.id).status is Status.QUEUED
+    store.close()
+
+
 def run(capsys, *args):
     code = cli.main(list(args))
     out, err = capsys.readouterr()

@@ -59,8 +59,9 @@ class PollRequest:
     config: bool
 
 
-def summary_text(job: Job, now: float, loss_kind: Optional[str] = None) -> str:
-    """The two header lines of the detail screen; `loss_kind` says which loss the job's is."""
+def summary_text(job: Job, now: float, loss_kind: Optional[str] = None, starts: Optional[str] = None) -> str:
+    """The two header lines of the detail screen; `loss_kind` says which loss the job's is; `starts`: a
+    queued job's start estimate (rn50tui/jobs/view.py: start_estimates)."""
     eta = fmt.eta_seconds(job, now)
     first = (f"[b]job {job.id}[/b] {_escape(job.name)} · {job.kind} · [{fmt.STATUS_STYLES[job.status]}]{job.status.value}"
              f"[/] · attempt {job.attempt} · {fmt.cards(job)}{fmt.where(job)}")  # fmt: skip
@@ -75,7 +76,10 @@ def summary_text(job: Job, now: float, loss_kind: Optional[str] = None) -> str:
         what = "no training progress" if mark.kind == "stalled" else "its supervisor's heartbeat is stale"
         first += f" · [b red]⚠ {mark.kind}: {what} for {fmt.duration(mark.for_s)}[/]"
     if job.status is Status.QUEUED and job.wait_reason:
-        second += f"\n[yellow]waits: {_escape(job.wait_reason)}[/yellow]"
+        said = job.wait_reason.startswith(("waits for", "reserves"))  # already a sentence
+        second += f"\n[yellow]{'' if said else 'waits: '}{_escape(job.wait_reason)}[/yellow]"
+    if job.status is Status.QUEUED and starts:
+        second += f"\n{_escape(starts)}"
     if job.error:
         second += f"\n[red]{_escape(job.error.splitlines()[0])}[/red]"
     elif job.note:  # the engine's warning or input-bound verdict while it runs, or how a run ended
@@ -126,10 +130,11 @@ class JobDetailScreen(PollingScreen):
         """One poll's results, from the worker thread."""
 
         def __init__(self, job: Job, view: Optional[ChartData], log_text: str, follower: Optional[LogTail],
-                     checkpoints: Optional[list[CheckpointFile]], config: Optional[list[tuple[str, str]]]) -> None:  # fmt: skip
+                     checkpoints: Optional[list[CheckpointFile]], config: Optional[list[tuple[str, str]]],
+                     starts: Optional[str] = None) -> None:  # fmt: skip
             super().__init__()
             self.job, self.view, self.log_text, self.follower = job, view, log_text, follower
-            self.checkpoints, self.config = checkpoints, config
+            self.checkpoints, self.config, self.starts = checkpoints, config, starts
 
     def __init__(self, services: Services, job_id: int, tab: str = "charts", **kwargs: Any) -> None:
         super().__init__(services, **kwargs)
@@ -204,14 +209,20 @@ class JobDetailScreen(PollingScreen):
         text = follower.read_text() if follower is not None else ""
         ckpts = client.checkpoints(job) if req.checkpoints else None
         config = config_rows(job.argv) if req.config else None
+        starts = None
+        if job.status is Status.QUEUED:
+            estimate = client.start_estimates().get(job.id)
+            starts = estimate.text if estimate is not None else None
         if not get_current_worker().is_cancelled:
-            self.post_message(self.Loaded(job, view, text, follower, ckpts, config))
+            self.post_message(self.Loaded(job, view, text, follower, ckpts, config, starts))
 
     def on_job_detail_screen_loaded(self, msg: Loaded) -> None:
         first = self.job is None
         self.job = msg.job
         now = self.services.clock.now()
-        self.query_one("#job-summary", Static).update(summary_text(msg.job, now, self.history.loss_kind))
+        self.query_one("#job-summary", Static).update(
+            summary_text(msg.job, now, self.history.loss_kind, msg.starts)
+        )
         self.query_one("#job-progress", ProgressBar).update(progress=100 * (msg.job.progress or 0.0))
         self.sub_title = f"job {msg.job.id} · {msg.job.name} · {msg.job.status.value}"
         if msg.view is not None:

@@ -36,6 +36,10 @@ INPUTS = (
     "lr",
     "extra",
     "notify_cmd",
+    "after",
+    "priority",
+    "sweep",
+    "sweep_parallel",
 )
 SELECTS = ("preset", "device", "precision", "executor", "on_stall")
 FIELDS = INPUTS + SELECTS
@@ -113,6 +117,14 @@ class NewJobScreen(ModalScreen[Optional[int]]):
                     "extra engine flags",
                     Input(placeholder="e.g. --image-size 32 --synthetic-size 64", id="extra"),
                 )
+                with Horizontal(classes="row"):
+                    yield _field("after jobs", Input(placeholder="e.g. 12,13", id="after"))
+                    yield _field("priority", Input(placeholder="0 (higher first)", id="priority"))
+                with Horizontal(classes="row"):
+                    yield _field(
+                        "sweep", Input(placeholder="e.g. lr=1.024,2.048 wd=3.05e-5,1e-4", id="sweep")
+                    )
+                    yield _field("sweep parallel", Input(placeholder="no limit", id="sweep_parallel"))
             yield Static("", id="form-error")
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Submit (ctrl+s)", variant="primary", id="submit")
@@ -205,7 +217,15 @@ class NewJobScreen(ModalScreen[Optional[int]]):
         verdict = check(values, self.services.capacity)
         if not verdict.ok or verdict.request is None:
             raise JobsError(verdict.message())
-        return client.submit(verdict.request, notify_cmd=verdict.notify_cmd, on_stall=verdict.on_stall).id
+        queue = verdict.queue or {"after": [], "priority": 0, "sweep": [], "parallel": None}
+        common = {"notify_cmd": verdict.notify_cmd, "on_stall": verdict.on_stall, "after": queue["after"],
+                  "priority": queue["priority"]}  # fmt: skip
+        if queue["sweep"]:
+            _, jobs = client.submit_sweep(
+                verdict.request, queue["sweep"], parallel=queue["parallel"], **common
+            )
+            return jobs[0].id
+        return client.submit(verdict.request, **common).id
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         if event.worker.group != "form-submit":

@@ -103,6 +103,11 @@ class Executor(ABC):
         queue (its follower moves it on), so this host's scheduler must not start it again."""
         return False
 
+    def holds_after(self, dependency: Job) -> Optional[str]:
+        """The cluster's own id of `dependency`, when this executor's cluster can hold a job until it
+        completed (its own dependency, passed by start()); None: rn50tui holds the job itself."""
+        return None
+
     def reattach(self, job: Job, store: JobStore) -> bool:
         """After lost(): follow the attempt again if it still runs; True if it is followed once more.
 

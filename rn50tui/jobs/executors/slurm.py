@@ -83,7 +83,9 @@ class SlurmExecutor(Executor):
         path = script.write(attempt, options)
         stderr_offset = _size(job.files.log("stderr"))
         try:
-            slurm_id = commands.sbatch(str(path), script.sbatch_argv(attempt, options))
+            slurm_id = commands.sbatch(
+                str(path), script.sbatch_argv(attempt, options) + self._after(job, store)
+            )
         except commands.SlurmError as exc:
             raise LaunchError(f"Slurm refused job {job.id}: {exc}") from None
         handle = {
@@ -100,6 +102,20 @@ class SlurmExecutor(Executor):
         store.transition(job.id, Status.QUEUED, expect=[Status.STARTING], executor_handle=handle,
                          stderr_offset=stderr_offset, resume_from=resume_from, wait_reason=f"submitted as Slurm job {slurm_id}")  # fmt: skip
         start_watcher(store.path)
+
+    def holds_after(self, dependency: Job) -> Optional[str]:
+        """A Slurm job of this executor, submitted and not ended: `--dependency=afterok` can name it."""
+        slurm_id = (dependency.executor_handle or {}).get("slurm_job_id")
+        live = dependency.status in (Status.QUEUED, Status.STARTING, Status.RUNNING)
+        return str(slurm_id) if dependency.executor == self.name and slurm_id and live else None
+
+    def _after(self, job: Job, store: JobStore) -> list[str]:
+        """sbatch's `--dependency=afterok:…` for the jobs it waits for that Slurm holds (the scheduler
+        hands it over only when every one it still waits for is such a job), killed if one fails."""
+        ids = [self.holds_after(store.get_job(d)) for d, status in store.dependencies(job.id)
+               if status is not None and status is not Status.COMPLETED]  # fmt: skip
+        held = [i for i in ids if i]
+        return [f"--dependency=afterok:{':'.join(held)}", "--kill-on-invalid-dep=yes"] if held else []
 
     def describe(self, job: Job | JobSummary) -> str:
         """`slurm 123 RUNNING node[1-2]`, or `slurm 124 PENDING (Resources)`."""
