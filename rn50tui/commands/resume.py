@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 from rn50tui.commands.common import job_or_sweep, manager
-from rn50tui.jobs.states import Status
+from rn50tui.jobs.states import RESUMABLE, Status
 
 
 def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -27,8 +27,6 @@ def run(args: argparse.Namespace) -> int:
     kind, number = args.job
     if kind == "sweep":
         jm.sweep(number)  # refuses an unknown sweep
-        from rn50tui.jobs.states import RESUMABLE
-
         jobs = [jm.resume(j) for j in jm.sweep_jobs(number) if jm.get_job(j).status in RESUMABLE]
         if args.json:
             print(json.dumps([j.to_dict() for j in jobs]))
