@@ -24,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from rn50tui.jobs.store import JobStore  # noqa: E402
+from rn50tui.jobs.core.store import JobStore  # noqa: E402
 
 STATUSES = ["completed"] * 6 + ["failed", "cancelled", "interrupted", "queued"]
 

@@ -28,8 +28,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from rn50tui.jobs.records import DeviceSample  # noqa: E402
-from rn50tui.jobs.store import JobStore  # noqa: E402
+from rn50tui.jobs.core.records import DeviceSample  # noqa: E402
+from rn50tui.jobs.core.store import JobStore  # noqa: E402
 
 FINISHED = ["completed"] * 7 + ["failed", "cancelled", "interrupted"]
 SAMPLE_ROUNDS = 300  # the supervisor's retention keeps a bounded number of rounds per job

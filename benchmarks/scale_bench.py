@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import tui_idle_bench  # noqa: E402
 
-from rn50tui.jobs.store import JobStore  # noqa: E402
+from rn50tui.jobs.core.store import JobStore  # noqa: E402
 
 METRICS_PER_JOB = 100
 

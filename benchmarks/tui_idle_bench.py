@@ -4,7 +4,7 @@
 
 A store in a temp folder gets 8 `running` jobs "supervised" by this process, and a writer thread here
 plays their supervisors: every second it commits each job's progress, latest metrics and a few metric
-rows, and every 2 s a card sample, as rn50tui.jobs.supervisor does. The app runs in a child process on a
+rows, and every 2 s a card sample, as rn50tui.jobs.local.supervisor does. The app runs in a child process on a
 real pseudo-terminal (the real Linux driver, real output, drained here), first on the jobs screen, then
 on one job's detail screen with its live charts. The child's CPU time over each window is what prints.
 """
@@ -32,9 +32,9 @@ import psutil
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from rn50tui.jobs import procs  # noqa: E402
-from rn50tui.jobs.states import Status  # noqa: E402
-from rn50tui.jobs.store import DeviceSample, JobStore  # noqa: E402
+from rn50tui.jobs.core.states import Status  # noqa: E402
+from rn50tui.jobs.core.store import DeviceSample, JobStore  # noqa: E402
+from rn50tui.jobs.local import procs  # noqa: E402
 
 COLS, ROWS = 160, 50
 

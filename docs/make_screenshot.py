@@ -27,8 +27,8 @@ from rn50tui.app.app import Rn50App  # noqa: E402
 from rn50tui.app.screens.detail import JobDetailScreen  # noqa: E402
 from rn50tui.app.screens.jobs import JobsScreen  # noqa: E402
 from rn50tui.app.screens.new_job import NewJobScreen  # noqa: E402
+from rn50tui.jobs.core.states import Status  # noqa: E402
 from rn50tui.jobs.manager import JobManager  # noqa: E402
-from rn50tui.jobs.states import Status  # noqa: E402
 
 SIZE = (140, 42)
 CAPACITY = {"mlu": 0, "cuda": 0, "cpu": 1}

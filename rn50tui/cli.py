@@ -23,10 +23,10 @@ from typing import Optional
 
 from rn50tui.commands import cancel, data, devices, export, jobs, logs, presets, resume, serve, submit, sweep
 from rn50tui.commands.common import EXIT_ERROR, EXIT_USAGE, CliError, Parser, db_path, fail
-from rn50tui.jobs.capacity import CARDS_ENV, CapacityError, parse_spec
-from rn50tui.jobs.errors import JobsError
+from rn50tui.jobs.core.capacity import CARDS_ENV, CapacityError, parse_spec
+from rn50tui.jobs.core.errors import JobsError
+from rn50tui.jobs.core.schema import full_disk_hint
 from rn50tui.jobs.policy.busy import BUSY_CHECK_ENV
-from rn50tui.jobs.schema import full_disk_hint
 
 # `rn50tui --help` lists them in this order (then `metrics`)
 UNITS = (submit, jobs, sweep, data, cancel, resume, logs, export, devices, presets, serve)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 
-from rn50tui.jobs.errors import JobsError
+from rn50tui.jobs.core.errors import JobsError
 
 
 class MissingExtra(JobsError):

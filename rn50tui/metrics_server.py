@@ -25,9 +25,9 @@ from typing import Any, Optional
 
 from engine.tensorboard import data_wait_ratio
 from rn50tui.extras import require
+from rn50tui.jobs.core.states import Status
+from rn50tui.jobs.core.store import JobStore
 from rn50tui.jobs.policy import stall
-from rn50tui.jobs.states import Status
-from rn50tui.jobs.store import JobStore
 
 DEFAULT_LISTEN = "127.0.0.1:9108"
 SAMPLE_WINDOW_S = 10.0  # a node's samples this close to its job's newest one are current (5 rounds of 2 s)
@@ -52,7 +52,7 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, db: str) -> int:
     """The command: check the address, open the store, serve until Ctrl+C."""
     from rn50tui import serve
-    from rn50tui.jobs.errors import JobsError
+    from rn50tui.jobs.core.errors import JobsError
 
     require("prometheus_client", "prometheus", "rn50tui metrics")
     host, port = args.listen

@@ -48,7 +48,7 @@ def db_path(tmp_path: Path) -> Path:
 @pytest.fixture
 def store(db_path: Path) -> Any:
     """A real SQLite job store, closed after the test."""
-    from rn50tui.jobs.store import JobStore
+    from rn50tui.jobs.core.store import JobStore
 
     s = JobStore(db_path)
     yield s

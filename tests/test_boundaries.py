@@ -96,7 +96,7 @@ def test_job_service_and_cli_never_import_the_app_statically():
     assert offenders == []
 
 
-SQL_OWNERS = {"rn50tui/jobs/store.py", "rn50tui/jobs/schema.py"}
+SQL_OWNERS = {"rn50tui/jobs/core/store.py", "rn50tui/jobs/core/schema.py"}
 # Records of older versions' code, run from those versions' trees to make the committed fixtures.
 OLD_CODE = {"tests/fixtures/make_jobs_v2.py"}
 
@@ -114,7 +114,7 @@ def test_only_the_store_runs_sql():
         for n, line in enumerate((ROOT / name).read_text().splitlines(), 1)
         if call.search(line)
     ]
-    assert offenders == [], "SQL belongs in rn50tui/jobs/store.py (schema.py for migrations)"
+    assert offenders == [], "SQL belongs in rn50tui/jobs/core/store.py (schema.py for migrations)"
 
 
 EXECUTOR_HOMES = ("rn50tui/jobs/executors/", "rn50tui/jobs/slurm/")
@@ -137,6 +137,27 @@ def test_nothing_of_the_slurm_watcher_imports_the_job_manager():
     # Auto-resume goes through the store and the scheduler (rn50tui/jobs/lifecycle.py).
     offenders = [str(p.relative_to(ROOT)) for p in sorted((ROOT / "rn50tui/jobs/slurm").rglob("*.py"))
                  if "rn50tui.jobs.manager" in _imports_of(p)]  # fmt: skip
+    assert offenders == []
+
+
+# The layers of rn50tui/jobs/ (docs/architecture.md): each imports only its own and the ones below it.
+JOB_LAYERS = {
+    "rn50tui.jobs.core": ("rn50tui.jobs.core",),
+    "rn50tui.jobs.policy": ("rn50tui.jobs.core", "rn50tui.jobs.policy"),
+}
+
+
+@pytest.mark.parametrize("layer", sorted(JOB_LAYERS))
+def test_a_lower_layer_of_the_job_service_never_imports_a_higher_one(layer):
+    allowed = JOB_LAYERS[layer]
+    base = ROOT / layer.replace(".", "/")
+    assert base.is_dir()
+    offenders = [
+        f"{p.relative_to(ROOT)} imports {m}"
+        for p in sorted(base.rglob("*.py"))
+        for m in sorted(_imports_of(p))
+        if m.startswith("rn50tui.") and not m.startswith(allowed)
+    ]
     assert offenders == []
 
 

@@ -8,7 +8,7 @@ from rn50tui.app.screens.devices import card_cells
 from rn50tui.app.widgets.card_panel import value_text
 from rn50tui.cards import NONE, card_row
 from rn50tui.commands.devices import _card_cells
-from rn50tui.jobs.records import DeviceSample
+from rn50tui.jobs.core.records import DeviceSample
 
 MLU = CardStats("mlu", 1, "MLU370-X8", 31.0, 18190, 23374, 52.0, 248.5, 250.0, bus_id="0000:3b:00.0")
 

@@ -16,8 +16,8 @@ import pytest
 from rn50tui import cli
 from rn50tui.commands import devices
 from rn50tui.commands import jobs as jobs_command
-from rn50tui.jobs.states import Status
-from rn50tui.jobs.store import JobStore
+from rn50tui.jobs.core.states import Status
+from rn50tui.jobs.core.store import JobStore
 from tests.jobs.conftest import occupy, run_cli
 
 

@@ -8,7 +8,7 @@ from datetime import datetime
 
 import pytest
 
-from rn50tui.jobs.store import JobStore
+from rn50tui.jobs.core.store import JobStore
 from rn50tui.timefmt import duration, local_time
 from tests.jobs.conftest import occupy
 from tests.test_cli import db, run  # noqa: F401 (db: the CLI store fixture, shared)

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from rn50tui.jobs.store import JobStore
+from rn50tui.jobs.core.store import JobStore
 from tests.conftest import engine_env
 
 IPE = 3  # iterations per epoch

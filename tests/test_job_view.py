@@ -12,9 +12,9 @@ import pytest
 from rn50tui.app import fmt
 from rn50tui.app.screens.detail import summary_text
 from rn50tui.app.widgets.jobs_table import job_cells
-from rn50tui.jobs import procs
-from rn50tui.jobs.states import Status
-from rn50tui.jobs.store import JobStore
+from rn50tui.jobs.core.states import Status
+from rn50tui.jobs.core.store import JobStore
+from rn50tui.jobs.local import procs
 from tests.test_cli import db, run  # noqa: F401 (db: the CLI store fixture, shared)
 
 NOW = float(int(time.time()))

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from rn50tui.extras import MissingExtra, require
-from rn50tui.jobs.records import DeviceSample
-from rn50tui.jobs.store import JobStore
+from rn50tui.jobs.core.records import DeviceSample
+from rn50tui.jobs.core.store import JobStore
 from tests.conftest import engine_env
 
 pytest.importorskip(

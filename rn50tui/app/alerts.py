@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from typing import Optional, Union
 
 from rn50tui.app import fmt
-from rn50tui.jobs.states import Status
-from rn50tui.jobs.store import Job, JobSummary
+from rn50tui.jobs.core.states import Status
+from rn50tui.jobs.core.store import Job, JobSummary
 
 SEVERITY = {Status.COMPLETED: "information", Status.FAILED: "error", Status.CANCELLED: "warning",
             Status.INTERRUPTED: "warning"}  # fmt: skip

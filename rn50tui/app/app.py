@@ -36,10 +36,10 @@ from rn50tui.app.screens.dialogs import ConfirmScreen, ErrorScreen, HelpScreen
 from rn50tui.app.screens.jobs import JobsScreen
 from rn50tui.app.screens.new_job import NewJobScreen
 from rn50tui.app.services import FALLBACK_CAPACITY, Services
-from rn50tui.jobs.errors import JobNotFound, JobsError
-from rn50tui.jobs.schema import full_disk_hint
-from rn50tui.jobs.states import Status
-from rn50tui.jobs.userconfig import UserConfigError, load_notify
+from rn50tui.jobs.core.errors import JobNotFound, JobsError
+from rn50tui.jobs.core.schema import full_disk_hint
+from rn50tui.jobs.core.states import Status
+from rn50tui.jobs.core.userconfig import UserConfigError, load_notify
 
 RECONCILE_EVERY_S = 5.0  # a supervisor that died while we watch is noticed this quickly
 ALERTS_EVERY_S = 1.0  # a job that ends or stalls is told this quickly, whatever the screen

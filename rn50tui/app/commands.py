@@ -16,8 +16,8 @@ from textual.message import Message
 
 from rn50tui.app.messages import CancelJob, DeleteJob, NewJob, OpenJob, ResumeJob, ShowDevices
 from rn50tui.app.services import Services
-from rn50tui.jobs.states import Status
-from rn50tui.jobs.store import JobSummary
+from rn50tui.jobs.core.states import Status
+from rn50tui.jobs.core.store import JobSummary
 
 Command = tuple[str, Message, str]  # (text, the request it posts, help)
 PALETTE_JOBS = 200  # the active jobs and this many of the newest are offered

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional
 
+from rn50tui.jobs.core.store import Job
 from rn50tui.jobs.manager import JobManager
-from rn50tui.jobs.store import Job
 
 METRIC_BATCH = 250_000  # rows per read: a huge history loads over a few refreshes, the UI never waits
 CHART_POINTS = 2000  # a finished job's training records the charts read (bucketed by the store), at most
@@ -77,7 +77,7 @@ class AppJobManager(JobManager):
 
     def cluster(self) -> Optional[ClusterView]:
         """The cluster's partitions and nodes (one query); None where no cluster's tools are installed."""
-        from rn50tui.jobs.errors import JobsError
+        from rn50tui.jobs.core.errors import JobsError
         from rn50tui.jobs.executors import clusters
 
         for executor in clusters():

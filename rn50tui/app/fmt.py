@@ -8,10 +8,10 @@ from collections.abc import Sequence
 from typing import Optional
 
 from rn50tui.jobs import view
+from rn50tui.jobs.core.states import Status
+from rn50tui.jobs.core.store import Job
 from rn50tui.jobs.executors import DEFAULT_EXECUTOR
 from rn50tui.jobs.policy.stall import StallFacts, StallMark, flag
-from rn50tui.jobs.states import Status
-from rn50tui.jobs.store import Job
 
 NONE = "—"  # a value the store does not have (yet)
 

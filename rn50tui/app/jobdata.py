@@ -12,8 +12,8 @@ from typing import Optional
 from rn50tui.app.data import CHART_POINTS, METRIC_BATCH, AppJobManager
 from rn50tui.app.series import Points, Series, bucket_max
 from rn50tui.jobs import view
+from rn50tui.jobs.core.store import ChartPoint, DeviceSample, Job
 from rn50tui.jobs.policy.smoothing import LossSmoother
-from rn50tui.jobs.store import ChartPoint, DeviceSample, Job
 
 # x: minutes since the job's first record. loss: each -p window's raw mean; loss_smooth: the average the
 # jobs list shows while an epoch runs; loss_epoch: each epoch's mean (what it shows once the epoch ends)

@@ -13,14 +13,14 @@ from pathlib import Path
 from typing import Any, Optional
 
 from engine.device_kind import CARD_KINDS, KINDS
-from rn50tui.jobs.errors import JobsError, SubmitError
+from rn50tui.jobs.core.errors import JobsError, SubmitError
+from rn50tui.jobs.core.options import Option
+from rn50tui.jobs.core.userconfig import parse_cmd
 from rn50tui.jobs.executors import DEFAULT_EXECUTOR, Executor, get_executor
-from rn50tui.jobs.options import Option
 from rn50tui.jobs.policy.notify import resolve_hook
 from rn50tui.jobs.policy.stall import ON_STALL
 from rn50tui.jobs.presets import PRESETS, Preset
 from rn50tui.jobs.submission import MAX_SWEEP_JOBS, Request, parse_sweep, plan, sweep_points, with_point
-from rn50tui.jobs.userconfig import parse_cmd
 
 DEVICES = ("auto", *KINDS)
 PRECISIONS = ("amp", "fp32")

@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any, NoReturn
 
-from rn50tui.jobs.store import default_db_path
+from rn50tui.jobs.core.store import default_db_path
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2

@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any, Optional, TextIO
 
 from rn50tui.cards import NONE, card_row
 from rn50tui.commands.common import EXIT_ERROR, fail
-from rn50tui.jobs.errors import StoreMissing
-from rn50tui.jobs.store import default_db_path
+from rn50tui.jobs.core.errors import StoreMissing
+from rn50tui.jobs.core.store import default_db_path
 
 if TYPE_CHECKING:
     from rich.console import Console, RenderableType
@@ -251,7 +251,7 @@ def holders(db: Optional[str]) -> Optional[dict[tuple[str, int], str]]:
         return None
     jm.reconcile()
     held = jm.holders()
-    from rn50tui.jobs.policy.idle import mark
+    from rn50tui.jobs.view import idle_mark as mark
 
     for (node, kind, card), idle in jm.idle_cards().items():  # this host's cards: node None
         if node is None and (kind, card) in held:

@@ -11,10 +11,10 @@ from typing import Any, Callable, Optional
 
 from rn50tui.commands import show
 from rn50tui.commands.common import CliError, Parser, manager
-from rn50tui.jobs.errors import StoreMissing
+from rn50tui.jobs.core.errors import StoreMissing
+from rn50tui.jobs.core.states import Status
+from rn50tui.jobs.core.store import JobSummary
 from rn50tui.jobs.policy import stall
-from rn50tui.jobs.states import Status
-from rn50tui.jobs.store import JobSummary
 from rn50tui.jobs.view import view
 from rn50tui.timefmt import short_duration, status_since
 
@@ -99,7 +99,7 @@ def run_priority(args: argparse.Namespace) -> int:
 
 def run_list(args: argparse.Namespace) -> int:
     statuses = [s for arg in args.status or [] for s in arg.split(",") if s]
-    from rn50tui.jobs.states import parse_status
+    from rn50tui.jobs.core.states import parse_status
 
     wanted = [parse_status(s) for s in statuses] or None
     try:
@@ -238,7 +238,7 @@ def run_rm(args: argparse.Namespace) -> int:
 
 def _rm_older(args: argparse.Namespace) -> int:
     """`jobs rm --older-than AGE [--status S] [--vacuum]`: finished jobs only, confirmed."""
-    from rn50tui.jobs.states import parse_status
+    from rn50tui.jobs.core.states import parse_status
 
     if args.job is not None or args.purge:
         raise CliError("--older-than removes many jobs: name no job, and no --purge")

@@ -8,8 +8,8 @@ import time
 from typing import Any, Optional
 
 from rn50tui.commands.common import CliError, manager
-from rn50tui.jobs.states import Status
-from rn50tui.jobs.workspace import LOG_STREAMS, LogTail, last_lines
+from rn50tui.jobs.core.states import Status
+from rn50tui.jobs.core.workspace import LOG_STREAMS, LogTail, last_lines
 
 
 def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:

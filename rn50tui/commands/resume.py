@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 from rn50tui.commands.common import job_or_sweep, manager
-from rn50tui.jobs.states import RESUMABLE, Status
+from rn50tui.jobs.core.states import RESUMABLE, Status
 
 
 def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:

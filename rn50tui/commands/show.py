@@ -10,9 +10,9 @@ from typing import Any, Optional
 from engine.events import readable_position
 from rn50tui import time_to_accuracy
 from rn50tui.commands.common import manager
+from rn50tui.jobs.core.workspace import LOG_STREAMS
 from rn50tui.jobs.policy import stall
 from rn50tui.jobs.view import JobView, ema_curve, loss_is, view
-from rn50tui.jobs.workspace import LOG_STREAMS
 from rn50tui.timefmt import duration, local_time
 
 
@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     info.update(_loss_info(jm, job))
     info["logs"] = {stream: str(job.files.log(stream)) for stream in LOG_STREAMS}
     info["cards"] = _latest_cards(jm, job)
-    from rn50tui.jobs.policy.idle import mark
+    from rn50tui.jobs.view import idle_mark as mark
 
     idle = jm.idle_cards(job.id)
     info["idle_cards"] = [

@@ -47,7 +47,7 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
 
 
 def _add_executor_options(s: argparse.ArgumentParser) -> None:
-    """--executor, and a group of flags per executor from its declared options (rn50tui/jobs/options.py)."""
+    """--executor, and a group of flags per executor from its declared options (rn50tui/jobs/core/options.py)."""
     from rn50tui.jobs.executors import DEFAULT_EXECUTOR, EXECUTORS
 
     s.add_argument("--executor", choices=tuple(EXECUTORS), default=DEFAULT_EXECUTOR,
@@ -90,8 +90,8 @@ def run(args: argparse.Namespace) -> int:
     if args.sweep_parallel is not None and not args.sweep:
         raise CliError("--sweep-parallel only applies with --sweep")
     jm = manager(args, create=True)
+    from rn50tui.jobs.core.userconfig import parse_cmd
     from rn50tui.jobs.submission import Request
-    from rn50tui.jobs.userconfig import parse_cmd
 
     try:
         hook = parse_cmd(args.notify_cmd) if args.notify_cmd is not None else None

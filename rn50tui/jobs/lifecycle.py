@@ -2,7 +2,7 @@
 stalls, decide and record how it ended (with the engine's last stderr lines on a failure), log, notify,
 and queue the next attempt of an auto-resumed job.
 
-The transports stay with their executors: the local supervisor (rn50tui/jobs/supervisor.py) owns the
+The transports stay with their executors: the local supervisor (rn50tui/jobs/local/supervisor.py) owns the
 engine process, its signals and the grace period; the Slurm watcher (rn50tui/jobs/slurm/watcher.py) owns
 squeue/sacct and scancel. Both decide an ending in their own words (the verdict of rn50tui/jobs/policy/verdict.py,
 a Slurm state) and hand it here, so the wording of a stall cancel, the stderr tail and the log are one.
@@ -17,14 +17,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, Any, Optional
 
+from rn50tui.jobs.core.states import Status
+from rn50tui.jobs.core.store import DeviceSample, Job, JobStore
+from rn50tui.jobs.core.workspace import LogTail
 from rn50tui.jobs.policy import notify
 from rn50tui.jobs.policy.eta import EtaModel
 from rn50tui.jobs.policy.stall import StallWatch
 from rn50tui.jobs.report import Batch, ReportReader, RunState, commit
 from rn50tui.jobs.scheduler import schedule
-from rn50tui.jobs.states import Status
-from rn50tui.jobs.store import DeviceSample, Job, JobStore
-from rn50tui.jobs.workspace import LogTail
 
 STDERR_TAIL_LINES = 15
 

@@ -37,14 +37,10 @@ from typing import TYPE_CHECKING, Any, Optional
 
 from rn50tui.jobs import reconcile as _reconcile
 from rn50tui.jobs import scheduler
-from rn50tui.jobs.capacity import host_capacity
-from rn50tui.jobs.errors import JobsError, SubmitError, TransitionError
-from rn50tui.jobs.executors import executor_for, find_executor, get_executor
-from rn50tui.jobs.policy import notify
-from rn50tui.jobs.policy.stall import ON_STALL
-from rn50tui.jobs.procs import wait_until
-from rn50tui.jobs.states import ACTIVE, RESUMABLE, TERMINAL, Status, check_resume, check_transition
-from rn50tui.jobs.store import (
+from rn50tui.jobs.core.capacity import host_capacity
+from rn50tui.jobs.core.errors import JobsError, SubmitError, TransitionError
+from rn50tui.jobs.core.states import ACTIVE, RESUMABLE, TERMINAL, Status, check_resume, check_transition
+from rn50tui.jobs.core.store import (
     Attempt,
     ChartPoint,
     Claim,
@@ -55,8 +51,12 @@ from rn50tui.jobs.store import (
     MetricRow,
     default_db_path,
 )
+from rn50tui.jobs.core.workspace import holds_run_files
+from rn50tui.jobs.executors import executor_for, find_executor, get_executor
+from rn50tui.jobs.local.procs import wait_until
+from rn50tui.jobs.policy import notify
+from rn50tui.jobs.policy.stall import ON_STALL
 from rn50tui.jobs.view import StartEstimate, start_estimates
-from rn50tui.jobs.workspace import holds_run_files
 
 if TYPE_CHECKING:
     from rn50tui.jobs.submission import Request

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
-from rn50tui.jobs.errors import SubmitError
+from rn50tui.jobs.core.errors import SubmitError
 
 # The 90-epoch recipe of NGC_ResNet50v15_{AMP,FP32}_90E_4MLUS_Train.sh, without --training-only so
 # every epoch is validated and model_best.pth.tar is kept.

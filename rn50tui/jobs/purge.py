@@ -8,8 +8,8 @@ import shutil
 from pathlib import Path
 from typing import Optional
 
-from rn50tui.jobs.errors import JobsError
-from rn50tui.jobs.store import Job
+from rn50tui.jobs.core.errors import JobsError
+from rn50tui.jobs.core.store import Job
 
 WORKSPACE_MARKS = ("raport.json", "stdout.log", "stderr.log", "supervisor.log")
 

@@ -20,11 +20,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
-from rn50tui.jobs.errors import TransitionError
+from rn50tui.jobs.core.errors import TransitionError
+from rn50tui.jobs.core.states import ACTIVE, Status
+from rn50tui.jobs.core.store import Job, JobStore
 from rn50tui.jobs.executors import executor_for, find_executor
 from rn50tui.jobs.policy import notify, stall
-from rn50tui.jobs.states import ACTIVE, Status
-from rn50tui.jobs.store import Job, JobStore
 
 ORPHAN_KILL_AFTER_S = 300.0  # an orphaned engine that ignores SIGTERM this long is killed
 

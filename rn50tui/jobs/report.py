@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any, Optional
 
 from engine.events import Record, RunEnd, read_from, stored_position
+from rn50tui.jobs.core.store import DeviceSample, JobStore
 from rn50tui.jobs.policy.smoothing import LossSmoother
-from rn50tui.jobs.store import DeviceSample, JobStore
 
 METRIC_PHASES = ("train", "val", "epoch", "summary")
 

@@ -15,12 +15,12 @@ from collections.abc import Iterable
 from typing import Any, Callable, Optional
 
 from engine.device_kind import DeviceKind
-from rn50tui.jobs.capacity import host_capacity
-from rn50tui.jobs.errors import JobsError
-from rn50tui.jobs.executors import EXECUTORS, Executor, LocalExecutor, find_executor, get_executor
+from rn50tui.jobs.core.capacity import host_capacity
+from rn50tui.jobs.core.errors import JobsError
+from rn50tui.jobs.core.states import Status
+from rn50tui.jobs.core.store import Job, JobStore
+from rn50tui.jobs.executors import Executor, find_executor, get_executor, host_cards
 from rn50tui.jobs.policy.busy import CHECKED_KINDS, Busy, busy_cards
-from rn50tui.jobs.states import Status
-from rn50tui.jobs.store import Job, JobStore
 from rn50tui.jobs.view import duration
 
 
@@ -114,7 +114,7 @@ def claim(store: JobStore, capacity: dict[str, int], busy: Optional[Busy] = None
                 if why != job.wait_reason:
                     store.update_job(job.id, wait_reason=why)
                 continue
-            if not EXECUTORS.get(job.executor, LocalExecutor).host_cards:
+            if not host_cards(job.executor):
                 if get_executor(job.executor).submitted(job):
                     continue  # it waits in the cluster's queue already
                 # A cluster's own scheduler grants its cards and says when it started: straight to its executor.
@@ -192,7 +192,7 @@ def _busy(store: JobStore, capacity: dict[str, int]) -> Busy:
     kinds = {
         j.device
         for j in store.list_jobs([Status.QUEUED])
-        if capacity.get(j.device) and EXECUTORS.get(j.executor, LocalExecutor).host_cards
+        if capacity.get(j.device) and host_cards(j.executor)
     }
     if not kinds & set(CHECKED_KINDS):
         return {}
@@ -213,7 +213,7 @@ def fail_start(store: JobStore, job_id: int, message: str) -> None:
 
 def wait_reason(store: JobStore, job: Job, capacity: dict[str, int]) -> str:
     """Why a queued job has not started yet, in words (the rules of claim())."""
-    if not EXECUTORS.get(job.executor, LocalExecutor).host_cards:
+    if not host_cards(job.executor):
         if job.wait_reason:  # e.g. Slurm's pending reason, as its follower last saw it
             return _waits(job.wait_reason)
         return f"it goes to its {job.executor} executor at the next scheduling (any rn50tui command)"

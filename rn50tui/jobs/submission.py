@@ -18,10 +18,10 @@ from typing import Any, Optional
 
 from engine.config import ConfigError, TrainConfig, check, parse_args
 from engine.device_kind import CARD_KINDS, DeviceKind
-from rn50tui.jobs.errors import SubmitError
+from rn50tui.jobs.core.errors import SubmitError
+from rn50tui.jobs.core.workspace import RAPORT_FILE
 from rn50tui.jobs.executors import DEFAULT_EXECUTOR, EXECUTORS
 from rn50tui.jobs.presets import Preset, get_preset
-from rn50tui.jobs.workspace import RAPORT_FILE
 
 PATH_FLAGS = ("--resume", "--pretrained-from-file", "--pretrained-weights")
 # Flags the job manager sets itself for every attempt.

@@ -15,9 +15,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Optional
 
+from rn50tui.jobs.core.records import MetricRow
+from rn50tui.jobs.core.states import Status
 from rn50tui.jobs.policy.stall import StallMark, flag
-from rn50tui.jobs.records import MetricRow
-from rn50tui.jobs.states import Status
 
 SMOOTHED = "smoothed training loss (moving average over about a quarter epoch)"
 
@@ -40,6 +40,11 @@ def short_duration(seconds: float) -> str:
         if seconds >= size:
             return f"{int(seconds // size)}{unit}"
     return f"{int(max(seconds, 0))}s"
+
+
+def idle_mark(idle_s: float) -> str:
+    """A held card left idle (rn50tui.jobs.policy.idle): `held, idle 14m`."""
+    return f"held, idle {short_duration(idle_s)}"
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ import pytest
 from engine.config import parse_args
 from engine.device_kind import CARD_KINDS, KINDS, DeviceKind
 from engine.events import EventWriter, RunEnd, read_from
-from rn50tui.jobs.capacity import parse_spec
+from rn50tui.jobs.core.capacity import parse_spec
 from rn50tui.jobs.submission import Request, plan
 from tests.conftest import ROOT
 

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from rn50tui.jobs import procs
+from rn50tui.jobs.core.states import Status
+from rn50tui.jobs.core.store import Job, JobStore
+from rn50tui.jobs.local import procs
 from rn50tui.jobs.manager import JobManager
-from rn50tui.jobs.states import Status
-from rn50tui.jobs.store import Job, JobStore
 
 ROOT = Path(__file__).resolve().parents[2]
 # A two-epoch demo on 32 synthetic 32 px images, logged every iteration: a real job in seconds.

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from rn50tui.jobs import procs
+from rn50tui.jobs.core.schema import migrations_of
+from rn50tui.jobs.core.states import Status
+from rn50tui.jobs.core.store import JobStore
+from rn50tui.jobs.local import procs
 from rn50tui.jobs.manager import JobManager
 from rn50tui.jobs.reconcile import reconcile
-from rn50tui.jobs.schema import migrations_of
-from rn50tui.jobs.states import Status
-from rn50tui.jobs.store import JobStore
 
 from .conftest import ROOT, TWO_TINY_EPOCHS, cli_env, run_cli, wait_for
 

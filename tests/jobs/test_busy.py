@@ -11,9 +11,9 @@ import pytest
 from engine.telemetry.cnmon import parse_table
 from engine.telemetry.nvml import NvmlSampler
 from rn50tui import cli
+from rn50tui.jobs.core.states import Status
 from rn50tui.jobs.policy.busy import BusyPolicy, busy_cards, outside_use
 from rn50tui.jobs.scheduler import claim
-from rn50tui.jobs.states import Status
 from tests.telemetry.conftest import FIXTURES, make_fake_pynvml, two_gpus, write_script
 from tests.telemetry.test_cnmon import BUSY_TABLE
 
@@ -101,7 +101,7 @@ def test_the_check_is_off_with_a_flag(mlu_host, monkeypatch):
     monkeypatch.setattr(scheduler.schedule, "__defaults__", (None, lambda name: Recording()))
     assert cli.main(["--no-busy-check", "submit", "--preset", "bench", "--device", "mlu"]) == 0
     assert len(started) == 1
-    from rn50tui.jobs.store import JobStore
+    from rn50tui.jobs.core.store import JobStore
 
     with JobStore(mlu_host / "jobs.db") as store:
         (job,) = store.list_jobs()

@@ -25,9 +25,9 @@ import psutil
 import pytest
 
 from engine.checkpoint import load_checkpoint
-from rn50tui.jobs import procs
+from rn50tui.jobs.core.states import Status
+from rn50tui.jobs.local import procs
 from rn50tui.jobs.manager import JobManager
-from rn50tui.jobs.states import Status
 
 from .conftest import wait_for
 

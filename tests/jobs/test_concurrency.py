@@ -12,7 +12,7 @@ _WRITER = """
 import sys, time
 from engine.events import EventWriter
 from rn50tui.jobs.report import ReportReader, commit
-from rn50tui.jobs.store import JobStore
+from rn50tui.jobs.core.store import JobStore
 store = JobStore(sys.argv[1]); job = store.get_job(int(sys.argv[2])); n = int(sys.argv[3])
 w = EventWriter(job.files.raport); f = ReportReader(job.id, 1, job.files.raport)
 for i in range(1, n + 1):

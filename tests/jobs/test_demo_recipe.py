@@ -19,8 +19,8 @@ from torch import nn
 from engine.config import parse_args
 from engine.events import EventWriter
 from engine.optim import lr_at
+from rn50tui.jobs.core.states import Status
 from rn50tui.jobs.presets import PRESETS
-from rn50tui.jobs.states import Status
 
 from .conftest import run_cli, wait_for
 

@@ -7,7 +7,7 @@ import pytest
 
 from rn50tui.app.jobform import FormValues, check, to_request
 from rn50tui.cli import build_parser
-from rn50tui.jobs.errors import SubmitError
+from rn50tui.jobs.core.errors import SubmitError
 from rn50tui.jobs.presets import PRESETS
 
 from .third_executor import register

@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from rn50tui.jobs import procs
-from rn50tui.jobs.errors import SubmitError
+from rn50tui.jobs.core.errors import SubmitError
+from rn50tui.jobs.core.states import Status
+from rn50tui.jobs.core.store import JobStore
 from rn50tui.jobs.executors import EXECUTORS, LocalExecutor, executor_for
+from rn50tui.jobs.local import procs
 from rn50tui.jobs.manager import JobManager
 from rn50tui.jobs.reconcile import reconcile
-from rn50tui.jobs.states import Status
-from rn50tui.jobs.store import JobStore
 from rn50tui.jobs.submission import Request, plan
 
 from .conftest import occupy

@@ -16,8 +16,8 @@ import pytest
 
 from engine.checkpoint import load_checkpoint
 from engine.events import iter_records
-from rn50tui.jobs import procs
-from rn50tui.jobs.states import Status
+from rn50tui.jobs.core.states import Status
+from rn50tui.jobs.local import procs
 
 from .conftest import run_cli, wait_for
 from .test_e2e import _TINY, JOB_TIMEOUT, _final, _log_records

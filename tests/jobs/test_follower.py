@@ -3,8 +3,8 @@ from __future__ import annotations
 import time
 
 from engine.events import EventWriter
+from rn50tui.jobs.core.store import JobStore
 from rn50tui.jobs.report import ReportReader, commit
-from rn50tui.jobs.store import JobStore
 
 
 def _write_attempt(path, epochs=2, iters=3, stop_at=None):

@@ -10,9 +10,9 @@ import psutil
 import pytest
 
 from engine.events import iter_records
-from rn50tui.jobs import procs
+from rn50tui.jobs.core.states import Status
+from rn50tui.jobs.local import procs
 from rn50tui.jobs.manager import JobManager
-from rn50tui.jobs.states import Status
 
 from .conftest import close_killing_every_job, run_cli, wait_for
 

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from rn50tui.jobs import procs
-from rn50tui.jobs.errors import SubmitError
-from rn50tui.jobs.states import Status
-from rn50tui.jobs.store import JobStore
+from rn50tui.jobs.core.errors import SubmitError
+from rn50tui.jobs.core.states import Status
+from rn50tui.jobs.core.store import JobStore
+from rn50tui.jobs.local import procs
 
 from .conftest import TWO_TINY_EPOCHS, wait_for
 
@@ -49,7 +49,7 @@ def test_an_id_folder_holding_another_runs_files_is_stepped_over(tmp_path):
     store = JobStore(tmp_path / "jobs.db")
     (tmp_path / "runs" / "1").mkdir(parents=True)
     (tmp_path / "runs" / "1" / "raport.json").write_text("DLLL {}\n")
-    from rn50tui.jobs.workspace import holds_run_files
+    from rn50tui.jobs.core.workspace import holds_run_files
 
     job_id = _insert(store, str(tmp_path / "runs" / "{id}"), workspace_taken=holds_run_files)
     assert job_id == 2 and store.get_job(job_id).workspace == str(tmp_path / "runs" / "2")

@@ -2,11 +2,11 @@ from __future__ import annotations
 
 import sys
 
-from rn50tui.jobs.executors.slurm import attempt_of
-from rn50tui.jobs.launcher import engine_command, engine_env, resume_checkpoint, without_flag
-from rn50tui.jobs.procs import RUN_TOKEN_ENV
-from rn50tui.jobs.states import Status
-from rn50tui.jobs.store import Job
+from rn50tui.jobs.core.states import Status
+from rn50tui.jobs.core.store import Job
+from rn50tui.jobs.local.launcher import engine_command, engine_env, resume_checkpoint, without_flag
+from rn50tui.jobs.local.procs import RUN_TOKEN_ENV
+from rn50tui.jobs.slurm.executor import attempt_of
 
 
 def _job(tmp_path, **kw) -> Job:

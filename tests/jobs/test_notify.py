@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from rn50tui.jobs.core.store import JobStore
+from rn50tui.jobs.core.userconfig import NotifyConfig, UserConfigError, load_notify
 from rn50tui.jobs.policy import notify
-from rn50tui.jobs.store import JobStore
-from rn50tui.jobs.userconfig import NotifyConfig, UserConfigError, load_notify
 
 from .conftest import wait_for
 
@@ -127,9 +127,9 @@ def test_final_states_set_by_clients_run_the_hook_too(tmp_path, monkeypatch):
     import subprocess
     import sys
 
-    from rn50tui.jobs import procs
+    from rn50tui.jobs.core.store import JobStore
+    from rn50tui.jobs.local import procs
     from rn50tui.jobs.manager import JobManager
-    from rn50tui.jobs.store import JobStore
     from tests.jobs.conftest import occupy
 
     events = tmp_path / "events"
@@ -162,7 +162,7 @@ def test_final_states_set_by_clients_run_the_hook_too(tmp_path, monkeypatch):
 
 
 def test_a_relative_hook_is_made_absolute_at_submit_and_a_missing_one_refused(manager, tmp_path, monkeypatch):
-    from rn50tui.jobs.errors import SubmitError
+    from rn50tui.jobs.core.errors import SubmitError
 
     monkeypatch.chdir(tmp_path)
     hook = tmp_path / "hooks" / "done.sh"

@@ -15,7 +15,7 @@ from typing import Any, Optional
 
 import pytest
 
-from rn50tui.jobs.states import Status
+from rn50tui.jobs.core.states import Status
 
 from .conftest import TWO_TINY_EPOCHS, cli_env, wait_for
 

@@ -8,12 +8,12 @@ import time
 import pytest
 
 from rn50tui import cli
-from rn50tui.jobs.errors import SubmitError
+from rn50tui.jobs.core.errors import SubmitError
+from rn50tui.jobs.core.records import Job
+from rn50tui.jobs.core.states import Status
+from rn50tui.jobs.core.store import JobStore
 from rn50tui.jobs.manager import JobManager
-from rn50tui.jobs.records import Job
 from rn50tui.jobs.scheduler import claim
-from rn50tui.jobs.states import Status
-from rn50tui.jobs.store import JobStore
 from rn50tui.jobs.view import start_estimates
 
 from .conftest import occupy
@@ -263,9 +263,9 @@ def test_start_estimates_are_unknown_without_an_eta_and_follow_dependencies():
 def test_a_cluster_job_after_a_submitted_one_goes_to_the_cluster_with_afterok(store, monkeypatch):
     from pathlib import Path
 
-    from rn50tui.jobs.executors import slurm as slurm_executor
     from rn50tui.jobs.scheduler import schedule
     from rn50tui.jobs.slurm import commands
+    from rn50tui.jobs.slurm import executor as slurm_executor
     from rn50tui.jobs.slurm import options as slurm_options
 
     calls: list[list[str]] = []
@@ -298,8 +298,9 @@ def test_a_cluster_job_after_a_submitted_one_goes_to_the_cluster_with_afterok(st
 
 
 def test_a_held_card_under_5_percent_for_10_minutes_is_flagged_idle():
-    from rn50tui.jobs.policy.idle import idle_cards, mark
-    from rn50tui.jobs.records import DeviceSample
+    from rn50tui.jobs.core.records import DeviceSample
+    from rn50tui.jobs.policy.idle import idle_cards
+    from rn50tui.jobs.view import idle_mark as mark
 
     now = 10_000.0
     samples = [

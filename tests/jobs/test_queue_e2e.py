@@ -7,8 +7,8 @@ import time
 
 import pytest
 
+from rn50tui.jobs.core.states import Status
 from rn50tui.jobs.manager import JobManager
-from rn50tui.jobs.states import Status
 
 from .conftest import wait_for
 

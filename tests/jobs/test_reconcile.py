@@ -6,11 +6,11 @@ import subprocess
 import sys
 import time
 
-from rn50tui.jobs import procs
-from rn50tui.jobs.executors.local import STARTUP_GRACE_S
+from rn50tui.jobs.core.states import Status
+from rn50tui.jobs.core.store import JobStore
+from rn50tui.jobs.local import procs
+from rn50tui.jobs.local.executor import STARTUP_GRACE_S
 from rn50tui.jobs.reconcile import reconcile
-from rn50tui.jobs.states import Status
-from rn50tui.jobs.store import JobStore
 
 from .conftest import occupy
 

@@ -11,11 +11,11 @@ import time
 from pathlib import Path
 
 from engine.events import EventWriter
-from rn50tui.jobs import procs
+from rn50tui.jobs.core.states import Status
+from rn50tui.jobs.core.store import JobStore
+from rn50tui.jobs.local import procs
 from rn50tui.jobs.manager import JobManager
 from rn50tui.jobs.reconcile import reconcile
-from rn50tui.jobs.states import Status
-from rn50tui.jobs.store import JobStore
 
 from .conftest import occupy
 

@@ -7,8 +7,8 @@ import json
 import pytest
 
 from rn50tui import cli
-from rn50tui.jobs.states import Status
-from rn50tui.jobs.store import JobStore
+from rn50tui.jobs.core.states import Status
+from rn50tui.jobs.core.store import JobStore
 from tests.jobs.conftest import occupy
 
 NOW = 1_780_000_000.0

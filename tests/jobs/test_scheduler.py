@@ -4,9 +4,9 @@ import subprocess
 import sys
 import time
 
+from rn50tui.jobs.core.states import Status
+from rn50tui.jobs.core.store import JobStore
 from rn50tui.jobs.scheduler import claim, schedule
-from rn50tui.jobs.states import Status
-from rn50tui.jobs.store import JobStore
 
 from .conftest import cli_env
 
@@ -49,7 +49,7 @@ def test_a_job_wanting_more_cards_than_the_host_has_fails_instead_of_blocking(st
 
 
 def test_schedule_hands_each_claimed_job_to_its_executor_and_fails_a_launch_error(store):
-    from rn50tui.jobs.errors import LaunchError
+    from rn50tui.jobs.core.errors import LaunchError
     from rn50tui.jobs.executors import LocalExecutor
 
     ok, bad = _queue(store, n=2)
@@ -70,7 +70,7 @@ def test_schedule_hands_each_claimed_job_to_its_executor_and_fails_a_launch_erro
 _RACER = """
 import sys, time
 from rn50tui.jobs.scheduler import claim
-from rn50tui.jobs.store import JobStore
+from rn50tui.jobs.core.store import JobStore
 store = JobStore(sys.argv[1])
 while time.time() < float(sys.argv[2]):
     time.sleep(0.001)
@@ -92,6 +92,7 @@ def test_concurrent_schedulers_never_grant_a_card_twice(store):
 
 
 def test_jobs_pending_in_slurm_alone_need_no_detection_of_this_hosts_cards(store, monkeypatch):
+    from rn50tui.jobs import executors as executors_registry
     from rn50tui.jobs import scheduler
 
     job = store.insert_job(name="pending", kind="train", argv=[], device="mlu", cards_requested=8,
@@ -103,7 +104,7 @@ def test_jobs_pending_in_slurm_alone_need_no_detection_of_this_hosts_cards(store
     local = _queue(store, device="cpu")[0]
     calls = []
 
-    class Recording(scheduler.LocalExecutor):
+    class Recording(executors_registry.LocalExecutor):
         def start(self, job, store):
             calls.append(job.id)
 

@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from rn50tui.jobs.errors import SubmitError
+from rn50tui.jobs.core.errors import SubmitError
+from rn50tui.jobs.core.states import Status
 from rn50tui.jobs.slurm import commands, script
 from rn50tui.jobs.slurm.node import visible_cards
 from rn50tui.jobs.slurm.options import SlurmOptions, resolve, time_limit_s
 from rn50tui.jobs.slurm.outcome import final_status
-from rn50tui.jobs.states import Status
 
 from .conftest import run_cli
 
@@ -162,7 +162,7 @@ def test_without_sbatch_the_slurm_executor_says_so_in_one_line_and_queues_nothin
 def test_a_follower_whose_store_was_deleted_exits(tmp_path):
     # A queued Slurm job whose controller cannot be reached: the follower keeps trying (the cluster may
     # come back), until the store itself is gone.
-    from rn50tui.jobs.store import JobStore
+    from rn50tui.jobs.core.store import JobStore
 
     db = tmp_path / "jobs.db"
     store = JobStore(db)
@@ -189,8 +189,8 @@ def test_a_follower_whose_store_was_deleted_exits(tmp_path):
 def test_a_resumed_slurm_jobs_stall_watch_starts_from_this_attempt_not_the_last_ones_progress(tmp_path):
     import time
 
+    from rn50tui.jobs.core.store import JobStore
     from rn50tui.jobs.slurm.watcher import SlurmWatcher
-    from rn50tui.jobs.store import JobStore
 
     store = JobStore(tmp_path / "jobs.db")
     job = store.insert_job(name="j", kind="train", argv=[], device="cpu", cards_requested=1,

@@ -12,9 +12,9 @@ from types import SimpleNamespace
 
 import pytest
 
+from rn50tui.jobs.core.states import Status
 from rn50tui.jobs.manager import JobManager
 from rn50tui.jobs.policy.stall import StallMark, StallWatch, flag
-from rn50tui.jobs.states import Status
 
 from .conftest import TWO_TINY_EPOCHS, close_killing_every_job, wait_for
 

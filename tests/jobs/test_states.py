@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from rn50tui.jobs.errors import TransitionError
-from rn50tui.jobs.states import TRANSITIONS, Status, check_resume, check_transition, parse_status
+from rn50tui.jobs.core.errors import TransitionError
+from rn50tui.jobs.core.states import TRANSITIONS, Status, check_resume, check_transition, parse_status
 
 
 def test_every_status_has_a_transition_entry_and_json_value():

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from rn50tui.jobs import schema
-from rn50tui.jobs.errors import JobNotFound, StoreError, StoreMissing, TransitionError
-from rn50tui.jobs.schema import migrations_of
-from rn50tui.jobs.states import Status
-from rn50tui.jobs.store import MIGRATIONS, DeviceSample, JobStore
+from rn50tui.jobs.core import schema
+from rn50tui.jobs.core.errors import JobNotFound, StoreError, StoreMissing, TransitionError
+from rn50tui.jobs.core.schema import migrations_of
+from rn50tui.jobs.core.states import Status
+from rn50tui.jobs.core.store import MIGRATIONS, DeviceSample, JobStore
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "jobs_v1.db"
 

@@ -6,9 +6,9 @@ import subprocess
 
 import pytest
 
-from rn50tui.jobs import schema
-from rn50tui.jobs.errors import StoreError
-from rn50tui.jobs.store import JobStore
+from rn50tui.jobs.core import schema
+from rn50tui.jobs.core.errors import StoreError
+from rn50tui.jobs.core.store import JobStore
 
 from .conftest import run_cli
 

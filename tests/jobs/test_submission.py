@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from rn50tui.jobs.errors import SubmitError
+from rn50tui.jobs.core.errors import SubmitError
 from rn50tui.jobs.submission import Request, plan
 
 HOST = {"mlu": 4, "cuda": 0, "cpu": 1}

@@ -9,8 +9,8 @@ import time
 from engine.events import EventWriter
 from engine.progress import input_bound_message
 from rn50tui import cli
+from rn50tui.jobs.core.store import JobStore
 from rn50tui.jobs.report import ReportReader, commit
-from rn50tui.jobs.store import JobStore
 from rn50tui.time_to_accuracy import history_of, lines, time_to
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from rn50tui.jobs.core.states import Status
 from rn50tui.jobs.policy.verdict import Evidence, schedule_finished, verdict
-from rn50tui.jobs.states import Status
 
 DONE_CKPT = {"checkpoint_epoch": 3, "checkpoint_iteration": 0, "epochs": 3}
 

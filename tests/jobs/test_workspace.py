@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rn50tui.jobs.workspace import LogTail, Workspace, last_lines
+from rn50tui.jobs.core.workspace import LogTail, Workspace, last_lines
 
 
 def test_a_workspace_names_its_files(tmp_path):

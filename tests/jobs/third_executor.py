@@ -7,8 +7,8 @@ from typing import Optional
 import pytest
 
 from rn50tui.jobs import executors
+from rn50tui.jobs.core.options import Option, at_least, matches
 from rn50tui.jobs.executors import Executor
-from rn50tui.jobs.options import Option, at_least, matches
 
 
 class CloudExecutor(Executor):

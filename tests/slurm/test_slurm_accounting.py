@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from rn50tui.jobs.core.states import Status
 from rn50tui.jobs.manager import JobManager
 from rn50tui.jobs.slurm import commands
-from rn50tui.jobs.states import Status
 
 from ..jobs.conftest import wait_for
 from .cluster import Cluster

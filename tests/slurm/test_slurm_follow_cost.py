@@ -11,7 +11,7 @@ import re
 
 import pytest
 
-from rn50tui.jobs.states import Status
+from rn50tui.jobs.core.states import Status
 
 from ..jobs.conftest import run_cli, wait_for
 

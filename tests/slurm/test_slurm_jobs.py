@@ -13,8 +13,8 @@ import time
 import pytest
 
 from engine.events import iter_records
-from rn50tui.jobs.errors import SubmitError
-from rn50tui.jobs.states import Status
+from rn50tui.jobs.core.errors import SubmitError
+from rn50tui.jobs.core.states import Status
 
 from ..jobs.conftest import run_cli, wait_for
 from .conftest import follower_pid, kill_follower

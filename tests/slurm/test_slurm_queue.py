@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from rn50tui.jobs.states import Status
+from rn50tui.jobs.core.states import Status
 
 from ..jobs.conftest import wait_for
 

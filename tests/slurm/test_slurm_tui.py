@@ -12,7 +12,7 @@ from rn50tui.app.app import Rn50App
 from rn50tui.app.screens.detail import JobDetailScreen
 from rn50tui.app.screens.devices import CLUSTER_COLUMNS, DevicesScreen
 from rn50tui.app.widgets.card_panel import CardPanel
-from rn50tui.jobs.states import Status
+from rn50tui.jobs.core.states import Status
 
 from ..tui.conftest import SIZE, wait_for
 from ..tui.test_detail import open_detail

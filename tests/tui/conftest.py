@@ -16,10 +16,10 @@ import pytest
 
 from rn50tui.app.app import Rn50App
 from rn50tui.app.clock import FixedClock
-from rn50tui.jobs import procs
+from rn50tui.jobs.core.states import Status
+from rn50tui.jobs.core.store import Job, JobStore
+from rn50tui.jobs.local import procs
 from rn50tui.jobs.manager import JobManager
-from rn50tui.jobs.states import Status
-from rn50tui.jobs.store import Job, JobStore
 
 
 @pytest.hookimpl(tryfirst=True)

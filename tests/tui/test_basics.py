@@ -8,8 +8,8 @@ import sys
 from rn50tui.app import fmt
 from rn50tui.app.app import Rn50App
 from rn50tui.app.screens.dialogs import ErrorScreen
-from rn50tui.jobs.states import Status
-from rn50tui.jobs.store import Job
+from rn50tui.jobs.core.states import Status
+from rn50tui.jobs.core.store import Job
 
 from .conftest import ROOT_ENV, SIZE, wait_for
 

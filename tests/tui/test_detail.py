@@ -21,8 +21,8 @@ from rn50tui.app.screens.jobs import JobsScreen
 from rn50tui.app.series import Series, downsample
 from rn50tui.app.widgets.card_panel import CardPanel
 from rn50tui.app.widgets.chart import MetricChart
-from rn50tui.jobs.states import Status
-from rn50tui.jobs.store import DeviceSample, JobStore
+from rn50tui.jobs.core.states import Status
+from rn50tui.jobs.core.store import DeviceSample, JobStore
 
 from .conftest import NOW, SIZE, add_job, add_metrics, make_app, wait_for
 

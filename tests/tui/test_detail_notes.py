@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from engine.progress import input_bound_message
 from rn50tui.app.screens.detail import summary_text
-from rn50tui.jobs.states import Status
+from rn50tui.jobs.core.states import Status
 
 from .conftest import NOW, add_job
 
@@ -20,7 +20,7 @@ def test_an_input_bound_note_shows_in_yellow_in_the_detail_header(store):
 async def test_the_cards_tab_shows_the_input_bound_note_above_the_cards(db_path, store):
     from textual.widgets import Static
 
-    from rn50tui.jobs.store import DeviceSample
+    from rn50tui.jobs.core.store import DeviceSample
 
     from .conftest import SIZE, make_app, wait_for
     from .test_detail import open_detail

@@ -11,8 +11,8 @@ from rn50tui.app.screens.jobs import JobsScreen
 from rn50tui.app.screens.new_job import NewJobScreen
 from rn50tui.app.widgets.card_panel import CardPanel
 from rn50tui.app.widgets.chart import MetricChart
+from rn50tui.jobs.core.states import Status
 from rn50tui.jobs.manager import JobManager
-from rn50tui.jobs.states import Status
 
 from .conftest import CAPACITY, SIZE, make_app, wait_for
 

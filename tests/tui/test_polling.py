@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rn50tui.app.screens.detail import JobDetailScreen
 from rn50tui.app.screens.jobs import JobsScreen
-from rn50tui.jobs.states import Status
+from rn50tui.jobs.core.states import Status
 
 from .conftest import SIZE, add_job, make_app, wait_for
 

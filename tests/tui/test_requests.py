@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from rn50tui.app.screens.dialogs import ConfirmScreen, HelpScreen
 from rn50tui.app.screens.jobs import JobsScreen
-from rn50tui.jobs.states import Status
+from rn50tui.jobs.core.states import Status
 
 from .conftest import SIZE, add_job, make_app, wait_for
 
@@ -98,7 +98,7 @@ async def test_quitting_leaves_running_jobs_alone(db_path, store):
 
 
 async def test_a_cancel_the_full_disk_refuses_is_a_toast_naming_the_disk(small_disk):
-    from rn50tui.jobs.store import JobStore
+    from rn50tui.jobs.core.store import JobStore
 
     disk = small_disk(2)
     store = JobStore(disk / "jobs.db")

@@ -115,7 +115,7 @@ def test_serve_runs_the_app_in_a_browser_tab(tmp_path: Path):
 
 
 def test_two_tabs_at_once_show_the_same_store(tmp_path: Path):
-    from rn50tui.jobs.store import JobStore
+    from rn50tui.jobs.core.store import JobStore
 
     db = tmp_path / "jobs.db"
     store = JobStore(db)

@@ -18,7 +18,7 @@ from rn50tui.app.jobdata import ChartData, JobHistory
 from rn50tui.app.screens.base import PollingScreen
 from rn50tui.app.services import Services
 from rn50tui.app.widgets.chart import MetricChart
-from rn50tui.jobs.errors import JobNotFound
+from rn50tui.jobs.core.errors import JobNotFound
 
 
 class CompareScreen(PollingScreen):

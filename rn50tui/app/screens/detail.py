@@ -37,10 +37,10 @@ from rn50tui.app.series import WINDOWS, Points
 from rn50tui.app.services import Services
 from rn50tui.app.widgets.card_panel import CardPanel
 from rn50tui.app.widgets.chart import MetricChart
-from rn50tui.jobs.errors import JobNotFound
-from rn50tui.jobs.states import Status
-from rn50tui.jobs.store import Job
-from rn50tui.jobs.workspace import LOG_STREAMS, LogTail
+from rn50tui.jobs.core.errors import JobNotFound
+from rn50tui.jobs.core.states import Status
+from rn50tui.jobs.core.store import Job
+from rn50tui.jobs.core.workspace import LOG_STREAMS, LogTail
 
 TABS = ("charts", "cards", "log", "config", "checkpoints")
 CHECKPOINT_EVERY = 8  # polls between workspace listings (a directory scan, not a store read)

@@ -24,8 +24,8 @@ from rn50tui.app.messages import (
 )
 from rn50tui.app.screens.base import PollingScreen
 from rn50tui.app.widgets.jobs_table import JobsTable
-from rn50tui.jobs.states import Status
-from rn50tui.jobs.store import Job
+from rn50tui.jobs.core.states import Status
+from rn50tui.jobs.core.store import Job
 
 
 class JobsScreen(PollingScreen):

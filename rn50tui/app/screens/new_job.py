@@ -22,9 +22,9 @@ from textual.worker import Worker, WorkerState, get_current_worker
 
 from rn50tui.app.jobform import DEVICES, FormValues, Verdict, check, defaults, form_options
 from rn50tui.app.services import Services
-from rn50tui.jobs.errors import JobsError
+from rn50tui.jobs.core.errors import JobsError
+from rn50tui.jobs.core.options import Option
 from rn50tui.jobs.executors import DEFAULT_EXECUTOR, EXECUTORS
-from rn50tui.jobs.options import Option
 from rn50tui.jobs.presets import PRESETS
 
 INPUTS = (

@@ -16,9 +16,9 @@ from textual.reactive import reactive
 from textual.widgets import DataTable
 
 from rn50tui.app import fmt
+from rn50tui.jobs.core.states import Status
+from rn50tui.jobs.core.store import Job
 from rn50tui.jobs.executors import DEFAULT_EXECUTOR
-from rn50tui.jobs.states import Status
-from rn50tui.jobs.store import Job
 
 
 class Cell(Text):

@@ -1,18 +1,19 @@
 """Executors: where and how a job's attempt runs (see :mod:`rn50tui.jobs.executors.base`).
 
 `executor_for(job)` gives the executor named by the job's `executor` column; a new kind registers its
-class in EXECUTORS under the name it writes there.
+class in EXECUTORS under the name it writes there. Each executor lives with its transport
+(`rn50tui.jobs.local`, `rn50tui.jobs.slurm`) and is imported on first use: those packages import the
+base class from here, and a `jobs list` never pays for a transport it does not touch.
 """
 
 from __future__ import annotations
 
-from typing import Optional
+import importlib
+from typing import Any, Optional
 
-from rn50tui.jobs.errors import JobsError
+from rn50tui.jobs.core.errors import JobsError
+from rn50tui.jobs.core.records import Job, JobSummary
 from rn50tui.jobs.executors.base import Executor
-from rn50tui.jobs.executors.local import LocalExecutor
-from rn50tui.jobs.executors.slurm import SlurmExecutor
-from rn50tui.jobs.records import Job, JobSummary
 
 __all__ = [
     "DEFAULT_EXECUTOR",
@@ -25,23 +26,53 @@ __all__ = [
     "executor_for",
     "find_executor",
     "get_executor",
+    "host_cards",
+    "registry",
 ]
 
 DEFAULT_EXECUTOR = "local"
-EXECUTORS: dict[str, type[Executor]] = {LocalExecutor.name: LocalExecutor, SlurmExecutor.name: SlurmExecutor}
+_BUILT_IN = {
+    "local": "rn50tui.jobs.local.executor:LocalExecutor",
+    "slurm": "rn50tui.jobs.slurm.executor:SlurmExecutor",
+}
 _instances: dict[str, Executor] = {}
+_registry: dict[str, type[Executor]] = {}
+
+
+def registry() -> dict[str, type[Executor]]:
+    """Every executor by the name its jobs carry; the built-in ones are imported on the first call."""
+    if not _registry:
+        for kind, where in _BUILT_IN.items():
+            module, cls = where.split(":")
+            _registry[kind] = getattr(importlib.import_module(module), cls)
+    return _registry
+
+
+def __getattr__(name: str) -> Any:
+    """`EXECUTORS` (the registry) and the built-in classes, imported the first time someone asks (PEP 562)."""
+    if name == "EXECUTORS":
+        return registry()
+    if name in ("LocalExecutor", "SlurmExecutor"):
+        return next(c for c in registry().values() if c.__name__ == name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def get_executor(name: str) -> Executor:
     """The executor called `name` (one instance per process); JobsError names the known ones otherwise."""
     if name not in _instances:
-        if name not in EXECUTORS:
-            known = ", ".join(sorted(EXECUTORS))
+        known = registry()
+        if name not in known:
             raise JobsError(
-                f"unknown executor {name!r}: this rn50tui knows {known}; upgrade it to run this job"
+                f"unknown executor {name!r}: this rn50tui knows {', '.join(sorted(known))}; upgrade it to run this job"
             )
-        _instances[name] = EXECUTORS[name]()
+        _instances[name] = known[name]()
     return _instances[name]
+
+
+def host_cards(name: str) -> bool:
+    """Whether the executor called `name` runs on this host's cards (an unknown one is assumed to)."""
+    cls = registry().get(name)
+    return cls.host_cards if cls is not None else True
 
 
 def executor_for(job: Job) -> Executor:
@@ -64,4 +95,4 @@ def describe(job: Job | JobSummary) -> str:
 
 def clusters() -> list[Executor]:
     """The executors that hand jobs to a cluster's own scheduler (they can show its nodes)."""
-    return [get_executor(name) for name, cls in EXECUTORS.items() if not cls.host_cards]
+    return [get_executor(name) for name, cls in registry().items() if not cls.host_cards]

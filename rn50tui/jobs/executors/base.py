@@ -9,7 +9,7 @@ the TUI never look inside. Whatever follows an attempt (the local supervisor, th
 the job's progress, metrics and final status through the store, by the one lifecycle of
 rn50tui/jobs/lifecycle.py.
 
-Each executor declares its options (rn50tui/jobs/options.py) and prepares, checks and saves them: the
+Each executor declares its options (rn50tui/jobs/core/options.py) and prepares, checks and saves them: the
 CLI's flags, the new-job form's fields and the manager's checks come from that declaration.
 """
 
@@ -20,13 +20,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar, Optional
 
-from rn50tui.jobs.errors import SubmitError, TransitionError
-from rn50tui.jobs.options import Option, check_values
+from rn50tui.jobs.core.errors import SubmitError, TransitionError
+from rn50tui.jobs.core.options import Option, check_values
+from rn50tui.jobs.core.records import Job, JobSummary
+from rn50tui.jobs.core.states import Status
+from rn50tui.jobs.core.store import JobStore
 from rn50tui.jobs.policy.verdict import Evidence, finished, verdict
-from rn50tui.jobs.records import Job, JobSummary
 from rn50tui.jobs.report import ReportReader, attempt_state
-from rn50tui.jobs.states import Status
-from rn50tui.jobs.store import JobStore
 
 
 class Executor(ABC):

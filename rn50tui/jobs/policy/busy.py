@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
 from engine.device_kind import CARD_KINDS
-from rn50tui.jobs.userconfig import UserConfigError, load_tables
+from rn50tui.jobs.core.userconfig import UserConfigError, load_tables
 
 BUSY_CHECK_ENV = "RN50TUI_BUSY_CHECK"
 CHECKED_KINDS = tuple(k.value for k in CARD_KINDS)  # mlu, cuda: what cnmon / NVML report

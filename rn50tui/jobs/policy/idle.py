@@ -47,10 +47,3 @@ def idle_cards(
         if idle >= after:
             out[key] = idle
     return out
-
-
-def mark(idle_s: float) -> str:
-    """`held, idle 14m`."""
-    from rn50tui.jobs.view import short_duration
-
-    return f"held, idle {short_duration(idle_s)}"

@@ -20,8 +20,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Optional
 
-from rn50tui.jobs.store import Job
-from rn50tui.jobs.userconfig import NotifyConfig, UserConfigError, load_notify, parse_cmd
+from rn50tui.jobs.core.store import Job
+from rn50tui.jobs.core.userconfig import NotifyConfig, UserConfigError, load_notify, parse_cmd
 
 FINAL = "final"
 STALLED = "stalled"

@@ -17,7 +17,7 @@ from collections import deque
 from dataclasses import asdict, dataclass
 from typing import Any, Optional, Protocol
 
-from rn50tui.jobs.states import Status
+from rn50tui.jobs.core.states import Status
 
 STALL_MIN_ENV = "RN50TUI_STALL_MIN_S"
 STALL_WARMUP_ENV = "RN50TUI_STALL_WARMUP_S"  # the allowance before the first training record

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from engine.events import EXIT_OK, EXIT_STOPPED, RunEnd
-from rn50tui.jobs.states import Status
+from rn50tui.jobs.core.states import Status
 
 
 @dataclass(frozen=True)

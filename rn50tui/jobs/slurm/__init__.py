@@ -1,2 +1,2 @@
-"""Running jobs on a Slurm cluster: the batch script, the per-node runner, the scheduler's commands and
-states, and the watcher that turns them into job states (see rn50tui.jobs.executors.slurm)."""
+"""Running jobs on a Slurm cluster: the executor, the batch script, the per-node runner, the scheduler's
+commands and states, and the watcher that turns them into job states."""

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Optional
 
-from rn50tui.jobs.errors import JobsError
+from rn50tui.jobs.core.errors import JobsError
 
 TIMEOUT_S = 60.0
 QUERIES: Counter[str] = Counter()  # command name → calls made by this process

@@ -1,6 +1,6 @@
 """A Slurm job's options: flags over the user's config file over the defaults.
 
-The config file is the user's (rn50tui/jobs/userconfig.py: `$XDG_CONFIG_HOME/rn50tui/config.toml`, else
+The config file is the user's (rn50tui/jobs/core/userconfig.py: `$XDG_CONFIG_HOME/rn50tui/config.toml`, else
 `~/.config/rn50tui/config.toml`); its `[slurm]` table:
 
     [slurm]
@@ -21,9 +21,9 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Optional
 
-from rn50tui.jobs.errors import SubmitError
-from rn50tui.jobs.options import Option, at_least, check_values, matches
-from rn50tui.jobs.userconfig import UserConfigError, config_path, load_tables
+from rn50tui.jobs.core.errors import SubmitError
+from rn50tui.jobs.core.options import Option, at_least, check_values, matches
+from rn50tui.jobs.core.userconfig import UserConfigError, config_path, load_tables
 
 _WORD = r"^[A-Za-z0-9_.,:+-]+$"  # partition, account, gres: names Slurm itself accepts
 _TIME = re.compile(r"^(\d+-)?\d+(:\d+){0,2}$|^\d+$")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from rn50tui.jobs.states import Status
+from rn50tui.jobs.core.states import Status
 
 PENDING_STATES = frozenset(
     {"PENDING", "CONFIGURING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "RESV_DEL_HOLD"}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from rn50tui.jobs.errors import SubmitError
+from rn50tui.jobs.core.errors import SubmitError
 from rn50tui.jobs.slurm import commands, script
 from rn50tui.jobs.slurm.options import SlurmOptions, resolve
 

@@ -25,14 +25,14 @@ from pathlib import Path
 from typing import IO, Any, Optional
 
 from rn50tui.jobs import lifecycle
+from rn50tui.jobs.core.states import ACTIVE, Status
+from rn50tui.jobs.core.store import DeviceSample, Job, JobStore
 from rn50tui.jobs.lifecycle import AttemptLog, AttemptReport
 from rn50tui.jobs.policy.verdict import Evidence, finished
 from rn50tui.jobs.slurm import commands
 from rn50tui.jobs.slurm import options as slurm_options
 from rn50tui.jobs.slurm.lock import lock_path
 from rn50tui.jobs.slurm.outcome import FINAL_STATES, PENDING_STATES, final_status
-from rn50tui.jobs.states import ACTIVE, Status
-from rn50tui.jobs.store import DeviceSample, Job, JobStore
 
 ROUND_S = 1.0  # raport.json and samples; the controller is asked every poll_interval
 HEARTBEAT_S = 15.0  # a job with no news still gets its heartbeat this often

@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import IO, Optional
 
 from engine.device_kind import CARD_KINDS, DeviceKind
-from rn50tui.jobs.errors import LaunchError
-from rn50tui.jobs.procs import RUN_TOKEN_ENV
-from rn50tui.jobs.store import Job
-from rn50tui.jobs.workspace import RAPORT_FILE, Workspace
+from rn50tui.jobs.core.errors import LaunchError
+from rn50tui.jobs.core.store import Job
+from rn50tui.jobs.core.workspace import RAPORT_FILE, Workspace
+from rn50tui.jobs.local.procs import RUN_TOKEN_ENV
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]  # the folder holding engine/ (importable by children)
 SUPERVISOR_START_TIMEOUT_S = 60.0
@@ -103,7 +103,7 @@ def start_engine(
 
 
 def supervisor_command(job_id: int, db_path: Path, python: str = sys.executable) -> list[str]:
-    return [python, "-m", "rn50tui.jobs.supervisor", str(job_id), "--db", str(db_path), "--detach"]
+    return [python, "-m", "rn50tui.jobs.local.supervisor", str(job_id), "--db", str(db_path), "--detach"]
 
 
 def start_supervisor(job_id: int, db_path: Path, workspace: Path) -> None:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
-from rn50tui.jobs.errors import JobsError
+from rn50tui.jobs.core.errors import JobsError
 
 if sys.version_info >= (3, 11):
     import tomllib

@@ -12,7 +12,7 @@ same clear message whichever client asked.
 from __future__ import annotations
 
 from engine.events import TextEnum
-from rn50tui.jobs.errors import TransitionError
+from rn50tui.jobs.core.errors import TransitionError
 
 
 class Status(TextEnum):

@@ -16,15 +16,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Optional
 
-from rn50tui.jobs import launcher
-from rn50tui.jobs.errors import JobsError, LaunchError
+from rn50tui.jobs.core.errors import JobsError, LaunchError
+from rn50tui.jobs.core.records import Job, JobSummary
+from rn50tui.jobs.core.states import Status
+from rn50tui.jobs.core.store import JobStore
 from rn50tui.jobs.executors.base import Executor
-from rn50tui.jobs.records import Job, JobSummary
+from rn50tui.jobs.local import launcher
 from rn50tui.jobs.slurm import commands, script
 from rn50tui.jobs.slurm import options as slurm_options
 from rn50tui.jobs.slurm.lock import start_watcher, watcher_running
-from rn50tui.jobs.states import Status
-from rn50tui.jobs.store import JobStore
 
 SUBMIT_GRACE_S = 120.0  # a `starting` job with no Slurm job id after this long was never submitted
 

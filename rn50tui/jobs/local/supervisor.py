@@ -1,4 +1,4 @@
-"""`python -m rn50tui.jobs.supervisor JOB_ID --db PATH`: run one attempt of one job, detached.
+"""`python -m rn50tui.jobs.local.supervisor JOB_ID --db PATH`: run one attempt of one job, detached.
 
 The scheduler starts it (with --detach: it forks itself away and the starter returns once its pid is in
 the store). It starts the engine in a new session with the granted cards, follows raport.json into the
@@ -23,14 +23,15 @@ from pathlib import Path
 from typing import Any, Optional
 
 from engine.device_kind import DeviceKind
-from rn50tui.jobs import launcher, lifecycle, procs
-from rn50tui.jobs.errors import JobsError, LaunchError
+from rn50tui.jobs import lifecycle
+from rn50tui.jobs.core.errors import JobsError, LaunchError
+from rn50tui.jobs.core.schema import full_disk_hint
+from rn50tui.jobs.core.states import Status
+from rn50tui.jobs.core.store import DeviceSample, Job, JobStore
 from rn50tui.jobs.lifecycle import AttemptLog, AttemptReport
+from rn50tui.jobs.local import launcher, procs
 from rn50tui.jobs.policy.verdict import Evidence, verdict
 from rn50tui.jobs.scheduler import schedule
-from rn50tui.jobs.schema import full_disk_hint
-from rn50tui.jobs.states import Status
-from rn50tui.jobs.store import DeviceSample, Job, JobStore
 
 POLL_S = 1.0
 SAMPLE_INTERVAL_S = 2.0
@@ -295,7 +296,9 @@ def _killpg(pgid: int) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m rn50tui.jobs.supervisor", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(
+        prog="python -m rn50tui.jobs.local.supervisor", description=__doc__.splitlines()[0]
+    )
     p.add_argument("job_id", type=int, help="the job to run (it must be `starting`)")
     p.add_argument("--db", required=True, help="the job store")
     p.add_argument("--detach", action="store_true", help="fork away; return once registered in the store")

@@ -1,7 +1,7 @@
 """The `local` executor: a detached supervisor on this host runs the engine and follows it.
 
-The supervisor (`python -m rn50tui.jobs.supervisor`) records its pid and start time on the job, the
-engine's pid, start time and run token (see :mod:`rn50tui.jobs.procs`); a pid is only trusted together
+The supervisor (`python -m rn50tui.jobs.local.supervisor`) records its pid and start time on the job, the
+engine's pid, start time and run token (see :mod:`rn50tui.jobs.local.procs`); a pid is only trusted together
 with its start time. The handle records the host, so a store shared between hosts is reconciled only
 by the clients of the host whose processes it names (a row without a handle, written before executors
 existed, is this host's: every job then ran locally).
@@ -14,12 +14,12 @@ import socket
 from pathlib import Path
 from typing import Optional
 
-from rn50tui.jobs import procs
+from rn50tui.jobs.core.records import Job
+from rn50tui.jobs.core.states import Status
+from rn50tui.jobs.core.store import JobStore
 from rn50tui.jobs.executors.base import Executor
-from rn50tui.jobs.launcher import start_supervisor
-from rn50tui.jobs.records import Job
-from rn50tui.jobs.states import Status
-from rn50tui.jobs.store import JobStore
+from rn50tui.jobs.local import procs
+from rn50tui.jobs.local.launcher import start_supervisor
 
 STARTUP_GRACE_S = 120.0  # a `starting` job without a supervisor pid after this long never got one
 

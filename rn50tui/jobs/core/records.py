@@ -7,8 +7,8 @@ from dataclasses import dataclass, field, fields
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, NamedTuple, Optional
 
-from rn50tui.jobs.states import Status
-from rn50tui.jobs.workspace import Workspace
+from rn50tui.jobs.core.states import Status
+from rn50tui.jobs.core.workspace import Workspace
 
 if TYPE_CHECKING:
     from engine.telemetry.stats import CardStats

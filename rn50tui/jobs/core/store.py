@@ -1,7 +1,7 @@
 """The job store: one SQLite file (`jobs.db`), shared by every client and supervisor.
 
-:class:`JobStore` gives typed access to the tables of :mod:`rn50tui.jobs.schema` as the records of
-:mod:`rn50tui.jobs.records`; every multi-step write runs in one short IMMEDIATE transaction, and no process
+:class:`JobStore` gives typed access to the tables of :mod:`rn50tui.jobs.core.schema` as the records of
+:mod:`rn50tui.jobs.core.records`; every multi-step write runs in one short IMMEDIATE transaction, and no process
 is started or signalled inside one.
 """
 
@@ -17,8 +17,8 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from rn50tui.jobs.errors import JobNotFound, SubmitError, TransitionError
-from rn50tui.jobs.records import (
+from rn50tui.jobs.core.errors import JobNotFound, SubmitError, TransitionError
+from rn50tui.jobs.core.records import (
     ATTEMPT_COLUMNS,
     CHART_METRICS,
     SUMMARY_COLUMNS,
@@ -33,7 +33,7 @@ from rn50tui.jobs.records import (
     MetricRow,
     progress_of,
 )
-from rn50tui.jobs.schema import (
+from rn50tui.jobs.core.schema import (
     BUSY_TIMEOUT_S,
     DB_ENV,
     MIGRATIONS,
@@ -42,7 +42,7 @@ from rn50tui.jobs.schema import (
     immediate,
     table_names,
 )
-from rn50tui.jobs.states import Status, check_transition
+from rn50tui.jobs.core.states import Status, check_transition
 
 __all__ = ["Attempt", "ChartPoint", "Claim", "DeviceSample", "Job", "JobStore", "JobSummary", "MetricRow", "MIGRATIONS", "default_db_path",
            "progress_of", "table_names"]  # fmt: skip

@@ -45,7 +45,7 @@ if TYPE_CHECKING:
     import sqlite_utils
 
 from engine.diskspace import MiB, free_bytes
-from rn50tui.jobs.errors import StoreError, StoreMissing
+from rn50tui.jobs.core.errors import StoreError, StoreMissing
 
 BUSY_TIMEOUT_S = 30.0
 FULL_DISK_BYTES = 4 << 20  # below this, a store that cannot open is blamed on the disk
@@ -218,7 +218,7 @@ def _m0009_time_to_best(db: sqlite_utils.Database) -> None:
     db["jobs"].add_column("time_to_best", str)
 
 
-# The columns of one attempt (rn50tui.jobs.records.Attempt), moved out of `jobs` by 0010_attempts.
+# The columns of one attempt (rn50tui.jobs.core.records.Attempt), moved out of `jobs` by 0010_attempts.
 ATTEMPT_COLUMNS: dict[str, type] = {
     "executor": str, "executor_handle": str, "cards_granted": str, "supervisor_pid": int,
     "supervisor_started": float, "engine_pid": int, "engine_started": float, "run_token": str,

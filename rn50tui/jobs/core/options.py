@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
-from rn50tui.jobs.errors import SubmitError
+from rn50tui.jobs.core.errors import SubmitError
 
 Check = Callable[[Any], Optional[str]]  # a value → what is wrong with it (None: nothing)
 
