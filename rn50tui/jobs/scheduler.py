@@ -20,6 +20,7 @@ from rn50tui.jobs.core.errors import JobsError
 from rn50tui.jobs.core.states import Status
 from rn50tui.jobs.core.store import Job, JobStore
 from rn50tui.jobs.executors import Executor, find_executor, get_executor, host_cards
+from rn50tui.jobs.policy import notify
 from rn50tui.jobs.policy.busy import CHECKED_KINDS, Busy, busy_cards
 from rn50tui.jobs.view import duration
 
@@ -101,7 +102,7 @@ def claim(store: JobStore, capacity: dict[str, int], busy: Optional[Busy] = None
     busy = busy or {}
     patience = reserve_after()
     with store.transaction():
-        blocked, _ = settle_dependencies(store, now)
+        blocked, ended = settle_dependencies(store, now)
         limits, active = store.sweep_limits(), store.sweep_active()
         taken = {(c.device, c.card) for c in store.claims()}
         waiting: dict[str, int] = {}  # kind → the job reserving its cards (it waited long enough)
@@ -131,6 +132,7 @@ def claim(store: JobStore, capacity: dict[str, int], busy: Optional[Busy] = None
             if need > total:
                 store.transition_locked(job.id, Status.FAILED, None, {
                     "error": f"needs {need} {job.device} card(s); this host has {total}", "finished_at": now})  # fmt: skip
+                ended.append(job.id)
                 continue
             unclaimed = [i for i in range(total) if (job.device, i) not in taken]
             free = [i for i in unclaimed if (job.device, i) not in busy][:need]
@@ -152,6 +154,8 @@ def claim(store: JobStore, capacity: dict[str, int], busy: Optional[Busy] = None
                                      {"cards_granted": free, "started_at": now, "wait_reason": None})  # fmt: skip
             _count(active, job)
             granted.append(job)
+    for job_id in ended:  # no supervisor will run the user's hook for a job that never started
+        notify.fire_from_client(store.get_job(job_id))
     return [store.get_job(j.id) for j in granted]
 
 

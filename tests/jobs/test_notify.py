@@ -176,3 +176,30 @@ def test_a_relative_hook_is_made_absolute_at_submit_and_a_missing_one_refused(ma
     with pytest.raises(SubmitError, match="not found on PATH"):
         manager.submit(preset="demo", notify_cmd=["no-such-hook-anywhere"], start=False)
     assert [j.id for j in manager.list_jobs()] == [job.id]
+
+
+def test_a_job_cancelled_because_its_dependency_failed_runs_the_hook(tmp_path, monkeypatch):
+    """Issue 28: the scheduler ends it without a supervisor, so the client that settled it runs the hook."""
+    from rn50tui.jobs.manager import JobManager
+    from tests.jobs.conftest import occupy
+
+    events = tmp_path / "events"
+    events.mkdir()
+    hook = tmp_path / "hook.sh"
+    hook.write_text(
+        '#!/bin/sh\nenv | grep "^RN50TUI_" > "$1/$RN50TUI_JOB_ID.tmp" && mv "$1/$RN50TUI_JOB_ID.tmp" "$1/$RN50TUI_JOB_ID.env"\n'
+    )
+    hook.chmod(hook.stat().st_mode | stat.S_IXUSR)
+    (tmp_path / "config.toml").write_text(f'[notify]\ncmd = ["{hook}", "{events}"]\n')
+    monkeypatch.setenv("RN50TUI_CONFIG", str(tmp_path / "config.toml"))
+    store = JobStore(tmp_path / "jobs.db")
+    jm = JobManager(tmp_path / "jobs.db", capacity={"mlu": 0, "cuda": 0, "cpu": 1})
+    occupy(store)
+    first = jm.submit(preset="demo")
+    second = jm.submit(preset="demo", after=[first.id])
+    jm.cancel(first.id)
+    wait_for((events / f"{second.id}.env").exists, 60, message="the dependent's hook")
+    env = recorded(events / f"{second.id}.env")
+    assert env["RN50TUI_JOB_STATUS"] == "cancelled" and f"job {first.id}" in env["RN50TUI_JOB_ERROR"]
+    jm.close()
+    store.close()
