@@ -175,6 +175,9 @@ class StoreCollector:
                 ("power_limit_watts", "Card power cap, watts."),
             )
         }
+        idle = gauge("rn50tui_card_held_idle_seconds", "Seconds a held card has stayed under 5% utilisation, "
+                     "once past $RN50TUI_IDLE_S (10 min); 0 while it is used.", labels=list(CARD_LABELS))  # fmt: skip
+        idle_for = self._idle(names)
         info = gauge("rn50tui_card_info", "The job holding the card (value 1).",
                      labels=[*CARD_LABELS, "executor", "model"])  # fmt: skip
         for (node, kind, card), (job_id, s) in sorted(latest.items()):
@@ -192,8 +195,23 @@ class StoreCollector:
                 if value is not None:
                     families[key].add_metric(labels, float(value))
             info.add_metric([*labels, executor, s.name or ""], 1.0)
+            if s.util_percent is not None:  # a CPU slot has no utilisation to judge
+                idle.add_metric(labels, idle_for.get((s.node, kind, card), 0.0))
         yield from families.values()
         yield info
+        yield idle
+
+    def _idle(self, names: dict[int, tuple[str, str]]) -> dict[tuple[Any, ...], float]:
+        """{(node as sampled, kind, card): seconds idle} of the running jobs' held cards (policy/idle.py)."""
+        from rn50tui.jobs.policy.idle import idle_after, idle_cards
+
+        now = self.clock()
+        out: dict[tuple[Any, ...], float] = {}
+        for job_id in names:
+            out.update(
+                idle_cards(self.store.device_samples(job_id, since=now - 6 * max(idle_after(), 60.0)), now)
+            )
+        return out
 
     def _job_node(self, job: Any) -> str:
         """Where the job runs: a Slurm job's node list, else this host (a local job's supervisor is here)."""

@@ -96,6 +96,21 @@ def test_a_scrape_shows_running_jobs_counts_and_cards_with_prometheus_names(stor
     assert len(got["rn50tui_card_info"]) == 2
 
 
+def test_a_held_card_idle_past_the_threshold_shows_its_idle_seconds_and_a_busy_one_zero(store):
+    # Issue 28: the "held, idle 14m" flag of `jobs show` and `devices`, for alerting rules.
+    job = running_job(store, "forgotten")
+    quiet = [
+        DeviceSample(NOW - t, "cuda", 0, "H100", 1.0, 10.0, 80_000.0, 40.0, 60.0, 700.0)
+        for t in (900, 300, 2)
+    ]
+    used = [DeviceSample(NOW - t, "cuda", 1, "H100", 1.0 if t > 100 else 80.0, 10.0, 80_000.0, 40.0, 60.0, 700.0)
+            for t in (900, 300, 2)]  # fmt: skip
+    with store.transaction():
+        store.add_samples(job, [*quiet, *used])
+    got = {lb["card"]: v for lb, v in scrape(store)["rn50tui_card_held_idle_seconds"]}
+    assert got == {"0": 900.0, "1": 0.0}
+
+
 def test_each_scrape_reads_the_store_afresh(store):
     a, _ = fill(store)
     collector_store = JobStore(store.path)  # the server's own connection, as in `rn50tui metrics`
