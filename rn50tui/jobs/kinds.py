@@ -14,8 +14,9 @@ another engine entry point under the same detached supervisor, with the same can
            job's workspace, where its Checkpoints tab lists them; the export job's own workspace holds its
            logs. It has no progress records: it is short, and its exit status says how it ended.
 
-`plan` checks a request of these kinds (a refusal is a SubmitError, before any row is written) and
-`command` gives an attempt's argv; the launcher asks `command` first. No torch here.
+`plan` checks a request of these kinds (a refusal is a SubmitError, before any row is written),
+`command` gives an attempt's argv (the launcher asks it first) and `ready` makes the folders an attempt
+writes to (the supervisor calls it before it starts one). No torch here.
 """
 
 from __future__ import annotations
@@ -51,6 +52,13 @@ def command(job: Job, python: str = sys.executable) -> list[str]:
     if job.kind == "prepare":
         return head + ["--raport-file", str(Path(job.workspace) / RAPORT_FILE)]
     return head
+
+
+def ready(job: Job) -> None:
+    """What an attempt needs on disk before it starts: an export's output folder (OSError if it cannot)."""
+    out = export_out(job)
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
 
 
 # ------------------------------------------------------------------------------------------------ plans
