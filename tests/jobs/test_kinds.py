@@ -57,7 +57,9 @@ def test_a_prepare_job_shows_its_progress_then_completes(jm, imagenet, tmp_path,
     listed = run_cli("jobs", "list", db=jm.db_path)
     assert listed.returncode == 0 and f"job {job.id} prepare: " in listed.stdout, listed.stdout
     shown = json.loads(run_cli("jobs", "show", str(job.id), "--json", db=jm.db_path).stdout)
-    assert shown["kind"] == "prepare" and ("images" in shown.get("work", "") or shown["status"] == "completed")
+    assert shown["kind"] == "prepare" and (
+        "images" in shown.get("work", "") or shown["status"] == "completed"
+    )
     done = wait_for(lambda: (j := jm.get_job(job.id)).status.terminal and j, 180, message="the prepare's end")
     assert done.status is Status.COMPLETED, done.error
     assert done.progress == 1.0 and (dest / "manifest.json").is_file() and (dest / "train.txt").is_file()
@@ -66,7 +68,9 @@ def test_a_prepare_job_shows_its_progress_then_completes(jm, imagenet, tmp_path,
 
 
 @pytest.mark.slow
-def test_cancel_stops_a_prepare_with_no_process_left_and_resume_finishes_it(jm, imagenet, tmp_path, monkeypatch):
+def test_cancel_stops_a_prepare_with_no_process_left_and_resume_finishes_it(
+    jm, imagenet, tmp_path, monkeypatch
+):
     monkeypatch.setenv(SLOW_ENV, "3")
     dest = tmp_path / "resumed"
     job = jm.submit(prepare_request(imagenet, dest))
@@ -83,7 +87,9 @@ def test_cancel_stops_a_prepare_with_no_process_left_and_resume_finishes_it(jm, 
     monkeypatch.setenv(SLOW_ENV, "0")
     resumed = jm.resume(job.id)
     assert resumed.attempt == 2
-    done = wait_for(lambda: (j := jm.get_job(job.id)).status.terminal and j, 180, message="the resumed prepare")
+    done = wait_for(
+        lambda: (j := jm.get_job(job.id)).status.terminal and j, 180, message="the resumed prepare"
+    )
     assert done.status is Status.COMPLETED, done.error
     out = (Path(done.workspace) / "stdout.log").read_text()
     assert f"resuming: {len(kept)} of 4 train classes already written" in out
@@ -124,7 +130,9 @@ def test_an_unfinished_job_is_not_exported(manager, tmp_path):
 def test_an_export_job_of_a_finished_run_records_its_check(jm):
     pytest.importorskip("onnxruntime")
     train = jm.submit(preset="demo", engine_flags=TWO_TINY_EPOCHS)
-    trained = wait_for(lambda: (j := jm.get_job(train.id)).status.terminal and j, 300, message="the training run")
+    trained = wait_for(
+        lambda: (j := jm.get_job(train.id)).status.terminal and j, 300, message="the training run"
+    )
     assert trained.status is Status.COMPLETED, trained.error
     r = run_cli("submit", "--kind", "export", "--from", str(train.id), db=jm.db_path, RN50TUI_POLL_S="0.3")
     assert r.returncode == 0, r.stderr
