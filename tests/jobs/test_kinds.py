@@ -72,6 +72,9 @@ def test_cancel_stops_a_prepare_with_no_process_left_and_resume_finishes_it(
     jm, imagenet, tmp_path, monkeypatch
 ):
     monkeypatch.setenv(SLOW_ENV, "3")
+    monkeypatch.setenv(
+        "RN50TUI_CANCEL_GRACE_S", "20"
+    )  # a prepare deaf to SIGTERM would be killed: seen below
     dest = tmp_path / "resumed"
     job = jm.submit(prepare_request(imagenet, dest))
     wait_for(lambda: jm.get_job(job.id).status is Status.RUNNING and any((dest / "train").glob("n*")), 120,
@@ -79,6 +82,7 @@ def test_cancel_stops_a_prepare_with_no_process_left_and_resume_finishes_it(
     token = jm.get_job(job.id).run_token
     cancelled = jm.cancel(job.id, wait=True, timeout=60)
     assert cancelled.status is Status.CANCELLED, cancelled.error
+    assert cancelled.exit_code == 75 and "killed" not in cancelled.error  # it stopped itself, on SIGTERM
     assert procs.tagged_processes(token) == []  # the prepare and its pool workers are gone
     assert not (dest / "manifest.json").exists()  # stopped half-way: nothing looks complete
     kept = {p.name for p in (dest / "train").iterdir() if not p.name.startswith(".")}

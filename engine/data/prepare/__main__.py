@@ -25,8 +25,9 @@ from engine.events import EXIT_ERROR, EXIT_OK, EXIT_STOPPED, EventWriter, RunEnd
 REPORT_EVERY_S = 1.0  # the shortest gap between two `work` records (the last one is always written)
 
 
-class Stopped(Exception):
-    """A signal asked the prepare to stop (SIGTERM from a cancel, SIGINT, SIGHUP)."""
+class Stopped(BaseException):
+    """A signal asked the prepare to stop (SIGTERM from a cancel, SIGINT, SIGHUP); like KeyboardInterrupt,
+    no `except Exception` on the way (a pool's result) takes it for an error."""
 
     def __init__(self, signum: int) -> None:
         super().__init__(signal.Signals(signum).name)

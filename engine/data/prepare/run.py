@@ -233,6 +233,8 @@ def worker_pool(jobs: int) -> Iterator[Any]:
 
 def _init_worker() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle
+    for sig in (signal.SIGTERM, signal.SIGHUP):  # a handler the main process set (a job's stop) is not
+        signal.signal(sig, signal.SIG_DFL)  # the workers': pool.terminate() ends them with SIGTERM
     if sys.platform == "linux":  # die with the main process (kill -9): no orphan renaming folders later
         import ctypes
 
