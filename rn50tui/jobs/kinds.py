@@ -175,13 +175,15 @@ def exportable_checkpoint(job: Job) -> str:
 
 
 def _image_size(argv: list[str]) -> Optional[int]:
-    """The --image-size a training job ran at (None: the engine's default, which the export shares)."""
+    """The --image-size a training job ran at, the last one given winning as in the engine's parser (None:
+    the engine's default, which the export shares)."""
+    size = None
     for i, token in enumerate(argv):
         flag, eq, value = token.partition("=")
         if flag == "--image-size":
             text = value if eq else (argv[i + 1] if i + 1 < len(argv) else "")
-            return int(text) if text.isdigit() else None
-    return None
+            size = int(text) if text.isdigit() else None
+    return size
 
 
 # ---------------------------------------------------------------------------------------------- outputs

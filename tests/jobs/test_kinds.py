@@ -146,6 +146,7 @@ def test_an_export_job_of_a_finished_run_records_its_check(jm):
     assert done.kind == "export"
     model = Path(trained.workspace) / "export" / "resnet50-best-fp32.onnx"
     assert model.is_file() and Path(f"{model}.json").is_file()
+    assert done.argv[-2:] == ["--image-size", "32"]  # the size it trained at (the demo's 64, overridden)
     shown = run_cli("jobs", "show", str(export_id), db=jm.db_path)
     assert shown.returncode == 0
     assert str(model) in shown.stdout and "check: max |logit diff|" in shown.stdout, shown.stdout
