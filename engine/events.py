@@ -130,6 +130,10 @@ STATUS_EVENTS: dict[str, tuple[str, ...]] = {
     "compute_bound": ("ratio", "threshold"),
     # --target-top1: the run_end that follows is `completed` with a `reason` that says when and how fast
     "run_end": ("status",),
+    # a job that is not a training run (an ImageNet prepare: engine/data/prepare/__main__.py): `done` of
+    # `total` bytes, `images` written so far (over every attempt); optional `images_total` (None: unknown),
+    # `ips` (images/s of this attempt) and `eta_s` (seconds left at this rate)
+    "work": ("done", "total", "images"),
 }
 
 

@@ -1,6 +1,6 @@
 """The Textual app: a thin shell that opens the job store in a worker, hands every screen its services
-(client, clock, capacity) and carries out the requests screens post (new, open, cancel, resume, delete,
-compare, devices) — harlequin's shape: components send messages, the app acts. It also watches the
+(client, clock, capacity) and carries out the requests screens post (new, open, cancel, resume, export,
+delete, compare, devices) — harlequin's shape: components send messages, the app acts. It also watches the
 active jobs and shows a toast, on whatever screen is open, when one ends or stalls.
 
     from rn50tui.app.app import run_app
@@ -158,6 +158,9 @@ class Rn50App(App[int]):
     def on_resume_job(self, msg: messages.ResumeJob) -> None:
         self._request("resume", msg.job_id)
 
+    def on_export_job(self, msg: messages.ExportJob) -> None:
+        self._request("export", msg.job_id)
+
     def on_delete_job(self, msg: messages.DeleteJob) -> None:
         self._confirm(f"Delete job {msg.job_id} and its metrics from the store?\nIts files stay on disk.",
                       lambda: self._request("delete", msg.job_id))  # fmt: skip
@@ -167,7 +170,7 @@ class Rn50App(App[int]):
 
     @work(thread=True, group="requests", exit_on_error=False)
     def _request(self, kind: str, job_id: int) -> None:
-        """cancel / resume / delete in a worker: they take the store's write lock and may wait."""
+        """cancel / resume / export / delete in a worker: they take the store's write lock and may wait."""
         client = self.services.client
         if client is None:
             raise JobsError("the job store is still opening; try again in a moment")
@@ -175,6 +178,9 @@ class Rn50App(App[int]):
             job = client.cancel(job_id)
             # cancelled at once (a queued job): the job alert says so, one toast for one cancel
             said = None if job.status is Status.CANCELLED else f"job {job_id}: stopping…"
+        elif kind == "export":  # a job of its own; refused (a toast) unless the job completed training
+            job = client.submit_export(job_id)
+            said = f"job {job.id} exports job {job_id} ({job.status.value}); see its Checkpoints tab"
         elif kind == "resume":
             job = client.resume(job_id)
             said = f"job {job_id}: attempt {job.attempt} {job.status.value}"

@@ -14,7 +14,7 @@ from typing import Any, Callable
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.message import Message
 
-from rn50tui.app.messages import CancelJob, DeleteJob, NewJob, OpenJob, ResumeJob, ShowDevices
+from rn50tui.app.messages import CancelJob, DeleteJob, ExportJob, NewJob, OpenJob, ResumeJob, ShowDevices
 from rn50tui.app.services import Services
 from rn50tui.jobs.core.states import Status
 from rn50tui.jobs.core.store import JobSummary
@@ -33,6 +33,8 @@ def job_commands(job: JobSummary) -> Iterator[Command]:
         yield f"cancel job {job.id}", CancelJob(job.id, what), f"stop {label} (it checkpoints)"
     if job.status.resumable:
         yield f"resume job {job.id}", ResumeJob(job.id), f"next attempt of {label}"
+    if job.kind == "train" and job.status is Status.COMPLETED:
+        yield f"export job {job.id}", ExportJob(job.id, what), f"{label}'s best checkpoint as ONNX, checked"
     if not job.status.active:
         yield f"delete job {job.id}", DeleteJob(job.id, what), f"remove {label} (files stay)"
 

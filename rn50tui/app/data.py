@@ -26,6 +26,7 @@ class CheckpointFile:
     mtime: float
     latest: bool  # the one the store says was written last
     best: bool
+    note: str = ""  # an exported model: its format and parity check (rn50tui/jobs/kinds.py)
 
 
 @dataclass(frozen=True)
@@ -52,7 +53,10 @@ class AppJobManager(JobManager):
     # -- files
 
     def checkpoints(self, job: Job) -> list[CheckpointFile]:
-        """The job's checkpoint files, newest first."""
+        """The job's checkpoint files, newest first, then the models exported from them (export/, each
+        with its format and check from its sidecar)."""
+        from rn50tui.jobs.kinds import EXPORT_DIR, exported_files
+
         found = []
         for path in job.files.checkpoints():
             try:
@@ -63,7 +67,10 @@ class AppJobManager(JobManager):
             found.append(
                 CheckpointFile(path.name, st.st_size, st.st_mtime, latest, path.name.startswith("model_best"))
             )
-        return sorted(found, key=lambda c: c.mtime, reverse=True)
+        exported = [CheckpointFile(f"{EXPORT_DIR}/{e.path.name}", e.size, e.mtime, False, False,
+                                   f"{e.format} {e.precision}: {e.check_line}")
+                    for e in exported_files(job.workspace)]  # fmt: skip
+        return sorted(found, key=lambda c: c.mtime, reverse=True) + exported
 
     # -- host
 

@@ -29,6 +29,10 @@ class ResumeJob(JobRequest):
     """Queue the next attempt of a stopped job."""
 
 
+class ExportJob(JobRequest):
+    """Export a completed training job's best checkpoint (ONNX, checked) as a job of its own."""
+
+
 class DeleteJob(JobRequest):
     """Remove a finished job from the store; the app asks for confirmation."""
 

@@ -184,6 +184,8 @@ def _print_table(jobs: list[JobSummary], wait_reason: Callable[[JobSummary], str
             )
         elif j.status is Status.RUNNING and j.note and j.note.startswith(("warning:", "input-bound:")):
             sys.stdout.write(f"job {j.id} {j.note}\n")
+        elif j.status is Status.RUNNING and view(j, now).work:  # a prepare: images, MB and its ETA
+            sys.stdout.write(f"job {j.id} {j.kind}: {view(j, now).work}\n")
 
 
 def _row(j: JobSummary, now: float) -> tuple[str, ...]:

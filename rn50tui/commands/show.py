@@ -11,6 +11,7 @@ from engine.events import readable_position
 from rn50tui import time_to_accuracy
 from rn50tui.commands.common import manager
 from rn50tui.jobs.core.workspace import LOG_STREAMS
+from rn50tui.jobs.kinds import export_info
 from rn50tui.jobs.policy import stall
 from rn50tui.jobs.view import JobView, ema_curve, loss_is, view
 from rn50tui.timefmt import duration, local_time
@@ -49,6 +50,11 @@ def run(args: argparse.Namespace) -> int:
     v = view(job, now)  # the one view of a job (rn50tui/jobs/view.py), as the app renders it
     with_stall(info, v.mark)
     info.update(first_started_at=v.started_at, ran_s=v.ran_s, eta_s=v.eta_s)
+    if v.work is not None:  # a prepare's images, MB and ETA (rn50tui/jobs/view.py)
+        info["work"] = v.work
+    exported = export_info(job)  # an export job: its file and the parity check's results
+    if exported is not None:
+        info["export"] = exported
     info["time_to_best"] = time_to_accuracy.history_of(info.get("time_to_best"))
     info["after"] = [
         {"job": d, "status": None if st is None else st.value} for d, st in jm.dependencies(job.id)
@@ -67,6 +73,8 @@ def run(args: argparse.Namespace) -> int:
     info.pop("starts_at", None)
     info["time_to_best"] = "\n".join(time_to_accuracy.lines(info["time_to_best"])) or None
     info["attempts"] = "\n".join(_attempt_line(a, job) for a in attempts)
+    if "export" in info:
+        info["export"] = _export_lines(info["export"])
     width = max(len(k) for k in info)
     for key, value in info.items():
         text = (
@@ -94,6 +102,13 @@ def _attempt_line(attempt: Any, job: Any) -> str:
     if attempt.error:
         parts.append(attempt.error.splitlines()[0])
     return "  ".join(parts)
+
+
+def _export_lines(e: dict[str, Any]) -> str:
+    """An export job's file and check, for people."""
+    if not e.get("written"):
+        return f"{e['file']} (not written yet)"
+    return f"{e['file']} ({e.get('format')}, {e.get('precision')})\ncheck: {e.get('check_line')}"
 
 
 def _latest_cards(jm: Any, job: Any) -> dict[str, list[str]]:

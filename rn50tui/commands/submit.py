@@ -39,11 +39,62 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
                    "--flag=V1,V2); repeatable: the product")  # fmt: skip
     q.add_argument("--sweep-parallel", type=int, metavar="N", help="run at most N jobs of the sweep at once")
     q.add_argument("-y", "--yes", action="store_true", help="allow a sweep of more than 256 jobs")
+    _add_kind_options(s)
     _add_executor_options(s)
     s.add_argument(
         "engine_flags", nargs="*", metavar="-- ENGINE FLAGS", help="flags for python -m engine.train"
     )
     s.set_defaults(handler=run)
+
+
+KIND_FLAGS = {"prepare": ("target", "jobs", "resize"), "export": ("format", "weights", "half")}
+FLAG_OF = {"target": "--to", "jobs": "-j", "resize": "--resize", "format": "--format", "weights": "--weights",
+           "half": "--half"}  # fmt: skip
+
+
+def _add_kind_options(s: argparse.ArgumentParser) -> None:
+    """--kind and the flags of the jobs that are not training runs (rn50tui/jobs/kinds.py)."""
+    k = s.add_argument_group("kind", "jobs that are not training runs, under the same supervisor (cancel, "
+                             "resume, logs)")  # fmt: skip
+    k.add_argument("--kind", choices=("train", "prepare", "export"), default="train",
+                   help="train (default: python -m engine.train, or the preset's kind); prepare: ImageNet's "
+                   "downloads --from SRC into the recipe's layout --to DEST (as `rn50tui data prepare`); "
+                   "export: the best checkpoint of the completed job --from JOB, checked, into its workspace's "
+                   "export/ folder")  # fmt: skip
+    k.add_argument("--from", dest="source", metavar="SRC|JOB", help="prepare: the download; export: the job")
+    k.add_argument("--to", dest="target", metavar="DEST", help="prepare: the folder to write")
+    k.add_argument(
+        "-j", "--jobs", type=int, metavar="N", help="prepare: worker processes (default: the cores)"
+    )
+    k.add_argument("--resize", type=int, metavar="N", help="prepare: shorter side at most N pixels")
+    k.add_argument("--format", choices=("onnx", "pt2"), help="export: onnx (default) or pt2")
+    k.add_argument("--weights", choices=("best", "model", "ema"),
+                   help="export: the trained weights, the EMA's, or the better of them (default best)")  # fmt: skip
+    k.add_argument("--half", action="store_true", help="export: fp16 (checked against fp32)")
+
+
+def _kind_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The options of a prepare or export request; CliError for flags of another kind."""
+    given = {n: getattr(args, n) for n in FLAG_OF if getattr(args, n) not in (None, False)}
+    mine = KIND_FLAGS.get(args.kind, ())
+    for name in given:
+        if name not in mine:
+            owner = next(kind for kind, names in KIND_FLAGS.items() if name in names)
+            raise CliError(f"{FLAG_OF[name]} only applies with --kind {owner}")
+    if args.kind == "train":
+        if args.source is not None:
+            raise CliError("--from only applies with --kind prepare or --kind export")
+        return {}
+    wrong = [flag for flag, on in (("--preset", args.preset), ("--checkpoint", args.checkpoint),
+                                   ("--sweep", args.sweep), ("--cards", args.cards), ("--device", args.device),
+                                   ("--data", args.data and args.kind == "prepare"),
+                                   ("engine flags", args.engine_flags)) if on]  # fmt: skip
+    if wrong:
+        raise CliError(f"{', '.join(wrong)}: not for a {args.kind} job (see `rn50tui submit --help`)")
+    options: dict[str, Any] = {"source": args.source, **given}  # target: --to
+    if args.kind == "export" and args.data:
+        options["data"] = args.data
+    return options
 
 
 def _add_executor_options(s: argparse.ArgumentParser) -> None:
@@ -84,6 +135,7 @@ def _executor_options(args: argparse.Namespace) -> dict[str, Any]:
 def run(args: argparse.Namespace) -> int:
     try:
         options = _executor_options(args)
+        kind_options = _kind_options(args)
     except CliError as exc:  # a usage error, as argparse's own
         return fail(str(exc), 2)
     after = parse_after(args.after)  # refused before the store is opened
@@ -97,8 +149,11 @@ def run(args: argparse.Namespace) -> int:
         hook = parse_cmd(args.notify_cmd) if args.notify_cmd is not None else None
     except ValueError as exc:
         raise CliError(f"--notify-cmd: {exc}") from None
-    request = Request(args.preset, args.name, args.cards, args.device, args.data, args.checkpoint,
-                      tuple(args.engine_flags), executor=args.executor)  # fmt: skip
+    if args.kind != "train":  # a prepare or an export (rn50tui/jobs/kinds.py)
+        request = Request(name=args.name, executor=args.executor, kind=args.kind, kind_options=kind_options)
+    else:
+        request = Request(args.preset, args.name, args.cards, args.device, args.data, args.checkpoint,
+                          tuple(args.engine_flags), executor=args.executor)  # fmt: skip
     queue = {"notify_cmd": hook, "on_stall": args.on_stall, "after": after, "priority": args.priority}
     if args.sweep:
         sweep_id, jobs = jm.submit_sweep(request, args.sweep, parallel=args.sweep_parallel, yes=args.yes,

@@ -76,7 +76,7 @@ class AttemptReport:
                 self.log(f"job {self.job_id}: progress again, no longer stalled")
         if self.eta is not None:  # every batch: run_start's sizes may come in one without rows
             self.eta.observe(batch.rows, batch.updates)
-            if batch.rows:
+            if batch.rows and "eta_end" not in batch.updates:  # a prepare's own estimate comes with its work
                 batch.updates["eta_end"] = self.eta.end_time()
         return batch, stalled_for
 

@@ -237,7 +237,10 @@ class JobManager:
         )
         notify_cmd = self._check_request(on_stall, notify_cmd, priority)
         runner, prepared, request = self._prepare(request, executor_options)
-        p = plan(request, self.capacity() if runner.host_cards else {})
+        if request.kind not in (None, "train"):  # a prepare or an export (rn50tui/jobs/kinds.py)
+            p = self._work_plan(request, runner)
+        else:
+            p = plan(request, self.capacity() if runner.host_cards else {})
         runner.check(p, prepared)
         job = self._insert(p, runner, prepared, notify_cmd=notify_cmd, on_stall=on_stall, after=after,
                            priority=priority)  # fmt: skip
@@ -291,6 +294,33 @@ class JobManager:
         if start:
             self.schedule()
         return sweep_id, [self.get_job(j.id) for j in jobs]
+
+    def submit_export(self, job_id: int, **options: Any) -> Job:
+        """Export a completed training job's best checkpoint as a job of its own (format onnx|pt2, weights
+        best|model|ema, data DIR, half): the app's "export" and `submit --kind export --from JOB`."""
+        from rn50tui.jobs.submission import Request
+
+        return self.submit(Request(kind="export", kind_options={"source": job_id, **options}))
+
+    def _work_plan(self, request: Request, runner: Any) -> Any:
+        """The checked plan of a job that is not a training run (rn50tui/jobs/kinds.py)."""
+        from rn50tui.jobs import kinds
+
+        if request.kind not in kinds.KINDS:
+            raise SubmitError(
+                f"unknown job kind {request.kind!r}: use train, {', '.join(kinds.KINDS)}", "kind"
+            )
+        if not runner.host_cards:
+            raise SubmitError(
+                f"a {request.kind} job runs on this host: submit it with --executor local", "executor"
+            )
+        if request.engine_flags:
+            raise SubmitError(f"a {request.kind} job takes no engine flags (got {' '.join(request.engine_flags)})",
+                              "engine_flags")  # fmt: skip
+        if self.capacity().get("cpu", 0) < 1:
+            raise SubmitError(f"a {request.kind} job runs as a CPU job, and this host allows none "
+                              "(RN50TUI_CARDS sets cpu=0)", "device")  # fmt: skip
+        return kinds.plan(request.kind, request.kind_options or {}, self.get_job, Path.cwd(), request.name)
 
     def _check_request(self, on_stall: Optional[str], notify_cmd: Optional[Sequence[str]],
                        priority: int) -> Optional[Sequence[str]]:  # fmt: skip

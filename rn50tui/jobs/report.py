@@ -7,6 +7,11 @@ epoch's mean); the raw last window stays in the metric rows.
 The reader reads from the attempt's saved offset, so nothing is read twice and nothing is lost across
 supervisor restarts; it never writes by itself: :meth:`ReportReader.poll` returns a :class:`Batch` that the
 supervisor commits in one short transaction together with its heartbeat and card samples.
+
+A job that is not a training run (a prepare: rn50tui/jobs/kinds.py) writes STATUS `work` records instead
+of training ones: each becomes a metric row of phase `work` (its progress history, and progress for the
+stall watch) and sets the job's progress columns: `iteration` of `iters_per_epoch` are its bytes done of
+all (epoch 1 of 1), `ips` its images/s, `eta_end` its own estimate, `note` its images and MB in words.
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ from rn50tui.jobs.core.store import DeviceSample, JobStore
 from rn50tui.jobs.policy.smoothing import LossSmoother
 
 METRIC_PHASES = ("train", "val", "epoch", "summary")
+WORK_PHASE = "work"  # the metric rows of a job that is not a training run
+MB = 1e6
 
 
 @dataclass
@@ -63,6 +70,7 @@ class ReportReader:
         self.iters_per_epoch = iters_per_epoch
         self.state = RunState()
         self.records_read = 0
+        self.work_note: Optional[str] = None  # a prepare's last progress in words: kept when it ends
 
     def poll(self) -> Batch:
         start = self.offset
@@ -92,6 +100,10 @@ class ReportReader:
             epoch, iteration = stored_position(int(data.get("epoch") or 0), int(data.get("iteration") or 0))
             batch.updates.update(last_checkpoint=data.get("path"), checkpoint_epoch=epoch,
                                  checkpoint_iteration=iteration)  # fmt: skip
+        elif rec.type == "STATUS" and rec.event == "work":
+            batch.rows.append(_work_row(self.job_id, attempt, rec))
+            if not late:
+                self.work_note = work_updates(rec, batch.updates)
         elif rec.type == "STATUS" and not late:
             self._status(rec.event or "", rec.data or {}, batch.updates)
 
@@ -123,7 +135,9 @@ class ReportReader:
             self.state.run_end = _run_end(data.get("status"))
             # e.g. early stopping: completed, and why before --epochs; a warning ends with the run, the
             # verdict of an input-bound last epoch stays (why the run was slow)
-            updates["note"] = str(data["reason"]) if data.get("reason") else self.state.input_note
+            updates["note"] = (
+                str(data["reason"]) if data.get("reason") else (self.state.input_note or self.work_note)
+            )
 
     def _latest(self, rec: Record, updates: dict[str, Any]) -> None:
         data, step = rec.data or {}, rec.step
@@ -156,6 +170,33 @@ def _metric_row(job_id: int, attempt: int, rec: Record) -> tuple[Any, ...]:
     epoch = step[0] if len(step) >= 1 else None
     iteration = step[-1] if len(step) >= 2 else None  # train: [e, it]; val: [e, train_iters, val_it]
     return (job_id, attempt, rec.timestamp, epoch, iteration, rec.phase, json.dumps(rec.data or {}))
+
+
+def work_updates(rec: Record, updates: dict[str, Any]) -> str:
+    """The job columns of one `work` record (see the module docstring); returns its note."""
+    data = rec.data or {}
+    done, total, images = (
+        int(data.get("done") or 0),
+        max(1, int(data.get("total") or 0)),
+        int(data.get("images") or 0),
+    )
+    eta = data.get("eta_s")
+    note = work_note(done, total, images)
+    updates.update(epoch=1, epochs=1, iteration=min(done, total), iters_per_epoch=total, ips=data.get("ips"),
+                   eta_end=None if eta is None else rec.timestamp + float(eta), note=note)  # fmt: skip
+    return note
+
+
+def work_note(done: int, total: int, images: int) -> str:
+    """`1,234 images · 12.3 of 48.0 MB`: a prepare's progress in words."""
+    return f"{images:,} images · {done / MB:,.1f} of {total / MB:,.1f} MB"
+
+
+def _work_row(job_id: int, attempt: int, rec: Record) -> tuple[Any, ...]:
+    data = {
+        k: v for k, v in (rec.data or {}).items() if isinstance(v, (int, float)) and not isinstance(v, bool)
+    }
+    return (job_id, attempt, rec.timestamp, 1, int(data.get("done", 0)), WORK_PHASE, json.dumps(data))
 
 
 def commit(store: JobStore, job_id: int, batch: Batch, samples: list[DeviceSample], now: float) -> None:

@@ -42,6 +42,10 @@ class Request:
     executor: str = DEFAULT_EXECUTOR  # where it runs (rn50tui.jobs.executors)
     nodes: int = 1  # machines the job spans (an executor for a cluster), `cards` on each
     executor_options: Optional[Mapping[str, Any]] = None  # e.g. slurm: partition, time, … (None: defaults)
+    kind: Optional[str] = (
+        None  # None or "train": an engine.train run; "prepare" / "export": rn50tui/jobs/kinds.py
+    )
+    kind_options: Optional[Mapping[str, Any]] = None  # those kinds' own: source, target, format, weights, …
 
 
 @dataclass(frozen=True)

@@ -4,8 +4,8 @@ where the front ends start to disagree).
 
 Pure functions of a job (a Job, or for lists a JobSummary) and a time: its status with its marks, which
 loss its `loss` is, the ETA (none for a stalled job: no progress, no honest estimate), the training time
-over all its attempts, its cards and where it runs, its epoch (none for an inference job), its rate,
-and its EMA curve. Durations read one way everywhere: 42s, 3m05s, 1h02m, 2d03h. No torch, no Rich.
+over all its attempts, its cards and where it runs, its epoch (none for an inference job; a prepare's MB
+instead), what a job that is not a training run has done (`work`), its rate, and its EMA curve. Durations read one way everywhere: 42s, 3m05s, 1h02m, 2d03h. No torch, no Rich.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from typing import Any, Optional
 
 from rn50tui.jobs.core.records import MetricRow
 from rn50tui.jobs.core.states import Status
+from rn50tui.jobs.kinds import KINDS as WORK_KINDS
 from rn50tui.jobs.policy.stall import StallMark, flag
 
 SMOOTHED = "smoothed training loss (moving average over about a quarter epoch)"
@@ -60,6 +61,7 @@ class JobView:
     ran: Optional[str]  # `1m02s`, `1m02s (3 attempts)`
     cards: str  # `cpu:0`, `mlu:0,1`, `cuda×4` before they are granted
     where: str  # `local`, `slurm 12 RUNNING node[1-2]`
+    work: Optional[str] = None  # a prepare: `1,234 images · 12.3 of 48.0 MB · ETA 3m05s`
 
     @property
     def eta(self) -> Optional[str]:
@@ -77,9 +79,16 @@ def view(job: Any, now: float) -> JobView:
     if ran is not None:
         text = duration(ran) + (f" ({job.attempt} attempts)" if job.attempt > 1 else "")
     started = getattr(job, "first_started_at", None) or job.started_at
-    return JobView(
-        status, mark, epoch(job), eta_seconds(job, now), started, ran, text, cards(job), where(job)
-    )
+    eta = eta_seconds(job, now)
+    return JobView(status, mark, epoch(job), eta, started, ran, text, cards(job), where(job), work(job, eta))
+
+
+def work(job: Any, eta_s: Optional[float] = None) -> Optional[str]:
+    """What a prepare has done, in words, with its ETA while it runs (None for any other kind, or before
+    its first progress record): `1,234 images · 12.3 of 48.0 MB · ETA 3m05s`."""
+    if job.kind != "prepare" or not job.note or job.iters_per_epoch is None:
+        return None
+    return job.note + (f" · ETA {duration(eta_s)}" if eta_s is not None else "")
 
 
 def ran_seconds(job: Any, now: float) -> Optional[float]:
@@ -99,6 +108,11 @@ def epoch(job: Any) -> Optional[str]:
     inference job (it has no schedule) or before the engine said."""
     if job.kind == "infer" or not job.epoch or not job.epochs:
         return None
+    if job.kind in WORK_KINDS:  # a prepare's progress: bytes done of all, as MB
+        if job.kind != "prepare" or not job.iters_per_epoch:
+            return None
+        places = 0 if job.iters_per_epoch >= 100e6 else 1
+        return f"{(job.iteration or 0) / 1e6:,.{places}f}/{job.iters_per_epoch / 1e6:,.{places}f} MB"
     text = f"{job.epoch}/{job.epochs}"
     if job.iters_per_epoch and job.status.active:
         text += f" · {job.iteration or 0}/{job.iters_per_epoch}"
@@ -127,6 +141,8 @@ def eta_seconds(job: Any, now: float) -> Optional[float]:
         return None
     if job.stalled_at:
         return None  # no progress: no honest ETA
+    if job.kind in WORK_KINDS:  # a prepare's own estimate, from its rate (rn50tui/jobs/report.py)
+        return None if not job.eta_end else max(0.0, job.eta_end - now)
     if job.eta_end:
         return max(0.0, job.eta_end - now)
     total = job.epochs * job.iters_per_epoch

@@ -30,12 +30,17 @@ STATE = ".prepare"  # DEST's working folder: the run's identity and one report p
 VAL_PARTIAL = ".val.partial"
 VAL_BATCH = 64  # val images per pool task
 DIE_AFTER_ENV = "RN50TUI_PREPARE_DIE_AFTER"  # tests: SIGKILL this process after N train classes
+SLOW_ENV = "RN50TUI_PREPARE_SLOW_S"  # tests: sleep this long after each train class (a job to watch)
 
 Say = Callable[[str], None]
+# (bytes done, bytes in all, images written): over every attempt, after each class or val batch
+OnProgress = Callable[[int, int, int], None]
 
 
-def prepare(src: Path, dest: Path, jobs: int, resize: Optional[int], say: Say, bar: bool) -> dict[str, Any]:
-    """Write DEST from SRC (see the module docstring); returns the manifest. PrepareError on bad input."""
+def prepare(src: Path, dest: Path, jobs: int, resize: Optional[int], say: Say, bar: bool,
+            on_progress: Optional[OnProgress] = None) -> dict[str, Any]:  # fmt: skip
+    """Write DEST from SRC (see the module docstring); returns the manifest. PrepareError on bad input.
+    `bar`: a rich progress bar (a terminal); `on_progress`: told the progress (a job's report)."""
     src, dest = src.resolve(), dest.resolve()
     if dest == src or src in dest.parents:
         raise PrepareError(f"DEST {dest} is inside SRC {src}: choose a folder outside the source")
@@ -54,7 +59,10 @@ def prepare(src: Path, dest: Path, jobs: int, resize: Optional[int], say: Say, b
         say(f"resuming: {len(finished)} of {len(source.names)} train classes already written")
     t0 = time.monotonic()
     total = write.Report()
-    with worker_pool(jobs) as pool, _progress(bar, _todo(source, finished, val_done)) as advance:
+    todo = _todo(source, finished, val_done)
+    everything = sum(source.train_sizes.values()) + source.val_size
+    already = (everything - todo, _images_done(state, finished, val_done))
+    with worker_pool(jobs) as pool, _progress(bar, todo, on_progress, everything, already) as advance:
         try:
             total.add(_train(pool, jobs, source, dest, finished, resize, state, advance))
             if not val_done:
@@ -129,9 +137,22 @@ def _todo(source: Source, finished: set[str], val_done: bool) -> int:
     )
 
 
+def _images_done(state: Path, finished: set[str], val_done: bool) -> int:
+    """Images written by earlier attempts (the finished classes' reports)."""
+    names = [f"train-{w}.json" for w in finished] + (["val.json"] if val_done else [])
+    total = 0
+    for name in names:
+        try:
+            total += int(json.loads((state / name).read_text()).get("images", 0))
+        except (OSError, ValueError):
+            continue
+    return total
+
+
 def _train(pool: Any, jobs: int, source: Source, dest: Path, finished: set[str], resize: Optional[int],
            state: Path, advance: Callable[[int, int], None]) -> write.Report:  # fmt: skip
     die_after = int(os.environ.get(DIE_AFTER_ENV, "0"))
+    slow = float(os.environ.get(SLOW_ENV, "0"))
     total = write.Report()
     (dest / "train").mkdir(exist_ok=True)
     tasks = (
@@ -142,6 +163,8 @@ def _train(pool: Any, jobs: int, source: Source, dest: Path, finished: set[str],
         advance(report.bytes_in, report.images)
         if die_after and count >= die_after:
             os.kill(os.getpid(), signal.SIGKILL)
+        if slow:
+            time.sleep(slow)
     return total
 
 
@@ -210,6 +233,8 @@ def worker_pool(jobs: int) -> Iterator[Any]:
 
 def _init_worker() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle
+    for sig in (signal.SIGTERM, signal.SIGHUP):  # a handler the main process set (a job's stop) is not
+        signal.signal(sig, signal.SIG_DFL)  # the workers': pool.terminate() ends them with SIGTERM
     if sys.platform == "linux":  # die with the main process (kill -9): no orphan renaming folders later
         import ctypes
 
@@ -220,9 +245,21 @@ def _init_worker() -> None:
 
 
 @contextmanager
-def _progress(bar: bool, total: int) -> Iterator[Callable[[int, int], None]]:
+def _progress(bar: bool, total: int, on_progress: Optional[OnProgress] = None, everything: int = 0,
+              already: tuple[int, int] = (0, 0)) -> Iterator[Callable[[int, int], None]]:  # fmt: skip
+    """advance(bytes, images): the bar (on a terminal) and `on_progress` (a job's report) move on."""
+    done = list(already)
+    if on_progress is not None:
+        on_progress(done[0], everything, done[1])
+
+    def told(nbytes: int, images: int) -> None:
+        done[0] += nbytes
+        done[1] += images
+        if on_progress is not None:
+            on_progress(done[0], everything, done[1])
+
     if not bar:
-        yield lambda nbytes, images: None
+        yield told
         return
     from rich.progress import (
         BarColumn,
@@ -241,6 +278,7 @@ def _progress(bar: bool, total: int) -> Iterator[Callable[[int, int], None]]:
         def advance(nbytes: int, images: int) -> None:
             seen[0] += images
             p.update(task, advance=nbytes, images=seen[0])
+            told(nbytes, images)
 
         yield advance
 

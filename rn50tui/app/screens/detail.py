@@ -31,7 +31,7 @@ from textual.worker import Worker, get_current_worker
 from rn50tui.app import fmt
 from rn50tui.app.data import CheckpointFile, config_rows
 from rn50tui.app.jobdata import ChartData, JobHistory
-from rn50tui.app.messages import CancelJob, ResumeJob
+from rn50tui.app.messages import CancelJob, ExportJob, ResumeJob
 from rn50tui.app.screens.base import PollingScreen
 from rn50tui.app.series import WINDOWS, Points
 from rn50tui.app.services import Services
@@ -41,6 +41,8 @@ from rn50tui.jobs.core.errors import JobNotFound
 from rn50tui.jobs.core.states import Status
 from rn50tui.jobs.core.store import Job
 from rn50tui.jobs.core.workspace import LOG_STREAMS, LogTail
+from rn50tui.jobs.kinds import KINDS as WORK_KINDS
+from rn50tui.jobs.view import work as work_text
 
 TABS = ("charts", "cards", "log", "config", "checkpoints")
 CHECKPOINT_EVERY = 8  # polls between workspace listings (a directory scan, not a store read)
@@ -65,9 +67,15 @@ def summary_text(job: Job, now: float, loss_kind: Optional[str] = None, starts: 
     eta = fmt.eta_seconds(job, now)
     first = (f"[b]job {job.id}[/b] {_escape(job.name)} · {job.kind} · [{fmt.STATUS_STYLES[job.status]}]{job.status.value}"
              f"[/] · attempt {job.attempt} · {fmt.cards(job)}{fmt.where(job)}")  # fmt: skip
+    if job.kind in WORK_KINDS:  # a prepare or an export: no epochs, no loss (rn50tui/jobs/kinds.py)
+        second = f"{work_text(job, eta) or job.kind} · ran {fmt.ran(job, now)}"
+        if job.kind == "prepare" and job.ips is not None:
+            second += f" · {fmt.ips(job.ips)} images/s"
+    else:
+        second = ""
     loss = fmt.num(job.loss) + (f" ({loss_kind})" if loss_kind and job.loss is not None else "")
     epoch = f"epoch {fmt.epoch(job)} · " if job.kind != "infer" else ""  # an evaluation has no schedule
-    second = (f"{epoch}loss {loss} · top-1 {fmt.num(job.top1, '.2f')}"
+    second = second or (f"{epoch}loss {loss} · top-1 {fmt.num(job.top1, '.2f')}"
               f" (best {fmt.num(job.best_top1, '.2f')}) · top-5 {fmt.num(job.top5, '.2f')} · "
               f"{fmt.ips(job.ips)} img/s · lr {fmt.num(job.lr, '.5f')} · ran {fmt.ran(job, now)}"
               f" · ETA {fmt.duration(eta)}")  # fmt: skip
@@ -82,7 +90,9 @@ def summary_text(job: Job, now: float, loss_kind: Optional[str] = None, starts: 
         second += f"\n{_escape(starts)}"
     if job.error:
         second += f"\n[red]{_escape(job.error.splitlines()[0])}[/red]"
-    elif job.note:  # the engine's warning or input-bound verdict while it runs, or how a run ended
+    elif (
+        job.note and job.kind not in WORK_KINDS
+    ):  # a prepare's note is its progress, shown above  # the engine's warning or input-bound verdict while it runs, or how a run ended
         note = _escape(job.note)
         act = job.note.startswith(("warning:", "input-bound:"))  # something to act on: in yellow
         second += f"\n[yellow]{note}[/yellow]" if act else f"\n{note}"
@@ -113,6 +123,7 @@ class JobDetailScreen(PollingScreen):
         Binding("w", "cycle_window", "Window"),
         Binding("c", "cancel", "Cancel"),
         Binding("r", "resume", "Resume"),
+        Binding("e", "export", "Export"),
         Binding("1", "tab('charts')", "Charts"),
         Binding("2", "tab('cards')", "Cards"),
         Binding("3", "tab('log')", "Log"),
@@ -276,7 +287,7 @@ class JobDetailScreen(PollingScreen):
         table = self.query_one("#ckpt-table", DataTable)
         table.clear()
         for f in files:
-            tags = " ".join(t for t, on in (("latest", f.latest), ("best", f.best)) if on)
+            tags = " ".join(t for t, on in (("latest", f.latest), ("best", f.best)) if on) or f.note
             when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(f.mtime))
             table.add_row(f.name, fmt.mib(f.size / 2**20), when, tags, key=f.name)
 
@@ -328,6 +339,10 @@ class JobDetailScreen(PollingScreen):
 
     def action_resume(self) -> None:
         self.post_message(ResumeJob(self.job_id))
+
+    def action_export(self) -> None:
+        """Export this (completed training) job's best checkpoint; the job manager refuses any other."""
+        self.post_message(ExportJob(self.job_id, self._what()))
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         if isinstance(event.worker.error, JobNotFound):

@@ -20,6 +20,8 @@ from engine.device_kind import CARD_KINDS, DeviceKind
 from rn50tui.jobs.core.errors import LaunchError
 from rn50tui.jobs.core.store import Job
 from rn50tui.jobs.core.workspace import RAPORT_FILE, Workspace
+from rn50tui.jobs.kinds import command as work_command
+from rn50tui.jobs.kinds import is_work
 from rn50tui.jobs.local.procs import RUN_TOKEN_ENV
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]  # the folder holding engine/ (importable by children)
@@ -56,7 +58,9 @@ def resume_checkpoint(job: Job) -> Optional[str]:
 
 
 def engine_command(job: Job, resume_from: Optional[str] = None, python: str = sys.executable) -> list[str]:
-    """The argv of one attempt of `job`."""
+    """The argv of one attempt of `job` (a prepare or an export: rn50tui/jobs/kinds.py)."""
+    if is_work(job.kind):
+        return work_command(job, python)
     nproc = max(1, job.cards_requested)
     if nproc == 1:
         head = [python, "-m", "engine.train"]

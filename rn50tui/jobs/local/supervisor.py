@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from engine.device_kind import DeviceKind
-from rn50tui.jobs import lifecycle
+from rn50tui.jobs import kinds, lifecycle
 from rn50tui.jobs.core.errors import JobsError, LaunchError
 from rn50tui.jobs.core.schema import full_disk_hint
 from rn50tui.jobs.core.states import Status
@@ -134,6 +134,11 @@ class Supervisor:
         resume_from = launcher.resume_checkpoint(job)
         token = launcher.new_run_token(job)
         argv = launcher.engine_command(job, resume_from)
+        try:
+            kinds.ready(job)  # an export's output folder (rn50tui/jobs/kinds.py)
+        except OSError as exc:
+            self._finish(Status.FAILED, None, f"cannot create the folder the job writes to: {exc}")
+            return
         stderr_offset = _size(files.log("stderr"))
         with open(files.log("stdout"), "ab") as out, open(files.log("stderr"), "ab") as err:
             out.write(f"[rn50tui] attempt {job.attempt} at {datetime.now().isoformat(timespec='seconds')}: "

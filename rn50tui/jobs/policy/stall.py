@@ -60,7 +60,12 @@ class StallWatch:
                 if self.last_train is not None and at > self.last_train:
                     self.gaps.append(at - self.last_train)
                 self.last_train = at
-            if phase in ("train", "val", "epoch"):
+            if phase in (
+                "train",
+                "val",
+                "epoch",
+                "work",
+            ):  # work: a prepare's progress (rn50tui/jobs/report.py)
                 self.last_progress, progressed = max(self.last_progress, at), True
         if updates.get("last_checkpoint"):
             self.last_progress, progressed = max(self.last_progress, now), True
