@@ -164,9 +164,9 @@ class Executor(ABC):
 
 def _catch_up(store: JobStore, job: Job, started: Optional[float]) -> Job:
     """Store what the engine wrote after its follower's last read (call inside a transaction)."""
-    follower = ReportReader(job.id, job.attempt, job.files.raport, job.raport_offset, started, job.best_top1,
-                        loss=job.loss, iters_per_epoch=job.iters_per_epoch)  # fmt: skip
-    batch = follower.poll()
+    reader = ReportReader(job.id, job.attempt, job.files.raport, job.raport_offset, started, job.best_top1,
+                          loss=job.loss, iters_per_epoch=job.iters_per_epoch)  # fmt: skip
+    batch = reader.poll()
     if batch.rows:
         store.add_metrics(batch.rows)
     store.update_job(job.id, **batch.updates)

@@ -154,13 +154,11 @@ class Supervisor:
                               engine_started=procs.start_time(proc.pid), run_token=token, resume_from=resume_from,
                               started_at=started, stderr_offset=stderr_offset, last_progress_at=started)  # fmt: skip
         self._log(f"engine pid {proc.pid}: {shlex.join(argv)}")
-        follower = AttemptReport(
-            self.store, self.store.get_job(self.job_id), started - 1.0, self.log, eta=True
-        )
-        follower.start_watch(started)
+        report = AttemptReport(self.store, self.store.get_job(self.job_id), started - 1.0, self.log, eta=True)
+        report.start_watch(started)
         sampler = CardSampler(job, self.sample_interval, self.log)
         try:
-            rc = self._watch(proc, follower, sampler)
+            rc = self._watch(proc, report, sampler)
         finally:
             sampler.close()
         left = procs.kill_tagged(token)  # ranks or data-loader workers that outlived the leader
@@ -169,16 +167,16 @@ class Supervisor:
         # judged now: by the time the store takes the outcome, space may have been freed
         full = full_disk_hint(files.raport, then="then resume the job")
         # the last records: nothing else will bring them into the store once this process is gone
-        self._until_stored(lambda: self._commit(follower, [], final=True), "the attempt's last records")
-        status, error = self._outcome(rc, follower, full)
+        self._until_stored(lambda: self._commit(report, [], final=True), "the attempt's last records")
+        status, error = self._outcome(rc, report, full)
         self._finish(status, rc, error)
 
-    def _watch(self, proc: Any, follower: AttemptReport, sampler: CardSampler) -> int:
+    def _watch(self, proc: Any, report: AttemptReport, sampler: CardSampler) -> int:
         """Follow the engine until it exits, forwarding a cancel; return its exit status."""
         rounds = 0
         while True:
             rc = proc.poll()
-            self._commit(follower, sampler.maybe_sample(time.time()))
+            self._commit(report, sampler.maybe_sample(time.time()))
             rounds += 1
             if rounds % 100 == 0:
                 self.store.prune_samples(self.job_id, self.retention)
@@ -188,19 +186,19 @@ class Supervisor:
             procs.reap_adopted(keep=proc.pid)
             time.sleep(self.poll)
 
-    def _commit(self, follower: AttemptReport, samples: list[DeviceSample], final: bool = False) -> None:
+    def _commit(self, report: AttemptReport, samples: list[DeviceSample], final: bool = False) -> None:
         """One batch into the store; a refused write costs a round, never the records (`final`: raise)."""
         now = time.time()
-        batch, stalled_for = follower.poll(now)
+        batch, stalled_for = report.poll(now)
         try:
-            follower.commit(batch, samples, now)
+            report.commit(batch, samples, now)
         except sqlite3.OperationalError as exc:
             if final:
                 raise
             self._log(f"could not write the store (busy or its disk full), will retry: {exc}")
             return
         if stalled_for is not None:
-            asked = lifecycle.on_stall(self.store, self.job_id, stalled_for, self.log, follower.threshold(),
+            asked = lifecycle.on_stall(self.store, self.job_id, stalled_for, self.log, report.threshold(),
                                        may_cancel=self.term_sent_at is None)  # fmt: skip
             if asked:
                 self.stall_cancelled = stalled_for
@@ -227,9 +225,9 @@ class Supervisor:
 
     # -- the end
 
-    def _outcome(self, rc: int, follower: AttemptReport, full_disk: str = "") -> tuple[Status, Optional[str]]:
+    def _outcome(self, rc: int, report: AttemptReport, full_disk: str = "") -> tuple[Status, Optional[str]]:
         """The shared verdict (rn50tui/jobs/policy/verdict.py) in the lifecycle's words (rn50tui/jobs/lifecycle.py)."""
-        state, job = follower.state, self.store.get_job(self.job_id)
+        state, job = report.state, self.store.get_job(self.job_id)
         evidence = Evidence(rc, state.run_end, state.error, state.stopping_signal, job.checkpoint_epoch,
                             job.checkpoint_iteration, job.epochs)  # fmt: skip
         signalled = signal.Signals(self.signalled).name if self.signalled is not None else None
