@@ -16,6 +16,7 @@ TORCH_FREE_PACKAGES = ["engine/telemetry", "rn50tui"]
 TORCH_FREE_MODULES = [
     "engine.config",
     "engine.flags",
+    "engine.testhooks",
     "engine.events",
     "engine.device_kind",
     "engine.diskspace",
