@@ -16,8 +16,8 @@ import torch
 from torch import nn
 
 from engine import distributed as dist_utils
-from engine import validation
-from engine.checkpoint import Checkpointer, restore_rng, rng_state, state_bytes
+from engine import trainer_state, validation
+from engine.checkpoint import Checkpointer, state_bytes
 from engine.config import TrainConfig
 from engine.data import normalize
 from engine.devices import DeviceInfo
@@ -25,10 +25,10 @@ from engine.distributed import DistInfo
 from engine.events import EXIT_OK, EXIT_STOPPED, EventWriter, RunEnd, readable_position
 from engine.meters import DataError, ImageCounts, Meter, train_rates
 from engine.mixup import soft_cross_entropy
-from engine.model import load_weights_strict, torch_memory_format
+from engine.model import torch_memory_format
 from engine.optim import diverged, divergence_warning, lr_at, set_lr
 from engine.progress import InputWatch, RunClock, best_score, target_reason
-from engine.recipe import RecipeState, chosen_weights
+from engine.recipe import RecipeState
 from engine.stopping import StopFlag
 from engine.tensorboard import data_wait_ratio
 from engine.testhooks import TestHooks
@@ -84,26 +84,10 @@ class Trainer:
         self.input_watch = InputWatch(cfg.workers)
         self.val_by_epoch = cfg.crop_sizes.varies and cfg.val_image_size is None  # val crop follows train
 
-    # -- state ---------------------------------------------------------------------------------------
+    # -- state (engine/trainer_state.py) ------------------------------------------------------------------
     def state_dict(self, epoch: int, iteration: int) -> dict[str, Any]:
         """The port's keys plus what exact resume needs."""
-        cfg = self.cfg
-        return {
-            "epoch": epoch,
-            "iteration": iteration,
-            "arch": (cfg.arch, cfg.model_config, cfg.num_classes),
-            "state_dict": self.model.state_dict(),  # the plain model's: no `module.`, no `_orig_mod.`
-            "best_prec1": self.best_top1,
-            "optimizer": self.optimizer.state_dict(),
-            "amp": self.scaler.state_dict() if self.dev.use_scaler else None,  # the port's key
-            "rng": rng_state(self.dev.kind),
-            "iters_per_epoch": len(self.train_loader) if self.train_loader is not None else 0,
-            "global_batch": cfg.batch_size * self.dist.world_size,
-            "config": cfg.to_dict(),
-            "class_names": list(getattr(self.train_loader, "classes", None) or []),  # for engine.classify
-            **self.recipe.state_dict(),
-            **self.clock.state_dict(),
-        }
+        return trainer_state.state_of(self, epoch, iteration)
 
     def checkpoint_bytes(self) -> int:
         """About the size of this run's checkpoint file, before the first step creates the momentum."""
@@ -111,46 +95,8 @@ class Trainer:
         return state_bytes(self.state_dict(0, 0)) + (0 if self.optimizer.state else state_bytes(trained))
 
     def load_state_dict(self, ckpt: dict[str, Any], source: str) -> tuple[int, int]:
-        """Restore a checkpoint of ours or of the port's; return the (epoch, iteration) to go on from.
-
-        Weights (`--evaluate`: those `--weights` picks) and best top-1 always; optimizer, scaler (`amp`,
-        or format 1's `scaler`), the recipe's state (EMA, early stopping), RNG states and the position
-        only when training.
-        """
-        weights, self.recipe.weights_from = chosen_weights(ckpt, self.cfg, source)
-        load_weights_strict(self.model, weights)
-        self.best_top1 = float(ckpt.get("best_prec1", 0.0))
-        if self.cfg.evaluate:
-            return 0, 0
-        self.recipe.load_state_dict(ckpt, source)
-        self.clock.load_state_dict(ckpt)
-        if ckpt.get("optimizer"):
-            try:
-                self.optimizer.load_state_dict(ckpt["optimizer"])
-            except ValueError as exc:
-                _warn(f"optimizer state of {source} does not fit ({exc}); momentum starts from zero")
-        scaler_state = ckpt.get("amp") or ckpt.get("scaler")
-        if self.dev.use_scaler and isinstance(scaler_state, dict) and scaler_state:
-            self.scaler.load_state_dict(scaler_state)
-        restore_rng(ckpt.get("rng"), self.dev.kind)
-        return self._resume_position(ckpt, source)
-
-    def _resume_position(self, ckpt: dict[str, Any], source: str) -> tuple[int, int]:
-        """Inside an epoch only with the same batch layout; otherwise from that epoch's start."""
-        epoch, iteration = int(ckpt.get("epoch", 0)), int(ckpt.get("iteration", 0))
-        if not iteration:
-            return epoch, 0
-        same = (
-            ckpt.get("iters_per_epoch") == len(self.train_loader)
-            and ckpt.get("global_batch") == self.cfg.batch_size * self.dist.world_size
-        )
-        if not same:
-            _warn(
-                f"{source} stopped inside epoch {epoch + 1} with another batch layout: "
-                "that epoch restarts from its first iteration"
-            )
-            return epoch, 0
-        return epoch, iteration
+        """Restore a checkpoint of ours or of the port's; return the (epoch, iteration) to go on from."""
+        return trainer_state.restore(self, ckpt, source)
 
     # -- one batch -------------------------------------------------------------------------------------
     def to_device(self, batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
