@@ -27,10 +27,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from engine.assemble import build_trainer  # noqa: E402
 from engine.config import parse_args  # noqa: E402
 from engine.distributed import DistInfo  # noqa: E402
 from engine.events import EventWriter  # noqa: E402
-from engine.train import build_trainer  # noqa: E402
 
 
 def engine_ips(trainer, iters: int) -> float:
@@ -113,7 +113,9 @@ def main() -> None:
         str(a.mixup),
         *(["--use-ema", str(a.use_ema)] if a.use_ema else []),
     ]
-    trainer, _ = build_trainer(parse_args(argv), DistInfo(), EventWriter(None, echo=io.StringIO()))
+    trainer, _ = build_trainer(
+        parse_args(argv), dist=DistInfo(), writer=EventWriter(None, echo=io.StringIO())
+    )
     from engine.data import normalize
     from engine.model import build_model
 

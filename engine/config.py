@@ -2,6 +2,7 @@
 
 The flag names, defaults and meanings follow the port's `main.py` so the seed's scripts run unchanged;
 upstream's later flags (`--image-size`, `--end-lr`, `--gather-checkpoints`, `--topk`) are added.
+Each field of TrainConfig carries its flag (engine/flags.py): the parser is derived from the fields.
 Everything that can be checked without torch is checked here, before any work starts.
 """
 
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from engine.device_kind import NAMES, parse_device
+from engine.flags import DefaultsHelp, add_fields, also, flag
 from engine.schedule import CropSizes, ResizeSchedule, ScheduleError
 
 ARCHS = ("resnet50",)
@@ -38,66 +40,194 @@ DEFAULT_NUM_CLASSES = 1000  # ImageNet-1k
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Every setting of one engine run."""
+    """Every setting of one engine run; each field is also its flag (`python -m engine.train --help`)."""
 
-    data: Optional[str] = None
-    data_backend: str = "pytorch"
-    arch: str = "resnet50"
-    model_config: str = "classic"
-    num_classes: int = 1000  # DEFAULT_NUM_CLASSES
-    workers: int = 5
-    prefetch: int = 2
-    epochs: int = 90
-    run_epochs: int = -1
-    batch_size: int = 256
-    optimizer_batch_size: int = -1
-    lr: float = 0.1
-    lr_schedule: str = "step"
-    end_lr: float = 0.0
-    warmup: int = 0
-    label_smoothing: float = 0.0
-    momentum: float = 0.9
-    weight_decay: float = 1e-4
-    bn_weight_decay: bool = False
-    nesterov: bool = False
-    print_freq: int = 10
-    resume: Optional[str] = None
-    resume_finished: str = "error"
-    pretrained_from_file: Optional[str] = None
-    trust_checkpoint: bool = False
-    evaluate: bool = False
-    training_only: bool = False
-    save_checkpoints: bool = True
-    checkpoint_filename: str = "checkpoint.pth.tar"
-    workspace: str = "./"
-    raport_file: str = "experiment_raport.json"
-    seed: Optional[int] = None
-    prof: int = -1
-    amp: bool = False
-    static_loss_scale: float = 1.0
-    dynamic_loss_scale: bool = False
-    memory_format: str = "nchw"
-    compile: bool = False
-    device: str = "auto"
-    dist_backend: Optional[str] = None
-    image_size: Optional[int] = None
-    gather_checkpoints: int = 0
-    topk: int = 5
-    zero_init_residual: bool = False
-    synthetic_size: int = 0
-    max_bad_fraction: float = 0.01
+    data: Optional[str] = flag(
+        None,
+        nargs="?",
+        metavar="DIR",
+        help="dataset root with train/ and val/ (ImageFolder; train.txt/val.txt lists are used when present)",
+    )
+    data_backend: str = flag(
+        "pytorch",
+        "--data-backend",
+        choices=DATA_BACKENDS + DALI_BACKENDS,
+        help="pytorch: decode images from DIR; synthetic: random tensors, no dataset needed; "
+        "dali-cpu/dali-gpu/dali-mlu: NVIDIA DALI on the CPU / nvJPEG on the CUDA card / Cambricon's DALI "
+        "plugin, fed by the engine's sampler (-j is DALI's thread count); the pytorch pipeline runs where "
+        "the package or the card is absent",
+    )
+    arch: str = flag("resnet50", "--arch", "-a", choices=ARCHS, help="model architecture")
+    model_config: str = flag(
+        "classic",
+        "--model-config",
+        "-c",
+        choices=MODEL_CONFIGS,
+        help="weight init: classic (torchvision's) or fanin (Kaiming normal, fan_in)",
+    )
+    num_classes: int = flag(
+        DEFAULT_NUM_CLASSES,
+        "--num-classes",
+        help="number of classes (a --resume checkpoint's own count, when left at the default)",
+    )
+    workers: int = flag(5, "-j", "--workers", help="data-loading worker processes per rank")
+    prefetch: int = flag(2, "--prefetch", help="batches each worker loads ahead")
+    epochs: int = flag(90, "--epochs", help="total epochs of the schedule")
+    run_epochs: int = flag(-1, "--run-epochs", help="stop after this many epochs of this attempt (-1: all)")
+    batch_size: int = flag(256, "-b", "--batch-size", help="mini-batch size per card")
+    optimizer_batch_size: int = flag(
+        -1,
+        "--optimizer-batch-size",
+        help="global batch per optimizer step; a multiple of batch size × cards (gradient accumulation)",
+    )
+    lr: float = flag(0.1, "--lr", help="base learning rate")
+    lr_schedule: str = flag(
+        "step", "--lr-schedule", choices=("step", "linear", "cosine"), help="learning-rate schedule"
+    )
+    end_lr: float = flag(0.0, "--end-lr", help="final learning rate of the linear and cosine schedules")
+    warmup: int = flag(0, "--warmup", help="epochs of linear warm-up")
+    label_smoothing: float = flag(0.0, "--label-smoothing", help="label smoothing factor")
+    momentum: float = flag(0.9, "--momentum", "--mom", help="SGD momentum")
+    weight_decay: float = flag(1e-4, "--weight-decay", "--wd", help="weight decay")
+    bn_weight_decay: bool = flag(False, "--bn-weight-decay", help="apply weight decay to BN parameters too")
+    nesterov: bool = flag(False, "--nesterov", help="Nesterov momentum")
+    print_freq: int = flag(10, "-p", "--print-freq", help="log every N iterations")
+    resume: Optional[str] = flag(
+        None, "--resume", metavar="PATH", help="continue from this checkpoint (strict)"
+    )
+    resume_finished: str = flag(
+        "error",
+        "--resume-finished",
+        choices=("error", "complete"),
+        help="a --resume checkpoint that already finished the schedule: refuse it (error), or report the "
+        "run completed without training again (complete: what the job manager's resumes pass)",
+    )
+    pretrained_from_file: Optional[str] = flag(
+        None,
+        "--pretrained-from-file",
+        "--pretrained-weights",
+        metavar="PATH",
+        help="initialise the model's weights from this checkpoint (no optimizer state)",
+    )
+    trust_checkpoint: bool = flag(False, "--trust-checkpoint", help=TRUST_HELP)
+    evaluate: bool = flag(False, "--evaluate", help="one validation pass, no training")
+    training_only: bool = flag(False, "--training-only", help="skip validation (then no best model is kept)")
+    save_checkpoints: bool = flag(True, "--no-checkpoints", help="write no checkpoints")
+    checkpoint_filename: str = flag(
+        "checkpoint.pth.tar", "--checkpoint-filename", help="name of the rolling checkpoint"
+    )
+    workspace: str = flag("./", "--workspace", metavar="DIR", help="where checkpoints and the report go")
+    raport_file: str = flag(
+        "experiment_raport.json",
+        "--raport-file",
+        help="DLLogger report file, relative to --workspace (appended across resumes)",
+    )
+    seed: Optional[int] = flag(None, "--seed", help="random seed (weights agree across ranks)")
+    prof: int = flag(-1, "--prof", help="stop each phase after N iterations (profiling)")
+    amp: bool = flag(
+        False,
+        "--amp",
+        help="automatic mixed precision (autocast + GradScaler)",
+        also=(
+            also("--pyamp", action="store_true", help="the port's name for --amp"),
+            also("--no-amp", action="store_false", help="fp32, overriding an earlier --amp (of a preset)"),
+        ),
+    )
+    static_loss_scale: float = flag(
+        1.0, "--static-loss-scale", help="accepted for compatibility; scaling is dynamic"
+    )
+    dynamic_loss_scale: bool = flag(
+        False, "--dynamic-loss-scale", help="accepted for compatibility; scaling is dynamic"
+    )
+    memory_format: str = flag(
+        "nchw", "--memory-format", choices=("nchw", "nhwc"), help="activation memory layout"
+    )
+    compile: bool = flag(
+        False,
+        "--compile",
+        help="torch.compile the model (opt-in; the first steps compile, reported apart as warm-up)",
+    )
+    device: str = flag(
+        "auto",
+        "--device",
+        choices=DEVICES,
+        help="mlu, gpu/cuda or cpu; auto picks MLU, then CUDA, then CPU",
+    )
+    dist_backend: Optional[str] = flag(
+        None, "--dist-backend", help="process-group backend (default: cncl, nccl or gloo by device)"
+    )
+    image_size: Optional[int] = flag(
+        None, "--image-size", help="training crop size (default 224); val resizes to size/0.875"
+    )
+    gather_checkpoints: int = flag(
+        0,
+        "--gather-checkpoints",
+        metavar="N",
+        help="also keep checkpoint-<epoch>.pth.tar of the last N epochs",
+    )
+    topk: int = flag(5, "--topk", help="the k of the top-k accuracy reported besides top-1")
+    zero_init_residual: bool = flag(False, "--zero-init-residual", help="zero the last BN of each block")
+    synthetic_size: int = flag(
+        0,
+        "--synthetic-size",
+        metavar="N",
+        help="images per epoch of the synthetic backend (default: 40 batches per card)",
+    )
+    max_bad_fraction: float = flag(
+        0.01,
+        "--max-bad-fraction",
+        help="unreadable images are skipped until this fraction is reached, then the run stops",
+    )
     # the rest of upstream's recipe (engine/mixup.py, engine/ema.py, AutoAugment, early stopping)
-    mixup: float = 0.0
-    use_ema: Optional[float] = None
-    augmentation: Optional[str] = None
-    interpolation: str = "bilinear"
-    early_stopping_patience: int = -1
-    weights: str = "best"
+    mixup: float = flag(0.0, "--mixup", metavar="ALPHA", help="mixup alpha (0: off)")
+    use_ema: Optional[float] = flag(
+        None,
+        "--use-ema",
+        metavar="DECAY",
+        help="keep an exponential moving average of the weights (e.g. 0.9999), validated as val_ema.*",
+    )
+    augmentation: Optional[str] = flag(
+        None, "--augmentation", choices=AUGMENTATIONS, help="extra augmentation (ImageNet policy)"
+    )
+    interpolation: str = flag(
+        "bilinear", "--interpolation", choices=INTERPOLATIONS, help="interpolation of the resizes"
+    )
+    early_stopping_patience: int = flag(
+        -1,
+        "--early-stopping-patience",
+        metavar="N",
+        help="stop after N epochs without val top-1 improving (-1: never)",
+    )
+    weights: str = flag(
+        "best",
+        "--weights",
+        choices=WEIGHTS,
+        help="with --evaluate: the model's weights, the EMA's, or the better of them by recorded top-1",
+    )
     # time to accuracy and FFCV's levers (engine/progress.py, engine/schedule.py)
-    target_top1: Optional[float] = None
-    resize_schedule: Optional[str] = None
-    val_image_size: Optional[int] = None
-    val_flip: bool = False
+    target_top1: Optional[float] = flag(
+        None,
+        "--target-top1",
+        metavar="PCT",
+        help="end the run (completed) at the first validation with top-1 at or above PCT (with --use-ema: "
+        "the better of the model and the EMA); that epoch's checkpoint is kept as the best",
+    )
+    resize_schedule: Optional[str] = flag(
+        None,
+        "--resize-schedule",
+        metavar="START:END:FROM:TO",
+        help="training crop grows from START to END px (multiples of 32) between epochs FROM and TO "
+        "(from 1), in steps of 32, batch size fixed (FFCV's progressive resizing; overrides --image-size)",
+    )
+    val_image_size: Optional[int] = flag(
+        None,
+        "--val-image-size",
+        metavar="PX",
+        help="validation centre crop (resize to PX/0.875 first); default: the epoch's training crop",
+    )
+    val_flip: bool = flag(
+        False, "--val-flip", help="validate on the mean logits of each image and its mirror"
+    )
 
     @property
     def train_image_size(self) -> int:
@@ -131,237 +261,23 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
 
-class DefaultsHelp(argparse.HelpFormatter):
-    """`--help` names each flag's default, unless it has none (None, off) or its text already says it."""
-
-    def _get_help_string(self, action: argparse.Action) -> str:
-        text = action.help or ""
-        silent = action.default in (None, False, argparse.SUPPRESS) or not action.option_strings
-        if silent or "default" in text:
-            return text
-        return f"{text} (default: %(default)s)"
-
-
 def build_parser() -> argparse.ArgumentParser:
+    """The engine's command line, one argument per TrainConfig field (engine/flags.py)."""
     p = argparse.ArgumentParser(
         prog="python -m engine.train",
         description="Train or evaluate ResNet-50 v1.5 with NVIDIA's NGC recipe on MLU, CUDA or CPU.",
         allow_abbrev=False,
         formatter_class=DefaultsHelp,
     )
-    p.add_argument(
-        "data",
-        nargs="?",
-        default=None,
-        metavar="DIR",
-        help="dataset root with train/ and val/ (ImageFolder; train.txt/val.txt lists are used when present)",
-    )
-    p.add_argument(
-        "--data-backend",
-        default="pytorch",
-        choices=DATA_BACKENDS + DALI_BACKENDS,
-        help="pytorch: decode images from DIR; synthetic: random tensors, no dataset needed; "
-        "dali-cpu/dali-gpu/dali-mlu: NVIDIA DALI on the CPU / nvJPEG on the CUDA card / Cambricon's DALI "
-        "plugin, fed by the engine's sampler (-j is DALI's thread count); the pytorch pipeline runs where "
-        "the package or the card is absent",
-    )
-    p.add_argument("--arch", "-a", default="resnet50", choices=ARCHS, help="model architecture")
-    p.add_argument(
-        "--model-config",
-        "-c",
-        default="classic",
-        choices=MODEL_CONFIGS,
-        help="weight init: classic (torchvision's) or fanin (Kaiming normal, fan_in)",
-    )
-    p.add_argument("--num-classes", type=int, default=DEFAULT_NUM_CLASSES,
-                   help="number of classes (a --resume checkpoint's own count, when left at the default)")  # fmt: skip
-    p.add_argument("-j", "--workers", type=int, default=5, help="data-loading worker processes per rank")
-    p.add_argument("--prefetch", type=int, default=2, help="batches each worker loads ahead")
-    p.add_argument("--epochs", type=int, default=90, help="total epochs of the schedule")
-    p.add_argument(
-        "--run-epochs", type=int, default=-1, help="stop after this many epochs of this attempt (-1: all)"
-    )
-    p.add_argument("-b", "--batch-size", type=int, default=256, help="mini-batch size per card")
-    p.add_argument(
-        "--optimizer-batch-size",
-        type=int,
-        default=-1,
-        help="global batch per optimizer step; a multiple of batch size × cards (gradient accumulation)",
-    )
-    p.add_argument("--lr", type=float, default=0.1, help="base learning rate")
-    p.add_argument(
-        "--lr-schedule", default="step", choices=("step", "linear", "cosine"), help="learning-rate schedule"
-    )
-    p.add_argument(
-        "--end-lr", type=float, default=0.0, help="final learning rate of the linear and cosine schedules"
-    )
-    p.add_argument("--warmup", type=int, default=0, help="epochs of linear warm-up")
-    p.add_argument("--label-smoothing", type=float, default=0.0, help="label smoothing factor")
-    p.add_argument("--momentum", "--mom", type=float, default=0.9, help="SGD momentum")
-    p.add_argument("--weight-decay", "--wd", type=float, default=1e-4, help="weight decay")
-    p.add_argument("--bn-weight-decay", action="store_true", help="apply weight decay to BN parameters too")
-    p.add_argument("--nesterov", action="store_true", help="Nesterov momentum")
-    p.add_argument("-p", "--print-freq", type=int, default=10, help="log every N iterations")
-    p.add_argument("--resume", default=None, metavar="PATH", help="continue from this checkpoint (strict)")
-    p.add_argument(
-        "--resume-finished",
-        choices=("error", "complete"),
-        default="error",
-        help="a --resume checkpoint that already finished the schedule: refuse it (error), or report the "
-        "run completed without training again (complete: what the job manager's resumes pass)",
-    )
-    p.add_argument(
-        "--pretrained-from-file",
-        "--pretrained-weights",
-        default=None,
-        metavar="PATH",
-        help="initialise the model's weights from this checkpoint (no optimizer state)",
-    )
-    p.add_argument("--trust-checkpoint", action="store_true", help=TRUST_HELP)
-    p.add_argument("--evaluate", action="store_true", help="one validation pass, no training")
-    p.add_argument(
-        "--training-only", action="store_true", help="skip validation (then no best model is kept)"
-    )
-    p.add_argument(
-        "--no-checkpoints", action="store_false", dest="save_checkpoints", help="write no checkpoints"
-    )
-    p.add_argument(
-        "--checkpoint-filename", default="checkpoint.pth.tar", help="name of the rolling checkpoint"
-    )
-    p.add_argument("--workspace", default="./", metavar="DIR", help="where checkpoints and the report go")
-    p.add_argument(
-        "--raport-file",
-        default="experiment_raport.json",
-        help="DLLogger report file, relative to --workspace (appended across resumes)",
-    )
-    p.add_argument("--seed", type=int, default=None, help="random seed (weights agree across ranks)")
-    p.add_argument("--prof", type=int, default=-1, help="stop each phase after N iterations (profiling)")
-    p.add_argument("--amp", action="store_true", help="automatic mixed precision (autocast + GradScaler)")
-    p.add_argument("--pyamp", action="store_true", dest="amp", help="the port's name for --amp")
-    p.add_argument(
-        "--no-amp", action="store_false", dest="amp", help="fp32, overriding an earlier --amp (of a preset)"
-    )
-    p.add_argument(
-        "--static-loss-scale", type=float, default=1.0, help="accepted for compatibility; scaling is dynamic"
-    )
-    p.add_argument(
-        "--dynamic-loss-scale", action="store_true", help="accepted for compatibility; scaling is dynamic"
-    )
-    p.add_argument(
-        "--memory-format", default="nchw", choices=("nchw", "nhwc"), help="activation memory layout"
-    )
-    p.add_argument(
-        "--compile",
-        action="store_true",
-        help="torch.compile the model (opt-in; the first steps compile, reported apart as warm-up)",
-    )
-    p.add_argument(
-        "--device",
-        default="auto",
-        choices=DEVICES,
-        help="mlu, gpu/cuda or cpu; auto picks MLU, then CUDA, then CPU",
-    )
-    p.add_argument(
-        "--dist-backend", default=None, help="process-group backend (default: cncl, nccl or gloo by device)"
-    )
-    p.add_argument(
-        "--image-size",
-        type=int,
-        default=None,
-        help="training crop size (default 224); val resizes to size/0.875",
-    )
-    p.add_argument(
-        "--gather-checkpoints",
-        type=int,
-        default=0,
-        metavar="N",
-        help="also keep checkpoint-<epoch>.pth.tar of the last N epochs",
-    )
-    p.add_argument("--topk", type=int, default=5, help="the k of the top-k accuracy reported besides top-1")
-    p.add_argument("--zero-init-residual", action="store_true", help="zero the last BN of each block")
-    p.add_argument(
-        "--synthetic-size",
-        type=int,
-        default=0,
-        metavar="N",
-        help="images per epoch of the synthetic backend (default: 40 batches per card)",
-    )
-    p.add_argument(
-        "--max-bad-fraction",
-        type=float,
-        default=0.01,
-        help="unreadable images are skipped until this fraction is reached, then the run stops",
-    )
+    add_fields(p, TrainConfig)
+    # parser-only: torch.distributed.launch passes --local_rank; the rank is read from LOCAL_RANK instead
     p.add_argument("--local_rank", "--local-rank", type=int, default=None, help=argparse.SUPPRESS)
-    _add_recipe_flags(p)
-    _add_time_to_accuracy_flags(p)
     return p
-
-
-def _add_time_to_accuracy_flags(p: argparse.ArgumentParser) -> None:
-    """Stop at a target top-1; FFCV's levers: a growing training crop, validation size and flip."""
-    p.add_argument(
-        "--target-top1",
-        type=float,
-        default=None,
-        metavar="PCT",
-        help="end the run (completed) at the first validation with top-1 at or above PCT (with --use-ema: "
-        "the better of the model and the EMA); that epoch's checkpoint is kept as the best",
-    )
-    p.add_argument(
-        "--resize-schedule",
-        default=None,
-        metavar="START:END:FROM:TO",
-        help="training crop grows from START to END px (multiples of 32) between epochs FROM and TO "
-        "(from 1), in steps of 32, batch size fixed (FFCV's progressive resizing; overrides --image-size)",
-    )
-    p.add_argument(
-        "--val-image-size",
-        type=int,
-        default=None,
-        metavar="PX",
-        help="validation centre crop (resize to PX/0.875 first); default: the epoch's training crop",
-    )
-    p.add_argument(
-        "--val-flip", action="store_true", help="validate on the mean logits of each image and its mirror"
-    )
-
-
-def _add_recipe_flags(p: argparse.ArgumentParser) -> None:
-    """Upstream's later recipe flags: mixup, EMA, AutoAugment, interpolation, early stopping."""
-    p.add_argument("--mixup", type=float, default=0.0, metavar="ALPHA", help="mixup alpha (0: off)")
-    p.add_argument(
-        "--use-ema",
-        type=float,
-        default=None,
-        metavar="DECAY",
-        help="keep an exponential moving average of the weights (e.g. 0.9999), validated as val_ema.*",
-    )
-    p.add_argument(
-        "--augmentation", default=None, choices=AUGMENTATIONS, help="extra augmentation (ImageNet policy)"
-    )
-    p.add_argument(
-        "--interpolation", default="bilinear", choices=INTERPOLATIONS, help="interpolation of the resizes"
-    )
-    p.add_argument(
-        "--early-stopping-patience",
-        type=int,
-        default=-1,
-        metavar="N",
-        help="stop after N epochs without val top-1 improving (-1: never)",
-    )
-    p.add_argument(
-        "--weights",
-        default="best",
-        choices=WEIGHTS,
-        help="with --evaluate: the model's weights, the EMA's, or the better of them by recorded top-1",
-    )
 
 
 def add_checkpoint_loading_flags(p: argparse.ArgumentParser, weights_help: str) -> None:
     """--trust-checkpoint and --weights, as engine.classify and engine.bench infer take them."""
-    p.add_argument("--trust-checkpoint", action="store_true", help=TRUST_HELP)
-    p.add_argument("--weights", default="best", choices=WEIGHTS, help=weights_help)
+    add_fields(p, TrainConfig, {"trust_checkpoint", "weights"}, weights=weights_help)
 
 
 def parse_args(argv: Sequence[str] | None = None) -> TrainConfig:
@@ -383,9 +299,9 @@ def check(cfg: TrainConfig, world_size: int | None = None) -> None:
         "--print-freq": cfg.print_freq,
         "--topk": cfg.topk,
     }
-    for flag, value in positive.items():
+    for name, value in positive.items():
         if value < 1:
-            raise ConfigError(f"{flag} must be at least 1, got {value}")
+            raise ConfigError(f"{name} must be at least 1, got {value}")
     if cfg.workers < 0:
         raise ConfigError(f"--workers must be 0 or more, got {cfg.workers}")
     if cfg.lr < 0 or cfg.end_lr < 0:
@@ -408,11 +324,11 @@ def check(cfg: TrainConfig, world_size: int | None = None) -> None:
         raise ConfigError("--evaluate and --training-only exclude each other: evaluation is validation")
     if cfg.evaluate and not cfg.resume and not cfg.pretrained_from_file:
         raise ConfigError("--evaluate needs weights: pass --resume CHECKPOINT (or --pretrained-from-file)")
-    for flag, path in (("--resume", cfg.resume), ("--pretrained-from-file", cfg.pretrained_from_file)):
+    for name, path in (("--resume", cfg.resume), ("--pretrained-from-file", cfg.pretrained_from_file)):
         if path and Path(path).is_dir():
-            raise ConfigError(f"{flag} {path} is a directory: pass the checkpoint file (checkpoint.pth.tar)")
+            raise ConfigError(f"{name} {path} is a directory: pass the checkpoint file (checkpoint.pth.tar)")
         if path and not Path(path).is_file():
-            raise ConfigError(f"{flag} {path}: no such file (a missing checkpoint is never a fresh start)")
+            raise ConfigError(f"{name} {path}: no such file (a missing checkpoint is never a fresh start)")
     _check_recipe(cfg)
     _check_data(cfg)
     _check_batch(cfg, world_size if world_size is not None else int(os.environ.get("WORLD_SIZE", "1")))

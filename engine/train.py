@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import dataclasses
-import random
 import sys
 import traceback
 from collections.abc import Sequence
@@ -12,10 +10,8 @@ from typing import Any, Optional
 
 from engine.config import (
     DALI_BACKENDS,
-    DEFAULT_NUM_CLASSES,
     ConfigError,
     TrainConfig,
-    accumulation_steps,
     check,
     dali_note,
     parse_args,
@@ -23,6 +19,7 @@ from engine.config import (
 )
 from engine.console import plain_warnings
 from engine.events import EXIT_ERROR, EXIT_USAGE, EventWriter, ReportWriteError, RunEnd, readable_position
+from engine.testhooks import TestHooks
 
 
 def _log(msg: str) -> None:
@@ -37,10 +34,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except ConfigError as exc:
         _log(f"error: {exc}")
         return EXIT_USAGE
-    return run(cfg)
+    return run(cfg, TestHooks.from_env())  # the one place the test hooks are read (engine/testhooks.py)
 
 
-def run(cfg: TrainConfig) -> int:
+def run(cfg: TrainConfig, hooks: TestHooks = TestHooks()) -> int:
     """Run training or evaluation; every failure becomes an `error` record and a non-zero exit."""
     from engine.distributed import env_dist_info
 
@@ -61,7 +58,7 @@ def run(cfg: TrainConfig) -> int:
             sink = TensorBoardSink.open(cfg.workspace_path(""))
             if sink is not None:
                 writer.add_sink(sink)
-        return _run(cfg, dist, writer)
+        return _run(cfg, dist, writer, hooks)
     except KeyboardInterrupt:
         _record(writer, "error", message="interrupted twice: stopped without a checkpoint")
         return 130
@@ -90,7 +87,7 @@ def _record(writer: EventWriter, event: str, **data: object) -> None:
 
 def _is_known_error(exc: BaseException) -> bool:
     from engine.checkpoint import CheckpointWriteError
-    from engine.trainer import DataError
+    from engine.meters import DataError
 
     return isinstance(exc, (DataError, CheckpointWriteError, ReportWriteError))
 
@@ -110,90 +107,14 @@ def _is_usage_error(exc: BaseException) -> bool:
     return isinstance(exc, (ConfigError, CheckpointError, DeviceError, StateDictMismatch))
 
 
-def build_trainer(
-    cfg: TrainConfig, dist: Any, writer: EventWriter, stop: Any = None
-) -> tuple[Any, Optional[dict]]:
-    """Device, process group, model, optimizer, scaler and loaders of a run, and its checkpoint if resuming.
-
-    Shared by training, evaluation and `engine.bench train`, so a benchmark measures the real engine.
-    """
-    import torch
-
-    from engine.checkpoint import Checkpointer, check_resume, load_checkpoint
-    from engine.data import build_train_loader, build_val_loader
-    from engine.devices import resolve_device
-    from engine.distributed import init_process_group
-    from engine.model import build_model, compile_model, load_weights_strict, to_memory_format
-    from engine.optim import build_optimizer
-    from engine.recipe import RecipeState, chosen_weights
-    from engine.trainer import StopFlag, Trainer
-
-    dev = resolve_device(cfg.device, cfg.amp, dist.local_rank, cfg.dist_backend, warn=False)  # logged below
-    init_process_group(dist, dev.dist_backend, dev.device)
-    if cfg.seed is not None:
-        torch.manual_seed(cfg.seed)  # same initial weights on every rank
-        random.seed(cfg.seed + dist.rank)
-
-    ckpt = load_checkpoint(cfg.resume, cfg.trust_checkpoint) if cfg.resume else None
-    cfg = _classes_of(ckpt, cfg)
-    model = build_model(cfg.arch, cfg.model_config, cfg.num_classes, cfg.zero_init_residual)
-    weights_from = "model"  # a resumed run's weights (and its EMA's) load in Trainer.load_state_dict
-    if ckpt is not None:
-        check_resume(ckpt, cfg, cfg.resume)
-    elif cfg.pretrained_from_file:
-        pretrained = load_checkpoint(cfg.pretrained_from_file, cfg.trust_checkpoint)
-        weights, weights_from = chosen_weights(pretrained, cfg, cfg.pretrained_from_file)
-        load_weights_strict(model, weights)
-    model = to_memory_format(model.to(dev.device), cfg.memory_format)
-    ddp_model = model  # what the training step calls; `model` stays the plain module that is saved
-    if dist.enabled:
-        ids = None if dev.kind == "cpu" else [dev.device.index]
-        ddp_model = torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
-    if cfg.compile:  # DDP inside: torch.compile splits the graph at DDP's buckets to overlap all-reduce
-        ddp_model = compile_model(ddp_model)
-    optimizer = build_optimizer(model, cfg)
-
-    pin = dev.kind != "cpu"
-    train_loader = build_train_loader(cfg, dist.rank, dist.world_size, pin) if cfg.do_train else None
-    val_loader = build_val_loader(cfg, dist.rank, dist.world_size, pin) if cfg.do_validate else None
-    trainer = Trainer(
-        cfg,
-        dev,
-        dist,
-        model,
-        ddp_model,
-        optimizer,
-        dev.grad_scaler(),
-        train_loader,
-        val_loader,
-        writer,
-        Checkpointer(cfg, enabled=dist.is_main),
-        stop or StopFlag(),
-        accumulation_steps(cfg, dist.world_size),
-    )
-    trainer.recipe = RecipeState.build(cfg, model, dist.rank, weights_from)  # after the weights are loaded
-    return trainer, ckpt
-
-
-def _classes_of(ckpt: Optional[dict[str, Any]], cfg: TrainConfig) -> TrainConfig:
-    """The checkpoint's class count where --num-classes was left at its default (an infer run of a
-    10-class model needs no --num-classes 10); an explicit other count is refused by check_resume."""
-    from engine.checkpoint import arch_of
-
-    found = arch_of(ckpt)[2] if ckpt is not None else None
-    if found is None or found == cfg.num_classes or cfg.num_classes != DEFAULT_NUM_CLASSES:
-        return cfg
-    _log(f"note: {cfg.resume} holds a {found}-class model: --num-classes {found} is used")
-    return dataclasses.replace(cfg, num_classes=found)
-
-
-def _run(cfg: TrainConfig, dist: Any, writer: EventWriter) -> int:
+def _run(cfg: TrainConfig, dist: Any, writer: EventWriter, hooks: TestHooks) -> int:
+    from engine.assemble import build_trainer
     from engine.checkpoint import finished_schedule, remove_stale_temps
-    from engine.trainer import StopFlag
+    from engine.stopping import StopFlag
 
     stop = StopFlag()
     stop.install()  # before the slow set-up, so an early SIGTERM is still a clean stop
-    trainer, ckpt = build_trainer(cfg, dist, writer, stop)
+    trainer, ckpt = build_trainer(cfg, dist=dist, writer=writer, stop=stop, hooks=hooks)
     cfg = trainer.cfg  # with the checkpoint's class count where the flag was left at its default
     if trainer.checkpointer.enabled:
         for path in remove_stale_temps(trainer.checkpointer.path.parent):

@@ -8,7 +8,7 @@ import signal
 import sys
 import time
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
@@ -16,95 +16,24 @@ import torch
 from torch import nn
 
 from engine import distributed as dist_utils
-from engine.checkpoint import Checkpointer, restore_rng, rng_state, state_bytes
+from engine import trainer_state, validation
+from engine.checkpoint import Checkpointer, state_bytes
 from engine.config import TrainConfig
 from engine.data import normalize
 from engine.devices import DeviceInfo
 from engine.distributed import DistInfo
 from engine.events import EXIT_OK, EXIT_STOPPED, EventWriter, RunEnd, readable_position
+from engine.meters import DataError, ImageCounts, Meter, train_rates
 from engine.mixup import soft_cross_entropy
-from engine.model import load_weights_strict, torch_memory_format
+from engine.model import torch_memory_format
 from engine.optim import diverged, divergence_warning, lr_at, set_lr
 from engine.progress import InputWatch, RunClock, best_score, target_reason
-from engine.recipe import RecipeState, chosen_weights
+from engine.recipe import RecipeState
+from engine.stopping import StopFlag
 from engine.tensorboard import data_wait_ratio
+from engine.testhooks import TestHooks
 
-STOP_AFTER_ITERS_VAR = (
-    "RN50TUI_STOP_AFTER_ITERS"  # test hook: the engine sends itself SIGTERM after N iterations
-)
-# Test hook (tests only): after N iterations the loop makes no more progress, as a stuck data loader would,
-# until a stop is requested; then it checkpoints as usual. The stall tests of the job manager use it.
-HANG_AFTER_ITERS_VAR = "RN50TUI_TEST_HANG_AFTER_ITERS"
-
-
-LOADER_STOPPED = object()  # _next's answer when the data loader failed while a stop was under way
-
-
-class DataError(RuntimeError):
-    """Too many images of the dataset could not be read."""
-
-
-class StopFlag:
-    """Set by SIGTERM, Ctrl-C or a hang-up; the loop finishes its optimizer step, checkpoints and exits."""
-
-    def __init__(self) -> None:
-        self.signum: Optional[int] = None
-
-    def install(self) -> None:
-        # SIGHUP too: a dropped SSH session hangs up a run started in its shell (torchrun turns it into SIGTERM)
-        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-            signal.signal(sig, self._handle)
-
-    def _handle(self, signum: int, _frame: Any) -> None:
-        if self.signum is not None and signum == signal.SIGINT:
-            raise KeyboardInterrupt  # a second Ctrl-C means now
-        self.signum = signum
-
-    @property
-    def requested(self) -> bool:
-        return self.signum is not None
-
-    @property
-    def name(self) -> str:
-        return signal.Signals(self.signum).name if self.signum else ""
-
-
-@dataclass
-class Meter:
-    """Sums over a window of iterations; the loss stays on the device until a log point."""
-
-    loss: Any = 0.0
-    images: int = 0
-    iters: int = 0
-    data_time: float = 0.0
-    skipped: int = 0
-    start: float = field(default_factory=time.perf_counter)
-
-
-@dataclass
-class ImageCounts:
-    """Images read and images skipped as unreadable, per split, over the whole run (all ranks)."""
-
-    read: dict[str, int] = field(default_factory=lambda: {"train": 0, "val": 0})
-    skipped: dict[str, int] = field(default_factory=lambda: {"train": 0, "val": 0})
-
-    @property
-    def total_skipped(self) -> int:
-        return sum(self.skipped.values())
-
-    @property
-    def total(self) -> int:
-        return self.total_skipped + sum(self.read.values())
-
-    def where(self, sources: dict[str, str]) -> str:
-        """`train: 40 of 40 in /data/train; val: 0 of 10 in /data/val` (the splits met so far)."""
-        parts = []
-        for split in ("train", "val"):
-            seen = self.read[split] + self.skipped[split]
-            if seen:
-                place = f" in {sources[split]}" if sources.get(split) else ""
-                parts.append(f"{split}: {self.skipped[split]} of {seen}{place}")
-        return "; ".join(parts)
+LOADER_STOPPED = object()  # next_batch's answer when the data loader failed while a stop was under way
 
 
 @dataclass
@@ -119,6 +48,7 @@ class Trainer:
 
     def __init__(
         self,
+        *,
         cfg: TrainConfig,
         dev: DeviceInfo,
         dist: DistInfo,
@@ -132,48 +62,32 @@ class Trainer:
         checkpointer: Checkpointer,
         stop: StopFlag,
         accumulation: int,
+        recipe: RecipeState,
+        hooks: TestHooks = TestHooks(),
     ) -> None:
+        """Everything of one run, built by engine.assemble.build_trainer (tests may pass their own)."""
         self.cfg, self.dev, self.dist = cfg, dev, dist
         self.model, self.ddp_model = model, ddp_model
         self.optimizer, self.scaler = optimizer, scaler
         self.train_loader, self.val_loader = train_loader, val_loader
         self.writer, self.checkpointer, self.stop = writer, checkpointer, stop
-        self.accumulation = accumulation
+        self.accumulation, self.recipe, self.hooks = accumulation, recipe, hooks
         self.criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
         self.memory_format = torch_memory_format(cfg.memory_format)
         self.best_top1 = 0.0
         self.images = ImageCounts()
-        self._stop_after = int(os.environ.get(STOP_AFTER_ITERS_VAR, "0"))
-        self._hang_after = int(os.environ.get(HANG_AFTER_ITERS_VAR, "0"))
         self._iters_run = 0
         self._stop_vote = dist_utils.StopVote(dev.device) if dist.enabled else None
         self._compile_pending = cfg.compile  # the attempt's first step compiles: timed on its own
         self._warned_divergence = False
-        self.recipe = RecipeState()  # mixup, EMA, early stopping: set up by engine.train.build_trainer
         self.clock = RunClock()  # time to accuracy, summed over attempts (engine/progress.py)
         self.input_watch = InputWatch(cfg.workers)
-        self._val_by_epoch = cfg.crop_sizes.varies and cfg.val_image_size is None  # val crop follows train
+        self.val_by_epoch = cfg.crop_sizes.varies and cfg.val_image_size is None  # val crop follows train
 
-    # -- state ---------------------------------------------------------------------------------------
+    # -- state (engine/trainer_state.py) ------------------------------------------------------------------
     def state_dict(self, epoch: int, iteration: int) -> dict[str, Any]:
         """The port's keys plus what exact resume needs."""
-        cfg = self.cfg
-        return {
-            "epoch": epoch,
-            "iteration": iteration,
-            "arch": (cfg.arch, cfg.model_config, cfg.num_classes),
-            "state_dict": self.model.state_dict(),  # the plain model's: no `module.`, no `_orig_mod.`
-            "best_prec1": self.best_top1,
-            "optimizer": self.optimizer.state_dict(),
-            "amp": self.scaler.state_dict() if self.dev.use_scaler else None,  # the port's key
-            "rng": rng_state(self.dev.kind),
-            "iters_per_epoch": len(self.train_loader) if self.train_loader is not None else 0,
-            "global_batch": cfg.batch_size * self.dist.world_size,
-            "config": cfg.to_dict(),
-            "class_names": list(getattr(self.train_loader, "classes", None) or []),  # for engine.classify
-            **self.recipe.state_dict(),
-            **self.clock.state_dict(),
-        }
+        return trainer_state.state_of(self, epoch, iteration)
 
     def checkpoint_bytes(self) -> int:
         """About the size of this run's checkpoint file, before the first step creates the momentum."""
@@ -181,56 +95,18 @@ class Trainer:
         return state_bytes(self.state_dict(0, 0)) + (0 if self.optimizer.state else state_bytes(trained))
 
     def load_state_dict(self, ckpt: dict[str, Any], source: str) -> tuple[int, int]:
-        """Restore a checkpoint of ours or of the port's; return the (epoch, iteration) to go on from.
-
-        Weights (`--evaluate`: those `--weights` picks) and best top-1 always; optimizer, scaler (`amp`,
-        or format 1's `scaler`), the recipe's state (EMA, early stopping), RNG states and the position
-        only when training.
-        """
-        weights, self.recipe.weights_from = chosen_weights(ckpt, self.cfg, source)
-        load_weights_strict(self.model, weights)
-        self.best_top1 = float(ckpt.get("best_prec1", 0.0))
-        if self.cfg.evaluate:
-            return 0, 0
-        self.recipe.load_state_dict(ckpt, source)
-        self.clock.load_state_dict(ckpt)
-        if ckpt.get("optimizer"):
-            try:
-                self.optimizer.load_state_dict(ckpt["optimizer"])
-            except ValueError as exc:
-                _warn(f"optimizer state of {source} does not fit ({exc}); momentum starts from zero")
-        scaler_state = ckpt.get("amp") or ckpt.get("scaler")
-        if self.dev.use_scaler and isinstance(scaler_state, dict) and scaler_state:
-            self.scaler.load_state_dict(scaler_state)
-        restore_rng(ckpt.get("rng"), self.dev.kind)
-        return self._resume_position(ckpt, source)
-
-    def _resume_position(self, ckpt: dict[str, Any], source: str) -> tuple[int, int]:
-        """Inside an epoch only with the same batch layout; otherwise from that epoch's start."""
-        epoch, iteration = int(ckpt.get("epoch", 0)), int(ckpt.get("iteration", 0))
-        if not iteration:
-            return epoch, 0
-        same = (
-            ckpt.get("iters_per_epoch") == len(self.train_loader)
-            and ckpt.get("global_batch") == self.cfg.batch_size * self.dist.world_size
-        )
-        if not same:
-            _warn(
-                f"{source} stopped inside epoch {epoch + 1} with another batch layout: "
-                "that epoch restarts from its first iteration"
-            )
-            return epoch, 0
-        return epoch, iteration
+        """Restore a checkpoint of ours or of the port's; return the (epoch, iteration) to go on from."""
+        return trainer_state.restore(self, ckpt, source)
 
     # -- one batch -------------------------------------------------------------------------------------
-    def _to_device(self, batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    def to_device(self, batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
         images = batch.images.to(self.dev.device, non_blocking=True)
         labels = batch.labels.to(self.dev.device, non_blocking=True)
         return normalize(images, self.memory_format), labels
 
     def train_step(self, batch: Any, boundary: bool, position: tuple[int, int] = (0, 0)) -> torch.Tensor:
         """One mini-batch; `position` (epoch, iteration) picks mixup's draw."""
-        x, y = self._to_device(batch)
+        x, y = self.to_device(batch)
         mixup = self.recipe.mixup
         if mixup is not None:  # y becomes the mixed soft targets
             x, y = mixup(x, y, *position)
@@ -248,7 +124,7 @@ class Trainer:
                 self.recipe.ema.update()
         return loss.detach()
 
-    def _next(self, it: Any) -> Any:
+    def next_batch(self, it: Any) -> Any:
         """The next batch; None at the epoch's end; LOADER_STOPPED when the loader broke during a stop."""
         try:
             return next(it)
@@ -271,7 +147,7 @@ class Trainer:
         it, data_iter, lr = start_iter, iter(loader), cfg.lr
         while True:
             t0 = time.perf_counter()
-            batch = self._next(data_iter)
+            batch = self.next_batch(data_iter)
             if batch is None:
                 break
             if batch is LOADER_STOPPED:  # a stop, not the epoch's end: the checkpoint keeps the position
@@ -307,17 +183,22 @@ class Trainer:
             if it % cfg.print_freq == 0 or it == iters:
                 self._log_train_window(epoch, it, window, lr)
                 window = Meter()
-            if self._stop_after and self._iters_run == self._stop_after:
-                os.kill(os.getpid(), signal.SIGTERM)
-            if self._hang_after and self._iters_run == self._hang_after:
-                while not self.stop.requested:  # the test hook's stall
-                    time.sleep(0.2)
+            self._test_hooks()
             if boundary and self._stop_voted():
                 return EpochOutcome({}, it, stopped=True)
             if 0 < cfg.prof <= it - start_iter:
                 break
-        self._check_bad_images("train", 0, 0, final=True)
+        self.count_images("train", 0, 0, final=True)
         return EpochOutcome(self._epoch_train_metrics(total, lr), it, stopped=False)
+
+    def _test_hooks(self) -> None:
+        """A stop (SIGTERM to itself) or a stall after N iterations, when a test asks (engine/testhooks.py)."""
+        hooks = self.hooks
+        if hooks.stop_after_iters and self._iters_run == hooks.stop_after_iters:
+            os.kill(os.getpid(), signal.SIGTERM)
+        if hooks.hang_after_iters and self._iters_run == hooks.hang_after_iters:
+            while not self.stop.requested:  # the stall: no progress until a stop is requested
+                time.sleep(0.2)
 
     def _report_compile_warmup(self, t_step: float, epoch: int, it: int) -> None:
         """The first compiled step traces and compiles forward and backward: report it as its own record."""
@@ -357,7 +238,7 @@ class Trainer:
 
     def _log_train_window(self, epoch: int, it: int, m: Meter, lr: float) -> None:
         loss, images, data_time, skipped = self._reduce_meter(m)
-        self._check_bad_images("train", images, skipped)
+        self.count_images("train", images, skipped)
         if not images:  # a window of unreadable batches only: no loss to report
             return
         if not self._warned_divergence and diverged(loss, self.cfg.num_classes):
@@ -368,38 +249,14 @@ class Trainer:
             self.writer.status("warning", message=text)
             if self.dist.is_main:
                 _warn(text)
-        elapsed = time.perf_counter() - m.start
-        compute = max(1e-9, elapsed - data_time)
-        data = {
-            "train.loss": loss,
-            "train.total_ips": images / max(1e-9, elapsed),
-            "train.compute_ips": images / compute,
-            "train.data_time": data_time / max(1, m.iters),
-            "train.compute_time": compute / max(1, m.iters),
-            "train.lr": lr,
-        }
+        data = train_rates(loss, images, data_time, m, lr)
         if self.dev.use_scaler:
             data["train.grad_scale"] = float(self.scaler.get_scale())
         self.writer.metrics([epoch + 1, it], data)
 
-    def _check_bad_images(self, split: str, images: float, skipped: float, final: bool = False) -> None:
-        """Fail once unreadable images pass --max-bad-fraction (judged after 100 images, or at the end of a
-        pass), or when a whole pass read no image at all; the message says how many, and where."""
-        counts = self.images
-        counts.read[split] += int(images)
-        counts.skipped[split] += int(skipped)
-        bad, total = counts.total_skipped, counts.total
-        where = counts.where(self._sources())
-        if final and counts.skipped[split] and not counts.read[split]:
-            raise DataError(
-                f"{bad} of {total} images could not be read ({where}), not one {split} image was readable: "
-                "check the dataset"
-            )
-        if bad and (total >= 100 or final) and bad / total > self.cfg.max_bad_fraction:
-            raise DataError(
-                f"{bad} of {total} images could not be read ({where}), more than "
-                f"{self.cfg.max_bad_fraction:.1%}: check the dataset, or raise --max-bad-fraction"
-            )
+    def count_images(self, split: str, images: float, skipped: float, final: bool = False) -> None:
+        """Count read and unreadable images; fail past --max-bad-fraction (engine/meters.py)."""
+        self.images.add(split, images, skipped, final, self._sources(), self.cfg.max_bad_fraction)
 
     def _sources(self) -> dict[str, str]:
         """The folder or list file each split reads, for messages."""
@@ -414,92 +271,17 @@ class Trainer:
         if m.iters == 0:
             return {}
         loss, images, data_time, _ = self._reduce_meter(m)
-        elapsed = time.perf_counter() - m.start
-        compute = max(1e-9, elapsed - data_time)
-        out = {
-            "train.loss": loss,
-            "train.total_ips": images / max(1e-9, elapsed),
-            "train.compute_ips": images / compute,
-            "train.data_time": data_time / m.iters,
-            "train.compute_time": compute / m.iters,
-            "train.lr": lr,
-        }
+        out = train_rates(loss, images, data_time, m, lr)
         ratio = data_wait_ratio(out)  # the one place the share is computed (engine/tensorboard.py)
         return {**out, "train.data_wait_ratio": ratio} if ratio is not None else out
 
     # -- validation ------------------------------------------------------------------------------------
-    @torch.no_grad()
     def validate(
         self, epoch: int, model: Optional[nn.Module] = None, prefix: str = "val"
     ) -> dict[str, float]:
-        """One pass over this rank's shard; sums and counts are all-reduced, so the result is exact.
-
-        `model` (default the trained one) and `prefix` let the EMA weights be validated as `val_ema.*`."""
-        self.ddp_model.eval()
-        model = self.model if model is None else model
-        k = min(self.cfg.topk, self.cfg.num_classes)  # top-5 of 4 classes is top-4
-        loss_sum = correct1 = correctk = count = skipped = 0.0
-        latencies: list[float] = []
-        t_start = data_time = 0.0
-        t_start, it = time.perf_counter(), 0
-        if self._val_by_epoch:  # the val crop of this epoch's training size (--resize-schedule)
-            self.val_loader.set_epoch(epoch)
-        data_iter = iter(self.val_loader)
-        while True:
-            t0 = time.perf_counter()
-            batch = self._next(data_iter)
-            if batch is None:
-                break
-            data_time += time.perf_counter() - t0
-            skipped += int(batch.skipped)
-            it += 1
-            if len(batch.labels) == 0:  # every image unreadable: counted above, nothing to evaluate
-                continue
-            x, y = self._to_device(batch)
-            self.dev.synchronize()
-            tc = time.perf_counter()
-            with self.dev.autocast():
-                out = model(x)
-                if self.cfg.val_flip:  # FFCV's test-time flip: the mean logits of the image and its mirror
-                    out = (out.float() + model(torch.flip(x, dims=[3])).float()) / 2
-            loss = self.criterion(out.float(), y)
-            top = out.topk(k, dim=1).indices
-            hits = top.eq(y[:, None])
-            c1, ck = float(hits[:, 0].sum()), float(hits.any(dim=1).sum())  # .sum() → CPU: a sync point
-            latencies.append(time.perf_counter() - tc)
-            n = int(y.shape[0])
-            loss_sum, correct1, correctk, count = (
-                loss_sum + float(loss) * n,
-                correct1 + c1,
-                correctk + ck,
-                count + n,
-            )
-            if it % self.cfg.print_freq == 0:
-                self.writer.metrics(
-                    [epoch + 1, len(self.train_loader or []), it],
-                    {f"{prefix}.loss": loss_sum / count, f"{prefix}.top1": 100.0 * correct1 / count},
-                )
-            if 0 < self.cfg.prof <= it:
-                break
-        elapsed = time.perf_counter() - t_start
-        compute = sum(latencies)
-        loss_sum, correct1, correctk, count, skipped, compute, elapsed = dist_utils.all_reduce_sum(
-            [loss_sum, correct1, correctk, count, skipped, compute, elapsed], self.dev.device
-        )
-        self._check_bad_images("val", count, skipped, final=True)
-        if not count:  # nothing to validate (an empty shard list); never a division by zero
-            return {}
-        ranks = self.dist.world_size
-        metrics = {
-            f"{prefix}.loss": loss_sum / count,
-            f"{prefix}.top1": 100.0 * correct1 / count,
-            f"{prefix}.top5": 100.0 * correctk / count,
-        }
-        if prefix == "val":  # the EMA pass reports accuracy only, as upstream's val_ema
-            metrics["val.total_ips"] = count / max(1e-9, elapsed / ranks)
-            metrics["val.compute_ips"] = count / max(1e-9, compute / ranks)
-            metrics.update(latency_percentiles(latencies))
-        return metrics
+        """One pass over this rank's shard (engine/validation.py); `model` (default the trained one) and
+        `prefix` let the EMA weights be validated as `val_ema.*`."""
+        return validation.validate(self, epoch, model, prefix)
 
     # -- the run ---------------------------------------------------------------------------------------
     def fit(self, start_epoch: int, start_iter: int) -> int:
@@ -603,23 +385,6 @@ class Trainer:
 
 def _warn(message: str) -> None:
     print(f"warning: {message}", file=sys.stderr, flush=True)
-
-
-def latency_percentiles(latencies: list[float]) -> dict[str, float]:
-    """Mean and 95th/99th/100th percentile of per-batch compute latency (seconds)."""
-    if not latencies:
-        return {}
-    s = sorted(latencies)
-
-    def pct(p: float) -> float:
-        return s[min(len(s) - 1, max(0, math.ceil(p / 100 * len(s)) - 1))]
-
-    return {
-        "val.compute_latency": sum(s) / len(s),
-        "val.compute_latency_at95": pct(95),
-        "val.compute_latency_at99": pct(99),
-        "val.compute_latency_at100": s[-1],
-    }
 
 
 def _readable(epochs_done: int, iteration: int) -> dict[str, int]:

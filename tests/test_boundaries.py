@@ -15,6 +15,8 @@ from tests.conftest import ROOT, engine_env
 TORCH_FREE_PACKAGES = ["engine/telemetry", "rn50tui"]
 TORCH_FREE_MODULES = [
     "engine.config",
+    "engine.flags",
+    "engine.testhooks",
     "engine.events",
     "engine.device_kind",
     "engine.diskspace",

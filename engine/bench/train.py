@@ -96,8 +96,8 @@ def measure(trainer: Any, warmup: int, iters: int) -> dict[str, float]:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    from engine.assemble import build_trainer
     from engine.distributed import all_reduce_sum, env_dist_info, shutdown
-    from engine.train import build_trainer
 
     a = build_parser().parse_args(argv)
     cfg = parse_args(engine_argv(a))
@@ -106,7 +106,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"error: {unwritable}", file=sys.stderr)
         return 2
     dist = env_dist_info()
-    trainer, _ = build_trainer(cfg, dist, EventWriter(None))
+    trainer, _ = build_trainer(cfg, dist=dist, writer=EventWriter(None))
     try:
         try:
             m = measure(trainer, a.warmup, a.iters)

@@ -65,17 +65,24 @@ def synthetic_sizes(cfg: TrainConfig, world_size: int) -> tuple[int, int]:
     return train, max(train // 4, min(train, per_step))
 
 
-def build_train_loader(cfg: TrainConfig, rank: int, world_size: int, pin_memory: bool) -> Loader:
-    """This rank's training loader: shuffled per epoch, padded shards, the recipe's augmentation."""
-    return _build(cfg, "train", rank, world_size, pin_memory)
+def build_train_loader(
+    cfg: TrainConfig, rank: int, world_size: int, pin_memory: bool, slow_s: float = 0.0
+) -> Loader:
+    """This rank's training loader: shuffled per epoch, padded shards, the recipe's augmentation.
+    `slow_s`: the slow-loader test hook (engine/testhooks.py)."""
+    return _build(cfg, "train", rank, world_size, pin_memory, slow_s)
 
 
-def build_val_loader(cfg: TrainConfig, rank: int, world_size: int, pin_memory: bool) -> Loader:
+def build_val_loader(
+    cfg: TrainConfig, rank: int, world_size: int, pin_memory: bool, slow_s: float = 0.0
+) -> Loader:
     """This rank's validation loader: fixed order, exact shards (every sample on exactly one rank)."""
-    return _build(cfg, "val", rank, world_size, pin_memory)
+    return _build(cfg, "val", rank, world_size, pin_memory, slow_s)
 
 
-def _build(cfg: TrainConfig, split: str, rank: int, world_size: int, pin_memory: bool) -> Loader:
+def _build(
+    cfg: TrainConfig, split: str, rank: int, world_size: int, pin_memory: bool, slow_s: float
+) -> Loader:
     seed = cfg.seed if cfg.seed is not None else 0
     sizes = _sizes_by_epoch(cfg, split)
     size, resize = sizes(0) if sizes is not None else (cfg.train_image_size, cfg.val_resize)
@@ -98,7 +105,7 @@ def _build(cfg: TrainConfig, split: str, rank: int, world_size: int, pin_memory:
                 if split == "train"
                 else ValTransform(size, resize, cfg.interpolation)
             )
-            source = ImageBatches(samples, transform, size, seed, sizes)
+            source = ImageBatches(samples, transform, size, seed, sizes, slow_s)
     train = split == "train"
     plan = BatchPlan(len(source), cfg.batch_size, rank, world_size, shuffle=train, seed=seed, drop_last=train)
     if train and len(plan) == 0:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import copy
 import math
-import os
 import signal
 import time
 import warnings
@@ -46,27 +45,23 @@ class BatchSource(Protocol):
     def fetch(self, epoch: int, indices: Sequence[int]) -> Batch: ...
 
 
-# Test hook (tests only): every batch fetch of an image dataset sleeps this many seconds first, as a slow
-# disk or too few loader workers would make it; the input-bound tests use it.
-SLOW_LOADER_VAR = "RN50TUI_SLOW_LOADER_S"
-
-
 class ImageBatches:
     """Decodes and augments the images of one batch; sample i's draws depend on (seed, epoch, i) only.
 
     `sizes` (epoch → (crop, resize), engine/schedule.py) changes the output size per epoch; the epoch comes
-    with every request, so persistent workers follow it.
+    with every request, so persistent workers follow it. `slow_s` (a test hook, engine/testhooks.py): each
+    fetch sleeps that long first, as a slow disk or too few loader workers would make it.
     """
 
     def __init__(
         self, samples: SampleList, transform: Transform, size: int, seed: int,
-        sizes: Optional[Callable[[int], tuple[int, int]]] = None,
+        sizes: Optional[Callable[[int], tuple[int, int]]] = None, slow_s: float = 0.0,
     ) -> None:  # fmt: skip
         self.samples, self.transform, self.size, self.seed = samples, transform, size, seed
         self.classes = samples.classes
         self.sizes = sizes
         self._transforms: dict[tuple[int, int], Transform] = {}
-        self._slow = float(os.environ.get(SLOW_LOADER_VAR, "0") or 0)
+        self._slow = slow_s
 
     def __len__(self) -> int:
         return len(self.samples)

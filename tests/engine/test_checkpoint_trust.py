@@ -19,7 +19,9 @@ from engine.devices import DeviceInfo
 from engine.distributed import DistInfo
 from engine.events import EventWriter, iter_records
 from engine.model import build_model
-from engine.trainer import StopFlag, Trainer
+from engine.recipe import RecipeState
+from engine.stopping import StopFlag
+from engine.trainer import Trainer
 from tests.conftest import engine_env, run_engine
 
 TINY = ["--data-backend", "synthetic", "--device", "cpu", "--image-size", "32", "-b", "4", "-j", "0",
@@ -161,8 +163,10 @@ def small_trainer(tmp_path: Path, use_scaler: bool = True) -> Trainer:
     model = build_model(cfg.arch, cfg.model_config, cfg.num_classes)
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
     scaler = torch.amp.GradScaler("cpu", enabled=use_scaler)
-    return Trainer(cfg, dev, DistInfo(), model, model, opt, scaler, None, None, EventWriter(None),
-                   Checkpointer(cfg, enabled=False), StopFlag(), 1)  # fmt: skip
+    return Trainer(cfg=cfg, dev=dev, dist=DistInfo(), model=model, ddp_model=model, optimizer=opt,
+                   scaler=scaler, train_loader=None, val_loader=None, writer=EventWriter(None),
+                   checkpointer=Checkpointer(cfg, enabled=False), stop=StopFlag(), accumulation=1,
+                   recipe=RecipeState())  # fmt: skip
 
 
 def scaler_state(scale: float) -> dict:

@@ -12,6 +12,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from engine.assemble import build_trainer
 from engine.config import DALI_BACKENDS, ConfigError, dali_note, parse_args
 from engine.data import normalize
 from engine.data.transforms import Crop, TrainTransform, ValTransform, sample_rng
@@ -19,7 +20,7 @@ from engine.distributed import DistInfo
 from engine.ema import EMA, ema_decay, select_weights
 from engine.events import EventWriter, iter_records
 from engine.mixup import draw, mix, soft_targets
-from engine.train import build_trainer, main
+from engine.train import main
 
 TINY = ["--data-backend", "synthetic", "--device", "cpu", "--image-size", "32", "-b", "8", "-j", "0",
         "--num-classes", "4", "--synthetic-size", "16", "--seed", "3", "--lr", "0.05", "-p", "1"]  # fmt: skip
@@ -28,7 +29,7 @@ TINY = ["--data-backend", "synthetic", "--device", "cpu", "--image-size", "32", 
 def trainer_of(tmp_path, *flags: str, raport: bool = False):
     cfg = parse_args([*TINY, "--workspace", str(tmp_path), "--raport-file", "raport.json", *flags])
     writer = EventWriter(tmp_path / "raport.json" if raport else None, echo=io.StringIO())
-    trainer, ckpt = build_trainer(cfg, DistInfo(), writer)
+    trainer, ckpt = build_trainer(cfg, dist=DistInfo(), writer=writer)
     if ckpt is not None:  # as engine.train._run: the checkpoint loads into the built trainer
         trainer.load_state_dict(ckpt, cfg.resume)
     return trainer

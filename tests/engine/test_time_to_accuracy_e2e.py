@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from engine.data.loaders import SLOW_LOADER_VAR
 from engine.data.testing import make_image_folder
 from engine.events import EXIT_STOPPED, iter_records
+from engine.testhooks import SLOW_LOADER_VAR
 from rn50tui.jobs.report import ReportReader
 from tests.conftest import run_engine
 from tests.engine.test_train_e2e import TINY, assert_schema

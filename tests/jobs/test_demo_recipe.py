@@ -50,12 +50,14 @@ def test_the_demo_warms_up_then_follows_the_cosine_and_scales_lr_by_its_batch():
 
 
 def test_the_engine_builds_the_demo_with_the_recipes_loss_optimizer_and_init():
+    from engine.assemble import build_trainer
     from engine.distributed import DistInfo
-    from engine.train import build_trainer
 
     demo = _cfg("demo")
     torch.manual_seed(0)
-    trainer, _ = build_trainer(demo, DistInfo(rank=0, world_size=1, local_rank=0), EventWriter(None))
+    trainer, _ = build_trainer(
+        demo, dist=DistInfo(rank=0, world_size=1, local_rank=0), writer=EventWriter(None)
+    )
     assert trainer.criterion.label_smoothing == 0.1
     bn_group, rest_group = trainer.optimizer.param_groups
     assert bn_group["weight_decay"] == 0.0 and rest_group["weight_decay"] == 3.0517578125e-05
