@@ -13,10 +13,10 @@ from typing import Any, Optional
 
 import torch
 
+from engine.accelerator import DeviceInfo, resolve_device
 from engine.checkpoint import Checkpointer, arch_of, check_resume, load_checkpoint
 from engine.config import DEFAULT_NUM_CLASSES, TrainConfig, accumulation_steps
 from engine.data import build_train_loader, build_val_loader
-from engine.devices import DeviceInfo, resolve_device
 from engine.distributed import DistInfo, init_process_group
 from engine.events import EventWriter
 from engine.model import build_model, compile_model, load_weights_strict, to_memory_format

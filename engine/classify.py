@@ -67,8 +67,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     plain_warnings()
     import torch
 
+    from engine.accelerator import resolve_device
     from engine.checkpoint import CheckpointError, arch_of, load_checkpoint
-    from engine.devices import resolve_device
     from engine.ema import select_weights
     from engine.model import build_model, load_weights_strict, strip_module_prefix
 

@@ -94,14 +94,14 @@ def _is_known_error(exc: BaseException) -> bool:
 
 def _out_of_memory(exc: BaseException, cfg: TrainConfig) -> Optional[str]:
     """What to do about a step that did not fit the card; None for any other failure."""
-    from engine.devices import is_out_of_memory, out_of_memory_message
+    from engine.accelerator import is_out_of_memory, out_of_memory_message
 
     return out_of_memory_message(exc, cfg.batch_size, cfg.amp) if is_out_of_memory(exc) else None
 
 
 def _is_usage_error(exc: BaseException) -> bool:
+    from engine.accelerator import DeviceError
     from engine.checkpoint import CheckpointError
-    from engine.devices import DeviceError
     from engine.model import StateDictMismatch
 
     return isinstance(exc, (ConfigError, CheckpointError, DeviceError, StateDictMismatch))

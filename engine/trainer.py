@@ -17,10 +17,10 @@ from torch import nn
 
 from engine import distributed as dist_utils
 from engine import trainer_state, validation
+from engine.accelerator import DeviceInfo
 from engine.checkpoint import Checkpointer, state_bytes
 from engine.config import TrainConfig
 from engine.data import normalize
-from engine.devices import DeviceInfo
 from engine.distributed import DistInfo
 from engine.events import EXIT_OK, EXIT_STOPPED, EventWriter, RunEnd, readable_position
 from engine.meters import DataError, ImageCounts, Meter, train_rates

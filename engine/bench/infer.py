@@ -123,7 +123,7 @@ def timed_row(
 
 def amp_note(dev: Any) -> Optional[str]:
     """The AMP fallback in an inference's words, for stderr (not a Python warning with a source line)."""
-    from engine.devices import FORCE_CPU_BF16_VAR
+    from engine.accelerator import FORCE_CPU_BF16_VAR
 
     if not dev.note:
         return None
@@ -132,7 +132,7 @@ def amp_note(dev: Any) -> Optional[str]:
 
 
 def torch_rows(a: argparse.Namespace, base: Any, batches: list[int]) -> None:
-    from engine.devices import resolve_device
+    from engine.accelerator import resolve_device
     from engine.model import to_memory_format, torch_memory_format
 
     fmt = torch_memory_format(a.memory_format)

@@ -145,7 +145,7 @@ def probe(device: str) -> dict[str, Any]:
     """What the machine has, asked in a child process so this one holds no device memory."""
     code = (
         "import json, os, torch\n"
-        "from engine.devices import resolve_device\n"
+        "from engine.accelerator import resolve_device\n"
         f"d = resolve_device({device!r}, amp=True)\n"
         "mlu = __import__('sys').modules.get('torch_mlu')\n"
         "mod = getattr(torch, d.kind, None) if d.kind != 'cpu' else None\n"

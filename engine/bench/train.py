@@ -15,9 +15,9 @@ import traceback
 from collections.abc import Sequence
 from typing import Any, Optional
 
+from engine.accelerator import is_out_of_memory
 from engine.bench import check_appendable
 from engine.config import parse_args
-from engine.devices import is_out_of_memory
 from engine.events import EventWriter
 
 

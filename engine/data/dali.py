@@ -63,7 +63,7 @@ def missing(backend: str) -> Optional[str]:
 def _device_id(backend: str) -> Optional[int]:
     """The local card the decoder runs on; None is DALI's CPU-only mode."""
     if backend == "dali-gpu":
-        return torch.cuda.current_device()  # engine.devices set the rank's card already
+        return torch.cuda.current_device()  # engine.accelerator set the rank's card already
     if backend == "dali-mlu":
         return int(torch.mlu.current_device())  # type: ignore[attr-defined]  # torch_mlu's namespace
     return None

@@ -8,12 +8,12 @@ import sys
 
 import pytest
 
+from engine.accelerator import resolve_device
 from engine.bench import timing
 from engine.bench.data import _subset
 from engine.bench.infer import amp_note
 from engine.data import load_split
 from engine.data.testing import make_jpeg_set
-from engine.devices import resolve_device
 from tests.conftest import engine_env
 
 
@@ -64,7 +64,7 @@ def test_bench_data_uses_as_many_images_as_asked(tmp_path, images):
 
 
 def test_the_amp_fallback_note_speaks_of_inference_on_one_line(monkeypatch):
-    monkeypatch.setattr("engine.devices.cpu_has_native_bf16", lambda: False)
+    monkeypatch.setattr("engine.accelerator.cpu_has_native_bf16", lambda: False)
     monkeypatch.delenv("RN50TUI_FORCE_CPU_BF16", raising=False)
     dev = resolve_device("cpu", amp=True, warn=False)
     note = amp_note(dev)

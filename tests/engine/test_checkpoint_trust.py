@@ -13,9 +13,9 @@ import pytest
 import torch
 
 from engine import checkpoint
+from engine.accelerator import DeviceInfo
 from engine.checkpoint import Checkpointer, CheckpointError, load_checkpoint
 from engine.config import parse_args
-from engine.devices import DeviceInfo
 from engine.distributed import DistInfo
 from engine.events import EventWriter, iter_records
 from engine.model import build_model

@@ -90,7 +90,7 @@ def test_synthetic_runs_with_no_dataset_and_follows_the_schema(tmp_path):
 
 
 def test_amp_on_a_cpu_without_bf16_says_so_once(tmp_path):
-    from engine.devices import cpu_has_native_bf16
+    from engine.accelerator import cpu_has_native_bf16
 
     out = run_engine(["--data-backend", "synthetic", *TINY, "--num-classes", "4", "--epochs", "1",
                       "--synthetic-size", "8", "--amp", "--workspace", str(tmp_path)], tmp_path)  # fmt: skip

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from engine import devices
-from engine.devices import DeviceError, resolve_device
+from engine import accelerator
+from engine.accelerator import DeviceError, resolve_device
 from tests.conftest import engine_env
 
 FAKES = Path(__file__).resolve().parent.parent / "fakes"
@@ -19,7 +19,7 @@ FAKES_OLD = Path(__file__).resolve().parent.parent / "fakes_old"
 
 PROBE = """
 import json, torch, warnings
-from engine.devices import resolve_device
+from engine.accelerator import resolve_device
 d = resolve_device({requested!r}, amp=True, local_rank=1)
 import torch_mlu
 print(json.dumps({{"kind": d.kind, "device": str(d.device), "name": d.name, "amp": str(d.amp_dtype),
@@ -81,16 +81,16 @@ def test_cuda_absent_is_a_clear_error(monkeypatch):
 
 
 def test_cpu_amp_without_native_bf16_falls_back_to_fp32_with_a_warning(monkeypatch):
-    monkeypatch.setattr(devices, "cpu_has_native_bf16", lambda: False)
-    monkeypatch.delenv(devices.FORCE_CPU_BF16_VAR, raising=False)
+    monkeypatch.setattr(accelerator, "cpu_has_native_bf16", lambda: False)
+    monkeypatch.delenv(accelerator.FORCE_CPU_BF16_VAR, raising=False)
     with pytest.warns(UserWarning, match="training in fp32 instead"):
         dev = resolve_device("cpu", amp=True)
     assert dev.amp_dtype is None and not dev.use_scaler and "12x slower" in dev.note
 
 
 def test_a_caller_that_reports_the_note_itself_gets_no_second_warning(monkeypatch):
-    monkeypatch.setattr(devices, "cpu_has_native_bf16", lambda: False)
-    monkeypatch.delenv(devices.FORCE_CPU_BF16_VAR, raising=False)
+    monkeypatch.setattr(accelerator, "cpu_has_native_bf16", lambda: False)
+    monkeypatch.delenv(accelerator.FORCE_CPU_BF16_VAR, raising=False)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # engine.train logs dev.note once: no UserWarning beside it
         dev = resolve_device("cpu", amp=True, warn=False)
@@ -98,7 +98,7 @@ def test_a_caller_that_reports_the_note_itself_gets_no_second_warning(monkeypatc
 
 
 def test_cpu_amp_with_native_bf16_uses_bf16_without_a_scaler(monkeypatch):
-    monkeypatch.setattr(devices, "cpu_has_native_bf16", lambda: True)
+    monkeypatch.setattr(accelerator, "cpu_has_native_bf16", lambda: True)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         dev = resolve_device("cpu", amp=True)
