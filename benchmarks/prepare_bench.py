@@ -7,9 +7,9 @@ Builds a synthetic archive set (ILSVRC2012_img_train.tar of per-class tars, the 
 with a real meta.mat; JPEGs of about an ImageNet photo's size and cost). The tar side extracts the
 outer train tar, then every inner tar, then the val tar (what a valprep.sh does before sorting val into
 folders, so it is the lower bound of the manual way); the prepare side runs the real command with
-verification on (its wall time includes starting Python and torch; the tool's own line, printed too, does
-not). Rounds alternate which goes first, so drift on a shared machine hits both alike. Prints MB/s and
-images/s of each, and prepare/tar.
+verification on (its wall time includes starting Python; the tool's own line, printed too, does not).
+Rounds alternate which goes first, so drift on a shared machine hits both alike. Prints MB/s and images/s
+of each, prepare/tar, and the load average before and after (on a shared machine, compare ratios).
 """
 
 from __future__ import annotations
@@ -85,6 +85,7 @@ def main() -> None:
     print(
         f"archives: {size / 1e6:,.1f} MB, {images:,} images of {w}x{h}; -j {a.jobs}, {os.cpu_count()} cores"
     )
+    print("load average (1, 5, 15 min): " + ", ".join(f"{x:.2f}" for x in os.getloadavg()))
     times: dict[str, list[float]] = {"tar -xf": [], "prepare": []}
     for r in range(a.rounds):
         order = ["tar -xf", "prepare"] if r % 2 == 0 else ["prepare", "tar -xf"]
@@ -100,6 +101,7 @@ def main() -> None:
               + ", ".join(f"{x:.2f}" for x in ts) + ")")  # fmt: skip
     ratio = statistics.median(times["tar -xf"]) / statistics.median(times["prepare"])
     print(f"prepare runs at {ratio:.2f}x tar's rate (goal: at least 0.8x, with verification on)")
+    print("load average (1, 5, 15 min): " + ", ".join(f"{x:.2f}" for x in os.getloadavg()))
     if a.dir is None:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -21,6 +21,11 @@ TORCH_FREE_MODULES = [
     "engine.device_kind",
     "engine.diskspace",
     "engine.tensorboard",
+    "engine.data",  # its names load on first use: a prepare and its workers start without torch
+    "engine.data.decode",  # torch on the first tensor decode; verify_rgb needs PIL alone
+]
+TORCH_FREE_MODULES += [  # what a prepare and a data check run (miniature, a test helper, renders with torch)
+    f"engine.data.prepare.{m}" for m in ("run", "write", "sources", "devkit", "manifest", "check", "errors")
 ]
 
 

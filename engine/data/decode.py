@@ -4,6 +4,12 @@ JPEG: the size comes from the header, the transform plans its crop, and the file
 torchvision's libjpeg-turbo decoder (full size), or by PIL's ``draft()`` at 1/2, 1/4 or 1/8 scale when the
 crop keeps enough pixels at that scale. Anything else (PNG, BMP, WebP, CMYK JPEG, …) goes through
 ``torchvision.io.decode_image`` and then PIL. A file no decoder can read raises :class:`BadImage`.
+
+:func:`verify_rgb` says whether a file decodes as RGB here without keeping its pixels (`data prepare` and
+`data check`): a JPEG is decoded at 1/8 scale, which runs every entropy-coded block through libjpeg-turbo
+(a truncated or broken stream fails as it does at full size) but skips most of the IDCT and colour work;
+only when that fails does the full decoder give the verdict. torch is imported on the first tensor decode,
+not by importing this module: verifying needs PIL alone (a prepare's workers start without torch).
 """
 
 from __future__ import annotations
@@ -11,18 +17,15 @@ from __future__ import annotations
 import io
 import os
 import random
-from typing import Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import numpy as np
-import torch
 from PIL import Image, UnidentifiedImageError
 
-from engine.data.transforms import Transform
+if TYPE_CHECKING:
+    import torch
 
-try:
-    from torchvision.io import ImageReadMode, decode_image, decode_jpeg
-except ImportError:  # torchvision built without its image extension: PIL does it all
-    decode_jpeg = decode_image = ImageReadMode = None  # type: ignore[assignment]
+    from engine.data.transforms import Transform
 
 _SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
 
@@ -71,6 +74,52 @@ def jpeg_size(buf: bytes) -> Optional[tuple[int, int]]:
     return None if frame is None else frame[:2]
 
 
+_tvio: Optional[tuple[Any, Any, Any, Any]] = None  # (torch, decode_jpeg, decode_image, ImageReadMode)
+
+
+def _torchvision() -> tuple[Any, Any, Any, Any]:
+    """torch and torchvision's decoders (None when torchvision lacks its image extension), on first use."""
+    global _tvio
+    if _tvio is None:
+        import torch
+
+        try:
+            from torchvision.io import ImageReadMode, decode_image, decode_jpeg
+        except ImportError:  # torchvision built without its image extension: PIL does it all
+            decode_jpeg = decode_image = ImageReadMode = None  # type: ignore[assignment]
+        _tvio = (torch, decode_jpeg, decode_image, ImageReadMode)
+    return _tvio
+
+
+def verify_rgb(buf: bytes, path: str) -> None:
+    """Raise BadImage when `buf` does not decode as RGB with :func:`decode_rgb`; decodes no more than it must.
+
+    A JPEG of 1 or 3 components is decoded at 1/8 scale (:func:`decodes_at_one_eighth`); when that fails,
+    and for anything else, the full decoder gives the verdict (and its reason)."""
+    if not buf:
+        raise BadImage(f"{path}: empty file")
+    frame = jpeg_frame(buf)
+    if frame is not None and frame[2] in (1, 3) and decodes_at_one_eighth(buf):
+        return
+    decode_rgb(buf if isinstance(buf, bytearray) else bytearray(buf), path)
+
+
+def decodes_at_one_eighth(buf: bytes) -> bool:
+    """Whether PIL decodes the JPEG `buf` at 1/8 scale (``draft()``: libjpeg-turbo's DCT-domain reduction).
+
+    Every Huffman-coded block is still decoded, so a truncated or damaged stream fails here as it does at
+    full size (tests/data/test_verify.py checks the verdicts agree on deliberately broken files); only the
+    inverse DCT, upsampling and colour conversion of 63 pixels in 64 are skipped. Damage libjpeg only warns
+    about passes in both. PIL's ``LOAD_TRUNCATED_IMAGES`` must stay False (a short file must fail)."""
+    try:
+        with Image.open(io.BytesIO(buf), formats=("JPEG",)) as im:
+            im.draft("RGB", (1, 1))  # the largest reduction that keeps a pixel: 1/8
+            im.load()
+        return True
+    except Exception:  # PIL raises many types (OSError, SyntaxError, ValueError, DecompressionBomb…)
+        return False
+
+
 def decode_rgb(buf: bytearray, path: str) -> torch.Tensor:
     """The whole image at full size as the loaders decode it (3×H×W uint8); BadImage when nothing can."""
     if not buf:
@@ -100,6 +149,7 @@ def load_image(path: str, transform: Transform, rng: random.Random) -> torch.Ten
 
 
 def _decode_jpeg(buf: bytearray, scale: int, path: str) -> torch.Tensor:
+    torch, decode_jpeg, _, ImageReadMode = _torchvision()
     if scale == 1 and decode_jpeg is not None:
         try:
             return decode_jpeg(torch.frombuffer(buf, dtype=torch.uint8), mode=ImageReadMode.RGB)
@@ -109,6 +159,7 @@ def _decode_jpeg(buf: bytearray, scale: int, path: str) -> torch.Tensor:
 
 
 def _decode_other(buf: bytearray, path: str) -> torch.Tensor:
+    torch, _, decode_image, ImageReadMode = _torchvision()
     if decode_image is not None:
         try:
             return decode_image(torch.frombuffer(buf, dtype=torch.uint8), mode=ImageReadMode.RGB)
@@ -128,4 +179,4 @@ def _decode_pil(buf: bytearray, path: str, scale: int) -> torch.Tensor:
         raise BadImage(f"{path}: not an image any decoder here reads") from e
     except Exception as e:  # PIL raises many types (OSError, SyntaxError, ValueError, DecompressionBomb…)
         raise BadImage(f"{path}: {type(e).__name__}: {e}") from e
-    return torch.from_numpy(arr).permute(2, 0, 1)
+    return _torchvision()[0].from_numpy(arr).permute(2, 0, 1)

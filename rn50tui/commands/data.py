@@ -1,7 +1,8 @@
 """`rn50tui data prepare SRC DEST` and `rn50tui data check DIR`: ImageNet in, and a dataset's health.
 
-The work is the engine's (`engine/data/prepare/`), imported inside the handlers: it loads torch (the
-engine's decoder checks every image), and `rn50tui --help` must stay fast.
+The work is the engine's (`engine/data/prepare/`), imported inside the handlers: it loads numpy, PIL and
+scipy (the engine's decoder checks every image, the devkit is a .mat file), and `rn50tui --help` must stay
+fast.
 """
 
 from __future__ import annotations

@@ -105,11 +105,12 @@ def test_without_scipy_the_error_names_the_pip_command(monkeypatch, official):
 
 def test_an_archive_cut_after_the_header_scan_never_yields_a_short_class(src):
     from engine.data.prepare.sources import detect
+    from engine.data.prepare.write import class_items
 
     source = detect(src)  # the scan passes; then the file shrinks (a copy still being written)
     with tarfile.open(src / TRAIN) as t:
         last = t.getmembers()[-1]
     with open(src / TRAIN, "r+b") as f:
         f.truncate(last.offset_data + 100)
-    with pytest.raises(PrepareError, match=f"ends inside {last.name}"):
-        list(source.train_classes(set()))
+    with pytest.raises(PrepareError, match=f"ends inside {last.name}"):  # where the worker reads the class
+        [class_items(data, wnid) for wnid, data in source.train_classes(set())]

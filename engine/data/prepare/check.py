@@ -153,13 +153,13 @@ def _check_decode(root: Path, splits: dict[str, SplitFacts], jobs: int, result: 
 
 
 def _undecodable(task: tuple[str, list[str]]) -> list[str]:
-    from engine.data.decode import BadImage, decode_rgb, read_bytes
+    from engine.data.decode import BadImage, read_bytes, verify_rgb
 
     root, paths = task
     bad = []
     for rel in paths:
         try:
-            decode_rgb(read_bytes(os.path.join(root, rel)), rel)
+            verify_rgb(read_bytes(os.path.join(root, rel)), rel)
         except (BadImage, OSError, RuntimeError, ValueError):
             bad.append(rel)
     return bad

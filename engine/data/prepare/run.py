@@ -1,5 +1,6 @@
 """`prepare(SRC, DEST)`: the source detected and checked, DEST claimed, classes written in parallel by a
-process pool fed by one streaming reader, then the lists and the manifest written last, atomically.
+process pool (a class a task; each worker reads its class's bytes from the archive itself, see sources.py),
+then the lists and the manifest written last, atomically.
 
 A rerun after Ctrl-C, kill -9 or a full disk skips the classes already renamed into place; what it
 writes is byte-for-byte what an uninterrupted run writes (no timestamps, fixed encoder settings).
@@ -62,7 +63,8 @@ def prepare(src: Path, dest: Path, jobs: int, resize: Optional[int], say: Say, b
     todo = _todo(source, finished, val_done)
     everything = sum(source.train_sizes.values()) + source.val_size
     already = (everything - todo, _images_done(state, finished, val_done))
-    with worker_pool(jobs) as pool, _progress(bar, todo, on_progress, everything, already) as advance:
+    pool_of = worker_pool(jobs, torch=resize is not None)
+    with pool_of as pool, _progress(bar, todo, on_progress, everything, already) as advance:
         try:
             total.add(_train(pool, jobs, source, dest, finished, resize, state, advance))
             if not val_done:
@@ -218,7 +220,13 @@ def _bounded(
 
 
 @contextmanager
-def worker_pool(jobs: int) -> Iterator[Any]:
+def worker_pool(jobs: int, torch: bool = False) -> Iterator[Any]:
+    """`jobs` worker processes. They need no torch (verify_rgb is PIL's); `torch`: they decode pixels with
+    the engine's full decoder (--resize), so import it here once, before the fork, not in every worker."""
+    if torch:
+        from engine.data.decode import _torchvision
+
+        _torchvision()
     ctx = multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")
     pool = ctx.Pool(jobs, initializer=_init_worker)
     try:
@@ -239,9 +247,9 @@ def _init_worker() -> None:
         import ctypes
 
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    import torch
-
-    torch.set_num_threads(1)  # one decode per worker: -j sets the parallelism
+    torch = sys.modules.get("torch")
+    if torch is not None:  # one decode per worker: -j sets the parallelism
+        torch.set_num_threads(1)
 
 
 @contextmanager

@@ -1,8 +1,10 @@
 """What SRC holds, and its images in order: the three official archives, an extracted official tree, or
 Kaggle's CLS-LOC tree. Every form gives the same classes (wnid -> name), val labels and file names.
 
-The outer train tar is read once, in tarfile's streaming mode; before that, a scan of its headers alone
-(a seek per class, no image data) checks that it holds one tar per class and gives each class's size.
+The archives are read once: a scan of their headers alone (a seek per member, no image data) checks that
+the train tar holds one tar per class and gives each class's place (a :class:`Span`); then the worker that
+writes a class reads its inner tar's bytes, and only those, straight from the archive (the parent process
+reads no image data and pipes none to the workers). A val image is a Span of the val tar likewise.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import csv
 import os
 import tarfile
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Union
 
@@ -25,7 +27,31 @@ KAGGLE_DATA = Path("ILSVRC/Data/CLS-LOC")
 KAGGLE_SOLUTION = "LOC_val_solution.csv"
 KAGGLE_MAPPING = "LOC_synset_mapping.txt"
 
-Data = Union[bytes, str]  # an image's bytes, or the path of its file
+
+@dataclass(frozen=True)
+class Span:
+    """A member's bytes inside an archive, found by the header scan; read by the worker that needs them."""
+
+    path: str  # the archive
+    member: str  # the member's name in it (for the error a short read gives)
+    offset: int  # where its data starts
+    size: int
+
+    def read(self) -> bytes:
+        """The member's bytes, all of them: a short read (the archive ends inside it) is an error."""
+        with open(self.path, "rb") as f:
+            data = os.pread(f.fileno(), self.size, self.offset)
+            while 0 < len(data) < self.size:  # a read stops at 2 GiB: go on
+                more = os.pread(f.fileno(), self.size - len(data), self.offset + len(data))
+                if not more:
+                    break
+                data += more
+        if len(data) != self.size:
+            raise PrepareError(f"{self.path} is truncated (it ends inside {self.member}): download it again")
+        return data
+
+
+Data = Union[bytes, str, Span]  # an image's (or inner tar's) bytes, the path of its file, or its Span
 
 
 @dataclass
@@ -42,39 +68,27 @@ class Source:
     val_tar: Union[Path, None] = None
     train_dir: Union[Path, None] = None
     val_dir: Union[Path, None] = None
+    train_spans: dict[str, Span] = field(default_factory=dict)  # wnid -> its inner tar, in archive order
+    val_spans: list[tuple[str, Span]] = field(default_factory=list)  # (file name, Span), in archive order
 
     def train_classes(self, skip: set[str]) -> Iterator[tuple[str, Data]]:
-        """(wnid, inner tar bytes or class folder path) per class not in `skip`, in the source's order."""
+        """(wnid, inner tar Span or class folder path) per class not in `skip`, in the source's order."""
         if self.train_dir is not None:
             for wnid in sorted(self.train_sizes):
                 if wnid not in skip:
                     yield wnid, str(self.train_dir / wnid)
             return
-        assert self.train_tar is not None
-        with _open_tar(self.train_tar, "r|") as tar:  # streaming: one pass, no seeks back
-            for member in _guard(tar, self.train_tar):
-                wnid = _class_of(member.name)
-                if wnid is None or wnid not in self.names:
-                    continue
-                f = tar.extractfile(member)
-                data = _read(f, self.train_tar, member) if wnid not in skip else None
-                if data is not None:
-                    yield wnid, data
+        for wnid, span in self.train_spans.items():
+            if wnid not in skip:
+                yield wnid, span
 
     def val_images(self) -> Iterator[tuple[str, Data]]:
-        """(file name, bytes or path) of every val image, in the source's order."""
+        """(file name, Span or path) of every val image, in the source's order."""
         if self.val_dir is not None:
             for name in sorted(self.val_wnid):
                 yield name, str(self.val_dir / name)
             return
-        assert self.val_tar is not None
-        with _open_tar(self.val_tar, "r|") as tar:
-            for member in _guard(tar, self.val_tar):
-                if member.isfile():
-                    yield (
-                        os.path.basename(member.name),
-                        _read(tar.extractfile(member), self.val_tar, member),
-                    )
+        yield from self.val_spans
 
 
 def detect(src: Path) -> Source:
@@ -98,7 +112,7 @@ def detect(src: Path) -> Source:
 
 def _official_archives(src: Path) -> Source:
     kit = read_devkit(src / DEVKIT)
-    train_sizes = _inner_tars(src / TRAIN_TAR, kit)
+    train_spans = _inner_tars(src / TRAIN_TAR, kit)
     with _open_tar(src / VAL_TAR, "r:") as tar:  # headers only: the count the ground truth must match
         members = [m for m in _guard(tar, src / VAL_TAR) if m.isfile()]
     if len(members) != len(kit.ground_truth):
@@ -108,19 +122,35 @@ def _official_archives(src: Path) -> Source:
     unknown = [m.name for m in members if os.path.basename(m.name) not in val_wnid]
     if unknown:
         raise PrepareError(f"{src / VAL_TAR}: {unknown[0]} has no ground-truth label: download it again")
-    return Source("official archives", src, kit.names, val_wnid, train_sizes,
-                  sum(m.size for m in members), train_tar=src / TRAIN_TAR, val_tar=src / VAL_TAR)  # fmt: skip
+    val_spans = [(os.path.basename(m.name), _span(src / VAL_TAR, m)) for m in members]
+    _whole(src / VAL_TAR, val_spans)
+    return Source("official archives", src, kit.names, val_wnid, {w: s.size for w, s in train_spans.items()},
+                  sum(m.size for m in members), train_tar=src / TRAIN_TAR, val_tar=src / VAL_TAR,
+                  train_spans=train_spans, val_spans=val_spans)  # fmt: skip
 
 
-def _inner_tars(path: Path, kit: Devkit) -> dict[str, int]:
+def _inner_tars(path: Path, kit: Devkit) -> dict[str, Span]:
     with _open_tar(path, "r:") as tar:  # a seek per member: the 1,000 headers, not the 138 GB
-        sizes = {}
+        spans = {}
         for m in _guard(tar, path):
             wnid = _class_of(m.name)
-            if wnid is not None:
-                sizes[wnid] = m.size
-    _same_classes(set(sizes), kit.names, path, "per-class tars")
-    return sizes
+            if wnid is not None and m.isfile():
+                spans[wnid] = _span(path, m)
+    _same_classes(set(spans), kit.names, path, "per-class tars")
+    _whole(path, list(spans.items()))
+    return spans
+
+
+def _span(path: Path, m: tarfile.TarInfo) -> Span:
+    return Span(str(path), m.name, m.offset_data, m.size)
+
+
+def _whole(path: Path, spans: list[tuple[str, Span]]) -> None:
+    """The archive holds every byte its headers promise (a short file ends inside its last member)."""
+    size = path.stat().st_size
+    for _, s in spans:
+        if s.offset + s.size > size:
+            raise PrepareError(f"{path} is truncated (it ends inside {s.member}): download it again")
 
 
 def _official_tree(src: Path) -> Source:
@@ -203,14 +233,3 @@ def _guard(tar: tarfile.TarFile, path: Path) -> Iterator[tarfile.TarInfo]:
         yield from tar
     except (tarfile.TarError, EOFError) as e:
         raise PrepareError(f"{path} is damaged or truncated ({e}): download it again") from e
-
-
-def _read(f: object, path: Path, member: tarfile.TarInfo) -> bytes:
-    """A member's bytes, all of them: a short read (the archive ends inside it) is an error, not a class."""
-    try:
-        data = f.read()  # type: ignore[attr-defined]
-    except (tarfile.TarError, EOFError):
-        data = b""
-    if len(data) != member.size:
-        raise PrepareError(f"{path} is truncated (it ends inside {member.name}): download it again")
-    return data

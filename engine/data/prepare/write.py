@@ -1,7 +1,10 @@
 """Writing DEST: each image checked with the engine's own decoder (rewritten or left out when it must
 be), each class folder complete or absent (written under a temp name, then renamed), files atomic.
 
-Runs in the prepare's worker processes; torch (the engine's decoder) is imported on first use.
+Runs in the prepare's worker processes, which import no torch: a kept image is checked with
+:func:`engine.data.decode.verify_rgb` (the engine's decoder at 1/8 scale, its full decode when that fails),
+and only a rewrite or a resize decodes pixels. A class's inner tar is read from the archive here (its
+:class:`Span`), and its members are cut from those bytes without copying them again.
 """
 
 from __future__ import annotations
@@ -17,12 +20,16 @@ from pathlib import Path
 from typing import Any, Optional, Union
 
 from engine.data.prepare.errors import PrepareError
+from engine.data.prepare.sources import Span
 
 REWRITE_QUALITY = 95  # a CMYK or PNG image rewritten as an RGB JPEG
 RESIZE_QUALITY = 90  # a --resize copy
 PARTIAL = ".partial"  # suffix of a folder being written; a rerun removes it
 
-Data = Union[bytes, str]
+Data = Union[bytes, str, Span]  # bytes, a file's path, or a member of an archive
+Raw = Union[bytes, memoryview]  # one image's bytes (a slice of its class's inner tar)
+_BLOCK = 512  # tar's block
+_NUL_BLOCK = bytes(_BLOCK)
 _ADDRESS = re.compile(r" at 0x[0-9a-f]+")  # object addresses in messages: the manifest must not vary
 
 
@@ -51,17 +58,17 @@ class Report:
         return cls(**d)
 
 
-def fix_image(data: bytes, rel: str, resize: Optional[int]) -> tuple[Optional[bytes], str]:
+def fix_image(data: Raw, rel: str, resize: Optional[int]) -> tuple[Optional[Raw], str]:
     """The bytes DEST gets for one image (None: left out) and what was done: kept, resized, rewritten: …
     or dropped: …. Every image returned decodes as RGB with the engine's decoder."""
-    from engine.data.decode import BadImage, decode_rgb, jpeg_frame
+    from engine.data.decode import BadImage, decode_rgb, jpeg_frame, verify_rgb
 
     frame = jpeg_frame(data)
     why = None if frame is not None and frame[2] in (1, 3) else _rewrite_reason(data, frame)
     small = frame is not None and (resize is None or min(frame[0], frame[1]) <= resize)
     if why is None and small:
         try:
-            decode_rgb(bytearray(data), rel)
+            verify_rgb(data, rel)
         except BadImage as e:
             return None, f"dropped: {_reason(e, rel)}"
         return data, "kept"
@@ -74,14 +81,14 @@ def fix_image(data: bytes, rel: str, resize: Optional[int]) -> tuple[Optional[by
         img = _shrink(img, resize)  # type: ignore[arg-type]
     out = io.BytesIO()
     img.save(out, "JPEG", quality=RESIZE_QUALITY if resized else REWRITE_QUALITY)
-    decode_rgb(bytearray(out.getvalue()), rel)  # our own output: a failure here is a bug, not bad data
+    verify_rgb(out.getvalue(), rel)  # our own output: a failure here is a bug, not bad data
     return out.getvalue(), f"rewritten: {why}" if why else "resized"
 
 
-def _rewrite_reason(data: bytes, frame: Optional[tuple[int, int, int]]) -> str:
+def _rewrite_reason(data: Raw, frame: Optional[tuple[int, int, int]]) -> str:
     if frame is not None:
         return "CMYK JPEG" if frame[2] == 4 else f"JPEG with {frame[2]} channels"
-    if data[:8] == b"\x89PNG\r\n\x1a\n":
+    if bytes(data[:8]) == b"\x89PNG\r\n\x1a\n":
         return "PNG named .JPEG"
     return "not a JPEG"
 
@@ -91,7 +98,7 @@ def _reason(e: Exception, rel: str) -> str:
     return text[len(rel) + 2 :] if text.startswith(rel + ": ") else text
 
 
-def _open_rgb(data: bytes, engine_decode: Any, rel: str) -> Any:
+def _open_rgb(data: Raw, engine_decode: Any, rel: str) -> Any:
     """PIL's RGB image: through the engine's decoder for a plain JPEG, else PIL (CMYK done right)."""
     import numpy as np
     from PIL import Image, UnidentifiedImageError
@@ -119,15 +126,47 @@ def _shrink(img: Any, resize: int) -> Any:
     return img.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.BICUBIC, reducing_gap=3.0)
 
 
-def class_items(data: Data, where: str) -> list[tuple[str, Data]]:
+def class_items(data: Data, where: str) -> list[tuple[str, Union[Raw, str]]]:
     """(file name, bytes or path) of one class: the members of its inner tar, or its folder's files."""
     if isinstance(data, str):
         return [(e.name, e.path) for e in sorted(os.scandir(data), key=lambda e: e.name) if e.is_file()]
+    if isinstance(data, Span):
+        data = data.read()
+    plain = _plain_members(data)
+    if plain is not None:
+        return plain  # type: ignore[return-value]
     try:
         with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:
             return [(os.path.basename(m.name), tar.extractfile(m).read()) for m in tar if m.isfile()]  # type: ignore[union-attr]
     except (tarfile.TarError, EOFError) as e:
         raise PrepareError(f"{where} is damaged ({e}): download the archive again") from e
+
+
+def _plain_members(data: bytes) -> Optional[list[tuple[str, memoryview]]]:
+    """The members of a tar of plain files (ImageNet's inner tars: ustar or GNU headers, regular files, ASCII
+    names) as slices of `data`, at a few microseconds a member; None for anything else (a long name, a pax
+    header, a link, a folder, a bad checksum, a short archive), which tarfile then reads as it always did."""
+    view, pos, out = memoryview(data), 0, []
+    while pos + _BLOCK <= len(data):
+        header = data[pos : pos + _BLOCK]
+        if header == _NUL_BLOCK:
+            return out  # the end-of-archive blocks
+        if header[156] not in b"0\0" or header[124] & 0x80:  # a plain file; no base-256 size
+            return None
+        try:
+            size = int(header[124:136].split(b"\0", 1)[0].strip() or b"0", 8)
+            checksum = int(header[148:156].split(b"\0", 1)[0].strip() or b"-1", 8)
+            name = header[:100].split(b"\0", 1)[0].decode("ascii")
+        except (ValueError, UnicodeDecodeError):
+            return None
+        if checksum != sum(header) - sum(header[148:156]) + 8 * 32 or not name or name.endswith("/"):
+            return None
+        start = pos + _BLOCK
+        if start + size > len(data):
+            return None
+        out.append((os.path.basename(name), view[start : start + size]))
+        pos = start + -(-size // _BLOCK) * _BLOCK
+    return None if pos else out  # no end-of-archive block: tarfile decides (an empty tar is fine)
 
 
 def write_images(items: list[tuple[str, Data]], folder: Path, rel: str, resize: Optional[int]) -> Report:
@@ -144,8 +183,19 @@ def write_images(items: list[tuple[str, Data]], folder: Path, rel: str, resize: 
         if what.startswith("rewritten"):
             report.rewritten.append([f"{rel}/{name}", what.split(": ", 1)[1]])
         report.resized += what == "resized"
-        (folder / name).write_bytes(out)
+        _write(folder / name, out)
     return report
+
+
+def _write(path: Path, data: Raw) -> None:
+    """A new file holding `data` (the folder is a temp one: a rename makes it visible, whole)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+    finally:
+        os.close(fd)
 
 
 def write_class(dest: Path, split: str, wnid: str, data: Data, resize: Optional[int], state: Path) -> Report:
@@ -160,9 +210,11 @@ def write_class(dest: Path, split: str, wnid: str, data: Data, resize: Optional[
     return report
 
 
-def _load(data: Data) -> bytes:
-    if isinstance(data, bytes):
+def _load(data: Union[Data, memoryview]) -> Raw:
+    if isinstance(data, (bytes, memoryview)):
         return data
+    if isinstance(data, Span):
+        return data.read()
     with open(data, "rb") as f:
         return f.read()
 
