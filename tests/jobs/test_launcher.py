@@ -67,3 +67,26 @@ def test_env_shows_only_the_granted_cards(tmp_path):
     assert env[RUN_TOKEN_ENV] == "tok" and env["PYTHONUNBUFFERED"] == "1"
     cpu = engine_env(_job(tmp_path, device="cpu", cards_granted=[0]), "t", base={"CUDA_VISIBLE_DEVICES": "0"})
     assert cpu["CUDA_VISIBLE_DEVICES"] == "" and cpu["MLU_VISIBLE_DEVICES"] == ""
+
+
+def test_children_get_the_folder_holding_the_code_first_on_their_path(monkeypatch):
+    # A supervisor or watcher started from a checkout must import this code, installed or not (the
+    # launcher once pointed one folder too deep after a move, and only an installed copy hid it).
+    from rn50tui import PROJECT_ROOT, child_env
+
+    assert (PROJECT_ROOT / "engine" / "train.py").is_file() and (
+        PROJECT_ROOT / "rn50tui" / "cli.py"
+    ).is_file()
+    env = child_env({"PYTHONPATH": "/elsewhere"})
+    assert env["PYTHONPATH"].split(":") == [str(PROJECT_ROOT), "/elsewhere"]
+    job = Job(
+        id=1,
+        name="x",
+        kind="train",
+        argv=[],
+        device="cpu",
+        cards_requested=1,
+        workspace="/tmp/ws",
+        status=Status.RUNNING,
+    )
+    assert engine_env(job, "tok", {}).get("PYTHONPATH", "").split(":")[0] == str(PROJECT_ROOT)

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import IO, Optional
 
 from engine.device_kind import CARD_KINDS, DeviceKind
+from rn50tui import child_env
 from rn50tui.jobs.core.errors import LaunchError
 from rn50tui.jobs.core.store import Job
 from rn50tui.jobs.core.workspace import RAPORT_FILE, Workspace
@@ -24,7 +25,6 @@ from rn50tui.jobs.kinds import command as work_command
 from rn50tui.jobs.kinds import is_work
 from rn50tui.jobs.local.procs import RUN_TOKEN_ENV
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]  # the folder holding engine/ (importable by children)
 SUPERVISOR_START_TIMEOUT_S = 60.0
 
 
@@ -91,8 +91,7 @@ def engine_env(job: Job, token: str, base: Optional[Mapping[str, str]] = None) -
     env[RUN_TOKEN_ENV] = token
     env["RN50TUI_JOB_ID"] = str(job.id)
     env["PYTHONUNBUFFERED"] = "1"  # stdout.log follows the run live
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PROJECT_ROOT), env.get("PYTHONPATH")) if p)
-    return env
+    return child_env(env)
 
 
 def start_engine(
@@ -117,8 +116,7 @@ def start_supervisor(job_id: int, db_path: Path, workspace: Path) -> None:
     recorded its pid in the store, so the caller never owns (nor leaves a zombie of) the supervisor.
     """
     workspace.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PROJECT_ROOT), env.get("PYTHONPATH")) if p)
+    env = child_env(os.environ)
     log_path = Workspace(workspace).log("supervisor")
     with open(log_path, "ab") as log:
         try:

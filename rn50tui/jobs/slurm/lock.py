@@ -11,7 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-PROJECT_ROOT = Path(__file__).resolve().parents[3]  # the folder holding engine/ and rn50tui/
+from rn50tui import child_env
 
 
 def lock_path(db: Path) -> Path:
@@ -39,8 +39,7 @@ def start_watcher(db: Path) -> None:
     """Start the store's watcher, detached, unless one runs (a second start exits at once)."""
     if watcher_running(db):
         return
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PROJECT_ROOT), env.get("PYTHONPATH")) if p)
+    env = child_env(os.environ)
     log = db.with_name(db.name + ".slurm-follower.log")
     with open(log, "ab") as out:
         subprocess.Popen([sys.executable, "-m", "rn50tui.jobs.slurm.watcher", "--db", str(db)], env=env,
