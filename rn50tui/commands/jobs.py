@@ -129,8 +129,10 @@ def run_list(args: argparse.Namespace) -> int:
         now = time.time()
         sys.stdout.write(json.dumps([show.with_stall(j.to_dict(), stall.flag(j, now)) for j in jobs]) + "\n")
     else:
-        estimates = jm.start_estimates() if any(j.status is Status.QUEUED for j in jobs) else {}
-        _print_table(jobs, lambda job: jm.wait_reason(job.id), estimates)
+        queued = [j.id for j in jobs if j.status is Status.QUEUED]
+        estimates = jm.start_estimates() if queued else {}
+        reasons = jm.wait_reasons(queued)  # the queue read once for all of them (not once per job)
+        _print_table(jobs, lambda job: reasons.get(job.id, "it was removed"), estimates)
     if not everything and len(jobs) >= RECENT_JOBS:  # fewer: the store holds no more
         counts = jm.status_counts()
         total = sum(counts.get(s.value, 0) for s in wanted) if wanted is not None else sum(counts.values())

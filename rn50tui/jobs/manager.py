@@ -53,8 +53,6 @@ from rn50tui.jobs.core.store import (
 )
 from rn50tui.jobs.core.workspace import holds_run_files
 from rn50tui.jobs.executors import executor_for, find_executor, get_executor
-from rn50tui.jobs.local.procs import wait_until
-from rn50tui.jobs.policy import notify
 from rn50tui.jobs.policy.stall import ON_STALL
 from rn50tui.jobs.view import StartEstimate, start_estimates
 
@@ -300,6 +298,8 @@ class JobManager:
             raise SubmitError(f"--priority must be an integer, not {priority!r}", "priority")
         if notify_cmd:  # the supervisor runs the hook from the job's workspace, not from here
             try:
+                from rn50tui.jobs.policy import notify
+
                 return notify.resolve_hook(notify_cmd, Path.cwd())
             except ValueError as exc:
                 raise SubmitError(str(exc), field="notify_cmd") from None
@@ -372,6 +372,17 @@ class JobManager:
         """Why a queued job has not started yet, in words."""
         return scheduler.wait_reason(self._store, self.get_job(job_id), self.capacity())
 
+    def wait_reasons(self, job_ids: Iterable[int]) -> dict[int, str]:
+        """wait_reason() of each of these queued jobs, the queue read once (a list of thousands stays linear)."""
+        wanted = set(job_ids)
+        if not wanted:
+            return {}
+        jobs = [j for j in self._store.list_jobs([Status.QUEUED]) if j.id in wanted]
+        jobs += [
+            j for i in sorted(wanted - {j.id for j in jobs}) if (j := self._store.find_job(i))
+        ]  # moved on
+        return scheduler.wait_reasons(self._store, jobs, self.capacity())
+
     def reconcile(self) -> _reconcile.Report:
         """Mark jobs whose supervisor died as interrupted, free cards nobody uses, start what fits."""
         return _reconcile.reconcile(
@@ -394,10 +405,14 @@ class JobManager:
         if followed:
             executor_for(job).request_stop(self.get_job(job_id), self._store)
         elif job.status is Status.QUEUED:  # no supervisor will run the user's hook
+            from rn50tui.jobs.policy import notify
+
             notify.fire_from_client(self.get_job(job_id))
             if self._store.dependents(job_id):
                 self.schedule()  # its dependents are cancelled with it
         if wait:
+            from rn50tui.jobs.local.procs import wait_until
+
             wait_until(lambda: self.get_job(job_id).status in TERMINAL, timeout, interval=0.2)
         return self.get_job(job_id)
 
@@ -408,6 +423,8 @@ class JobManager:
         check_resume(job_id, job.status)
         if self._store.claims_of(job_id):  # its engine is still stopping (checkpointing): let it finish
             executor = executor_for(job)
+            from rn50tui.jobs.local.procs import wait_until
+
             wait_until(lambda: not executor.processes_alive(self.get_job(job_id)), wait, interval=0.2)
             self.reconcile()
             if self._store.claims_of(job_id):

@@ -161,3 +161,56 @@ def test_status_filter_lists_its_newest_page_and_says_how_many_more(capsys, db):
     assert [j["id"] for j in json.loads(out)] == list(range(11, 31)) and "10 older jobs not shown" in err
     code, out, err = run(capsys, "jobs", "list", "--status", "failed", "--json")
     assert [j["id"] for j in json.loads(out)] == [31, 32, 33] and err == ""
+
+
+def test_jobs_list_imports_only_what_it_needs(db):
+    """Start-up: `jobs list` builds only its own command's parser (not submit's executor flags) and imports
+    no transport (psutil, Slurm), no config-file parser and no statistics while no job is active."""
+    import subprocess
+    import sys
+
+    from tests.jobs.conftest import cli_env
+
+    store = JobStore(db)
+    store.insert_jobs(finished(30))
+    store.close()
+    probe = (
+        "import sys; from rn50tui import cli; code = cli.main(['--db', sys.argv[1], 'jobs', 'list']);"
+        "print(' '.join(sorted(sys.modules)), file=sys.stderr); sys.exit(code)"
+    )
+    proc = subprocess.run([sys.executable, "-c", probe, str(db)], capture_output=True, text=True,
+                          env=cli_env(), timeout=60)  # fmt: skip
+    assert proc.returncode == 0 and "old29" in proc.stdout
+    loaded = set(proc.stderr.split())
+    for heavy in ("rn50tui.commands.submit", "rn50tui.metrics_server", "psutil", "rn50tui.jobs.slurm.executor",
+                  "rn50tui.jobs.local.procs", "tomllib", "statistics", "textual", "rich", "torch"):  # fmt: skip
+        assert heavy not in loaded, f"`jobs list` imported {heavy}"
+
+
+def test_wait_reasons_read_the_queue_once_and_say_what_wait_reason_says(db_path):
+    from rn50tui.jobs import scheduler
+
+    store = JobStore(db_path)
+    holder = occupy(store)  # holds the one cpu slot
+    queued = [store.insert_job(name=f"q{i}", kind="train", argv=[], device="cpu", cards_requested=1,
+                               workspace=str(db_path.parent / "runs" / "{id}"), priority=i % 3)
+              for i in range(6)]  # fmt: skip
+    capacity = {"cpu": 1, "mlu": 0, "cuda": 0}
+    jobs = [store.get_job(j.id) for j in queued]
+    calls = 0
+    list_jobs = store.list_jobs
+
+    def counting(*args, **kwargs):
+        nonlocal calls
+        calls += 1
+        return list_jobs(*args, **kwargs)
+
+    store.list_jobs = counting  # type: ignore[method-assign]
+    batched = scheduler.wait_reasons(store, jobs, capacity)
+    assert calls == 1
+    store.list_jobs = list_jobs  # type: ignore[method-assign]
+    assert batched == {j.id: scheduler.wait_reason(store, j, capacity) for j in jobs}
+    first = max(jobs, key=lambda j: (j.priority, -j.id))
+    assert f"held by job {holder.id}" in batched[first.id]
+    assert all(f"behind job {first.id}" in batched[j.id] for j in jobs if j.id != first.id)
+    store.close()
