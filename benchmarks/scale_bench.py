@@ -1,7 +1,8 @@
 """Issue 29: how rn50tui grows with its store — 1k, 10k and 100k jobs (100 metric rows each), 8 running.
 
     python benchmarks/scale_bench.py [--sizes 1000,10000,100000] [--cache /tmp/rn50tui-scale]
-                                     [--rounds 3] [--seconds 10] [--no-idle]
+                                     [--rounds 3] [--seconds 10] [--no-cli] [--no-app] [--no-idle]
+                                     [--no-compile]
 
 Each size's store of finished jobs is built once with bulk inserts and kept under --cache (100k jobs and
 10M metric rows take minutes to build; the next run reuses it); each run copies it and adds 8 running jobs
@@ -11,7 +12,8 @@ whose supervisors this process plays. Then, per size:
     cursor reaches the window's end, a filter, a sort — each until the table shows the answer;
   - the app on a real pty (tui_idle_bench.measure): open time, idle CPU and resident memory on the jobs
     screen and on a running job's detail screen.
-Prints a table; asserts nothing.
+The CLI runs from byte-compiled modules, as an installed package does (--no-compile: compiled on every run,
+where PYTHONDONTWRITEBYTECODE is set). Prints a table; asserts nothing.
 """
 
 from __future__ import annotations
@@ -130,7 +132,7 @@ def run_size(cache: Path, jobs: int, args: argparse.Namespace) -> dict[str, Any]
         shutil.copy(template, db)
         ids = tui_idle_bench.make_store(db, 8)
         row: dict[str, Any] = {}
-        for label, cmd in (("jobs list", ["jobs", "list"]),
+        for label, cmd in () if args.no_cli else (("jobs list", ["jobs", "list"]),
                            ("jobs list --status running", ["jobs", "list", "--status", "running"]),
                            ("jobs list --status failed", ["jobs", "list", "--status", "failed"]),
                            ("jobs list --all --json", ["jobs", "list", "--all", "--json"]),
@@ -141,7 +143,8 @@ def run_size(cache: Path, jobs: int, args: argparse.Namespace) -> dict[str, Any]
         store.changed_since(store.change_token())
         row["poll, nothing changed (in process)"] = time.perf_counter() - t
         store.close()
-        row.update(asyncio.run(_app_responses(db)))
+        if not args.no_app:
+            row.update(asyncio.run(_app_responses(db)))
         if not args.no_idle:
             idle = tui_idle_bench.measure(db, ids, args.seconds, 4.0)
             row["app open on a pty"] = idle["open_s"]
@@ -158,9 +161,19 @@ def main() -> int:
     p.add_argument("--cache", default="/tmp/rn50tui-scale", help="where the built stores are kept")
     p.add_argument("--rounds", type=int, default=3, help="timed runs of each CLI command (median)")
     p.add_argument("--seconds", type=float, default=10.0, help="each idle CPU window")
+    p.add_argument("--no-cli", action="store_true", help="skip the CLI timings")
+    p.add_argument("--no-compile", action="store_true",
+                   help="time the CLI without byte-compiling rn50tui and engine first (each run compiles "
+                   "every module it imports where PYTHONDONTWRITEBYTECODE is set)")  # fmt: skip
+    p.add_argument("--no-app", action="store_true", help="skip the in-process app (pilot) timings")
     p.add_argument("--no-idle", action="store_true", help="skip the pty idle measurements")
     args = p.parse_args()
     sizes = [int(s) for s in args.sizes.split(",") if s]
+    if not args.no_compile:  # as an installed wheel has them (this machine sets PYTHONDONTWRITEBYTECODE)
+        import compileall
+
+        for package in ("rn50tui", "engine"):
+            compileall.compile_dir(ROOT / package, quiet=1)
     rows = {n: run_size(Path(args.cache), n, args) for n in sizes}
     labels = list(next(iter(rows.values())))
     print(

@@ -65,7 +65,7 @@ class JobsScreen(PollingScreen):
             super().__init__()
             self.jobs, self.window = jobs, window
 
-    PAGE = 200  # jobs per page of the window: active jobs and the newest PAGE at first, more on scroll
+    PAGE = 100  # jobs per page of the window: active jobs and the newest PAGE at first, more on scroll
     NEAR_END = 20  # rows from the window's far end at which the next page is read
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -102,6 +102,9 @@ class JobsScreen(PollingScreen):
     def _window_changed(self) -> None:
         """Filter or sort changed: the table re-orders what it holds at once, the store's page follows."""
         self._token, self._loaded = None, self.PAGE
+        if self._more is not None:  # a page of the old window: the new window's pages start afresh
+            self._more.cancel()
+            self._more = None
         if self.services.client is not None:
             self._worker = self.start_poll()  # exclusive: a poll under way is cancelled
 
@@ -156,10 +159,16 @@ class JobsScreen(PollingScreen):
     # -- the window's next page
 
     def on_jobs_table_moved(self, _msg: JobsTable.Moved) -> None:
+        """The cursor moved or the view scrolled (keys, mouse wheel): near the window's far end, the next page."""
         table = self.table
         row = table.cursor_row
+        top, bottom = table.visible_rows
         newest_last = table.sort_column == "id" and not table.sort_reverse  # older pages come above
-        if (row < self.NEAR_END) if newest_last else (row >= table.row_count - self.NEAR_END):
+        if newest_last:
+            near = min(row, top) < self.NEAR_END
+        else:
+            near = max(row, bottom) >= table.row_count - self.NEAR_END
+        if near:
             self.load_more()
 
     def load_more(self) -> None:

@@ -450,17 +450,30 @@ class JobStore:
             if key == "j.id"
             else f"({key}) IS NULL, ({key}) {direction}, j.id {direction}"
         )
-        page = self._jobs(
-            f"SELECT j.*, a.* FROM {SUMMARY_FROM}{where} ORDER BY {order} LIMIT ? OFFSET ?",
-            [*params, int(limit), int(offset)],
-        )
+        if where:  # a filter: one scan for the matches' ids in order (their count too), then the page by id
+            ids = [
+                r[0]
+                for r in self._db.execute(f"SELECT j.id FROM {SUMMARY_FROM}{where} ORDER BY {order}", params)
+            ]
+            total: Optional[int] = len(ids)
+            chosen = ids[int(offset) : int(offset) + int(limit)]
+            rank = {jid: i for i, jid in enumerate(chosen)}
+            page = sorted(self._jobs(f"SELECT j.*, a.* FROM {SUMMARY_FROM} WHERE j.id IN"
+                                     f" ({', '.join('?' * len(chosen))})", chosen) if chosen else [],
+                          key=lambda j: rank[j.id])  # fmt: skip
+        else:
+            total = None
+            page = self._jobs(
+                f"SELECT j.*, a.* FROM {SUMMARY_FROM} ORDER BY {order} LIMIT ? OFFSET ?",
+                [int(limit), int(offset)],
+            )
         if active:
             seen = {j.id for j in page}
             statuses = ", ".join(f"'{s.value}'" for s in ACTIVE_STATUSES)
             glue = " AND" if where else " WHERE"
             page += [j for j in self._jobs(f"SELECT j.*, a.* FROM {SUMMARY_FROM}{where}{glue} j.status IN"
                                            f" ({statuses}) ORDER BY j.id", params) if j.id not in seen]  # fmt: skip
-        return page, self.count_matching(query)
+        return page, self.count_matching(query) if total is None else total
 
     def count_matching(self, query: str = "") -> int:
         """How many jobs hold every word of `query` (see job_window); all of them for ""."""
