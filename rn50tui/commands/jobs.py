@@ -60,8 +60,13 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     rm.set_defaults(handler=run_rm)
     vac = jsub.add_parser("vacuum", parents=[common], help="give the space of removed jobs back to the disk",
                           description="Compact the job store file (SQLite VACUUM): after `jobs rm --older-than`, "
-                          "the file keeps its size until vacuumed. Other clients wait while it runs.")  # fmt: skip
+                          "the file keeps its size until vacuumed. First thins finished jobs' per-iteration metrics "
+                          "(--keep-points). Other clients wait while it runs.")  # fmt: skip
     vac.add_argument("-y", "--yes", action="store_true", help="do not ask (for scripts)")
+    vac.add_argument("--keep-points", type=int, default=2000, metavar="N",
+                     help="first thin each finished job's per-iteration metrics to about N per series (the charts "
+                     "draw no more; the first, last and lowest-loss records stay) where its raport.json keeps the "
+                     "full resolution for `rn50tui export`; 0: thin nothing (default 2000)")  # fmt: skip
     vac.set_defaults(handler=run_vacuum)
 
     pr = jsub.add_parser("priority", parents=[common], help="change a queued job's priority",
@@ -275,6 +280,11 @@ def run_vacuum(args: argparse.Namespace) -> int:
                     "vacuum would lock the store while it runs"):  # fmt: skip
         print("nothing done")
         return 1
+    if args.keep_points > 0:
+        jobs, rows = jm.thin_finished(args.keep_points)
+        if jobs:
+            print(f"thinned the metrics of {jobs} finished jobs to about {args.keep_points} records per series:"
+                  f" {rows} records removed (their raport.json keeps every one for `rn50tui export`)")  # fmt: skip
     _vacuum(jm)
     return 0
 

@@ -149,6 +149,39 @@ class JobManager:
         """Compact the store file; (bytes before, bytes after)."""
         return self._store.vacuum()
 
+    def thin_finished(self, points: int = 2000) -> tuple[int, int]:
+        """Thin the per-iteration metrics of finished jobs to about `points` per series for the charts
+        (JobStore.thin_metrics), only where the run's raport.json keeps the full resolution for `export`;
+        (jobs thinned, rows removed)."""
+        jobs = removed = 0
+        for job_id in self._store.thinnable_jobs(points):
+            job = self._store.find_job(job_id)
+            if job is None or not job.files.raport.is_file():
+                continue  # the store's rows are the only full copy: left whole
+            n = self._store.thin_metrics(job_id, points)
+            jobs, removed = jobs + bool(n), removed + n
+        return jobs, removed
+
+    def full_metrics(
+        self, job_id: int, attempt: Optional[int] = None
+    ) -> tuple[list[MetricRow], Optional[str]]:
+        """Every metric record of a job at full resolution, and a note when it could not be: the store's
+        rows, or, for a job whose rows were thinned, its raport.json (the note then says which was read)."""
+        thinned = self._store.thinned(job_id)
+        if thinned is None:
+            return self._store.metrics(job_id, attempt=attempt), None
+        job = self._store.get_job(job_id)
+        raport = job.files.raport
+        if not raport.is_file():
+            return self._store.metrics(job_id, attempt=attempt), (
+                f"job {job_id}'s metrics were thinned for the charts ({thinned['kept']} records kept of "
+                f"{thinned['kept'] + thinned['removed']}) and its {raport} is gone: only the kept records are written"
+            )
+        from rn50tui.jobs.report import raport_rows
+
+        starts = [(a.number, a.started_at) for a in self._store.attempts(job_id)]
+        return raport_rows(job_id, raport, starts, attempt), f"full resolution read from {raport}"
+
     def get_job(self, job_id: int) -> Job:
         return self._store.get_job(job_id)
 

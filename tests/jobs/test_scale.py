@@ -214,3 +214,61 @@ def test_wait_reasons_read_the_queue_once_and_say_what_wait_reason_says(db_path)
     assert f"held by job {holder.id}" in batched[first.id]
     assert all(f"behind job {first.id}" in batched[j.id] for j in jobs if j.id != first.id)
     store.close()
+
+
+def _raport_line(t: float, step: list, data: dict) -> str:
+    return "DLLL " + json.dumps({"timestamp": t, "datetime": "2026-01-01T00:00:00", "elapsedtime": t - NOW,
+                                 "type": "LOG", "step": step, "data": data}) + "\n"  # fmt: skip
+
+
+def test_thinning_keeps_first_last_and_best_and_export_still_gives_full_resolution(capsys, db, tmp_path):
+    """A finished job's per-iteration records thinned in place (jobs vacuum): its first, last and
+    lowest-loss records and every epoch record stay; an active job is never thinned; `export` reads the
+    run's raport.json, so it still writes every record."""
+    from engine.events import parse_line
+    from rn50tui.jobs.report import _metric_row
+
+    store = JobStore(db)
+    workspace = tmp_path / "runs" / "1"
+    workspace.mkdir(parents=True)
+    lines = []
+    for i in range(3000):
+        loss = 5.0 - i / 1000 if i != 1234 else 0.01  # the best is in the middle
+        lines.append(
+            _raport_line(NOW + i, [1 + i // 1000, 1 + i % 1000], {"train.loss": loss, "train.lr": 0.1})
+        )
+        if i % 1000 == 999:
+            lines.append(_raport_line(NOW + i + 0.5, [1 + i // 1000], {"val.top1": 10.0 * (i // 1000)}))
+    (workspace / "raport.json").write_text("".join(lines))
+    [job] = finished(1)
+    store.insert_jobs([dict(job, workspace=str(workspace), started_at=NOW - 1)])
+    busy = occupy(store)  # a running job with as many records: never thinned
+    rows = [_metric_row(1, 1, parse_line(line.rstrip("\n"))) for line in lines]
+    with store.transaction():
+        store.add_metrics(rows)
+        store.add_metrics([(busy.id, *row[1:]) for row in rows])
+    full = [(r.time, r.phase, r.values) for r in store.metrics(1)]
+    assert len(full) == 3003
+    assert store.thinnable_jobs(100) == [1]  # the running one is not offered
+    assert store.thin_metrics(busy.id, 100) == 0
+    store.close()
+
+    code, out, _ = run(capsys, "jobs", "vacuum", "--yes", "--keep-points", "100")
+    assert code == 0 and "thinned the metrics of 1 finished jobs" in out
+    store = JobStore(db)
+    kept = store.metrics(1)
+    train = [r for r in kept if r.phase == "train"]
+    assert 100 <= len(train) <= 110 and len(kept) == len(train) + 3  # every epoch record stays
+    assert train[0].iteration == 1 and train[-1].time == NOW + 2999  # the first and the last
+    assert min(r.values["train.loss"] for r in train) == 0.01  # the best
+    assert store.thinned(1)["removed"] == 3003 - len(kept)
+    assert store.metric_count(busy.id) == 3003 and store.thinnable_jobs(100) == []
+    store.close()
+
+    code, out, err = run(capsys, "export", "1", "--format", "json")
+    exported = json.loads(out)
+    assert code == 0 and "full resolution read from" in err
+    assert [(r["time"], r["phase"], {k: v for k, v in r.items() if "." in k}) for r in exported] == full
+    (workspace / "raport.json").unlink()  # gone: the kept records, and stderr says so
+    code, out, err = run(capsys, "export", "1", "--format", "json")
+    assert code == 0 and len(json.loads(out)) == len(kept) and "is gone" in err

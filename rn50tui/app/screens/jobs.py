@@ -76,6 +76,7 @@ class JobsScreen(PollingScreen):
         self._total = 0  # how many jobs match the filter, in the store
         self._counts: dict[str, int] = {}  # jobs per status, in the store
         self._more: Optional[Worker] = None
+        self._summary = ""  # the summary line shown
 
     @property
     def table(self) -> JobsTable:
@@ -212,7 +213,10 @@ class JobsScreen(PollingScreen):
             extra.append(f"{held} of {self._total} loaded (scroll for more)")
         if table.marked:
             extra.append(f"marked: {', '.join(map(str, sorted(table.marked)))}")
-        self.query_one("#summary", Static).update(" · ".join(parts) + "   " + "  ".join(extra))
+        text = " · ".join(parts) + "   " + "  ".join(extra)
+        if text != self._summary:  # an update lays the screen out again: not on every poll
+            self._summary = text
+            self.query_one("#summary", Static).update(text)
 
     # -- actions on the job under the cursor
 

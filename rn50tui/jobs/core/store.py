@@ -612,7 +612,7 @@ class JobStore:
             self._db.execute("DELETE FROM jobs WHERE id = ?", [job_id])
 
     def child_tables(self) -> list[str]:
-        tables = ("metrics", "claims", "device_samples", "attempts", "dependencies")
+        tables = ("metrics", "claims", "device_samples", "attempts", "dependencies", "metric_thinning")
         return [t for t in tables if t in table_names(self._db)]
 
     def integrity_check(self) -> list[str]:
@@ -720,6 +720,64 @@ class JobStore:
             [job_id, k, k],
         ).fetchall()
         return list(map(ChartPoint._make, rows))
+
+    THIN_PHASES = ("train", "val")  # the per-iteration records (-p): epoch and run records always stay
+
+    def thin_metrics(self, job_id: int, points: int = 2000) -> int:
+        """Thin a finished job's per-iteration records in place to about `points` per phase (train, val):
+        each attempt's first and last, the lowest training loss and an even spread stay; epoch and summary
+        records all stay. Recorded in `metric_thinning` (export reads the full resolution from the run's
+        raport.json). Returns the rows removed (0: the job is active, or has no more than ~points)."""
+        k = max(2, int(points))
+        with self.transaction():
+            job = self.find_job(job_id)
+            if job is None or not job.status.terminal:
+                return 0
+            marks = ", ".join("?" * len(self.THIN_PHASES))
+            kept = (
+                f"SELECT id FROM (SELECT id, row_number() OVER (PARTITION BY phase ORDER BY id) AS rn,"
+                f" count(*) OVER (PARTITION BY phase) AS n,"
+                f" row_number() OVER (PARTITION BY phase, attempt ORDER BY id) AS arn,"
+                f" count(*) OVER (PARTITION BY phase, attempt) AS an FROM metrics WHERE job_id = ? AND phase IN ({marks}))"
+                f" WHERE arn = 1 OR arn = an OR n <= ? OR (rn - 1) % ((n + ? - 1) / ?) = 0"
+                f" UNION SELECT * FROM (SELECT id FROM metrics WHERE job_id = ? AND phase = 'train'"
+                f" AND json_extract(data, '$.\"train.loss\"') IS NOT NULL"
+                f" ORDER BY json_extract(data, '$.\"train.loss\"'), id LIMIT 1)"
+            )
+            params = [job_id, *self.THIN_PHASES, k, k, k, job_id]
+            cur = self._db.execute(
+                f"DELETE FROM metrics WHERE job_id = ? AND phase IN ({marks}) AND id NOT IN ({kept})",
+                [job_id, *self.THIN_PHASES, *params],
+            )
+            removed = int(cur.rowcount or 0)
+            if removed:
+                left = self.metric_count(job_id)
+                before = self.thinned(job_id)
+                total_removed = removed + (before["removed"] if before else 0)
+                self._db.execute(
+                    "INSERT OR REPLACE INTO metric_thinning (job_id, thinned_at, kept, removed) VALUES (?, ?, ?, ?)",
+                    [job_id, time.time(), left, total_removed],
+                )
+            return removed
+
+    def thinned(self, job_id: int) -> Optional[dict[str, Any]]:
+        """{thinned_at, kept, removed} when the job's metrics were thinned (thin_metrics), else None."""
+        row = self._db.execute(
+            "SELECT thinned_at, kept, removed FROM metric_thinning WHERE job_id = ?", [job_id]
+        ).fetchone()
+        return None if row is None else {"thinned_at": row[0], "kept": row[1], "removed": row[2]}
+
+    def thinnable_jobs(self, points: int = 2000) -> list[int]:
+        """Finished jobs with more than 2 × `points` metric records, not thinned yet: one count per job through
+        the metrics_job index (never a scan of every metric row)."""
+        finished = [s.value for s in Status if s.terminal]
+        rows = self._db.execute(
+            f"SELECT j.id FROM jobs j WHERE j.status IN ({', '.join('?' * len(finished))})"
+            " AND j.id NOT IN (SELECT job_id FROM metric_thinning)"
+            " AND (SELECT count(*) FROM metrics m WHERE m.job_id = j.id) > ? ORDER BY j.id",
+            [*finished, 2 * int(points)],
+        ).fetchall()
+        return [r[0] for r in rows]
 
     def last_metric(self, job_id: int, phase: str) -> Optional[MetricRow]:
         """The job's newest metric record of `phase` ('train': its raw last -p window), None if none."""
