@@ -139,9 +139,7 @@ def run_list(args: argparse.Namespace) -> int:
         reasons = jm.wait_reasons(queued)  # the queue read once for all of them (not once per job)
         _print_table(jobs, lambda job: reasons.get(job.id, "it was removed"), estimates)
     if not everything and len(jobs) >= RECENT_JOBS:  # fewer: the store holds no more
-        counts = jm.status_counts()
-        total = sum(counts.get(s.value, 0) for s in wanted) if wanted is not None else sum(counts.values())
-        hidden = total - len(jobs)
+        hidden = jm.count_jobs(wanted) - len(jobs)  # an index range count, not a read of the jobs
         if hidden:  # under the table; on stderr only beside --json, whose stdout is one JSON document
             print(f"({hidden} older jobs not shown: `rn50tui jobs list --all` lists every job)",
                   file=sys.stderr if args.json else sys.stdout)  # fmt: skip

@@ -102,8 +102,8 @@ class JobManager:
         wanted = [Status(s) for s in statuses] if statuses is not None else None
         return self._store.job_summaries(wanted, limit, recent, sweep)
 
-    def count_jobs(self) -> int:
-        return self._store.count_jobs()
+    def count_jobs(self, statuses: Optional[Iterable[Status | str]] = None) -> int:
+        return self._store.count_jobs([Status(s) for s in statuses] if statuses is not None else None)
 
     def status_counts(self) -> dict[str, int]:
         """Jobs per status (one scan of the jobs_status index)."""
