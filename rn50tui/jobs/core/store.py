@@ -429,8 +429,11 @@ class JobStore:
         now = self.change_token()
         if now == token:
             return now, [], []
-        jobs = self._jobs(
-            f"SELECT j.*, a.* FROM {SUMMARY_FROM} WHERE j.change_seq > ? ORDER BY j.id", [int(token)]
+        jobs = self._jobs(  # the ids through the jobs_change_seq index (`j.change_seq > ? ORDER BY j.id` made
+            # SQLite walk every row in id order instead: 25 ms a poll at 100,000 jobs)
+            f"SELECT j.*, a.* FROM {SUMMARY_FROM} WHERE j.id IN (SELECT id FROM jobs WHERE change_seq > ?)"
+            " ORDER BY j.id",
+            [int(token)],
         )
         gone = [
             r[0] for r in self._db.execute("SELECT job_id FROM job_tombstones WHERE seq > ?", [int(token)])
