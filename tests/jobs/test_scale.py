@@ -191,7 +191,8 @@ def test_status_filter_lists_its_newest_page_and_says_how_many_more(capsys, db):
 
 def test_jobs_list_imports_only_what_it_needs(db):
     """Start-up: `jobs list` builds only its own command's parser (not submit's executor flags) and imports
-    no transport (psutil, Slurm), no config-file parser and no statistics while no job is active."""
+    no transport (psutil, Slurm), no config-file parser and no statistics; a running local job's
+    supervisor is checked through /proc (rn50tui.jobs.local.liveness), not psutil."""
     import subprocess
     import sys
 
@@ -199,6 +200,7 @@ def test_jobs_list_imports_only_what_it_needs(db):
 
     store = JobStore(db)
     store.insert_jobs(finished(30))
+    occupy(store)  # a running local job: reconcile asks whether its supervisor (this process) lives
     store.close()
     probe = (
         "import sys; from rn50tui import cli; code = cli.main(['--db', sys.argv[1], 'jobs', 'list']);"
@@ -298,3 +300,31 @@ def test_thinning_keeps_first_last_and_best_and_export_still_gives_full_resoluti
     (workspace / "raport.json").unlink()  # gone: the kept records, and stderr says so
     code, out, err = run(capsys, "export", "1", "--format", "json")
     assert code == 0 and len(json.loads(out)) == len(kept) and "is gone" in err
+
+
+def test_liveness_reads_the_start_time_psutil_reads_without_importing_it():
+    import os
+    import subprocess
+    import sys
+
+    import psutil
+
+    from rn50tui.jobs.local import liveness
+
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        for pid in (os.getpid(), child.pid, 1):
+            ours = liveness.start_time(pid)
+            assert ours is not None and abs(ours - psutil.Process(pid).create_time()) <= 0.01
+        assert liveness.is_alive(child.pid, psutil.Process(child.pid).create_time())
+        assert not liveness.is_alive(child.pid, psutil.Process(child.pid).create_time() - 5)  # a reused pid
+    finally:
+        child.kill()
+    import time
+
+    deadline = time.monotonic() + 5
+    while liveness.start_time(child.pid) is not None and time.monotonic() < deadline:
+        time.sleep(0.01)  # the signal lands
+    assert liveness.start_time(child.pid) is None  # a zombie until reaped: it has exited
+    child.wait()
+    assert liveness.start_time(child.pid) is None and not liveness.is_alive(None, 1.0)

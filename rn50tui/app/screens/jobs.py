@@ -61,9 +61,9 @@ class JobsScreen(PollingScreen):
     class More(Message):
         """The next page of the window (the cursor neared its end)."""
 
-        def __init__(self, jobs: list[Job], window: tuple[str, str, bool]) -> None:
+        def __init__(self, jobs: list[Job], window: tuple[str, str, bool], offset: int) -> None:
             super().__init__()
-            self.jobs, self.window = jobs, window
+            self.jobs, self.window, self.offset = jobs, window, offset
 
     PAGE = 100  # jobs per page of the window: active jobs and the newest PAGE at first, more on scroll
     NEAR_END = 20  # rows from the window's far end at which the next page is read
@@ -176,7 +176,7 @@ class JobsScreen(PollingScreen):
         """Read the window's next page, unless every matching job is held or a page is on its way."""
         if self.services.client is None or len(self.table.jobs) >= self._total:
             return
-        if self._more is not None and self._more.is_running:
+        if self._more is not None and not self._more.is_finished:  # pending counts: wheel turns come fast
             return
         self._more = self._load_page(self._window(), self._loaded)
 
@@ -186,11 +186,11 @@ class JobsScreen(PollingScreen):
         jobs, _ = self.client.job_window(query=query, sort=sort, reverse=reverse, offset=offset,
                                           limit=self.PAGE, active=False)  # fmt: skip
         if not get_current_worker().is_cancelled:
-            self.post_message(self.More(jobs, window))
+            self.post_message(self.More(jobs, window, offset))
 
     def on_jobs_screen_more(self, msg: More) -> None:
-        if msg.window != self._window():
-            return
+        if msg.window != self._window() or msg.offset != self._loaded:
+            return  # an earlier window's page, or one read twice: a page is never skipped
         self._loaded += self.PAGE
         self.table.add_page(msg.jobs)
         self._summarise()

@@ -14,6 +14,7 @@ from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
 from textual.binding import Binding
+from textual.coordinate import Coordinate
 from textual.message import Message
 from textual.reactive import reactive
 from textual.widgets import DataTable
@@ -178,13 +179,24 @@ class JobsTable(DataTable):
         return frozenset(self._active)
 
     def add_page(self, jobs: Sequence[Job]) -> None:
-        """More jobs of the window (the next page, as the cursor nears its end)."""
+        """More jobs of the window (the next page, as the cursor or the view nears its end). The view keeps
+        showing the rows it showed (a page that comes above pushes them down: the view follows them, not
+        the cursor, which stays on its job wherever the wheel left it)."""
+        top = self._job_at(self.visible_rows[0])
         new = [j for j in jobs if j.id not in self.jobs]
         for job in new:
             self.jobs[job.id] = job
             if not job.status.terminal:
                 self._active.add(job.id)
         self._sync({j.id for j in new})
+        if top is not None and top in self._cells:  # after the cursor's own scroll into view
+            self.call_after_refresh(self.scroll_to, y=self.get_row_index(str(top)), animate=False)
+
+    def _job_at(self, row: int) -> Optional[int]:
+        if not 0 <= row < self.row_count:
+            return None
+        key = self.coordinate_to_cell_key(Coordinate(row, 0)).row_key
+        return int(key.value) if key.value is not None else None
 
     REBUILD_AT = 24  # rows coming and going at which the table is rebuilt at once rather than row by row
 

@@ -18,6 +18,7 @@ from rn50tui.jobs.core.records import Job
 from rn50tui.jobs.core.states import Status
 from rn50tui.jobs.core.store import JobStore
 from rn50tui.jobs.executors.base import Executor
+from rn50tui.jobs.local import liveness
 
 STARTUP_GRACE_S = 120.0  # a `starting` job without a supervisor pid after this long never got one
 
@@ -53,14 +54,14 @@ class LocalExecutor(Executor):
             if job.status is Status.STARTING and now - since > self.startup_grace:
                 return f"its supervisor never started (waited {self.startup_grace:.0f} s)"
             return None
-        if _procs().is_alive(job.supervisor_pid, job.supervisor_started):
+        if liveness.is_alive(job.supervisor_pid, job.supervisor_started):  # /proc: no psutil import
             return None
         return f"its supervisor (pid {job.supervisor_pid}) is gone; the job was not restarted"
 
     def processes_alive(self, job: Job) -> bool:
         if not self._here(job):
             return True  # cannot see them: keep the cards until that host's clients free them
-        if _procs().is_alive(job.engine_pid, job.engine_started):
+        if liveness.is_alive(job.engine_pid, job.engine_started):
             return True
         return bool(job.run_token) and bool(_procs().tagged_processes(job.run_token))
 
