@@ -1,7 +1,8 @@
 """Issue 29: how rn50tui grows with its store — 1k, 10k and 100k jobs (100 metric rows each), 8 running.
 
     python benchmarks/scale_bench.py [--sizes 1000,10000,100000] [--cache /tmp/rn50tui-scale]
-                                     [--rounds 3] [--seconds 10] [--no-idle]
+                                     [--rounds 3] [--seconds 10] [--no-cli] [--no-app] [--no-idle]
+                                     [--no-compile]
 
 Each size's store of finished jobs is built once with bulk inserts and kept under --cache (100k jobs and
 10M metric rows take minutes to build; the next run reuses it); each run copies it and adds 8 running jobs
@@ -11,7 +12,8 @@ whose supervisors this process plays. Then, per size:
     cursor reaches the window's end, a filter, a sort — each until the table shows the answer;
   - the app on a real pty (tui_idle_bench.measure): open time, idle CPU and resident memory on the jobs
     screen and on a running job's detail screen.
-Prints a table; asserts nothing.
+The CLI runs from byte-compiled modules, as an installed package does (--no-compile: compiled on every run,
+where PYTHONDONTWRITEBYTECODE is set). Prints a table; asserts nothing.
 """
 
 from __future__ import annotations
@@ -63,14 +65,38 @@ def time_cli(db: Path, args: list[str], rounds: int) -> float:
     env = dict(
         os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
     )
+    argv = (
+        [sys.executable, *args]
+        if args[:1] == ["-c"]
+        else [sys.executable, "-m", "rn50tui", "--db", str(db), *args]
+    )
     times = []
     for _ in range(rounds):
         t = time.perf_counter()
-        proc = subprocess.run([sys.executable, "-m", "rn50tui", "--db", str(db), *args], env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # fmt: skip
+        proc = subprocess.run(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         times.append(time.perf_counter() - t)
         if proc.returncode != 0:
             raise SystemExit(proc.stderr)
+    return statistics.median(times)
+
+
+def time_first_bytes(db: Path, rounds: int) -> float:
+    """`jobs list --all --json | head -c 4096`: until its first 4 KiB arrive (the list streams)."""
+    env = dict(
+        os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    )
+    times = []
+    for _ in range(rounds):
+        t = time.perf_counter()
+        proc = subprocess.Popen([sys.executable, "-m", "rn50tui", "--db", str(db), "jobs", "list", "--all", "--json"],
+                                env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)  # fmt: skip
+        assert proc.stdout is not None
+        got = b""
+        while len(got) < 4096 and (chunk := proc.stdout.read1(4096 - len(got))):  # type: ignore[attr-defined]
+            got += chunk
+        times.append(time.perf_counter() - t)
+        proc.stdout.close()  # as head does: the writer meets a closed pipe and ends
+        proc.wait()
     return statistics.median(times)
 
 
@@ -130,18 +156,23 @@ def run_size(cache: Path, jobs: int, args: argparse.Namespace) -> dict[str, Any]
         shutil.copy(template, db)
         ids = tui_idle_bench.make_store(db, 8)
         row: dict[str, Any] = {}
-        for label, cmd in (("jobs list", ["jobs", "list"]),
+        for label, cmd in () if args.no_cli else (("jobs list", ["jobs", "list"]),
                            ("jobs list --status running", ["jobs", "list", "--status", "running"]),
                            ("jobs list --status failed", ["jobs", "list", "--status", "failed"]),
+                           ("jobs list --status completed", ["jobs", "list", "--status", "completed"]),
                            ("jobs list --all --json", ["jobs", "list", "--all", "--json"]),
-                           ("--help (start-up floor)", ["--help"])):  # fmt: skip
+                           ("--help (every command's parser)", ["--help"]),
+                           ("python -c pass (interpreter, site)", ["-c", "pass"])):  # fmt: skip
             row[label] = time_cli(db, cmd, args.rounds)
+        if not args.no_cli:
+            row["jobs list --all --json | head (first 4 KiB)"] = time_first_bytes(db, args.rounds)
         store = JobStore(db)
         t = time.perf_counter()
         store.changed_since(store.change_token())
         row["poll, nothing changed (in process)"] = time.perf_counter() - t
         store.close()
-        row.update(asyncio.run(_app_responses(db)))
+        if not args.no_app:
+            row.update(asyncio.run(_app_responses(db)))
         if not args.no_idle:
             idle = tui_idle_bench.measure(db, ids, args.seconds, 4.0)
             row["app open on a pty"] = idle["open_s"]
@@ -158,15 +189,25 @@ def main() -> int:
     p.add_argument("--cache", default="/tmp/rn50tui-scale", help="where the built stores are kept")
     p.add_argument("--rounds", type=int, default=3, help="timed runs of each CLI command (median)")
     p.add_argument("--seconds", type=float, default=10.0, help="each idle CPU window")
+    p.add_argument("--no-cli", action="store_true", help="skip the CLI timings")
+    p.add_argument("--no-compile", action="store_true",
+                   help="time the CLI without byte-compiling rn50tui and engine first (each run compiles "
+                   "every module it imports where PYTHONDONTWRITEBYTECODE is set)")  # fmt: skip
+    p.add_argument("--no-app", action="store_true", help="skip the in-process app (pilot) timings")
     p.add_argument("--no-idle", action="store_true", help="skip the pty idle measurements")
     args = p.parse_args()
     sizes = [int(s) for s in args.sizes.split(",") if s]
+    if not args.no_compile:  # as an installed wheel has them (this machine sets PYTHONDONTWRITEBYTECODE)
+        import compileall
+
+        for package in ("rn50tui", "engine"):
+            compileall.compile_dir(ROOT / package, quiet=1)
     rows = {n: run_size(Path(args.cache), n, args) for n in sizes}
     labels = list(next(iter(rows.values())))
     print(
         f"\nrn50tui at scale ({os.cpu_count()} cores; times in ms unless marked; {METRICS_PER_JOB} metric rows per job):"
     )
-    print(f"{'':<38}" + "".join(f"{n:>12,}" for n in sizes))
+    print(f"{'':<46}" + "".join(f"{n:>12,}" for n in sizes))
     for label in labels:
         cells = []
         for n in sizes:
@@ -177,7 +218,7 @@ def main() -> int:
                 cells.append(f"{v:>12.1f}")
             else:
                 cells.append(f"{v * 1000:>12.1f}")
-        print(f"{label:<38}" + "".join(cells))
+        print(f"{label:<46}" + "".join(cells))
     return 0
 
 

@@ -15,24 +15,50 @@ non-zero with a one-line reason on stderr. This path imports neither torch nor t
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sqlite3
 import sys
 from collections.abc import Sequence
 from typing import Optional
 
-from rn50tui.commands import cancel, data, devices, export, jobs, logs, presets, resume, serve, submit, sweep
 from rn50tui.commands.common import EXIT_ERROR, EXIT_USAGE, CliError, Parser, db_path, fail
-from rn50tui.jobs.core.capacity import CARDS_ENV, CapacityError, parse_spec
+from rn50tui.jobs.core.capacity import BUSY_CHECK_ENV, CARDS_ENV, CapacityError, parse_spec
 from rn50tui.jobs.core.errors import JobsError
 from rn50tui.jobs.core.schema import full_disk_hint
-from rn50tui.jobs.policy.busy import BUSY_CHECK_ENV
 
-# `rn50tui --help` lists them in this order (then `metrics`)
-UNITS = (submit, jobs, sweep, data, cancel, resume, logs, export, devices, presets, serve)
+# `rn50tui --help` lists them in this order: each command's module (imported only when that command runs,
+# or for the full parser of `--help`: `submit` alone builds its flags from every executor's options)
+UNITS = {"submit": "rn50tui.commands.submit", "jobs": "rn50tui.commands.jobs",
+         "sweep": "rn50tui.commands.sweep", "data": "rn50tui.commands.data",
+         "cancel": "rn50tui.commands.cancel", "resume": "rn50tui.commands.resume",
+         "logs": "rn50tui.commands.logs", "export": "rn50tui.commands.export",
+         "devices": "rn50tui.commands.devices", "presets": "rn50tui.commands.presets",
+         "serve": "rn50tui.commands.serve", "metrics": "rn50tui.metrics_server"}  # fmt: skip
+_GLOBAL_WITH_VALUE = ("--db", "--host-cards")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def command_named(argv: Sequence[str]) -> Optional[str]:
+    """The command `argv` runs, when it is plainly one of UNITS (its options skipped); None otherwise
+    (no command, a top-level --help, anything unusual): then the full parser reads it."""
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg in ("-h", "--help", "--"):
+            return None
+        if arg in _GLOBAL_WITH_VALUE:
+            i += 2
+            continue
+        if arg.startswith("-"):
+            i += 1
+            continue
+        return arg if arg in UNITS else None
+    return None
+
+
+def build_parser(only: Optional[str] = None) -> argparse.ArgumentParser:
+    """The whole CLI's parser; `only`: with that one command (a run of it imports no other command's
+    module: `rn50tui jobs list` never builds `submit`'s executor flags)."""
     common = Parser(add_help=False)
     common.add_argument("--db", default=argparse.SUPPRESS, metavar="PATH",
                         help=f"job store (default: ${'RN50TUI_DB'} or ./jobs.db)")  # fmt: skip
@@ -46,19 +72,22 @@ def build_parser() -> argparse.ArgumentParser:
                    help="grant cards even when something outside rn50tui uses them (memory, utilisation or "
                    f"processes past the [busy] thresholds of the config file); also {BUSY_CHECK_ENV}=0")  # fmt: skip
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
-    for unit in UNITS:
-        unit.add_parser(sub, common)
-    from rn50tui import metrics_server  # `metrics`: its parser beside its handler, in its own module
-
-    metrics_server.add_parser(sub, common)
-    sub.choices["data"].set_defaults(handler=data.run)
-    sub.choices["metrics"].set_defaults(handler=lambda args: metrics_server.run(args, db_path(args)))
+    for name, module_name in UNITS.items():
+        if only is not None and name != only:
+            continue
+        module = importlib.import_module(module_name)
+        module.add_parser(sub, common)
+        if name == "data":
+            sub.choices["data"].set_defaults(handler=module.run)
+        elif name == "metrics":
+            sub.choices["metrics"].set_defaults(handler=lambda args, m=module: m.run(args, db_path(args)))
     return p
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = build_parser()
-    args, extra = parser.parse_known_args(list(sys.argv[1:] if argv is None else argv))
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(command_named(argv))
+    args, extra = parser.parse_known_args(argv)
     if extra:
         hint = " (engine flags go after --)" if args.command == "submit" else ""
         parser.error(f"unrecognized arguments: {' '.join(extra)}{hint}")

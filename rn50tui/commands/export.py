@@ -14,7 +14,9 @@ from rn50tui.commands.common import CliError, manager
 def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     """Register `export` on the CLI's subparsers."""
     ex = sub.add_parser("export", parents=[common], help="write a job's full-resolution metrics as CSV or JSON",
-                        description="Every metric record of a job, one row per engine log line.")  # fmt: skip
+                        description="Every metric record of a job, one row per engine log line. A finished job "
+                        "whose metrics `jobs vacuum` thinned for the charts is read from its raport.json, at full "
+                        "resolution (ids empty); stderr says so.")  # fmt: skip
     ex.add_argument("job", type=int, help="job id")
     ex.add_argument("--format", choices=("csv", "json", "tensorboard"), default="csv",
                     help="output format (default csv); tensorboard: event files in --out DIR/<id>-<name>/")  # fmt: skip
@@ -37,7 +39,10 @@ def run(args: argparse.Namespace) -> int:
 
         print(export_job(jm, args.job, args.out, args.attempt))
         return 0
-    rows = [r.to_dict() for r in jm.metrics(args.job, attempt=args.attempt)]
+    metrics, note = jm.full_metrics(args.job, attempt=args.attempt)  # thinned in the store: from raport.json
+    if note is not None:
+        print(f"rn50tui: job {args.job}: {note}", file=sys.stderr)
+    rows = [r.to_dict() for r in metrics]
     if args.output == "-":
         _write_rows(rows, args.format, sys.stdout)
     else:

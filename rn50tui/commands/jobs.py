@@ -60,8 +60,13 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     rm.set_defaults(handler=run_rm)
     vac = jsub.add_parser("vacuum", parents=[common], help="give the space of removed jobs back to the disk",
                           description="Compact the job store file (SQLite VACUUM): after `jobs rm --older-than`, "
-                          "the file keeps its size until vacuumed. Other clients wait while it runs.")  # fmt: skip
+                          "the file keeps its size until vacuumed. First thins finished jobs' per-iteration metrics "
+                          "(--keep-points). Other clients wait while it runs.")  # fmt: skip
     vac.add_argument("-y", "--yes", action="store_true", help="do not ask (for scripts)")
+    vac.add_argument("--keep-points", type=int, default=2000, metavar="N",
+                     help="first thin each finished job's per-iteration metrics to about N per series (the charts "
+                     "draw no more; the first, last and lowest-loss records stay) where its raport.json keeps the "
+                     "full resolution for `rn50tui export`; 0: thin nothing (default 2000)")  # fmt: skip
     vac.set_defaults(handler=run_vacuum)
 
     pr = jsub.add_parser("priority", parents=[common], help="change a queued job's priority",
@@ -129,12 +134,12 @@ def run_list(args: argparse.Namespace) -> int:
         now = time.time()
         sys.stdout.write(json.dumps([show.with_stall(j.to_dict(), stall.flag(j, now)) for j in jobs]) + "\n")
     else:
-        estimates = jm.start_estimates() if any(j.status is Status.QUEUED for j in jobs) else {}
-        _print_table(jobs, lambda job: jm.wait_reason(job.id), estimates)
+        queued = [j.id for j in jobs if j.status is Status.QUEUED]
+        estimates = jm.start_estimates() if queued else {}
+        reasons = jm.wait_reasons(queued)  # the queue read once for all of them (not once per job)
+        _print_table(jobs, lambda job: reasons.get(job.id, "it was removed"), estimates)
     if not everything and len(jobs) >= RECENT_JOBS:  # fewer: the store holds no more
-        counts = jm.status_counts()
-        total = sum(counts.get(s.value, 0) for s in wanted) if wanted is not None else sum(counts.values())
-        hidden = total - len(jobs)
+        hidden = jm.count_jobs(wanted) - len(jobs)  # an index range count, not a read of the jobs
         if hidden:  # under the table; on stderr only beside --json, whose stdout is one JSON document
             print(f"({hidden} older jobs not shown: `rn50tui jobs list --all` lists every job)",
                   file=sys.stderr if args.json else sys.stdout)  # fmt: skip
@@ -275,6 +280,11 @@ def run_vacuum(args: argparse.Namespace) -> int:
                     "vacuum would lock the store while it runs"):  # fmt: skip
         print("nothing done")
         return 1
+    if args.keep_points > 0:
+        jobs, rows = jm.thin_finished(args.keep_points)
+        if jobs:
+            print(f"thinned the metrics of {jobs} finished jobs to about {args.keep_points} records per series:"
+                  f" {rows} records removed (their raport.json keeps every one for `rn50tui export`)")  # fmt: skip
     _vacuum(jm)
     return 0
 

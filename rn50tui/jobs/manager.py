@@ -53,8 +53,6 @@ from rn50tui.jobs.core.store import (
 )
 from rn50tui.jobs.core.workspace import holds_run_files
 from rn50tui.jobs.executors import executor_for, find_executor, get_executor
-from rn50tui.jobs.local.procs import wait_until
-from rn50tui.jobs.policy import notify
 from rn50tui.jobs.policy.stall import ON_STALL
 from rn50tui.jobs.view import StartEstimate, start_estimates
 
@@ -104,8 +102,8 @@ class JobManager:
         wanted = [Status(s) for s in statuses] if statuses is not None else None
         return self._store.job_summaries(wanted, limit, recent, sweep)
 
-    def count_jobs(self) -> int:
-        return self._store.count_jobs()
+    def count_jobs(self, statuses: Optional[Iterable[Status | str]] = None) -> int:
+        return self._store.count_jobs([Status(s) for s in statuses] if statuses is not None else None)
 
     def status_counts(self) -> dict[str, int]:
         """Jobs per status (one scan of the jobs_status index)."""
@@ -150,6 +148,39 @@ class JobManager:
     def vacuum(self) -> tuple[int, int]:
         """Compact the store file; (bytes before, bytes after)."""
         return self._store.vacuum()
+
+    def thin_finished(self, points: int = 2000) -> tuple[int, int]:
+        """Thin the per-iteration metrics of finished jobs to about `points` per series for the charts
+        (JobStore.thin_metrics), only where the run's raport.json keeps the full resolution for `export`;
+        (jobs thinned, rows removed)."""
+        jobs = removed = 0
+        for job_id in self._store.thinnable_jobs(points):
+            job = self._store.find_job(job_id)
+            if job is None or not job.files.raport.is_file():
+                continue  # the store's rows are the only full copy: left whole
+            n = self._store.thin_metrics(job_id, points)
+            jobs, removed = jobs + bool(n), removed + n
+        return jobs, removed
+
+    def full_metrics(
+        self, job_id: int, attempt: Optional[int] = None
+    ) -> tuple[list[MetricRow], Optional[str]]:
+        """Every metric record of a job at full resolution, and a note when it could not be: the store's
+        rows, or, for a job whose rows were thinned, its raport.json (the note then says which was read)."""
+        thinned = self._store.thinned(job_id)
+        if thinned is None:
+            return self._store.metrics(job_id, attempt=attempt), None
+        job = self._store.get_job(job_id)
+        raport = job.files.raport
+        if not raport.is_file():
+            return self._store.metrics(job_id, attempt=attempt), (
+                f"job {job_id}'s metrics were thinned for the charts ({thinned['kept']} records kept of "
+                f"{thinned['kept'] + thinned['removed']}) and its {raport} is gone: only the kept records are written"
+            )
+        from rn50tui.jobs.report import raport_rows
+
+        starts = [(a.number, a.started_at) for a in self._store.attempts(job_id)]
+        return raport_rows(job_id, raport, starts, attempt), f"full resolution read from {raport}"
 
     def get_job(self, job_id: int) -> Job:
         return self._store.get_job(job_id)
@@ -330,6 +361,8 @@ class JobManager:
             raise SubmitError(f"--priority must be an integer, not {priority!r}", "priority")
         if notify_cmd:  # the supervisor runs the hook from the job's workspace, not from here
             try:
+                from rn50tui.jobs.policy import notify
+
                 return notify.resolve_hook(notify_cmd, Path.cwd())
             except ValueError as exc:
                 raise SubmitError(str(exc), field="notify_cmd") from None
@@ -402,6 +435,17 @@ class JobManager:
         """Why a queued job has not started yet, in words."""
         return scheduler.wait_reason(self._store, self.get_job(job_id), self.capacity())
 
+    def wait_reasons(self, job_ids: Iterable[int]) -> dict[int, str]:
+        """wait_reason() of each of these queued jobs, the queue read once (a list of thousands stays linear)."""
+        wanted = set(job_ids)
+        if not wanted:
+            return {}
+        jobs = [j for j in self._store.list_jobs([Status.QUEUED]) if j.id in wanted]
+        jobs += [
+            j for i in sorted(wanted - {j.id for j in jobs}) if (j := self._store.find_job(i))
+        ]  # moved on
+        return scheduler.wait_reasons(self._store, jobs, self.capacity())
+
     def reconcile(self) -> _reconcile.Report:
         """Mark jobs whose supervisor died as interrupted, free cards nobody uses, start what fits."""
         return _reconcile.reconcile(
@@ -424,10 +468,14 @@ class JobManager:
         if followed:
             executor_for(job).request_stop(self.get_job(job_id), self._store)
         elif job.status is Status.QUEUED:  # no supervisor will run the user's hook
+            from rn50tui.jobs.policy import notify
+
             notify.fire_from_client(self.get_job(job_id))
             if self._store.dependents(job_id):
                 self.schedule()  # its dependents are cancelled with it
         if wait:
+            from rn50tui.jobs.local.procs import wait_until
+
             wait_until(lambda: self.get_job(job_id).status in TERMINAL, timeout, interval=0.2)
         return self.get_job(job_id)
 
@@ -438,6 +486,8 @@ class JobManager:
         check_resume(job_id, job.status)
         if self._store.claims_of(job_id):  # its engine is still stopping (checkpointing): let it finish
             executor = executor_for(job)
+            from rn50tui.jobs.local.procs import wait_until
+
             wait_until(lambda: not executor.processes_alive(self.get_job(job_id)), wait, interval=0.2)
             self.reconcile()
             if self._store.claims_of(job_id):

@@ -24,7 +24,7 @@ from rn50tui.jobs.core.errors import TransitionError
 from rn50tui.jobs.core.states import ACTIVE, Status
 from rn50tui.jobs.core.store import Job, JobStore
 from rn50tui.jobs.executors import executor_for, find_executor
-from rn50tui.jobs.policy import notify, stall
+from rn50tui.jobs.policy import stall
 
 ORPHAN_KILL_AFTER_S = 300.0  # an orphaned engine that ignores SIGTERM this long is killed
 
@@ -78,6 +78,8 @@ def _report_hung(store: JobStore, job: Job, now: float, report: Report) -> None:
             return  # it beat again, or another client reported it
         store.update_job(job.id, hung_notified=job.heartbeat)
     report.hung.append(job.id)
+    from rn50tui.jobs.policy import notify  # its config file and subprocess: only when a hook runs
+
     notify.fire_from_client(current, notify.HUNG, stalled_for=mark.for_s)
 
 
@@ -95,6 +97,8 @@ def _interrupt(store: JobStore, job: Job, reason: str, now: float, report: Repor
         except TransitionError:
             return
     report.interrupted.append(job.id)
+    from rn50tui.jobs.policy import notify
+
     notify.fire_from_client(store.get_job(job.id))  # the user's hook: its supervisor cannot run it
     # Only the client that made the change signals: a second SIGTERM would stop the engine uncheckpointed.
     if executor.stop_orphans(job):
@@ -106,6 +110,8 @@ def _settle(store: JobStore, job: Job, now: float, report: Report, lost: Optiona
     status = executor_for(job).settle(job, store, now, lost)
     if status is not None:
         (report.completed if status is Status.COMPLETED else report.interrupted).append(job.id)
+        from rn50tui.jobs.policy import notify
+
         notify.fire_from_client(store.get_job(job.id))  # the user's hook: its supervisor cannot run it
 
 

@@ -17,11 +17,13 @@ all (epoch 1 of 1), `ips` its images/s, `eta_end` its own estimate, `note` its i
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-from engine.events import Record, RunEnd, read_from, stored_position
+from engine.events import Record, RunEnd, iter_records, read_from, stored_position
+from rn50tui.jobs.core.records import MetricRow
 from rn50tui.jobs.core.store import DeviceSample, JobStore
 from rn50tui.jobs.policy.smoothing import LossSmoother
 
@@ -197,6 +199,27 @@ def _work_row(job_id: int, attempt: int, rec: Record) -> tuple[Any, ...]:
         k: v for k, v in (rec.data or {}).items() if isinstance(v, (int, float)) and not isinstance(v, bool)
     }
     return (job_id, attempt, rec.timestamp, 1, int(data.get("done", 0)), WORK_PHASE, json.dumps(data))
+
+
+def raport_rows(job_id: int, raport: Path, attempt_starts: Sequence[tuple[int, Optional[float]]],
+                attempt: Optional[int] = None) -> list[MetricRow]:  # fmt: skip
+    """Every metric record of a job's raport.json as the store keeps them (full resolution: what `export`
+    reads once the store's copy was thinned). `attempt_starts`: (number, started_at) of each attempt; a
+    record belongs to the last attempt started at or before it (as the follower filed it). Ids are None."""
+    starts = sorted((s, n) for n, s in attempt_starts if s is not None)
+    rows = []
+    for rec in iter_records(raport):
+        if rec.phase not in METRIC_PHASES:
+            continue
+        number = min((n for n, _ in attempt_starts), default=1)
+        for start, n in starts:
+            if rec.timestamp + 1e-6 >= start:
+                number = n
+        if attempt is not None and number != attempt:
+            continue
+        _, _, at, epoch, iteration, phase, data = _metric_row(job_id, number, rec)
+        rows.append(MetricRow(None, job_id, number, at, epoch, iteration, phase, json.loads(data)))  # type: ignore[arg-type]
+    return rows
 
 
 def commit(store: JobStore, job_id: int, batch: Batch, samples: list[DeviceSample], now: float) -> None:

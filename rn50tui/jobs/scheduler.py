@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterable
-from typing import Any, Callable, Optional
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from engine.device_kind import DeviceKind
 from rn50tui.jobs.core.capacity import host_capacity
@@ -20,9 +20,10 @@ from rn50tui.jobs.core.errors import JobsError
 from rn50tui.jobs.core.states import Status
 from rn50tui.jobs.core.store import Job, JobStore
 from rn50tui.jobs.executors import Executor, find_executor, get_executor, host_cards
-from rn50tui.jobs.policy import notify
-from rn50tui.jobs.policy.busy import CHECKED_KINDS, Busy, busy_cards
 from rn50tui.jobs.view import duration
+
+if TYPE_CHECKING:
+    from rn50tui.jobs.policy.busy import Busy
 
 
 def slots_needed(job: Job) -> int:
@@ -154,8 +155,11 @@ def claim(store: JobStore, capacity: dict[str, int], busy: Optional[Busy] = None
                                      {"cards_granted": free, "started_at": now, "wait_reason": None})  # fmt: skip
             _count(active, job)
             granted.append(job)
-    for job_id in ended:  # no supervisor will run the user's hook for a job that never started
-        notify.fire_from_client(store.get_job(job_id))
+    if ended:  # no supervisor will run the user's hook for a job that never started
+        from rn50tui.jobs.policy import notify  # its config parser: only when a hook may run
+
+        for job_id in ended:
+            notify.fire_from_client(store.get_job(job_id))
     return [store.get_job(j.id) for j in granted]
 
 
@@ -198,6 +202,8 @@ def _busy(store: JobStore, capacity: dict[str, int]) -> Busy:
         for j in store.list_jobs([Status.QUEUED])
         if capacity.get(j.device) and host_cards(j.executor)
     }
+    from rn50tui.jobs.policy.busy import CHECKED_KINDS, busy_cards  # its config file: only when sampled
+
     if not kinds & set(CHECKED_KINDS):
         return {}
     claimed = {(c.device, c.card) for c in store.claims()}
@@ -217,6 +223,38 @@ def fail_start(store: JobStore, job_id: int, message: str) -> None:
 
 def wait_reason(store: JobStore, job: Job, capacity: dict[str, int]) -> str:
     """Why a queued job has not started yet, in words (the rules of claim())."""
+    return wait_reasons(store, [job], capacity)[job.id]
+
+
+def wait_reasons(store: JobStore, jobs: Sequence[Job], capacity: dict[str, int]) -> dict[int, str]:
+    """wait_reason() of each of `jobs` (queued ones), the queue and the claims read once for all of them:
+    `jobs list` with thousands of queued jobs stays linear."""
+    out: dict[int, str] = {}
+    orders: Optional[dict[str, list[int]]] = None
+    holders: Optional[dict[str, list[int]]] = None
+    by_id: dict[int, Job] = {}
+    for job in jobs:
+        out[job.id] = _recorded_or_capacity(job, capacity)
+        if out[job.id]:
+            continue
+        if orders is None:  # the queue each kind serves, in the scheduler's order (one read)
+            held_back = ("waits for", "sweep ")  # jobs ahead that wait for something else do not hold it back
+            queued = store.list_jobs([Status.QUEUED])
+            by_id = {j.id: j for j in queued}
+            orders = {}
+            for j in queue_order(q for q in queued if not (q.wait_reason or "").startswith(held_back)):
+                orders.setdefault(j.device, []).append(j.id)
+            holders = {}
+            for c in store.claims():
+                holders.setdefault(c.device, [])
+                if c.job_id not in holders[c.device]:
+                    holders[c.device].append(c.job_id)
+        out[job.id] = _behind(job, orders, holders or {}, by_id, capacity)
+    return out
+
+
+def _recorded_or_capacity(job: Job, capacity: dict[str, int]) -> str:
+    """The reason that needs no look at the queue ("" when it does)."""
     if not host_cards(job.executor):
         if job.wait_reason:  # e.g. Slurm's pending reason, as its follower last saw it
             return _waits(job.wait_reason)
@@ -227,21 +265,23 @@ def wait_reason(store: JobStore, job: Job, capacity: dict[str, int]) -> str:
     unit = "slot" if job.device == "cpu" else "card"
     if need > total:
         return f"it needs {need} {job.device} {unit}(s) and this host has {total}"
-    held_back = ("waits for", "sweep ")  # jobs ahead that wait for something else do not hold it back
-    queued = store.list_jobs([Status.QUEUED])
-    order = queue_order(
-        j for j in queued if j.device == job.device and not (j.wait_reason or "").startswith(held_back)
-    )
-    ids = [j.id for j in order]
-    ahead = order[: ids.index(job.id)] if job.id in ids else []
-    if ahead:
-        first = ahead[0]
+    return ""
+
+
+def _behind(job: Job, orders: dict[str, list[int]], holders: dict[str, list[int]], by_id: dict[int, Job],
+            capacity: dict[str, int]) -> str:  # fmt: skip
+    """Why a queued job that fits this host waits: a job ahead of it, cards held, or nothing."""
+    total, need = capacity.get(job.device, 0), slots_needed(job)
+    unit = "slot" if job.device == "cpu" else "card"
+    ids = orders.get(job.device, [])
+    if job.id in ids and ids[0] != job.id:
+        first = by_id[ids[0]]
         why = "of higher priority" if first.priority > job.priority else "queued earlier"
         return f"it waits behind job {first.id}, {why}, for the {job.device} {unit}s"
-    holders = sorted({c.job_id for c in store.claims() if c.device == job.device})
-    if holders:
-        held = ", ".join(f"job {h}" for h in holders)
-        return f"it waits for {need} free {job.device} {unit}(s) of {total}: held by {held}"
+    held = sorted(holders.get(job.device, []))
+    if held:
+        names = ", ".join(f"job {h}" for h in held)
+        return f"it waits for {need} free {job.device} {unit}(s) of {total}: held by {names}"
     return f"{need} {job.device} {unit}(s) are free: it starts at the next scheduling (any rn50tui command)"
 
 

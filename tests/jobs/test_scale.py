@@ -48,6 +48,32 @@ def test_changed_since_reads_a_change_to_an_old_job_beyond_the_first_page(big):
     assert changed == [] and removed == [7] and token3 > token2
 
 
+def test_a_poll_reads_the_change_index_not_every_job(db_path):
+    """changed_since walks the jobs_change_seq index: its SQLite work does not grow with the store (it
+    once walked every job in id order: 25 ms a poll at 100,000 jobs)."""
+    store = JobStore(db_path)
+    steps = {}
+    for n in (300, 6000):
+        store.insert_jobs(finished(n - store.count_jobs()))
+        token = store.change_token()
+        with store.transaction():
+            store.update_job(5, note="changed")
+        calls = 0
+
+        def count() -> int:
+            nonlocal calls
+            calls += 1
+            return 0
+
+        store._db.set_progress_handler(count, 50)  # called every 50 SQLite VM instructions
+        _, changed, _ = store.changed_since(token)
+        store._db.set_progress_handler(None, 50)
+        assert [j.id for j in changed] == [5]
+        steps[n] = calls
+    assert steps[6000] <= steps[300] + 5, steps  # 20 times the jobs, the same work
+    store.close()
+
+
 def test_window_filters_and_sorts_in_the_store_and_reaches_every_job_by_pages(big):
     with big.transaction():
         big.update_job(42, name="needle", loss=0.5)
@@ -161,3 +187,144 @@ def test_status_filter_lists_its_newest_page_and_says_how_many_more(capsys, db):
     assert [j["id"] for j in json.loads(out)] == list(range(11, 31)) and "10 older jobs not shown" in err
     code, out, err = run(capsys, "jobs", "list", "--status", "failed", "--json")
     assert [j["id"] for j in json.loads(out)] == [31, 32, 33] and err == ""
+
+
+def test_jobs_list_imports_only_what_it_needs(db):
+    """Start-up: `jobs list` builds only its own command's parser (not submit's executor flags) and imports
+    no transport (psutil, Slurm), no config-file parser and no statistics; a running local job's
+    supervisor is checked through /proc (rn50tui.jobs.local.liveness), not psutil."""
+    import subprocess
+    import sys
+
+    from tests.jobs.conftest import cli_env
+
+    store = JobStore(db)
+    store.insert_jobs(finished(30))
+    occupy(store)  # a running local job: reconcile asks whether its supervisor (this process) lives
+    store.close()
+    probe = (
+        "import sys; from rn50tui import cli; code = cli.main(['--db', sys.argv[1], 'jobs', 'list']);"
+        "print(' '.join(sorted(sys.modules)), file=sys.stderr); sys.exit(code)"
+    )
+    proc = subprocess.run([sys.executable, "-c", probe, str(db)], capture_output=True, text=True,
+                          env=cli_env(), timeout=60)  # fmt: skip
+    assert proc.returncode == 0 and "old29" in proc.stdout
+    loaded = set(proc.stderr.split())
+    for heavy in ("rn50tui.commands.submit", "rn50tui.metrics_server", "psutil", "rn50tui.jobs.slurm.executor",
+                  "rn50tui.jobs.local.procs", "tomllib", "statistics", "textual", "rich", "torch"):  # fmt: skip
+        assert heavy not in loaded, f"`jobs list` imported {heavy}"
+
+
+def test_wait_reasons_read_the_queue_once_and_say_what_wait_reason_says(db_path):
+    from rn50tui.jobs import scheduler
+
+    store = JobStore(db_path)
+    holder = occupy(store)  # holds the one cpu slot
+    queued = [store.insert_job(name=f"q{i}", kind="train", argv=[], device="cpu", cards_requested=1,
+                               workspace=str(db_path.parent / "runs" / "{id}"), priority=i % 3)
+              for i in range(6)]  # fmt: skip
+    capacity = {"cpu": 1, "mlu": 0, "cuda": 0}
+    jobs = [store.get_job(j.id) for j in queued]
+    calls = 0
+    list_jobs = store.list_jobs
+
+    def counting(*args, **kwargs):
+        nonlocal calls
+        calls += 1
+        return list_jobs(*args, **kwargs)
+
+    store.list_jobs = counting  # type: ignore[method-assign]
+    batched = scheduler.wait_reasons(store, jobs, capacity)
+    assert calls == 1
+    store.list_jobs = list_jobs  # type: ignore[method-assign]
+    assert batched == {j.id: scheduler.wait_reason(store, j, capacity) for j in jobs}
+    first = max(jobs, key=lambda j: (j.priority, -j.id))
+    assert f"held by job {holder.id}" in batched[first.id]
+    assert all(f"behind job {first.id}" in batched[j.id] for j in jobs if j.id != first.id)
+    store.close()
+
+
+def _raport_line(t: float, step: list, data: dict) -> str:
+    return "DLLL " + json.dumps({"timestamp": t, "datetime": "2026-01-01T00:00:00", "elapsedtime": t - NOW,
+                                 "type": "LOG", "step": step, "data": data}) + "\n"  # fmt: skip
+
+
+def test_thinning_keeps_first_last_and_best_and_export_still_gives_full_resolution(capsys, db, tmp_path):
+    """A finished job's per-iteration records thinned in place (jobs vacuum): its first, last and
+    lowest-loss records and every epoch record stay; an active job is never thinned; `export` reads the
+    run's raport.json, so it still writes every record."""
+    from engine.events import parse_line
+    from rn50tui.jobs.report import _metric_row
+
+    store = JobStore(db)
+    workspace = tmp_path / "runs" / "1"
+    workspace.mkdir(parents=True)
+    lines = []
+    for i in range(3000):
+        loss = 5.0 - i / 1000 if i != 1234 else 0.01  # the best is in the middle
+        lines.append(
+            _raport_line(NOW + i, [1 + i // 1000, 1 + i % 1000], {"train.loss": loss, "train.lr": 0.1})
+        )
+        if i % 1000 == 999:
+            lines.append(_raport_line(NOW + i + 0.5, [1 + i // 1000], {"val.top1": 10.0 * (i // 1000)}))
+    (workspace / "raport.json").write_text("".join(lines))
+    [job] = finished(1)
+    store.insert_jobs([dict(job, workspace=str(workspace), started_at=NOW - 1)])
+    busy = occupy(store)  # a running job with as many records: never thinned
+    rows = [_metric_row(1, 1, parse_line(line.rstrip("\n"))) for line in lines]
+    with store.transaction():
+        store.add_metrics(rows)
+        store.add_metrics([(busy.id, *row[1:]) for row in rows])
+    full = [(r.time, r.phase, r.values) for r in store.metrics(1)]
+    assert len(full) == 3003
+    assert store.thinnable_jobs(100) == [1]  # the running one is not offered
+    assert store.thin_metrics(busy.id, 100) == 0
+    store.close()
+
+    code, out, _ = run(capsys, "jobs", "vacuum", "--yes", "--keep-points", "100")
+    assert code == 0 and "thinned the metrics of 1 finished jobs" in out
+    store = JobStore(db)
+    kept = store.metrics(1)
+    train = [r for r in kept if r.phase == "train"]
+    assert 100 <= len(train) <= 110 and len(kept) == len(train) + 3  # every epoch record stays
+    assert train[0].iteration == 1 and train[-1].time == NOW + 2999  # the first and the last
+    assert min(r.values["train.loss"] for r in train) == 0.01  # the best
+    assert store.thinned(1)["removed"] == 3003 - len(kept)
+    assert store.metric_count(busy.id) == 3003 and store.thinnable_jobs(100) == []
+    store.close()
+
+    code, out, err = run(capsys, "export", "1", "--format", "json")
+    exported = json.loads(out)
+    assert code == 0 and "full resolution read from" in err
+    assert [(r["time"], r["phase"], {k: v for k, v in r.items() if "." in k}) for r in exported] == full
+    (workspace / "raport.json").unlink()  # gone: the kept records, and stderr says so
+    code, out, err = run(capsys, "export", "1", "--format", "json")
+    assert code == 0 and len(json.loads(out)) == len(kept) and "is gone" in err
+
+
+def test_liveness_reads_the_start_time_psutil_reads_without_importing_it():
+    import os
+    import subprocess
+    import sys
+
+    import psutil
+
+    from rn50tui.jobs.local import liveness
+
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        for pid in (os.getpid(), child.pid, 1):
+            ours = liveness.start_time(pid)
+            assert ours is not None and abs(ours - psutil.Process(pid).create_time()) <= 0.01
+        assert liveness.is_alive(child.pid, psutil.Process(child.pid).create_time())
+        assert not liveness.is_alive(child.pid, psutil.Process(child.pid).create_time() - 5)  # a reused pid
+    finally:
+        child.kill()
+    import time
+
+    deadline = time.monotonic() + 5
+    while liveness.start_time(child.pid) is not None and time.monotonic() < deadline:
+        time.sleep(0.01)  # the signal lands
+    assert liveness.start_time(child.pid) is None  # a zombie until reaped: it has exited
+    child.wait()
+    assert liveness.start_time(child.pid) is None and not liveness.is_alive(None, 1.0)

@@ -44,6 +44,37 @@ async def test_the_window_starts_with_a_page_and_scrolling_reaches_every_job(db_
         await wait_for(pilot, lambda: table.row_count == JOBS, what="every job, sorted, by scrolling")
 
 
+async def test_the_mouse_wheel_pages_the_window_as_the_keys_do(db_path, store):
+    from textual import events
+
+    fill(store)
+    app = make_app(db_path, poll_scale=0.2)
+    async with app.run_test(size=SIZE) as pilot:
+        screen, table = await open_jobs(app, pilot)
+
+        async def wheel_for_a_page(down: bool) -> None:
+            """Turn the wheel until the window holds another page."""
+            kind, before = (events.MouseScrollDown if down else events.MouseScrollUp), table.row_count
+            for _ in range(200):
+                table.post_message(kind(table, 10, 5, 0, 1 if down else -1, 0, False, False, False))
+                await pilot.pause(0.01)
+                if table.row_count > before:
+                    return
+            await wait_for(pilot, lambda: table.row_count > before, what="a page by the wheel")
+
+        cursor = table.cursor_job_id
+        while table.row_count < JOBS:  # newest at the bottom: older pages come above the view
+            await wheel_for_a_page(down=False)
+        assert set(table.jobs) == set(range(1, JOBS + 1)) and table.cursor_job_id == cursor  # the view moved
+        assert screen._loaded == JOBS  # each page read once, none skipped, however fast the wheel turns
+        table.sort_column = "name"  # sorted: more at the bottom
+        await wait_for(pilot, lambda: table.row_count == screen.PAGE, what="the sorted first page")
+        cursor = table.cursor_job_id
+        while table.row_count < JOBS:
+            await wheel_for_a_page(down=True)
+        assert table.cursor_job_id == cursor  # the wheel moved the view, not the cursor
+
+
 async def test_filter_reaches_a_job_beyond_the_first_page(db_path, store):
     fill(store)
     app = make_app(db_path)
@@ -72,3 +103,50 @@ async def test_a_poll_picks_up_a_change_to_an_old_job(db_path, store):
         )
         store.delete_job(3)
         await wait_for(pilot, lambda: 3 not in table.jobs, what="the removed job gone")
+
+
+def _chars(lines):
+    """(character, style) of every cell of a rendered cell's lines: segment boundaries do not matter."""
+    return [(ch, seg.style) for line in lines for seg in line for ch in seg.text]
+
+
+async def test_the_tables_own_cell_renderer_draws_what_textuals_draws(db_path, store):
+    """JobsTable renders body cells itself (fast, cached by cell); every kind of cell, under the cursor,
+    hovered, on both zebra stripes and unfocused, reads character for character as Textual's own."""
+    from textual.widgets import DataTable
+
+    fill(store)
+    for status in (Status.QUEUED, Status.RUNNING, Status.FAILED, Status.CANCELLED, Status.INTERRUPTED):
+        add_job(store, status, name="a-rather-long-job-name-that-is-cropped", loss=1.23456, top1=55.5, ips=812.25,
+                epochs=90, epoch=3, iters_per_epoch=100, iteration=40, started_at=NOW - 3600)  # fmt: skip
+    app = make_app(db_path)
+    async with app.run_test(size=SIZE) as pilot:
+        screen, table = await open_jobs(app, pilot)
+        await wait_for(pilot, lambda: JOBS + 5 in table.jobs, what="the active jobs")
+        table.toggle_mark()
+        await pilot.pause(0.1)
+        compared = 0
+        for focused in (True, False):
+            if not focused:
+                screen.query_one("#filter").display = True
+                screen.query_one("#filter").focus()
+                await pilot.pause(0.1)
+            table._pseudo_class_state = table.get_pseudo_class_state()
+            for row in [
+                0,
+                1,
+                table.cursor_row,
+                table.row_count - 1,
+                *range(table.row_count - 6, table.row_count),
+            ]:
+                style = table._get_row_style(row, table.rich_style)
+                for col, column in enumerate(table.ordered_columns):
+                    width = column.get_render_width(table)
+                    for cursor, hover in ((False, False), (True, False), (False, True)):
+                        table._show_hover_cursor = hover
+                        ours = table._render_cell(row, col, style, width, cursor, hover)
+                        theirs = DataTable._render_cell(table, row, col, style, width, cursor, hover)
+                        assert _chars(ours) == _chars(theirs), (row, column.key, cursor, hover, focused)
+                        compared += 1
+        assert compared > 500 and len(table._fast_cells) > 500  # drawn by its own renderer
+        assert {type(cell).__name__ for cells in table._cells.values() for cell in cells.values()} == {"Cell"}

@@ -61,11 +61,11 @@ class JobsScreen(PollingScreen):
     class More(Message):
         """The next page of the window (the cursor neared its end)."""
 
-        def __init__(self, jobs: list[Job], window: tuple[str, str, bool]) -> None:
+        def __init__(self, jobs: list[Job], window: tuple[str, str, bool], offset: int) -> None:
             super().__init__()
-            self.jobs, self.window = jobs, window
+            self.jobs, self.window, self.offset = jobs, window, offset
 
-    PAGE = 200  # jobs per page of the window: active jobs and the newest PAGE at first, more on scroll
+    PAGE = 100  # jobs per page of the window: active jobs and the newest PAGE at first, more on scroll
     NEAR_END = 20  # rows from the window's far end at which the next page is read
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -76,6 +76,7 @@ class JobsScreen(PollingScreen):
         self._total = 0  # how many jobs match the filter, in the store
         self._counts: dict[str, int] = {}  # jobs per status, in the store
         self._more: Optional[Worker] = None
+        self._summary = ""  # the summary line shown
 
     @property
     def table(self) -> JobsTable:
@@ -102,6 +103,9 @@ class JobsScreen(PollingScreen):
     def _window_changed(self) -> None:
         """Filter or sort changed: the table re-orders what it holds at once, the store's page follows."""
         self._token, self._loaded = None, self.PAGE
+        if self._more is not None:  # a page of the old window: the new window's pages start afresh
+            self._more.cancel()
+            self._more = None
         if self.services.client is not None:
             self._worker = self.start_poll()  # exclusive: a poll under way is cancelled
 
@@ -156,17 +160,23 @@ class JobsScreen(PollingScreen):
     # -- the window's next page
 
     def on_jobs_table_moved(self, _msg: JobsTable.Moved) -> None:
+        """The cursor moved or the view scrolled (keys, mouse wheel): near the window's far end, the next page."""
         table = self.table
         row = table.cursor_row
+        top, bottom = table.visible_rows
         newest_last = table.sort_column == "id" and not table.sort_reverse  # older pages come above
-        if (row < self.NEAR_END) if newest_last else (row >= table.row_count - self.NEAR_END):
+        if newest_last:
+            near = min(row, top) < self.NEAR_END
+        else:
+            near = max(row, bottom) >= table.row_count - self.NEAR_END
+        if near:
             self.load_more()
 
     def load_more(self) -> None:
         """Read the window's next page, unless every matching job is held or a page is on its way."""
         if self.services.client is None or len(self.table.jobs) >= self._total:
             return
-        if self._more is not None and self._more.is_running:
+        if self._more is not None and not self._more.is_finished:  # pending counts: wheel turns come fast
             return
         self._more = self._load_page(self._window(), self._loaded)
 
@@ -176,11 +186,11 @@ class JobsScreen(PollingScreen):
         jobs, _ = self.client.job_window(query=query, sort=sort, reverse=reverse, offset=offset,
                                           limit=self.PAGE, active=False)  # fmt: skip
         if not get_current_worker().is_cancelled:
-            self.post_message(self.More(jobs, window))
+            self.post_message(self.More(jobs, window, offset))
 
     def on_jobs_screen_more(self, msg: More) -> None:
-        if msg.window != self._window():
-            return
+        if msg.window != self._window() or msg.offset != self._loaded:
+            return  # an earlier window's page, or one read twice: a page is never skipped
         self._loaded += self.PAGE
         self.table.add_page(msg.jobs)
         self._summarise()
@@ -203,7 +213,10 @@ class JobsScreen(PollingScreen):
             extra.append(f"{held} of {self._total} loaded (scroll for more)")
         if table.marked:
             extra.append(f"marked: {', '.join(map(str, sorted(table.marked)))}")
-        self.query_one("#summary", Static).update(" · ".join(parts) + "   " + "  ".join(extra))
+        text = " · ".join(parts) + "   " + "  ".join(extra)
+        if text != self._summary:  # an update lays the screen out again: not on every poll
+            self._summary = text
+            self.query_one("#summary", Static).update(text)
 
     # -- actions on the job under the cursor
 

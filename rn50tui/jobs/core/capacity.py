@@ -15,6 +15,7 @@ from functools import cache
 from engine.device_kind import CARD_KINDS, KINDS, DeviceKind
 
 CARDS_ENV = "RN50TUI_CARDS"
+BUSY_CHECK_ENV = "RN50TUI_BUSY_CHECK"  # 0: grant cards even when busy (rn50tui.jobs.policy.busy reads it)
 DEFAULT_CPU_SLOTS = 1
 
 

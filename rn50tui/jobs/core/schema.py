@@ -326,6 +326,15 @@ def _m0012_queue(db: sqlite_utils.Database) -> None:
     db["jobs"].add_column("sweep_values", str)  # JSON {key: value} of the job's point in its sweep
 
 
+@migration("0013_metric_thinning")
+def _m0013_metric_thinning(db: sqlite_utils.Database) -> None:
+    """Issue 29: a finished job's per-iteration metrics thinned in place for the charts (JobStore.thin_metrics);
+    this table says which were, so `export` reads their full resolution from raport.json instead."""
+    db["metric_thinning"].create(
+        {"job_id": int, "thinned_at": float, "kept": int, "removed": int}, pk="job_id"
+    )
+
+
 def migrate(conn: sqlite3.Connection) -> list[str]:
     """Apply the migrations this database lacks, in one IMMEDIATE transaction; return their names."""
     known = [name for name, _ in MIGRATIONS]

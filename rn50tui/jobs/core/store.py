@@ -342,8 +342,13 @@ class JobStore:
                  for job_id, (job, a) in zip(sorted(ids), split)],
             )  # fmt: skip
 
-    def count_jobs(self) -> int:
-        return int(self._db.execute("SELECT count(*) FROM jobs").fetchone()[0])
+    def count_jobs(self, statuses: Optional[Iterable[Status]] = None) -> int:
+        """How many jobs (with these statuses): a range of the jobs_status_id index per status."""
+        if statuses is None:
+            return int(self._db.execute("SELECT count(*) FROM jobs").fetchone()[0])
+        wanted = [Status(s).value for s in statuses]
+        sql = f"SELECT count(*) FROM jobs WHERE status IN ({', '.join('?' * len(wanted))})"
+        return int(self._db.execute(sql, wanted).fetchone()[0])
 
     def cancel_requested(self, job_id: int) -> bool:
         """True once a cancel was asked for the job (a cheap read for the supervisor's poll)."""
@@ -424,8 +429,11 @@ class JobStore:
         now = self.change_token()
         if now == token:
             return now, [], []
-        jobs = self._jobs(
-            f"SELECT j.*, a.* FROM {SUMMARY_FROM} WHERE j.change_seq > ? ORDER BY j.id", [int(token)]
+        jobs = self._jobs(  # the ids through the jobs_change_seq index (`j.change_seq > ? ORDER BY j.id` made
+            # SQLite walk every row in id order instead: 25 ms a poll at 100,000 jobs)
+            f"SELECT j.*, a.* FROM {SUMMARY_FROM} WHERE j.id IN (SELECT id FROM jobs WHERE change_seq > ?)"
+            " ORDER BY j.id",
+            [int(token)],
         )
         gone = [
             r[0] for r in self._db.execute("SELECT job_id FROM job_tombstones WHERE seq > ?", [int(token)])
@@ -450,17 +458,30 @@ class JobStore:
             if key == "j.id"
             else f"({key}) IS NULL, ({key}) {direction}, j.id {direction}"
         )
-        page = self._jobs(
-            f"SELECT j.*, a.* FROM {SUMMARY_FROM}{where} ORDER BY {order} LIMIT ? OFFSET ?",
-            [*params, int(limit), int(offset)],
-        )
+        if where:  # a filter: one scan for the matches' ids in order (their count too), then the page by id
+            ids = [
+                r[0]
+                for r in self._db.execute(f"SELECT j.id FROM {SUMMARY_FROM}{where} ORDER BY {order}", params)
+            ]
+            total: Optional[int] = len(ids)
+            chosen = ids[int(offset) : int(offset) + int(limit)]
+            rank = {jid: i for i, jid in enumerate(chosen)}
+            page = sorted(self._jobs(f"SELECT j.*, a.* FROM {SUMMARY_FROM} WHERE j.id IN"
+                                     f" ({', '.join('?' * len(chosen))})", chosen) if chosen else [],
+                          key=lambda j: rank[j.id])  # fmt: skip
+        else:
+            total = None
+            page = self._jobs(
+                f"SELECT j.*, a.* FROM {SUMMARY_FROM} ORDER BY {order} LIMIT ? OFFSET ?",
+                [int(limit), int(offset)],
+            )
         if active:
             seen = {j.id for j in page}
             statuses = ", ".join(f"'{s.value}'" for s in ACTIVE_STATUSES)
             glue = " AND" if where else " WHERE"
             page += [j for j in self._jobs(f"SELECT j.*, a.* FROM {SUMMARY_FROM}{where}{glue} j.status IN"
                                            f" ({statuses}) ORDER BY j.id", params) if j.id not in seen]  # fmt: skip
-        return page, self.count_matching(query)
+        return page, self.count_matching(query) if total is None else total
 
     def count_matching(self, query: str = "") -> int:
         """How many jobs hold every word of `query` (see job_window); all of them for ""."""
@@ -599,7 +620,7 @@ class JobStore:
             self._db.execute("DELETE FROM jobs WHERE id = ?", [job_id])
 
     def child_tables(self) -> list[str]:
-        tables = ("metrics", "claims", "device_samples", "attempts", "dependencies")
+        tables = ("metrics", "claims", "device_samples", "attempts", "dependencies", "metric_thinning")
         return [t for t in tables if t in table_names(self._db)]
 
     def integrity_check(self) -> list[str]:
@@ -707,6 +728,64 @@ class JobStore:
             [job_id, k, k],
         ).fetchall()
         return list(map(ChartPoint._make, rows))
+
+    THIN_PHASES = ("train", "val")  # the per-iteration records (-p): epoch and run records always stay
+
+    def thin_metrics(self, job_id: int, points: int = 2000) -> int:
+        """Thin a finished job's per-iteration records in place to about `points` per phase (train, val):
+        each attempt's first and last, the lowest training loss and an even spread stay; epoch and summary
+        records all stay. Recorded in `metric_thinning` (export reads the full resolution from the run's
+        raport.json). Returns the rows removed (0: the job is active, or has no more than ~points)."""
+        k = max(2, int(points))
+        with self.transaction():
+            job = self.find_job(job_id)
+            if job is None or not job.status.terminal:
+                return 0
+            marks = ", ".join("?" * len(self.THIN_PHASES))
+            kept = (
+                f"SELECT id FROM (SELECT id, row_number() OVER (PARTITION BY phase ORDER BY id) AS rn,"
+                f" count(*) OVER (PARTITION BY phase) AS n,"
+                f" row_number() OVER (PARTITION BY phase, attempt ORDER BY id) AS arn,"
+                f" count(*) OVER (PARTITION BY phase, attempt) AS an FROM metrics WHERE job_id = ? AND phase IN ({marks}))"
+                f" WHERE arn = 1 OR arn = an OR n <= ? OR (rn - 1) % ((n + ? - 1) / ?) = 0"
+                f" UNION SELECT * FROM (SELECT id FROM metrics WHERE job_id = ? AND phase = 'train'"
+                f" AND json_extract(data, '$.\"train.loss\"') IS NOT NULL"
+                f" ORDER BY json_extract(data, '$.\"train.loss\"'), id LIMIT 1)"
+            )
+            params = [job_id, *self.THIN_PHASES, k, k, k, job_id]
+            cur = self._db.execute(
+                f"DELETE FROM metrics WHERE job_id = ? AND phase IN ({marks}) AND id NOT IN ({kept})",
+                [job_id, *self.THIN_PHASES, *params],
+            )
+            removed = int(cur.rowcount or 0)
+            if removed:
+                left = self.metric_count(job_id)
+                before = self.thinned(job_id)
+                total_removed = removed + (before["removed"] if before else 0)
+                self._db.execute(
+                    "INSERT OR REPLACE INTO metric_thinning (job_id, thinned_at, kept, removed) VALUES (?, ?, ?, ?)",
+                    [job_id, time.time(), left, total_removed],
+                )
+            return removed
+
+    def thinned(self, job_id: int) -> Optional[dict[str, Any]]:
+        """{thinned_at, kept, removed} when the job's metrics were thinned (thin_metrics), else None."""
+        row = self._db.execute(
+            "SELECT thinned_at, kept, removed FROM metric_thinning WHERE job_id = ?", [job_id]
+        ).fetchone()
+        return None if row is None else {"thinned_at": row[0], "kept": row[1], "removed": row[2]}
+
+    def thinnable_jobs(self, points: int = 2000) -> list[int]:
+        """Finished jobs with more than 2 × `points` metric records, not thinned yet: one count per job through
+        the metrics_job index (never a scan of every metric row)."""
+        finished = [s.value for s in Status if s.terminal]
+        rows = self._db.execute(
+            f"SELECT j.id FROM jobs j WHERE j.status IN ({', '.join('?' * len(finished))})"
+            " AND j.id NOT IN (SELECT job_id FROM metric_thinning)"
+            " AND (SELECT count(*) FROM metrics m WHERE m.job_id = j.id) > ? ORDER BY j.id",
+            [*finished, 2 * int(points)],
+        ).fetchall()
+        return [r[0] for r in rows]
 
     def last_metric(self, job_id: int, phase: str) -> Optional[MetricRow]:
         """The job's newest metric record of `phase` ('train': its raw last -p window), None if none."""

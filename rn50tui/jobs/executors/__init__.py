@@ -41,11 +41,17 @@ _registry: dict[str, type[Executor]] = {}
 
 def registry() -> dict[str, type[Executor]]:
     """Every executor by the name its jobs carry; the built-in ones are imported on the first call."""
-    if not _registry:
-        for kind, where in _BUILT_IN.items():
-            module, cls = where.split(":")
-            _registry[kind] = getattr(importlib.import_module(module), cls)
+    for kind in _BUILT_IN:
+        _load(kind)
     return _registry
+
+
+def _load(kind: str) -> Optional[type[Executor]]:
+    """The class of one executor, its module imported on first use (a local job never imports Slurm's)."""
+    if kind not in _registry and kind in _BUILT_IN:
+        module, cls = _BUILT_IN[kind].split(":")
+        _registry[kind] = getattr(importlib.import_module(module), cls)
+    return _registry.get(kind)
 
 
 def __getattr__(name: str) -> Any:
@@ -60,18 +66,19 @@ def __getattr__(name: str) -> Any:
 def get_executor(name: str) -> Executor:
     """The executor called `name` (one instance per process); JobsError names the known ones otherwise."""
     if name not in _instances:
-        known = registry()
-        if name not in known:
+        cls = _load(name)
+        if cls is None:
+            known = registry()
             raise JobsError(
                 f"unknown executor {name!r}: this rn50tui knows {', '.join(sorted(known))}; upgrade it to run this job"
             )
-        _instances[name] = known[name]()
+        _instances[name] = cls()
     return _instances[name]
 
 
 def host_cards(name: str) -> bool:
     """Whether the executor called `name` runs on this host's cards (an unknown one is assumed to)."""
-    cls = registry().get(name)
+    cls = _load(name)
     return cls.host_cards if cls is not None else True
 
 

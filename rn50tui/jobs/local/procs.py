@@ -18,28 +18,15 @@ from typing import Callable, Optional
 
 import psutil
 
+from rn50tui.jobs.local import liveness
+
 RUN_TOKEN_ENV = "RN50TUI_RUN_TOKEN"
-START_TIME_TOLERANCE_S = 0.05  # psutil derives start times from clock ticks: equal for the same process
+START_TIME_TOLERANCE_S = liveness.START_TIME_TOLERANCE_S
 _PR_SET_CHILD_SUBREAPER = 36
 
 
-def start_time(pid: int) -> Optional[float]:
-    """The process's start time (seconds since the epoch), None if there is no such live process."""
-    try:
-        proc = psutil.Process(pid)
-        if proc.status() == psutil.STATUS_ZOMBIE:
-            return None
-        return proc.create_time()
-    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
-        return None
-
-
-def is_alive(pid: Optional[int], started: Optional[float]) -> bool:
-    """True if `pid` is still the process that started at `started` (and has not exited)."""
-    if not pid or started is None:
-        return False
-    now_started = start_time(pid)
-    return now_started is not None and abs(now_started - started) <= START_TIME_TOLERANCE_S
+start_time = liveness.start_time  # /proc on Linux (no psutil needed), psutil elsewhere
+is_alive = liveness.is_alive
 
 
 def signal_if_alive(pid: Optional[int], started: Optional[float], sig: int) -> bool:

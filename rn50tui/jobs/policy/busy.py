@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
 from engine.device_kind import CARD_KINDS
+from rn50tui.jobs.core.capacity import BUSY_CHECK_ENV
 from rn50tui.jobs.core.userconfig import UserConfigError, load_tables
 
-BUSY_CHECK_ENV = "RN50TUI_BUSY_CHECK"
 CHECKED_KINDS = tuple(k.value for k in CARD_KINDS)  # mlu, cuda: what cnmon / NVML report
 DEFAULT_MEM_MIB = 2048.0  # an idle card shows some driver memory (967 MiB on a recorded MLU220)
 DEFAULT_UTIL_PERCENT = 20.0

@@ -12,7 +12,6 @@ stale while it lives.
 from __future__ import annotations
 
 import os
-import statistics
 from collections import deque
 from dataclasses import asdict, dataclass
 from typing import Any, Optional, Protocol
@@ -89,6 +88,8 @@ class StallWatch:
     def threshold(self) -> float:
         if self.last_train is None:
             return self.warmup_s
+        import statistics  # fractions, decimal: not for every `jobs list`
+
         gap = statistics.median(self.gaps) if self.gaps else 0.0
         return max(self.min_s, self.factor * gap)
 
