@@ -32,6 +32,20 @@ def recorded(path: Path) -> dict[str, str]:
     return dict(line.split("=", 1) for line in path.read_text().splitlines())
 
 
+def configured_hook(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The config file's hook writes each job's RN50TUI_* environment to `<events>/<job id>.env`."""
+    events = tmp_path / "events"
+    events.mkdir()
+    hook = tmp_path / "hook.sh"
+    hook.write_text(
+        '#!/bin/sh\nenv | grep "^RN50TUI_" > "$1/$RN50TUI_JOB_ID.tmp" && mv "$1/$RN50TUI_JOB_ID.tmp" "$1/$RN50TUI_JOB_ID.env"\n'
+    )
+    hook.chmod(hook.stat().st_mode | stat.S_IXUSR)
+    (tmp_path / "config.toml").write_text(f'[notify]\ncmd = ["{hook}", "{events}"]\n')
+    monkeypatch.setenv("RN50TUI_CONFIG", str(tmp_path / "config.toml"))
+    return events
+
+
 def test_config_reads_notify_and_ignores_other_tables(tmp_path):
     cfg = tmp_path / "config.toml"
     cfg.write_text(
@@ -132,15 +146,7 @@ def test_final_states_set_by_clients_run_the_hook_too(tmp_path, monkeypatch):
     from rn50tui.jobs.manager import JobManager
     from tests.jobs.conftest import occupy
 
-    events = tmp_path / "events"
-    events.mkdir()
-    hook = tmp_path / "hook.sh"
-    hook.write_text(
-        '#!/bin/sh\nenv | grep "^RN50TUI_" > "$1/$RN50TUI_JOB_ID.tmp" && mv "$1/$RN50TUI_JOB_ID.tmp" "$1/$RN50TUI_JOB_ID.env"\n'
-    )
-    hook.chmod(hook.stat().st_mode | stat.S_IXUSR)
-    (tmp_path / "config.toml").write_text(f'[notify]\ncmd = ["{hook}", "{events}"]\n')
-    monkeypatch.setenv("RN50TUI_CONFIG", str(tmp_path / "config.toml"))
+    events = configured_hook(tmp_path, monkeypatch)
     store = JobStore(tmp_path / "jobs.db")
     jm = JobManager(tmp_path / "jobs.db", capacity={"mlu": 0, "cuda": 0, "cpu": 1})
     holder = occupy(store)
@@ -183,15 +189,7 @@ def test_a_job_cancelled_because_its_dependency_failed_runs_the_hook(tmp_path, m
     from rn50tui.jobs.manager import JobManager
     from tests.jobs.conftest import occupy
 
-    events = tmp_path / "events"
-    events.mkdir()
-    hook = tmp_path / "hook.sh"
-    hook.write_text(
-        '#!/bin/sh\nenv | grep "^RN50TUI_" > "$1/$RN50TUI_JOB_ID.tmp" && mv "$1/$RN50TUI_JOB_ID.tmp" "$1/$RN50TUI_JOB_ID.env"\n'
-    )
-    hook.chmod(hook.stat().st_mode | stat.S_IXUSR)
-    (tmp_path / "config.toml").write_text(f'[notify]\ncmd = ["{hook}", "{events}"]\n')
-    monkeypatch.setenv("RN50TUI_CONFIG", str(tmp_path / "config.toml"))
+    events = configured_hook(tmp_path, monkeypatch)
     store = JobStore(tmp_path / "jobs.db")
     jm = JobManager(tmp_path / "jobs.db", capacity={"mlu": 0, "cuda": 0, "cpu": 1})
     occupy(store)
