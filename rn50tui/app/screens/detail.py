@@ -140,11 +140,11 @@ class JobDetailScreen(PollingScreen):
     class Loaded(Message):
         """One poll's results, from the worker thread."""
 
-        def __init__(self, job: Job, view: Optional[ChartData], log_text: str, follower: Optional[LogTail],
+        def __init__(self, job: Job, view: Optional[ChartData], log_text: str, log_tail: Optional[LogTail],
                      checkpoints: Optional[list[CheckpointFile]], config: Optional[list[tuple[str, str]]],
                      starts: Optional[str] = None) -> None:  # fmt: skip
             super().__init__()
-            self.job, self.view, self.log_text, self.follower = job, view, log_text, follower
+            self.job, self.view, self.log_text, self.log_tail = job, view, log_text, log_tail
             self.checkpoints, self.config, self.starts = checkpoints, config, starts
 
     def __init__(self, services: Services, job_id: int, tab: str = "charts", **kwargs: Any) -> None:
@@ -153,7 +153,7 @@ class JobDetailScreen(PollingScreen):
         self.initial_tab = tab
         self.job: Optional[Job] = None
         self.history = JobHistory(job_id)
-        self.follower: Optional[LogTail] = None
+        self.log_tail: Optional[LogTail] = None
         self._polls = 0
         self._view_params: tuple[Any, ...] = ()
         self._config_done = False
@@ -207,17 +207,17 @@ class JobDetailScreen(PollingScreen):
 
     def start_poll(self) -> Worker:
         self._polls += 1
-        return self._poll(self._request(), self.follower)
+        return self._poll(self._request(), self.log_tail)
 
     @work(thread=True, exclusive=True, group="detail-poll", exit_on_error=False)
-    def _poll(self, req: PollRequest, follower: Optional[LogTail]) -> None:
+    def _poll(self, req: PollRequest, log_tail: Optional[LogTail]) -> None:
         client = self.client
         job = client.get_job(self.job_id)
         changed = self.history.update(client, job)
         view = (
             self.history.view(req.buckets, req.span_s, req.spark_width) if changed or req.force_view else None
         )
-        text = follower.read_text() if follower is not None else ""
+        text = log_tail.read_text() if log_tail is not None else ""
         ckpts = client.checkpoints(job) if req.checkpoints else None
         config = config_rows(job.argv) if req.config else None
         starts = None
@@ -225,7 +225,7 @@ class JobDetailScreen(PollingScreen):
             estimate = client.start_estimates().get(job.id)
             starts = estimate.text if estimate is not None else None
         if not get_current_worker().is_cancelled:
-            self.post_message(self.Loaded(job, view, text, follower, ckpts, config, starts))
+            self.post_message(self.Loaded(job, view, text, log_tail, ckpts, config, starts))
 
     def on_job_detail_screen_loaded(self, msg: Loaded) -> None:
         first = self.job is None
@@ -238,7 +238,7 @@ class JobDetailScreen(PollingScreen):
         self.sub_title = f"job {msg.job.id} · {msg.job.name} · {msg.job.status.value}"
         if msg.view is not None:
             self._show_view(msg.view)
-        if msg.log_text and msg.follower is self.follower:
+        if msg.log_text and msg.log_tail is self.log_tail:
             self.query_one("#log-view", Log).write(msg.log_text)
         if msg.checkpoints is not None:
             self._show_checkpoints(msg.checkpoints)
@@ -250,7 +250,7 @@ class JobDetailScreen(PollingScreen):
     def _follow(self) -> None:
         """Follow the chosen log of the job from its last lines (no I/O here: the poll reads it)."""
         self.query_one("#log-view", Log).clear()
-        self.follower = LogTail(self.job.files.log(self.stream), start=None) if self.job else None
+        self.log_tail = LogTail(self.job.files.log(self.stream), start=None) if self.job else None
         self.poll()
 
     def _show_view(self, view: ChartData) -> None:
