@@ -40,6 +40,24 @@ def repo_root() -> Path:
 
 
 @pytest.fixture
+def db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The store the CLI finds from the test's own directory, on a host of one CPU slot and no card."""
+    monkeypatch.setenv("RN50TUI_CARDS", "mlu=0,cuda=0,cpu=1")
+    monkeypatch.delenv("RN50TUI_DB", raising=False)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path / "jobs.db"
+
+
+def run_main(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    """`rn50tui ARGS` in this process: (exit code, stdout, stderr)."""
+    from rn50tui import cli
+
+    code = cli.main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture
 def db_path(tmp_path: Path) -> Path:
     """A job store's path in the test's own directory (the file is created on first open)."""
     return tmp_path / "jobs.db"

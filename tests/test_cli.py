@@ -18,15 +18,8 @@ from rn50tui.commands import devices
 from rn50tui.commands import jobs as jobs_command
 from rn50tui.jobs.core.states import Status
 from rn50tui.jobs.core.store import JobStore
+from tests.conftest import run_main as run
 from tests.jobs.conftest import occupy, run_cli
-
-
-@pytest.fixture
-def db(tmp_path, monkeypatch):
-    monkeypatch.setenv("RN50TUI_CARDS", "mlu=0,cuda=0,cpu=1")
-    monkeypatch.delenv("RN50TUI_DB", raising=False)
-    monkeypatch.chdir(tmp_path)
-    return tmp_path / "jobs.db"
 
 
 @pytest.fixture
@@ -36,12 +29,6 @@ def busy(db):
     occupy(store)
     yield store
     store.close()
-
-
-def run(capsys, *args):
-    code = cli.main(list(args))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def _subparsers(parser: argparse.ArgumentParser, prefix: str = ""):

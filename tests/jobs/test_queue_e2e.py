@@ -14,34 +14,9 @@ from .conftest import wait_for
 
 pytestmark = pytest.mark.slow
 
-TINY = [
-    "--epochs",
-    "1",
-    "--synthetic-size",
-    "16",
-    "--image-size",
-    "32",
-    "-b",
-    "4",
-    "-p",
-    "1",
-    "--warmup",
-    "0",
-]
-LONGER = [
-    "--epochs",
-    "2",
-    "--synthetic-size",
-    "64",
-    "--image-size",
-    "32",
-    "-b",
-    "4",
-    "-p",
-    "1",
-    "--warmup",
-    "0",
-]
+SMALL = ["--image-size", "32", "-b", "4", "-p", "1", "--warmup", "0"]
+TINY = ["--epochs", "1", "--synthetic-size", "16", *SMALL]
+LONGER = ["--epochs", "2", "--synthetic-size", "64", *SMALL]
 JOB_TIMEOUT = 300
 
 

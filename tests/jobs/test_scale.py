@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from rn50tui import cli
 from rn50tui.jobs.core.states import Status
 from rn50tui.jobs.core.store import JobStore
+from tests.conftest import run_main as run
 from tests.jobs.conftest import occupy
 
 NOW = 1_780_000_000.0
@@ -125,20 +125,6 @@ def test_pruning_keeps_an_old_job_a_queued_job_still_waits_for(db_path):
     assert store.delete_jobs([1, 2, 3]) == 2 and store.find_job(2) is not None
     assert store.get_job(waiting.id).status is Status.QUEUED
     store.close()
-
-
-def run(capsys, *args):
-    code = cli.main(list(args))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-@pytest.fixture
-def db(tmp_path, monkeypatch):
-    monkeypatch.setenv("RN50TUI_CARDS", "mlu=0,cuda=0,cpu=1")
-    monkeypatch.delenv("RN50TUI_DB", raising=False)
-    monkeypatch.chdir(tmp_path)
-    return tmp_path / "jobs.db"
 
 
 def test_cli_rm_older_than_confirms_and_keeps_active_jobs(capsys, db, monkeypatch):
