@@ -10,8 +10,8 @@ import pytest
 
 from rn50tui.jobs.core.store import JobStore
 from rn50tui.timefmt import duration, local_time
+from tests.conftest import run_main as run
 from tests.jobs.conftest import occupy
-from tests.test_cli import db, run  # noqa: F401 (db: the CLI store fixture, shared)
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from rn50tui.app.widgets.jobs_table import job_cells
 from rn50tui.jobs.core.states import Status
 from rn50tui.jobs.core.store import JobStore
 from rn50tui.jobs.local import procs
-from tests.test_cli import db, run  # noqa: F401 (db: the CLI store fixture, shared)
+from tests.conftest import run_main as run
 
 NOW = float(int(time.time()))
 
