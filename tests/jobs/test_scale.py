@@ -106,13 +106,17 @@ def test_pruning_never_removes_an_active_job(db_path):
     holder = occupy(store)  # running, 11
     with store.transaction():  # an old running job: started long ago
         store.update_job(holder.id, created_at=NOW - 300 * DAY, updated_at=NOW - 300 * DAY)
+    with store.transaction():  # the old jobs' history: what pruning gives back to the disk
+        store.add_metrics(
+            [(j, 1, NOW, 1, i, "train", '{"train.loss": 1.0}') for j in range(1, 6) for i in range(400)]
+        )
     old = store.prunable_jobs(NOW - 90 * DAY)
     assert old == [1, 2, 3, 4, 5]
     assert store.prunable_jobs(NOW - 90 * DAY, [Status.FAILED]) == []
     assert store.delete_jobs([*old, 9, 10, holder.id]) == 5  # active ones named by mistake stay
     assert sorted(j.id for j in store.list_jobs()) == [6, 7, 8, 9, 10, holder.id]
     before, after = store.vacuum()
-    assert after <= before
+    assert after < before
     store.close()
 
 
@@ -314,3 +318,80 @@ def test_liveness_reads_the_start_time_psutil_reads_without_importing_it():
     assert liveness.start_time(child.pid) is None  # a zombie until reaped: it has exited
     child.wait()
     assert liveness.start_time(child.pid) is None and not liveness.is_alive(None, 1.0)
+
+
+QUERIES = ["needle", "old1", "#4", "ne", "old 7", "completed old2", 'qu"ote', "cpu", "zz", "running"]
+
+
+def _matches(store: JobStore, query: str, indexed: bool) -> list[int]:
+    store._indexed = indexed
+    return [j.id for j in store.job_window(query=query, limit=1000, active=False)[0]]
+
+
+def test_the_search_index_finds_what_the_scan_finds_after_renames_and_removals(big):
+    with big.transaction():
+        big.update_job(42, name="needle")
+        big.update_job(43, name='qu"ote-old', status="failed")
+    big.delete_job(17)
+    holder = occupy(big)  # a new job while the index exists: the insert trigger adds it
+    with big.transaction():
+        big.update_job(holder.id, name="zzneedle")
+    assert "job_search" in big.tables()
+    for query in QUERIES:
+        assert _matches(big, query, True) == _matches(big, query, False), query
+    assert _matches(big, "needle", True) == [holder.id, 42]
+    assert 17 not in _matches(big, "old1", True)
+    big._indexed = True
+    assert big.count_matching("completed old2") == len(_matches(big, "completed old2", False))
+
+
+def test_a_filter_reads_the_search_index_not_every_job(db_path):
+    """A word of 3+ characters is looked up in the trigram index: the SQLite work of a filter matching one job
+    does not grow with the store (it scanned every job's text: ~150 ms at 100,000 jobs)."""
+    store = JobStore(db_path)
+    steps = {}
+    for n in (300, 6000):
+        store.insert_jobs(finished(n - store.count_jobs(), name="job"))
+        with store.transaction():
+            store.update_job(5, name="needle")
+        calls = 0
+
+        def count() -> int:
+            nonlocal calls
+            calls += 1
+            return 0
+
+        store._db.set_progress_handler(count, 50)
+        page, total = store.job_window(query="needle", limit=10, active=False)
+        store._db.set_progress_handler(None, 50)
+        assert total == 1 and [j.id for j in page] == [5]
+        steps[n] = calls
+    assert steps[6000] <= steps[300] + 5, steps
+    store.close()
+
+
+def test_an_older_store_gets_its_search_index_filled_on_open(db_path):
+    store = JobStore(db_path)
+    store.insert_jobs(finished(20))
+    with store.transaction():  # as a store written before 0014_job_search
+        for name in ("job_search_insert", "job_search_update", "job_search_delete"):
+            store._db.execute(f"DROP TRIGGER {name}")
+        store._db.execute("DROP TABLE job_search")
+        store._db.execute("DELETE FROM _migrations WHERE name = '0014_job_search'")
+    store.close()
+    again = JobStore(db_path)
+    assert "0014_job_search" in again.applied_migrations()
+    assert _matches(again, "old1", True) == [20, 19, 18, 17, 16, 15, 14, 13, 12, 11, 2]
+    again.close()
+
+
+def test_without_fts5_the_filter_scans(db_path, monkeypatch):
+    from rn50tui.jobs.core import schema
+
+    monkeypatch.setattr(schema, "has_fts5", lambda conn: False)
+    store = JobStore(db_path)
+    store.insert_jobs(finished(12))
+    assert "job_search" not in store.tables() and "0014_job_search" in store.applied_migrations()
+    page, total = store.job_window(query="old1", limit=50, active=False)
+    assert total == 3 and [j.id for j in page] == [12, 11, 2]
+    store.close()

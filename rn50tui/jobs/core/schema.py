@@ -20,6 +20,8 @@ Tables (see MIGRATIONS for the exact columns):
   job_ids         the highest job id ever given (ids are never reused, even after `jobs rm`)
   job_changes     one counter every change of a job takes (0011): jobs.change_seq holds its last value
   job_tombstones  removed jobs' ids with the counter's value at their removal (what a poll must drop)
+  job_search      FTS5 trigram index of the text the app's filter searches, per job (0014; absent where
+                  SQLite has no FTS5)
   _migrations     the names of the applied migrations
 Later columns of jobs: notify_cmd (JSON argv of the job's hook), on_stall (notify|cancel), wait_reason (why
 a queued job is not granted cards, e.g. a card busy outside rn50tui), note; of attempts: last_progress_at
@@ -332,6 +334,43 @@ def _m0013_metric_thinning(db: sqlite_utils.Database) -> None:
     this table says which were, so `export` reads their full resolution from raport.json instead."""
     db["metric_thinning"].create(
         {"job_id": int, "thinned_at": float, "kept": int, "removed": int}, pk="job_id"
+    )
+
+
+def search_text_sql(row: str) -> str:
+    """SQL of the text the app's filter searches in a job `row` (an alias or NEW): '#id id name kind status
+    device preset', lower-cased. The search index (0014) and the scan without it read this one expression."""
+    return (f"lower('#' || {row}.id || ' ' || {row}.id || ' ' || {row}.name || ' ' || {row}.kind || ' ' ||"
+            f" {row}.status || ' ' || {row}.device || ' ' || COALESCE({row}.preset, ''))")  # fmt: skip
+
+
+def has_fts5(conn: sqlite3.Connection) -> bool:
+    """Whether this SQLite has FTS5 with the trigram tokenizer (3.34+; some builds leave FTS5 out)."""
+    try:
+        conn.execute("CREATE VIRTUAL TABLE temp._fts5_probe USING fts5(x, tokenize='trigram')")
+    except sqlite3.OperationalError:
+        return False
+    conn.execute("DROP TABLE temp._fts5_probe")
+    return True
+
+
+@migration("0014_job_search")
+def _m0014_job_search(db: sqlite_utils.Database) -> None:
+    """Issue 29: the filter's words found through an FTS5 trigram index (substring matches of 3+ characters)
+    instead of a scan of every job: `job_search` holds search_text_sql() of each job under its id, kept by
+    triggers on the columns it reads (a supervisor of an earlier version keeps it too). Where this SQLite
+    has no FTS5 the table is not made and the filter scans, as before."""
+    if not has_fts5(db.conn):
+        return
+    db.execute("CREATE VIRTUAL TABLE job_search USING fts5(hay, tokenize='trigram')")
+    db.execute(f"INSERT INTO job_search (rowid, hay) SELECT j.id, {search_text_sql('j')} FROM jobs j")
+    db.execute(f"CREATE TRIGGER job_search_insert AFTER INSERT ON jobs BEGIN INSERT INTO job_search"
+               f" (rowid, hay) VALUES (NEW.id, {search_text_sql('NEW')}); END")  # fmt: skip
+    db.execute(f"CREATE TRIGGER job_search_update AFTER UPDATE OF id, name, kind, status, device, preset ON jobs"
+               f" BEGIN UPDATE job_search SET hay = {search_text_sql('NEW')} WHERE rowid = NEW.id; END")  # fmt: skip
+    db.execute(
+        "CREATE TRIGGER job_search_delete AFTER DELETE ON jobs BEGIN"
+        " DELETE FROM job_search WHERE rowid = OLD.id; END"
     )
 
 

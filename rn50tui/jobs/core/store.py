@@ -40,6 +40,7 @@ from rn50tui.jobs.core.schema import (
     applied_migrations,
     connect,
     immediate,
+    search_text_sql,
     table_names,
 )
 from rn50tui.jobs.core.states import Status, check_transition
@@ -77,6 +78,7 @@ class JobStore:
         self.path = Path(path).resolve()
         self._db = connect(self.path, create=create, timeout=timeout)
         self._width: Optional[int] = None  # columns of `jobs`
+        self._indexed: Optional[bool] = None  # whether the filter's search index (0014) exists
 
     def close(self) -> None:
         self._db.close()
@@ -449,7 +451,7 @@ class JobStore:
         order — for the default order (id ascending) the newest, so a page is always the recent end —
         plus, with `active`, every queued, starting or running job that matches.
         """
-        where, params = _filter_sql(query)
+        where, params = self._filter_sql(query)
         key = JOB_SORT.get(sort, "j.id")
         direction = "DESC" if reverse or key == "j.id" else "ASC"  # by id, either way: the newest first
         # by id: the rowid's own order (no sort, no scan); by another column: unknown values last
@@ -483,9 +485,15 @@ class JobStore:
                                            f" ({statuses}) ORDER BY j.id", params) if j.id not in seen]  # fmt: skip
         return page, self.count_matching(query) if total is None else total
 
+    def _filter_sql(self, query: str) -> tuple[str, list[Any]]:
+        """` WHERE …` keeping the jobs whose id, name, kind, status, device or preset hold every word."""
+        if self._indexed is None:
+            self._indexed = "job_search" in table_names(self._db)
+        return _search_sql(query.lower().split(), self._indexed)
+
     def count_matching(self, query: str = "") -> int:
         """How many jobs hold every word of `query` (see job_window); all of them for ""."""
-        where, params = _filter_sql(query)
+        where, params = self._filter_sql(query)
         return int(self._db.execute(f"SELECT count(*) FROM jobs j{where}", params).fetchone()[0])
 
     def iter_summaries(
@@ -545,6 +553,8 @@ class JobStore:
         (bytes before, bytes after). Other clients wait on the lock while it runs."""
         self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # the file's size with every commit in it
         before = self.path.stat().st_size
+        if "job_search" in table_names(self._db):  # removed jobs' index entries are merged away, not kept
+            self._db.execute("INSERT INTO job_search (job_search) VALUES ('optimize')")
         self._db.execute("VACUUM")
         self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         return before, self.path.stat().st_size
@@ -898,16 +908,22 @@ JOB_SORT = {
     "epoch": _PROGRESS, "progress": _PROGRESS, "loss": "j.loss", "top1": "j.top1", "ips": "j.ips",
     "eta": "a.eta_end", "started": "COALESCE(j.first_started_at, a.started_at)", "duration": "j.ran_s",
 }  # fmt: skip
-_HAY = ("lower('#' || j.id || ' ' || j.id || ' ' || j.name || ' ' || j.kind || ' ' || j.status || ' ' || j.device"
-        " || ' ' || COALESCE(j.preset, ''))")  # fmt: skip
+SEARCH_MIN = 3  # the trigram index finds words of 3+ characters; shorter ones are scanned for
 
 
-def _filter_sql(query: str) -> tuple[str, list[Any]]:
-    """` WHERE …` keeping the jobs whose id, name, kind, status, device or preset hold every word."""
-    words = query.lower().split()
+def _search_sql(words: list[str], indexed: bool) -> tuple[str, list[Any]]:
+    """` WHERE …` keeping the jobs whose search text (schema.search_text_sql) holds every word: the long
+    ones through the trigram index when there is one, in one MATCH, the rest by a scan of the text."""
     if not words:
         return "", []
-    return " WHERE " + " AND ".join(f"instr({_HAY}, ?) > 0" for _ in words), words
+    found = [w for w in words if indexed and len(w) >= SEARCH_MIN]
+    scanned = [w for w in words if w not in found]
+    terms = [f"instr({search_text_sql('j')}, ?) > 0" for _ in scanned]
+    params: list[Any] = list(scanned)
+    if found:  # each word a quoted phrase: its trigrams in order, i.e. a substring
+        terms.insert(0, "j.id IN (SELECT rowid FROM job_search WHERE job_search MATCH ?)")
+        params.insert(0, " AND ".join('"' + w.replace('"', '""') + '"' for w in found))
+    return " WHERE " + " AND ".join(terms), params
 
 
 def _split(values: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
