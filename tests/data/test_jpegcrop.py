@@ -110,4 +110,6 @@ def test_damage_the_window_reaches_is_left_to_the_full_decoder():
     for name, damaged in broken(buf, seed=5):
         if jpegcrop.decode_window(damaged, 0, 0, 375, 500, 1) is None:
             continue  # libjpeg complained: the full decoder judges it
-        assert torch.equal(jpegcrop.decode_window(damaged, 0, 0, 375, 500, 1), decode_rgb(bytearray(damaged), name))
+        assert torch.equal(
+            jpegcrop.decode_window(damaged, 0, 0, 375, 500, 1), decode_rgb(bytearray(damaged), name)
+        )
