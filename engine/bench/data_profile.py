@@ -1,7 +1,8 @@
 """``python -m engine.bench data --profile``: the own pipeline's time per image, stage by stage.
 
 Stages as :class:`ImageBatches` runs them, timed on one thread in this process: read (the file's bytes),
-decode (header, crop plan, libjpeg-turbo or reduced-size PIL decode), crop-resize, flip, [AutoAugment],
+decode (header, crop plan, the crop's window by libjpeg-turbo's partial decode, or the whole image by
+libjpeg-turbo or reduced-size PIL), crop-resize, flip, [AutoAugment],
 collate (stacking the batch), normalise (uint8 → float on the CPU, what the device does per batch), and
 hand-over: what a 1-worker DataLoader pass costs per image beyond the stages (pickling, shared memory,
 the queue between the worker and the training loop).
@@ -16,9 +17,9 @@ from typing import Optional
 import torchvision.transforms.v2.functional as F
 from torch.utils.data import default_collate
 
-from engine.data import BatchPlan, ImageBatches, Loader, normalize
+from engine.data import BatchPlan, ImageBatches, Loader, jpegcrop, normalize
 from engine.data.datasets import SampleList
-from engine.data.decode import _decode_jpeg, _decode_other, jpeg_size, read_bytes
+from engine.data.decode import _decode_other, decode_planned, jpeg_size, read_bytes
 from engine.data.transforms import TrainTransform, _rescale, sample_rng
 
 STAGES = ("read", "decode", "crop-resize", "flip", "autoaugment", "collate", "hand-over", "normalise")
@@ -39,14 +40,17 @@ def profile(
             buf = read_bytes(path)
             t1 = time.perf_counter()
             hw = jpeg_size(buf)
-            if hw is not None:
+            full_hw = hw
+            if hw is not None:  # as load_image does: the crop's window alone where the decoder is built
                 plan = transform.plan(hw[0], hw[1], rng)
-                img = _decode_jpeg(buf, transform.reduction(hw[0], hw[1], plan), path)
+                img, plan, full_hw = decode_planned(
+                    buf, hw, plan, transform.reduction(hw[0], hw[1], plan), path
+                )
             else:
                 img = _decode_other(buf, path)
                 plan = transform.plan(img.shape[1], img.shape[2], rng)
             t2 = time.perf_counter()
-            top, left, h, w = _rescale(plan, img.shape[-2:], hw)
+            top, left, h, w = _rescale(plan, img.shape[-2:], full_hw)
             out = F.resized_crop(img, top, left, h, w, [size, size], interpolation=transform.interpolation,
                                  antialias=True)  # fmt: skip
             t3 = time.perf_counter()
@@ -86,3 +90,5 @@ def report_profile(per_image: dict[str, float], decode_alone: Optional[float]) -
     print(f"{'total':<12} {1e6 * total:>9.0f}   → {1 / total:.0f} img/s on one core")
     if decode_alone:
         print(f"decode alone (torchvision decode_jpeg, full size): {1e6 / decode_alone:.0f} µs/image")
+    print("decode: the crop's window alone (engine/data/_jpegcrop)" if jpegcrop.available()
+          else f"decode: whole images (the window decoder is not built: {jpegcrop.BUILD_HINT})")  # fmt: skip

@@ -1,8 +1,9 @@
 """Read and decode one image file to a uint8 3×H×W tensor, as cheaply as the transform allows.
 
-JPEG: the size comes from the header, the transform plans its crop, and the file is decoded by
-torchvision's libjpeg-turbo decoder (full size), or by PIL's ``draft()`` at 1/2, 1/4 or 1/8 scale when the
-crop keeps enough pixels at that scale. Anything else (PNG, BMP, WebP, CMYK JPEG, …) goes through
+JPEG: the size comes from the header, the transform plans its crop, and the file is decoded: only the
+crop's window where the window decoder is built (engine/data/jpegcrop.py), else whole, by torchvision's
+libjpeg-turbo decoder (full size) or by PIL's ``draft()`` at 1/2, 1/4 or 1/8 scale when the crop keeps
+enough pixels at that scale. Anything else (PNG, BMP, WebP, CMYK JPEG, …) goes through
 ``torchvision.io.decode_image`` and then PIL. A file no decoder can read raises :class:`BadImage`.
 
 :func:`verify_rgb` says whether a file decodes as RGB here without keeping its pixels (`data prepare` and
@@ -17,15 +18,18 @@ from __future__ import annotations
 import io
 import os
 import random
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Optional
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from engine.data import jpegcrop
+
 if TYPE_CHECKING:
     import torch
 
-    from engine.data.transforms import Transform
+    from engine.data.transforms import Crop, Transform
 
 _SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
 
@@ -140,12 +144,29 @@ def load_image(path: str, transform: Transform, rng: random.Random) -> torch.Ten
     hw = jpeg_size(buf)
     if hw is not None:
         plan = transform.plan(hw[0], hw[1], rng)
-        scale = transform.reduction(hw[0], hw[1], plan)
-        img = _decode_jpeg(buf, scale, path)
-        return transform(img, plan, full_hw=hw)
+        img, plan, full_hw = decode_planned(buf, hw, plan, transform.reduction(hw[0], hw[1], plan), path)
+        return transform(img, plan, full_hw=full_hw)
     img = _decode_other(buf, path)
     plan = transform.plan(img.shape[1], img.shape[2], rng)
     return transform(img, plan)
+
+
+def decode_planned(
+    buf: bytearray, hw: tuple[int, int], plan: Crop, scale: int, path: str
+) -> tuple[torch.Tensor, Crop, Optional[tuple[int, int]]]:
+    """The pixels a JPEG's crop `plan` needs, decoded at 1/`scale`: (image, the plan in the image's
+    coordinates, the full size the transform rescales the plan from, or None when it needs no rescaling).
+
+    A plan smaller than the image is decoded as its window alone where the window decoder is built
+    (engine/data/jpegcrop.py); otherwise, or when libjpeg reports anything, the whole image is decoded."""
+    if (plan.height, plan.width) != tuple(hw):
+        from engine.data.transforms import _rescale
+
+        top, left, h, w = _rescale(plan, jpegcrop.scaled_size(hw[0], hw[1], scale), hw)
+        img = jpegcrop.decode_window(buf, top, left, h, w, scale)
+        if img is not None:
+            return img, replace(plan, top=0, left=0, height=h, width=w), None
+    return _decode_jpeg(buf, scale, path), plan, hw
 
 
 def _decode_jpeg(buf: bytearray, scale: int, path: str) -> torch.Tensor:
