@@ -3,15 +3,16 @@
 The policy, probabilities, magnitude bins, signs, NEAREST interpolation and fill are torchvision's
 ``v2.AutoAugment(AutoAugmentPolicy.IMAGENET)``; each op gives the same pixels as
 ``torchvision.transforms.v2.functional`` (tests/engine/test_autoaugment.py checks every one). The draws come
-from ``random.Random(seed)`` exactly as :func:`draws` says (the DALI pipeline takes the same draws), so a
-sample's result depends on its seed only. What makes it fast:
+from ``random.Random(seed)`` as :func:`draws` says (engine/data/dali.py hands DALI's own ImageNet policy
+draws of the same shape), so a sample's result depends on its seed only, in any process. What makes it fast:
 
 - point ops are 256-entry lookup tables applied by ``np.take`` (solarize, brightness, contrast,
   autocontrast and equalize per channel, from PIL's histogram), or one integer op (posterize, invert);
 - geometric ops are one gather: the source index of every output pixel is found once per (op, magnitude,
   size) by running torchvision's own affine/rotate on an image of pixel numbers, then cached;
-- colour and sharpness blend through a 256×256 table of torchvision's float blend, indexed by (grey or
-  blurred value, pixel), with the grey and the 3×3 blur computed exactly in integers or as torchvision does.
+- sharpness blurs in integers (exactly torchvision's rounded float 3×3 blur) and blends through a
+  256×256 table of torchvision's float blend, indexed by (blurred value, pixel); colour is torchvision's
+  own float blend with the grey (its exact result needs that float rounding); factor 1 is skipped.
 """
 
 from __future__ import annotations
@@ -81,7 +82,7 @@ _LUT_CACHE = 256  # cached tables and index maps: a handful per size in use
 
 def draws(seed: int, num_sub_policies: int, stages: int) -> tuple[int, list[float], list[int]]:
     """One sample's AutoAugment draws from its seed: (sub-policy, per-stage uniform, per-stage sign bit)."""
-    rng = random.Random(seed)
+    rng = random.Random(int(seed))  # int(): a numpy or torch integer seeds as the same int
     sub = rng.randrange(num_sub_policies)
     return sub, [rng.random() for _ in range(stages)], [rng.getrandbits(1) for _ in range(stages)]
 
@@ -114,16 +115,17 @@ class AutoAugment:
             )
         sub, run, sign = draws(seed, len(SUB_POLICIES), 2)
         h, w = img.shape[-2:]
-        out: Optional[np.ndarray] = None
+        base: Optional[np.ndarray] = None
+        out = None
         for (op, p, bin_), u, s in zip(SUB_POLICIES[sub], run, sign):
             if u >= p:
                 continue
             m = 0.0 if bin_ is None else magnitude(op, bin_, h, w)
             m = -m if s and SPACE[op][1] else m
-            if out is None:
-                out = np.ascontiguousarray(img.numpy())
+            if base is None:
+                base = out = np.ascontiguousarray(img.numpy())
             out = OPS[op](out, m, self.fill)
-        return img if out is None else torch.from_numpy(out)
+        return img if out is base else torch.from_numpy(out)  # an op that changes nothing returns its input
 
 
 def apply_op(img: torch.Tensor, op: str, magnitude_: float, fill: int = 0) -> torch.Tensor:
@@ -218,28 +220,24 @@ def _contrast(a: np.ndarray, m: float, fill: int) -> np.ndarray:
     return _take(_RAMP.mul(factor).add_(mean, alpha=1.0 - factor).clamp_(0, 255).to(torch.uint8).numpy(), a)
 
 
-# -- blends through a 256×256 table ------------------------------------------------------------------
-
-_PAIR_X = torch.arange(256, dtype=torch.uint8).repeat(256)  # the pixel, fastest-varying
-_PAIR_Y = torch.arange(256, dtype=torch.float32).repeat_interleave(256)  # the other image's value
-
-
-@functools.lru_cache(maxsize=_LUT_CACHE)
-def _blend_table(op: str, factor: float) -> np.ndarray:
-    """table[y·256 + x]: torchvision's float blend of pixel x with value y, for every (x, y)."""
-    if op == "Color":  # _blend(image, grey, factor)
-        t = _PAIR_X.mul(factor).add_(_PAIR_Y, alpha=1.0 - factor)
-    else:  # adjust_sharpness: x + (1 − factor)(blurred − x)
-        x = _PAIR_X.float()
-        t = x.add_(_PAIR_Y.sub(x), alpha=1.0 - factor)
-    return t.clamp_(0, 255).to(torch.uint8).numpy()
-
-
 def _color(a: np.ndarray, m: float, fill: int) -> np.ndarray:
     if a.shape[0] == 1 or m == 0.0:
         return a  # torchvision leaves one channel as it is; factor 1 blends to the image itself
-    index = _grey(a).to(torch.int32).numpy()[None] * 256 + a
-    return np.take(_blend_table("Color", 1.0 + m), index)
+    # torchvision's own float blend: exact needs its float rounding, and a 256×256 table was no faster
+    factor = 1.0 + m
+    out = torch.from_numpy(a).mul(factor).add_(_grey(a), alpha=1.0 - factor).clamp_(0, 255)
+    return out.to(torch.uint8).numpy()
+
+
+_PAIR_X = torch.arange(256, dtype=torch.float32).repeat(256)  # the pixel, fastest-varying
+_PAIR_Y = torch.arange(256, dtype=torch.float32).repeat_interleave(256)  # the blurred value
+
+
+@functools.lru_cache(maxsize=_LUT_CACHE)
+def _sharpness_table(factor: float) -> np.ndarray:
+    """table[b·256 + x]: adjust_sharpness's float blend x + (1 − factor)(b − x) of pixel x, blurred b."""
+    x = _PAIR_X.clone()
+    return x.add_(_PAIR_Y.sub(x), alpha=1.0 - factor).clamp_(0, 255).to(torch.uint8).numpy()
 
 
 def _sharpness(a: np.ndarray, m: float, fill: int) -> np.ndarray:
@@ -254,7 +252,7 @@ def _sharpness(a: np.ndarray, m: float, fill: int) -> np.ndarray:
     # torchvision rounds the float conv (weights 1/13, centre 5/13); s/13 is never within float error of .5
     blurred = ((2 * s + 13) // 26).astype(np.int32)
     out = a.copy()
-    out[:, 1:-1, 1:-1] = np.take(_blend_table("Sharpness", 1.0 + m), blurred * 256 + x[:, 1:-1, 1:-1])
+    out[:, 1:-1, 1:-1] = np.take(_sharpness_table(1.0 + m), blurred * 256 + x[:, 1:-1, 1:-1])
     return out
 
 
