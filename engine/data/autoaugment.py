@@ -193,16 +193,16 @@ def _histogram(plane: np.ndarray) -> list[int]:
 
 
 def _equalize(a: np.ndarray, m: float, fill: int) -> np.ndarray:
+    c, h, w = a.shape
     hist = np.array([_histogram(plane) for plane in a], dtype=np.int64)
-    # PIL's and torchvision's table: lut[k] = (cum[k−1] + step // 2) // step, step from the non-top pixels
-    cum = hist.cumsum(axis=1)
-    top = hist[np.arange(a.shape[0]), cum.argmax(axis=1)]
-    step = (a.shape[1] * a.shape[2] - top) // 255
-    lut = np.empty((a.shape[0], 256), dtype=np.int64)
-    lut[:, 0] = 0
-    lut[:, 1:] = (cum[:, :-1] + (step // 2)[:, None]) // np.maximum(step, 1)[:, None]
-    lut = np.clip(lut, 0, 255).astype(np.uint8)
-    lut[step == 0] = np.arange(256, dtype=np.uint8)  # a channel of one or nearly one value stays as it is
+    cum = np.zeros((c, 257), dtype=np.int64)  # cum[:, k] = pixels below value k
+    np.cumsum(hist, axis=1, out=cum[:, 1:])
+    # PIL's and torchvision's table: lut[k] = (cum[k] + step // 2) // step, step from the non-top pixels
+    step = (h * w - hist[np.arange(c), cum[:, 1:].argmax(axis=1)]) // 255
+    lut = np.minimum((cum[:, :256] + step[:, None] // 2) // np.maximum(step, 1)[:, None], 255)
+    lut = lut.astype(np.uint8)
+    if not step.all():
+        lut[step == 0] = np.arange(256, dtype=np.uint8)  # a channel of one or nearly one value stays as it is
     return _take(lut, a)
 
 
@@ -278,7 +278,7 @@ _GEOMETRY: dict[str, Callable[[torch.Tensor, float], torch.Tensor]] = {  # as to
 }  # fmt: skip
 
 
-@functools.lru_cache(maxsize=_LUT_CACHE)
+@functools.lru_cache(maxsize=32)  # 8 per crop size for the ImageNet policy; 400 kB each at 224²
 def source_index(op: str, m: float, height: int, width: int) -> np.ndarray:
     """For each output pixel, the flat index of the input pixel it takes (height·width: the fill).
 
