@@ -64,9 +64,19 @@ def test_each_op_gives_torchvisions_pixels_at_every_magnitude(op):
         h, w = img.shape[-2:]
         signs = (1, -1) if SPACE[op][1] else (1,)
         for m in sorted({s * magnitude(op, b, h, w) for b in range(NUM_BINS) for s in signs}):
+            before = img.clone()
             ours, theirs = apply_op(img, op, m), REFERENCE[op](img, m)
             assert ours.dtype == torch.uint8 and ours.shape == img.shape
             assert torch.equal(ours, theirs), f"{op} at {m} on {tuple(img.shape)}"
+            assert torch.equal(img, before)  # the input is shared with the op's array, never written
+
+
+def test_a_geometric_op_fills_what_torchvision_fills_with_a_fill_value():
+    img = images()[0]
+    for m in (-30.0, 13.3):
+        assert torch.equal(apply_op(img, "Rotate", m, fill=128), F.rotate(img, m, NEAREST, fill=128))
+    shear = F.affine(img, 0.0, [0, 0], 1.0, [math.degrees(math.atan(0.3)), 0.0], NEAREST, 128, [0, 0])
+    assert torch.equal(apply_op(img, "ShearX", 0.3, fill=128), shear)
 
 
 def test_the_whole_policy_is_torchvisions_ops_applied_as_the_draws_say():
