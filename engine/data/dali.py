@@ -19,7 +19,6 @@ from __future__ import annotations
 import importlib
 import io
 import queue
-import random
 import threading
 from collections.abc import Iterator, Sequence
 from types import ModuleType
@@ -29,6 +28,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from engine.data.autoaugment import draws
 from engine.data.batch import Batch, collate
 from engine.data.datasets import SampleList
 from engine.data.decode import jpeg_size, read_bytes
@@ -82,12 +82,10 @@ def _image_size(buf: bytearray) -> Optional[tuple[int, int]]:
 
 
 def aa_draws(aa_seed: int, num_sub_policies: int, stages: int) -> tuple[int, np.ndarray, np.ndarray]:
-    """AutoAugment's draws of one sample from its seed: (sub-policy, per-stage uniform, per-stage sign)."""
-    rng = random.Random(aa_seed)
-    sub = rng.randrange(num_sub_policies)
-    run = np.array([rng.random() for _ in range(stages)], dtype=np.float32)
-    sign = np.array([rng.getrandbits(1) for _ in range(stages)], dtype=np.int32)
-    return sub, run, sign
+    """AutoAugment's draws of one sample from its seed: (sub-policy, per-stage uniform, per-stage sign),
+    the same draws the own pipeline's AutoAugment takes (engine/data/autoaugment.py)."""
+    sub, run, sign = draws(aa_seed, num_sub_policies, stages)
+    return sub, np.array(run, dtype=np.float32), np.array(sign, dtype=np.int32)
 
 
 class DaliBatches:
