@@ -24,6 +24,7 @@ from rn50tui.app.messages import (
 )
 from rn50tui.app.screens.base import PollingScreen
 from rn50tui.app.widgets.jobs_table import JobsTable
+from rn50tui.app.widgets.text import set_text
 from rn50tui.jobs.core.states import Status
 from rn50tui.jobs.core.store import Job
 
@@ -76,7 +77,6 @@ class JobsScreen(PollingScreen):
         self._total = 0  # how many jobs match the filter, in the store
         self._counts: dict[str, int] = {}  # jobs per status, in the store
         self._more: Optional[Worker] = None
-        self._summary = ""  # the summary line shown
 
     @property
     def table(self) -> JobsTable:
@@ -214,9 +214,7 @@ class JobsScreen(PollingScreen):
         if table.marked:
             extra.append(f"marked: {', '.join(map(str, sorted(table.marked)))}")
         text = " · ".join(parts) + "   " + "  ".join(extra)
-        if text != self._summary:  # an update lays the screen out again: not on every poll
-            self._summary = text
-            self.query_one("#summary", Static).update(text)
+        set_text(self.query_one("#summary", Static), text)  # not on every poll: only when it changed
 
     # -- actions on the job under the cursor
 
