@@ -280,8 +280,10 @@ def run_size(cache: Path, jobs: int, args: argparse.Namespace) -> dict[str, Any]
         store.close()
         if args.pilot:
             row.update(asyncio.run(_app_responses(db)))
-        if not args.no_app:
-            row.update(pty_answers(db, ids, args.profile and args.profile / f"answers-{jobs}.prof"))
+        if not args.no_app:  # each answer's median over --app-rounds sessions of the app
+            runs = [pty_answers(db, ids, args.profile and args.profile / f"answers-{jobs}.prof")
+                    for _ in range(args.app_rounds)]  # fmt: skip
+            row.update({label: statistics.median(run[label] for run in runs) for label in runs[0]})
         if not args.no_idle:
             idle = tui_idle_bench.measure(db, ids, args.seconds, 4.0)
             row["app open on a pty"] = idle["open_s"]
@@ -305,11 +307,16 @@ def main() -> int:
     p.add_argument("--no-app", action="store_true", help="skip the app's answers to keys on a pty")
     p.add_argument("--profile", type=Path, help="a folder for cProfile stats of the app's main thread "
                    "while it answers keys on the pty (answers-<size>.prof)")
+    p.add_argument("--app-rounds", type=int, default=3, help="sessions of the app answering keys (median)")
+    p.add_argument("--app-root", type=Path, help="run the app on the pty from this checkout instead "
+                   "(e.g. `git worktree add /tmp/base main`: before and after on the same machine)")
     p.add_argument("--pilot", action="store_true",
                    help="also time the answers in-process with Textual's test pilot (its own floor is 65-90 ms)")  # fmt: skip
     p.add_argument("--no-idle", action="store_true", help="skip the pty idle measurements")
     args = p.parse_args()
     sizes = [int(s) for s in args.sizes.split(",") if s]
+    if args.app_root:
+        tui_idle_bench.ROOT = args.app_root.resolve()  # the pty app's PYTHONPATH
     if not args.no_compile:  # as an installed wheel has them (this machine sets PYTHONDONTWRITEBYTECODE)
         import compileall
 

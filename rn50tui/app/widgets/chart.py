@@ -54,14 +54,16 @@ class MetricChart(PlotextPlot):
         self, curves: Sequence[Curve], empty_text: Optional[str] = None, *, at_once: bool = False
     ) -> None:
         """Show `curves`; nothing happens when they equal what is shown (idle costs nothing). Drawn at once
-        the first time and with `at_once` (a new window, a new size), else at most every min_redraw_s."""
+        when it showed no points and with `at_once` (a new window, a new size), else at most every
+        min_redraw_s (the latest curves then)."""
         curves = tuple(curves)
         if curves == self.curves and empty_text == self._empty_text:
             return
+        had_points = self.point_count > 0
         self.curves, self._empty_text = curves, empty_text
         self.point_count = sum(len(xs) for _, (xs, _) in curves)
         wait = 0.0 if self._drawn_at is None else self._drawn_at + self.min_redraw_s - time.monotonic()
-        if at_once or wait <= 0:
+        if at_once or not had_points or wait <= 0:
             self._draw()
         elif self._pending is None:  # the latest curves are drawn then
             self._pending = self.set_timer(wait, self._draw)

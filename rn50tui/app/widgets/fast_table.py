@@ -96,7 +96,8 @@ class FastTable(DataTable):
         builds a row). Rows with labels, fixed rows or columns, and other cursors go Textual's way."""
         row_index = self._row_locations.get(row_key)
         if (row_index is None or row_key is self._header_row_key or self.fixed_rows or self.fixed_columns
-                or self.cursor_type != "row" or (self._labelled_row_exists and self.show_row_labels)):  # fmt: skip
+                or self.cursor_type != "row" or (self._labelled_row_exists and self.show_row_labels)
+                or not isinstance(getattr(self, "_data", None), dict)):  # fmt: skip
             return super()._render_line_in_row(row_key, line_no, base_style, cursor_location, hover_location)
         cache_key = (row_key, line_no, base_style, cursor_location, hover_location, self.cursor_type,
                      self.show_cursor, self._show_hover_cursor, self._update_count, self._pseudo_class_state)  # fmt: skip
@@ -109,12 +110,18 @@ class FastTable(DataTable):
             row_style = self._row_styles[look] = self._get_row_style(row_index, base_style)
         cursor = cursor_location.row == row_index
         hover = hover_location.row == row_index
+        cells = self._data.get(row_key, {})
+        state = (self._show_hover_cursor, self._pseudo_class_state, self.show_cursor, self.cell_padding)
         row: list[list[Segment]] = []
         used = self._row_label_column_width
         for column_index, column in enumerate(self.ordered_columns):
-            width = column.get_render_width(self)
+            width = 2 * state[3] + (column.content_width if column.auto_width else column.width)
             used += width
-            row.append(self._render_cell(row_index, column_index, row_style, width, cursor, hover)[line_no])
+            lines = self._fast_cell(cells.get(column.key), row_key, column.key, row_index, column_index,
+                                    row_style, width, cursor, hover, state)  # fmt: skip
+            if lines is None:
+                lines = self._render_cell(row_index, column_index, row_style, width, cursor, hover)
+            row.append(lines[line_no])
         remaining = max(0, self.size.width - used)
         if remaining:  # the row's style out to the table's edge, as Textual draws it
             extend, _ = self._get_styles_to_render_cell(False, False, False, hover, cursor, self.show_cursor,
@@ -136,19 +143,32 @@ class FastTable(DataTable):
         row_key = self._row_locations.get_key(row_index)
         column_key = self._column_locations.get_key(column_index)
         cell = data.get(row_key, {}).get(column_key)
-        row = self.rows.get(row_key)
-        if type(cell) is not Cell or cell.spans or row is None or row.height != 1 or "\n" in cell.plain:
+        state = (self._show_hover_cursor, self._pseudo_class_state, self.show_cursor, self.cell_padding)
+        lines = self._fast_cell(cell, row_key, column_key, row_index, column_index, base_style, width, cursor,
+                                hover, state)  # fmt: skip
+        if lines is None:
             return super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
-        key = (row_key, column_key, row_index, column_index, base_style, width, cursor, hover,
-               self._show_hover_cursor, self._pseudo_class_state, self.show_cursor)  # fmt: skip
+        return lines
+
+    def _fast_cell(self, cell: Any, row_key: RowKey, column_key: ColumnKey, row_index: int, column_index: int,
+                   base_style: Style, width: int, cursor: bool, hover: bool,
+                   state: tuple[Any, ...]) -> Optional[list[list[Segment]]]:  # fmt: skip
+        """A one-line Cell's lines, from the cache when drawn before at this place and look; None for
+        anything else (Textual's way). `state`: hover cursor shown, pseudo-classes, cursor shown, padding."""
+        if type(cell) is not Cell or cell.spans or "\n" in cell.plain:
+            return None
+        row = self.rows.get(row_key)
+        if row is None or row.height != 1:
+            return None
+        key = (row_key, column_key, row_index, column_index, base_style, width, cursor, hover, state)
         hit = self._fast_cells.get(key)
         if hit is not None and hit[0] is cell:
             return hit[1]
         styles = self._cell_styles(row_index, column_index, base_style, cell, cursor, hover)
         if styles is None:  # styles with meta of their own: Textual's way
-            return super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
+            return None
         plain_style, text_style = styles
-        pad = self.cell_padding
+        pad = state[3]
         inner = max(0, width - 2 * pad)
         plain = cell.plain.rstrip() if cell.justify == "right" else cell.plain
         if cell_len(plain) > inner:

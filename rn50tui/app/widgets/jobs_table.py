@@ -1,7 +1,7 @@
 """The jobs table: rows keyed by job id and updated cell by cell, sortable and filterable.
 
-It holds a window of the jobs (the screen reads pages of them from the store, filtered and sorted there)
-and sorts and filters the rows it holds the same way, at once, while the store's answer comes."""
+It holds a window of the jobs (the screen reads pages of them from the store, filtered and sorted there:
+`windowed`); a table on its own sorts and filters the rows it holds."""
 
 from __future__ import annotations
 
@@ -122,6 +122,10 @@ class JobsTable(FastTable):
         self.jobs: dict[int, Job] = {}
         self.marked: set[int] = set()
         self._cells: dict[int, dict[str, Cell]] = {}
+        # the store sorts and filters (show() brings its answer): the rows held are not re-ordered or
+        # filtered first, which would draw a screen of rows that the answer replaces a moment later
+        self.windowed = False
+        self._made_from: dict[int, tuple[Job, bool]] = {}  # (job, marked) each row's cells were made from
         self._active: set[int] = set()  # queued, starting or running: redrawn on every poll
         self._now = 0.0
 
@@ -133,8 +137,13 @@ class JobsTable(FastTable):
 
     # -- data
 
-    def show(self, jobs: Sequence[Job], now: float) -> None:
-        """Bring the table in line with `jobs` (a whole window): add, update or remove only what changed."""
+    def show(self, jobs: Sequence[Job], now: float, query: Optional[str] = None) -> None:
+        """Bring the table in line with `jobs` (a whole window, the store's answer to `query` when given):
+        add, update or remove only what changed."""
+        if query is not None:
+            self.set_reactive(
+                JobsTable.query, query
+            )  # the store filtered: no filtering of the old rows first
         self.jobs = {j.id: j for j in jobs}
         self.marked &= set(self.jobs)
         self._active = {j.id for j in jobs if not j.status.terminal}
@@ -206,9 +215,12 @@ class JobsTable(FastTable):
                 if jid in self._cells:
                     self.remove_row(str(jid))
                     del self._cells[jid]
+                    self._made_from.pop(jid, None)
                 continue
-            cells = job_cells(job, self._now, jid in self.marked)
             old = self._cells.get(jid)
+            cells, drawn = self._cells_for(jid, job)
+            if drawn:
+                continue
             if old is None:
                 self.add_row(*(cells[c.key] for c in COLUMNS), key=str(jid))
                 resort = True
@@ -222,9 +234,20 @@ class JobsTable(FastTable):
         if resort:
             self._sort(current)
 
+    def _cells_for(self, jid: int, job: Job) -> tuple[dict[str, Cell], bool]:
+        """A job's cells, and whether they are those its row shows already: a finished job's row, unchanged
+        since it was drawn, is not formatted again (a new window or page holds mostly such rows)."""
+        marked = jid in self.marked
+        old = self._cells.get(jid)
+        if old is not None and job.status.terminal and self._made_from.get(jid) == (job, marked):
+            return old, True
+        self._made_from[jid] = (job, marked)
+        return job_cells(job, self._now, marked), False
+
     def _rebuild(self, wanted: set[int], keep: Optional[int]) -> None:
         """Clear the table and add the `wanted` jobs' rows already in order (one sort in Python)."""
-        rows = [(jid, job_cells(self.jobs[jid], self._now, jid in self.marked)) for jid in sorted(wanted)]
+        rows = [(jid, self._cells_for(jid, self.jobs[jid])[0]) for jid in sorted(wanted)]
+        self._made_from = {jid: self._made_from[jid] for jid in wanted}
         column = self.sort_column
         rows.sort(key=lambda row: row[1][column].sort_key, reverse=self.sort_reverse)
         self.clear()
@@ -308,13 +331,16 @@ class JobsTable(FastTable):
     # -- sorting and filtering
 
     def watch_sort_column(self) -> None:
-        self._sort(self.cursor_job_id)
+        if not self.windowed:
+            self._sort(self.cursor_job_id)
 
     def watch_sort_reverse(self) -> None:
-        self._sort(self.cursor_job_id)
+        if not self.windowed:
+            self._sort(self.cursor_job_id)
 
     def watch_query(self) -> None:
-        self._sync()
+        if not self.windowed:
+            self._sync()
 
     def action_cycle_sort(self) -> None:
         self.sort_column = SORTABLE[(SORTABLE.index(self.sort_column) + 1) % len(SORTABLE)]
