@@ -99,8 +99,11 @@ class FastTable(DataTable):
                 or self.cursor_type != "row" or (self._labelled_row_exists and self.show_row_labels)
                 or not isinstance(getattr(self, "_data", None), dict)):  # fmt: skip
             return super()._render_line_in_row(row_key, line_no, base_style, cursor_location, hover_location)
-        cache_key = (row_key, line_no, base_style, cursor_location, hover_location, self.cursor_type,
-                     self.show_cursor, self._show_hover_cursor, self._update_count, self._pseudo_class_state)  # fmt: skip
+        cursor = cursor_location.row == row_index
+        hover = hover_location.row == row_index
+        # whether the cursor or the mouse is on this row, not where they are: a cursor move redraws two rows
+        cache_key = (row_key, line_no, base_style, cursor, hover, self.cursor_type, self.show_cursor,
+                     self._show_hover_cursor, self._update_count, self._pseudo_class_state)  # fmt: skip
         hit = self._row_render_cache.get(cache_key)
         if hit is not None:
             return hit
@@ -108,8 +111,6 @@ class FastTable(DataTable):
         row_style = self._row_styles.get(look)
         if row_style is None:
             row_style = self._row_styles[look] = self._get_row_style(row_index, base_style)
-        cursor = cursor_location.row == row_index
-        hover = hover_location.row == row_index
         cells = self._data.get(row_key, {})
         state = (self._show_hover_cursor, self._pseudo_class_state, self.show_cursor, self.cell_padding)
         row: list[list[Segment]] = []
