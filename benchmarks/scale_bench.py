@@ -2,14 +2,21 @@
 
     python benchmarks/scale_bench.py [--sizes 1000,10000,100000] [--cache /tmp/rn50tui-scale]
                                      [--rounds 3] [--seconds 10] [--no-cli] [--no-app] [--no-idle]
-                                     [--no-compile]
+                                     [--no-compile] [--app-rounds 3] [--app-root DIR] [--profile DIR]
+                                     [--pilot]
 
 Each size's store of finished jobs is built once with bulk inserts and kept under --cache (100k jobs and
 10M metric rows take minutes to build; the next run reuses it); each run copies it and adds 8 running jobs
 whose supervisors this process plays. Then, per size:
   - `rn50tui jobs list` (and filtered, and `--all --json`, streamed) in a fresh interpreter, start-up included;
-  - the app driven in-process (Textual's test pilot): open until the first rows, the next page when the
-    cursor reaches the window's end, a filter, a sort — each until the table shows the answer;
+  - the app on a real pty answering keys, as a user sees it: from the key's bytes written to the pty until
+    the bytes that show the answer are drawn (the summary line's "N of M loaded" grown by a page after
+    ctrl+home and after ctrl+end; "filter: 'old12' (… shown of <the store's count>)" after "/old12" typed
+    80 ms a key, timed from the last key; the count of all jobs back after Esc, which Textual holds
+    ESCDELAY = 100 ms to tell from a key sequence; the oldest job, old0, drawn after a click on the loss
+    header) — each the median of --app-rounds sessions; --app-root runs the app from another checkout
+    (before and after on the same machine); --profile writes cProfile stats of the app's main thread;
+  - with --pilot, the same answers in-process through Textual's test pilot (its own floor is 65-90 ms);
   - the app on a real pty (tui_idle_bench.measure): open time, idle CPU and resident memory on the jobs
     screen and on a running job's detail screen.
 The CLI runs from byte-compiled modules, as an installed package does (--no-compile: compiled on every run,

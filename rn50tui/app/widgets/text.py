@@ -36,5 +36,7 @@ def _footprint(widget: Static, text: str) -> Optional[tuple[int, ...]]:
         plain = text
     lengths = [cell_len(line) for line in plain.split("\n")]
     rows = sum(max(1, -(-n // width)) for n in lengths)
-    auto_width = widget.styles.width is None or widget.styles.width.is_auto
-    return (width, rows, max(lengths) if auto_width else 0)
+    styles = widget.styles  # no width rule: as wide as its container; no height rule: as tall as its text
+    auto_width = styles.width is not None and styles.width.is_auto
+    auto_height = styles.height is None or styles.height.is_auto
+    return (width, rows if auto_height else 0, max(lengths) if auto_width else 0)
