@@ -140,10 +140,8 @@ class JobsTable(FastTable):
     def show(self, jobs: Sequence[Job], now: float, query: Optional[str] = None) -> None:
         """Bring the table in line with `jobs` (a whole window, the store's answer to `query` when given):
         add, update or remove only what changed."""
-        if query is not None:
-            self.set_reactive(
-                JobsTable.query, query
-            )  # the store filtered: no filtering of the old rows first
+        if query is not None:  # the store filtered: the old rows are not filtered first
+            self.set_reactive(JobsTable.query, query)
         self.jobs = {j.id: j for j in jobs}
         self.marked &= set(self.jobs)
         self._active = {j.id for j in jobs if not j.status.terminal}
