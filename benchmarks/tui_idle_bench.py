@@ -17,6 +17,7 @@ import json
 import math
 import os
 import pty
+import re
 import struct
 import subprocess
 import sys
@@ -77,7 +78,9 @@ def play_supervisors(path: Path, ids: list[int], stop: threading.Event) -> None:
     store.close()
 
 
-def start_app(db: Path) -> tuple[subprocess.Popen, int]:
+def start_app(db: Path, profile: Optional[Path] = None) -> tuple[subprocess.Popen, int]:
+    """The app on `db` in a child process on a new pty (its master returned; what it draws is drained
+    into SEEN); with `profile`, the app's main thread runs under cProfile, its stats written there."""
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", ROWS, COLS, 0, 0))
     env = {
@@ -87,7 +90,10 @@ def start_app(db: Path) -> tuple[subprocess.Popen, int]:
         "RN50TUI_CARDS": "mlu=0,cuda=0,cpu=8",
     }
     code = "import sys; from rn50tui.app.app import run_app; sys.exit(run_app(sys.argv[1]))"
-    proc = subprocess.Popen([sys.executable, "-c", code, str(db)], stdin=slave, stdout=slave, stderr=slave,
+    if profile is not None:
+        code = ("import cProfile, sys; from rn50tui.app.app import run_app; "
+                "cProfile.run('run_app(sys.argv[1])', sys.argv[2])")  # fmt: skip
+    proc = subprocess.Popen([sys.executable, "-c", code, str(db), str(profile)], stdin=slave, stdout=slave, stderr=slave,
                             env=env, start_new_session=True, close_fds=True)  # fmt: skip
     os.close(slave)
     threading.Thread(target=_drain, args=(master,), daemon=True).start()
@@ -95,16 +101,44 @@ def start_app(db: Path) -> tuple[subprocess.Popen, int]:
 
 
 SEEN = bytearray()  # the tail of what the app drew (to check the detail screen really opened)
+KEEP = 2_000_000  # bytes of SEEN kept
+_received = [0]  # bytes read from the app since it started (SEEN's end, as an offset in its output)
+_arrived = threading.Condition()
 
 
 def _drain(fd: int) -> None:
     """Read what the app draws, as a terminal would (else its writes would block)."""
     try:
         while chunk := os.read(fd, 65536):
-            SEEN.extend(chunk)
-            del SEEN[:-200_000]
+            with _arrived:
+                SEEN.extend(chunk)
+                del SEEN[:-KEEP]
+                _received[0] += len(chunk)
+                _arrived.notify_all()
     except OSError:
         pass
+
+
+def received() -> int:
+    """How many bytes the app has drawn so far (an offset for wait_drawn)."""
+    with _arrived:
+        return _received[0]
+
+
+def wait_drawn(pattern: re.Pattern[bytes], since: int, timeout: float) -> Optional[re.Match[bytes]]:
+    """The first match of `pattern` in what the app drew after offset `since`, as soon as its bytes
+    arrive (None if they did not within `timeout`)."""
+    deadline = time.monotonic() + timeout
+    with _arrived:
+        while True:
+            start = max(0, len(SEEN) - (_received[0] - since))
+            found = pattern.search(SEEN, start)
+            if found is not None:
+                return found
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            _arrived.wait(left)
 
 
 def cpu_percent(proc: psutil.Process, seconds: float) -> float:

@@ -64,6 +64,10 @@ async def test_rows_update_in_place(db_path, store):
         await wait_for(pilot, lambda: table.row_count == 7, what="the removed job")
 
 
+def names(table) -> list[str]:
+    return [table.get_row_at(i)[2].plain for i in range(table.row_count)]
+
+
 async def test_sort_and_filter(db_path, store):
     jobs = fill(store)
     app = make_app(db_path)
@@ -76,9 +80,8 @@ async def test_sort_and_filter(db_path, store):
         await pilot.press("escape")
         await wait_for(pilot, lambda: table.row_count == 7)
         table.focus()
-        table.sort_column = "name"
-        order = [table.get_row_at(i)[2].plain for i in range(table.row_count)]
-        assert order == sorted(order)
+        table.sort_column = "name"  # the store's answer, sorted
+        await wait_for(pilot, lambda: names(table) == sorted(names(table)), what="sorted by name")
         await pilot.press("S")
-        order = [table.get_row_at(i)[2].plain for i in range(table.row_count)]
-        assert order == sorted(order, reverse=True)
+        await wait_for(pilot, lambda: names(table) == sorted(names(table), reverse=True), what="reversed")
+        assert table.row_count == 7

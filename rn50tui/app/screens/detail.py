@@ -37,6 +37,7 @@ from rn50tui.app.series import WINDOWS, Points
 from rn50tui.app.services import Services
 from rn50tui.app.widgets.card_panel import CardPanel
 from rn50tui.app.widgets.chart import MetricChart
+from rn50tui.app.widgets.text import set_text
 from rn50tui.jobs.core.errors import JobNotFound
 from rn50tui.jobs.core.states import Status
 from rn50tui.jobs.core.store import Job
@@ -142,10 +143,11 @@ class JobDetailScreen(PollingScreen):
 
         def __init__(self, job: Job, view: Optional[ChartData], log_text: str, log_tail: Optional[LogTail],
                      checkpoints: Optional[list[CheckpointFile]], config: Optional[list[tuple[str, str]]],
-                     starts: Optional[str] = None) -> None:  # fmt: skip
+                     starts: Optional[str] = None, forced: bool = False) -> None:  # fmt: skip
             super().__init__()
             self.job, self.view, self.log_text, self.log_tail = job, view, log_text, log_tail
             self.checkpoints, self.config, self.starts = checkpoints, config, starts
+            self.forced = forced  # the view was asked for (a new window or size): charts drawn at once
 
     def __init__(self, services: Services, job_id: int, tab: str = "charts", **kwargs: Any) -> None:
         super().__init__(services, **kwargs)
@@ -225,19 +227,20 @@ class JobDetailScreen(PollingScreen):
             estimate = client.start_estimates().get(job.id)
             starts = estimate.text if estimate is not None else None
         if not get_current_worker().is_cancelled:
-            self.post_message(self.Loaded(job, view, text, log_tail, ckpts, config, starts))
+            self.post_message(self.Loaded(job, view, text, log_tail, ckpts, config, starts, req.force_view))
 
     def on_job_detail_screen_loaded(self, msg: Loaded) -> None:
         first = self.job is None
         self.job = msg.job
         now = self.services.clock.now()
-        self.query_one("#job-summary", Static).update(
-            summary_text(msg.job, now, self.history.loss_kind, msg.starts)
+        set_text(
+            self.query_one("#job-summary", Static),
+            summary_text(msg.job, now, self.history.loss_kind, msg.starts),
         )
         self.query_one("#job-progress", ProgressBar).update(progress=100 * (msg.job.progress or 0.0))
         self.sub_title = f"job {msg.job.id} · {msg.job.name} · {msg.job.status.value}"
         if msg.view is not None:
-            self._show_view(msg.view)
+            self._show_view(msg.view, at_once=msg.forced)
         if msg.log_text and msg.log_tail is self.log_tail:
             self.query_one("#log-view", Log).write(msg.log_text)
         if msg.checkpoints is not None:
@@ -253,22 +256,24 @@ class JobDetailScreen(PollingScreen):
         self.log_tail = LogTail(self.job.files.log(self.stream), start=None) if self.job else None
         self.poll()
 
-    def _show_view(self, view: ChartData) -> None:
+    def _show_view(self, view: ChartData, at_once: bool = False) -> None:
         c = view.charts
-        self.query_one("#chart-loss", MetricChart).plot(loss_curves(c))
+        self.query_one("#chart-loss", MetricChart).plot(loss_curves(c), at_once=at_once)
         acc = [("top-1", c["top1"]), ("top-5", c["top5"])] + (
             [("EMA top-1", c["ema_top1"])] if c["ema_top1"][0] else []
         )
-        self.query_one("#chart-acc", MetricChart).plot(acc, empty_text="after the first epoch")
-        self.query_one("#chart-ips", MetricChart).plot([("img/s", c["ips"])])
-        self.query_one("#chart-lr", MetricChart).plot([("lr", c["lr"])])
+        self.query_one("#chart-acc", MetricChart).plot(
+            acc, empty_text="after the first epoch", at_once=at_once
+        )
+        self.query_one("#chart-ips", MetricChart).plot([("img/s", c["ips"])], at_once=at_once)
+        self.query_one("#chart-lr", MetricChart).plot([("lr", c["lr"])], at_once=at_once)
         self._show_cards(view)
 
     def _show_cards(self, view: ChartData) -> None:
         note = self.job.note if self.job is not None and (self.job.note or "").startswith(INPUT_BOUND) else ""
         card_note = self.query_one("#cards-note", Static)
         card_note.display = bool(note)
-        card_note.update(f"[yellow]{_escape(note)}[/yellow]" if note else "")
+        set_text(card_note, f"[yellow]{_escape(note)}[/yellow]" if note else "")
         self.query_one("#cards-empty").display = not view.cards
         box = self.query_one("#card-list", VerticalScroll)
         for card in view.cards:
@@ -308,8 +313,9 @@ class JobDetailScreen(PollingScreen):
         self.poll()
 
     def _show_window(self) -> None:
-        self.query_one("#window-label", Label).update(
-            f"time window: [b]{WINDOWS[self.window_index].label}[/b]  (w: change)"
+        set_text(
+            self.query_one("#window-label", Label),
+            f"time window: [b]{WINDOWS[self.window_index].label}[/b]  (w: change)",
         )
 
     def action_cycle_window(self) -> None:

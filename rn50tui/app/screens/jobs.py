@@ -24,6 +24,7 @@ from rn50tui.app.messages import (
 )
 from rn50tui.app.screens.base import PollingScreen
 from rn50tui.app.widgets.jobs_table import JobsTable
+from rn50tui.app.widgets.text import set_text
 from rn50tui.jobs.core.states import Status
 from rn50tui.jobs.core.store import Job
 
@@ -76,7 +77,8 @@ class JobsScreen(PollingScreen):
         self._total = 0  # how many jobs match the filter, in the store
         self._counts: dict[str, int] = {}  # jobs per status, in the store
         self._more: Optional[Worker] = None
-        self._summary = ""  # the summary line shown
+        self._query = ""  # the filter as typed (the table shows the store's answer to it when it comes)
+        self._repoll = False  # the window changed while a poll was reading: read it again when that ends
 
     @property
     def table(self) -> JobsTable:
@@ -92,22 +94,35 @@ class JobsScreen(PollingScreen):
 
     def on_mount(self) -> None:
         self.query_one("#filter").display = False
+        self.table.windowed = True
         self.table.focus()
         self.watch(self.table, "sort_column", self._window_changed, init=False)
         self.watch(self.table, "sort_reverse", self._window_changed, init=False)
 
     def _window(self) -> tuple[str, str, bool]:
         t = self.table
-        return t.query, t.sort_column, t.sort_reverse
+        return self._query, t.sort_column, t.sort_reverse
 
     def _window_changed(self) -> None:
-        """Filter or sort changed: the table re-orders what it holds at once, the store's page follows."""
+        """Filter or sort changed: the table shows the store's page for it when it comes. One
+        read at a time: a read under way (a thread SQLite runs on cannot be stopped) is let finish, its
+        answer dropped, and only the latest window read after it — keys typed faster than the store answers
+        start no pile of reads that slow each other down."""
         self._token, self._loaded = None, self.PAGE
         if self._more is not None:  # a page of the old window: the new window's pages start afresh
             self._more.cancel()
             self._more = None
-        if self.services.client is not None:
-            self._worker = self.start_poll()  # exclusive: a poll under way is cancelled
+        if self.services.client is None:
+            return
+        if self._worker is not None and self._worker.is_running:
+            self._repoll = True
+        else:
+            self._worker = self.start_poll()
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.worker is self._worker and event.worker.is_finished and self._repoll:
+            self._repoll = False
+            self._worker = self.start_poll()
 
     def start_poll(self) -> Worker:
         table = self.table
@@ -143,7 +158,7 @@ class JobsScreen(PollingScreen):
             return  # read for an earlier filter or sort: the poll for this one follows
         table = self.table
         if msg.full:
-            table.show(msg.jobs, msg.now)
+            table.show(msg.jobs, msg.now, query=msg.window[0])
             self._total = msg.total or 0
         else:  # changed jobs are updated in place (an older one that now matches joins the window)
             if msg.total is not None:
@@ -214,9 +229,7 @@ class JobsScreen(PollingScreen):
         if table.marked:
             extra.append(f"marked: {', '.join(map(str, sorted(table.marked)))}")
         text = " · ".join(parts) + "   " + "  ".join(extra)
-        if text != self._summary:  # an update lays the screen out again: not on every poll
-            self._summary = text
-            self.query_one("#summary", Static).update(text)
+        set_text(self.query_one("#summary", Static), text)  # not on every poll: only when it changed
 
     # -- actions on the job under the cursor
 
@@ -280,7 +293,7 @@ class JobsScreen(PollingScreen):
 
     def on_input_changed(self, event: Input.Changed) -> None:
         if event.input.id == "filter":
-            self.table.query = event.value  # the rows held, filtered at once; the store's page follows
+            self._query = event.value  # the table shows the store's answer (held rows are not filtered first)
             self._window_changed()
             self._summarise()
 

@@ -11,6 +11,7 @@ from textual.widgets import Label, Sparkline
 
 from rn50tui.app import fmt
 from rn50tui.app.jobdata import CARD_METRICS, CardView
+from rn50tui.app.widgets.text import set_text
 from rn50tui.cards import metric_text
 
 LABELS = {"util_percent": "util", "mem_used_mib": "memory", "temp_c": "temp", "power_w": "power"}
@@ -57,7 +58,7 @@ class CardPanel(Vertical):
             spark = view.sparks.get(metric) or []
             self.query_one(f"#row-{metric}").display = bool(spark)  # what the card does not report
             self.query_one(f"#spark-{metric}", Sparkline).data = spark
-            self.query_one(f"#value-{metric}", Label).update(value_text(metric, view))
+            set_text(self.query_one(f"#value-{metric}", Label), value_text(metric, view))
 
 
 def _title(view: CardView) -> str:

@@ -1,7 +1,7 @@
 """The jobs table: rows keyed by job id and updated cell by cell, sortable and filterable.
 
-It holds a window of the jobs (the screen reads pages of them from the store, filtered and sorted there)
-and sorts and filters the rows it holds the same way, at once, while the store's answer comes."""
+It holds a window of the jobs (the screen reads pages of them from the store, filtered and sorted there:
+`windowed`); a table on its own sorts and filters the rows it holds."""
 
 from __future__ import annotations
 
@@ -9,29 +9,18 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Optional
 
-from rich.cells import cell_len, set_cell_size
-from rich.segment import Segment
-from rich.style import Style
 from rich.text import Text
 from textual.binding import Binding
 from textual.coordinate import Coordinate
 from textual.message import Message
 from textual.reactive import reactive
 from textual.widgets import DataTable
-from textual.widgets.data_table import ColumnKey, RowKey
 
 from rn50tui.app import fmt
+from rn50tui.app.widgets.fast_table import Cell, FastTable
 from rn50tui.jobs.core.states import Status
 from rn50tui.jobs.core.store import Job
 from rn50tui.jobs.executors import DEFAULT_EXECUTOR
-
-
-class Cell(Text):
-    """A table cell that sorts by its value, not by how it reads."""
-
-    def __init__(self, text: str, sort_key: Any, style: str = "", justify: Optional[str] = None) -> None:
-        super().__init__(text, style=style, justify=justify)  # type: ignore[arg-type]
-        self.sort_key = sort_key
 
 
 @dataclass(frozen=True)
@@ -59,8 +48,6 @@ COLUMNS = (
     Column("duration", "duration", 18, right=True),
 )
 SORTABLE = tuple(c.key for c in COLUMNS if c.key != "mark")
-# Textual's DataTable render caches (cell, row, row renderables, line); see JobsTable._write_cells
-_ROW_CACHES = ("_cell_render_cache", "_row_render_cache", "_row_renderable_cache", "_line_cache")
 
 
 def _num_key(value: Optional[float]) -> tuple[bool, float]:
@@ -111,7 +98,7 @@ def matches(job: Job, query: str) -> bool:
     return all(word in hay for word in query.lower().split())
 
 
-class JobsTable(DataTable):
+class JobsTable(FastTable):
     """Every job, one row each; `show` updates rows in place and keeps the cursor on its job."""
 
     DEFAULT_CSS = """
@@ -135,9 +122,12 @@ class JobsTable(DataTable):
         self.jobs: dict[int, Job] = {}
         self.marked: set[int] = set()
         self._cells: dict[int, dict[str, Cell]] = {}
+        # the store sorts and filters (show() brings its answer): the rows held are not re-ordered or
+        # filtered first, which would draw a screen of rows that the answer replaces a moment later
+        self.windowed = False
+        self._made_from: dict[int, tuple[Job, bool]] = {}  # (job, marked) each row's cells were made from
         self._active: set[int] = set()  # queued, starting or running: redrawn on every poll
         self._now = 0.0
-        self._fast_cells: dict[tuple[Any, ...], tuple[Cell, list[list[Segment]]]] = {}  # see _render_cell
 
     def on_mount(self) -> None:
         for col in COLUMNS:
@@ -147,8 +137,11 @@ class JobsTable(DataTable):
 
     # -- data
 
-    def show(self, jobs: Sequence[Job], now: float) -> None:
-        """Bring the table in line with `jobs` (a whole window): add, update or remove only what changed."""
+    def show(self, jobs: Sequence[Job], now: float, query: Optional[str] = None) -> None:
+        """Bring the table in line with `jobs` (a whole window, the store's answer to `query` when given):
+        add, update or remove only what changed."""
+        if query is not None:  # the store filtered: the old rows are not filtered first
+            self.set_reactive(JobsTable.query, query)
         self.jobs = {j.id: j for j in jobs}
         self.marked &= set(self.jobs)
         self._active = {j.id for j in jobs if not j.status.terminal}
@@ -220,9 +213,12 @@ class JobsTable(DataTable):
                 if jid in self._cells:
                     self.remove_row(str(jid))
                     del self._cells[jid]
+                    self._made_from.pop(jid, None)
                 continue
-            cells = job_cells(job, self._now, jid in self.marked)
             old = self._cells.get(jid)
+            cells, drawn = self._cells_for(jid, job)
+            if drawn:
+                continue
             if old is None:
                 self.add_row(*(cells[c.key] for c in COLUMNS), key=str(jid))
                 resort = True
@@ -236,9 +232,20 @@ class JobsTable(DataTable):
         if resort:
             self._sort(current)
 
+    def _cells_for(self, jid: int, job: Job) -> tuple[dict[str, Cell], bool]:
+        """A job's cells, and whether they are those its row shows already: a finished job's row, unchanged
+        since it was drawn, is not formatted again (a new window or page holds mostly such rows)."""
+        marked = jid in self.marked
+        old = self._cells.get(jid)
+        if old is not None and job.status.terminal and self._made_from.get(jid) == (job, marked):
+            return old, True
+        self._made_from[jid] = (job, marked)
+        return job_cells(job, self._now, marked), False
+
     def _rebuild(self, wanted: set[int], keep: Optional[int]) -> None:
         """Clear the table and add the `wanted` jobs' rows already in order (one sort in Python)."""
-        rows = [(jid, job_cells(self.jobs[jid], self._now, jid in self.marked)) for jid in sorted(wanted)]
+        rows = [(jid, self._cells_for(jid, self.jobs[jid])[0]) for jid in sorted(wanted)]
+        self._made_from = {jid: self._made_from[jid] for jid in wanted}
         column = self.sort_column
         rows.sort(key=lambda row: row[1][column].sort_key, reverse=self.sort_reverse)
         self.clear()
@@ -247,91 +254,6 @@ class JobsTable(DataTable):
             self.add_row(*(cells[c.key] for c in COLUMNS), key=str(jid))
         if keep is not None and keep in self._cells:
             self.move_cursor(row=self.get_row_index(str(keep)), animate=False)
-
-    def _write_cells(self, dirty: dict[int, dict[str, Cell]]) -> None:
-        """Changed cells into the table, forgetting only their rows' renderings. Textual's update_cell
-        counts every change as the whole table's (its render caches are keyed by one update counter), so
-        one running job's progress re-rendered every visible cell on every poll."""
-        if not dirty:
-            return
-        caches = [getattr(self, name, None) for name in _ROW_CACHES]
-        if any(cache is None for cache in caches) or not isinstance(getattr(self, "_data", None), dict):
-            for jid, changed in dirty.items():  # another Textual: its own way
-                for key, cell in changed.items():
-                    self.update_cell(str(jid), key, cell)
-            return
-        cell_cache, row_cache, renderables, lines = caches
-        keys = {RowKey(str(jid)) for jid in dirty}
-        indexes = {self._row_locations.get(k) for k in keys}
-        for jid, changed in dirty.items():
-            row = self._data[RowKey(str(jid))]
-            for key, cell in changed.items():
-                row[ColumnKey(key)] = cell
-        for cache in (cell_cache, row_cache):  # keyed by (row key, …)
-            for stale in [k for k in cache.keys() if k[0] in keys]:  # noqa: SIM118 (an LRUCache)
-                cache.discard(stale)
-        for stale in [k for k in renderables.keys() if k[1] in indexes]:  # noqa: SIM118 (count, row index)
-            renderables.discard(stale)
-        lines.clear()  # one entry per screen line: cheap to remake from the row cache
-        for index in indexes:
-            if index is not None:
-                self.refresh_row(index)
-
-    def _update_dimensions(self, new_rows: Iterable[Any]) -> None:
-        """Every column has a fixed width and every row one line: new rows need no measuring (Textual
-        measures each new cell with Rich, ~1 ms a row)."""
-        super()._update_dimensions(())
-
-    def _render_cell(self, row_index: int, column_index: int, base_style: Style, width: int,
-                     cursor: bool = False, hover: bool = False) -> Any:  # fmt: skip
-        """One body cell as Textual draws it, without Rich's layout machinery (Padding, Styled, a Text
-        wrapped and joined: ~0.2 ms a cell, 600 cells a screen) and cached by the cell itself, not by the
-        table's update counter: a filter, a sort or a page redraws a screen in a few milliseconds.
-        Anything else (the header, another Textual) goes the DataTable's way; a test keeps the two equal."""
-        data = getattr(self, "_data", None)
-        if row_index < 0 or column_index < 0 or not isinstance(data, dict):
-            return super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
-        row_key = self._row_locations.get_key(row_index)
-        column_key = self._column_locations.get_key(column_index)
-        cell = data.get(row_key, {}).get(column_key)
-        row = self.rows.get(row_key)
-        if type(cell) is not Cell or cell.spans or row is None or row.height != 1 or "\n" in cell.plain:
-            return super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
-        key = (row_key, column_key, row_index, column_index, base_style, width, cursor, hover,
-               self._show_hover_cursor, self._pseudo_class_state, self.show_cursor)  # fmt: skip
-        hit = self._fast_cells.get(key)
-        if hit is not None and hit[0] is cell:
-            return hit[1]
-        fixed = row_index < self.fixed_rows or column_index < self.fixed_columns
-        component, post = self._get_styles_to_render_cell(False, False, fixed, hover, cursor, self.show_cursor,
-                                                          self._show_hover_cursor,
-                                                          self.cursor_foreground_priority == "css",
-                                                          self.cursor_background_priority == "css")  # fmt: skip
-        pre = base_style + Style.from_meta({"row": row_index, "column": column_index}) + component
-        plain_style = pre + post if post else pre
-        text_style = plain_style
-        if cell.style:
-            own = self.app.console.get_style(cell.style) if isinstance(cell.style, str) else cell.style
-            text_style = pre + own + post if post else pre + own
-        pad = self.cell_padding
-        inner = max(0, width - 2 * pad)
-        plain = cell.plain.rstrip() if cell.justify == "right" else cell.plain
-        if cell_len(plain) > inner:
-            plain = set_cell_size(plain, inner)
-        fill = inner - cell_len(plain)
-        line = [Segment(" " * pad, plain_style)] if pad else []
-        if cell.justify == "right":
-            line.append(Segment(" " * fill + plain, text_style))
-        else:
-            line.append(Segment(plain, text_style))
-            if fill:
-                line.append(Segment(" " * fill, plain_style))
-        if pad:
-            line.append(Segment(" " * pad, plain_style))
-        if len(self._fast_cells) > 20_000:
-            self._fast_cells.clear()
-        self._fast_cells[key] = (cell, [line])
-        return [line]
 
     def _sort(self, keep: Optional[int]) -> None:
         self.sort(self.sort_column, key=lambda cell: cell.sort_key, reverse=self.sort_reverse)
@@ -407,13 +329,16 @@ class JobsTable(DataTable):
     # -- sorting and filtering
 
     def watch_sort_column(self) -> None:
-        self._sort(self.cursor_job_id)
+        if not self.windowed:
+            self._sort(self.cursor_job_id)
 
     def watch_sort_reverse(self) -> None:
-        self._sort(self.cursor_job_id)
+        if not self.windowed:
+            self._sort(self.cursor_job_id)
 
     def watch_query(self) -> None:
-        self._sync()
+        if not self.windowed:
+            self._sync()
 
     def action_cycle_sort(self) -> None:
         self.sort_column = SORTABLE[(SORTABLE.index(self.sort_column) + 1) % len(SORTABLE)]

@@ -1,0 +1,99 @@
+"""Issue 29: what keeps the app's answers quick and its idle screens quiet — one store read at a time for a
+filter typed fast, rows not formatted again when unchanged, text and charts not redrawn when unchanged."""
+
+from __future__ import annotations
+
+import threading
+
+from textual.app import App, ComposeResult
+from textual.widgets import Static
+
+from rn50tui.app.widgets import jobs_table
+from rn50tui.app.widgets.chart import MetricChart
+from rn50tui.app.widgets.text import set_text
+from rn50tui.jobs.core.states import Status
+
+from .conftest import SIZE, add_job, make_app, wait_for
+from .test_jobs_window import JOBS, fill, open_jobs
+
+
+async def test_a_filter_typed_faster_than_the_store_answers_reads_only_the_latest(db_path, store):
+    fill(store)
+    app = make_app(db_path)
+    async with app.run_test(size=SIZE) as pilot:
+        screen, table = await open_jobs(app, pilot)
+        client = app.services.client
+        read, gate, queries = client.job_window, threading.Event(), []
+
+        def slow_window(**kwargs):  # the first read is held until the typing is done
+            queries.append(kwargs["query"])
+            gate.wait(10)
+            return read(**kwargs)
+
+        client.job_window = slow_window
+        await pilot.press("slash", *"old7")
+        await wait_for(pilot, lambda: queries, what="the first read")
+        assert table.query == "" and table.row_count == screen.PAGE  # held rows not filtered meanwhile
+        gate.set()
+        await wait_for(pilot, lambda: table.query == "old7" and 7 in table.jobs, what="the store's answer")
+        assert set(table.jobs) == {j for j in range(1, JOBS + 1) if f"old{j}".startswith("old7")}
+        assert queries[0] == "o" and set(queries) == {"o", "old7"}  # "ol" and "old" never read
+
+
+async def test_a_new_window_formats_only_the_rows_that_changed(db_path, store, monkeypatch):
+    fill(store)
+    live = add_job(store, Status.RUNNING, "live")
+    app = make_app(db_path)
+    async with app.run_test(size=SIZE) as pilot:
+        screen, table = await open_jobs(app, pilot)
+        await wait_for(pilot, lambda: live.id in table.jobs, what="the running job")
+        made = []
+        cells = jobs_table.job_cells
+        monkeypatch.setattr(jobs_table, "job_cells", lambda job, *a: made.append(job.id) or cells(job, *a))
+        with store.transaction():
+            store.update_job(JOBS, name="renamed")
+        screen._token = None  # the whole window read again, as after a filter or a sort
+        await wait_for(pilot, lambda: table.jobs[JOBS].name == "renamed", what="the renamed job")
+        assert set(made) == {JOBS, live.id}  # the changed job and the running one, not the 99 others
+        assert table.get_cell(str(JOBS), "name").plain == "renamed"
+
+
+class _Widgets(App):
+    def compose(self) -> ComposeResult:
+        yield Static("", id="text")
+        yield MetricChart("loss", id="chart")
+
+
+async def test_text_is_redrawn_only_when_it_changes_and_laid_out_only_when_its_size_does():
+    app = _Widgets()
+    async with app.run_test(size=(60, 20)) as pilot:
+        text = app.query_one("#text", Static)
+        calls = []
+        update = text.update
+        text.update = lambda content, layout=True: calls.append(layout) or update(content, layout=layout)
+        await pilot.pause()
+        assert set_text(text, "ran 1m30s") and not set_text(text, "ran 1m30s")
+        await pilot.pause()
+        assert set_text(text, "ran 1m31s")  # the same lines, as wide: no layout
+        assert set_text(text, "ran 1m31s\nstalled")  # a line more: laid out again
+        assert calls[1:] == [False, True] and str(text.render()) == "ran 1m31s\nstalled"
+
+
+async def test_a_chart_is_drawn_when_its_data_changes_at_most_every_min_redraw_s():
+    app = _Widgets()
+    async with app.run_test(size=(60, 20)) as pilot:
+        chart = app.query_one(MetricChart)
+        chart.min_redraw_s = 0.3
+        first = chart.draws
+        chart.plot([("loss", ((1.0, 2.0), (3.0, 2.5)))])
+        assert chart.draws == first + 1  # the first data: drawn at once
+        chart.plot([("loss", ((1.0, 2.0), (3.0, 2.5)))])
+        assert chart.draws == first + 1  # the same data: not drawn again
+        chart.plot([("loss", ((1.0, 2.0, 3.0), (3.0, 2.5, 2.0)))])
+        chart.plot([("loss", ((1.0, 2.0, 3.0, 4.0), (3.0, 2.5, 2.0, 1.5)))])
+        assert chart.draws == first + 1 and chart.point_count == 4  # put off, the latest kept
+        await wait_for(pilot, lambda: chart.draws == first + 2, what="the put-off draw")
+        await pilot.pause(0.5)
+        assert chart.draws == first + 2  # one draw for both changes
+        chart.plot([("loss", ((1.0,), (3.0,)))], at_once=True)  # a new window: at once
+        assert chart.draws == first + 3
