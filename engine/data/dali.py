@@ -9,9 +9,6 @@ window alone), resize, flip, AutoAugment's operations. So a resume gives the sam
 run, the crops are the ones the own pipeline picks, and the output is the own pipeline's :class:`Batch`
 (uint8 N×3×H×W, channels-last as DALI writes it; normalisation and mixup stay on the device).
 
-A loader's epoch is a stream: DALI's executor runs asynchronously, decoding batch k on its threads while
-the feeding thread reads and plans batch k+1 (:meth:`DaliBatches.stream`).
-
 A file DALI cannot decode fails its whole batch and invalidates the pipeline: such a batch is decoded
 again one file at a time on a fresh pipeline, and the files that fail alone are dropped and counted in
 ``Batch.skipped``, as the own pipeline does.
@@ -24,9 +21,7 @@ import io
 import queue
 import random
 import threading
-from collections import deque
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import closing
+from collections.abc import Iterator, Sequence
 from types import ModuleType
 from typing import Any, Optional
 
@@ -121,26 +116,16 @@ class DaliBatches:
         self._pipe, self._policy = build_pipeline(self, dali_module(self.backend), _device_id(self.backend))
         return self._pipe
 
-    def _feed(self, inputs: dict[str, list[np.ndarray]]) -> None:
-        """Queue one batch's inputs in DALI's external sources (they run in the order fed)."""
+    def _run(self, inputs: dict[str, list[np.ndarray]]) -> torch.Tensor:
         pipe = self._pipe if self._pipe is not None else self._build()
         for name, data in inputs.items():
             pipe.feed_input(name, data)
-
-    def _outputs(self) -> torch.Tensor:
-        """The oldest scheduled batch, copied out (DALI reuses its buffers)."""
         try:
-            (out,) = self._pipe.outputs()
-            return _to_torch(out, self.backend)
+            (out,) = pipe.run()
         except RuntimeError:
-            self._pipe = None  # DALI's pipeline is no longer valid after an error: the next use rebuilds
+            self._pipe = None  # DALI's pipeline is no longer valid after an error: the next run rebuilds
             raise
-
-    def _run(self, inputs: dict[str, list[np.ndarray]]) -> torch.Tensor:
-        """One batch, start to finish (nothing else may be in flight)."""
-        self._feed(inputs)
-        self._pipe.schedule_run()
-        return self._outputs()
+        return _to_torch(out, self.backend)
 
     # -- one batch -------------------------------------------------------------------------------------
     def _inputs(self, epoch: int, i: int) -> Optional[dict[str, np.ndarray]]:
@@ -186,8 +171,7 @@ class DaliBatches:
             "crop_x": pos(left, rw),
         }
 
-    def _gather(self, epoch: int, indices: Sequence[int]) -> tuple[list[tuple[int, dict]], list[str]]:
-        """The batch's readable samples with their inputs, and the paths of those unreadable already."""
+    def fetch(self, epoch: int, indices: Sequence[int]) -> Batch:
         if self._pipe is None:
             self._build()  # the policy's shape is needed to plan AutoAugment's draws
         good: list[tuple[int, dict[str, np.ndarray]]] = []
@@ -198,60 +182,14 @@ class DaliBatches:
                 bad.append(self.samples.path(i))
             else:
                 good.append((i, inputs))
-        return good, bad
-
-    def _batch(self, good: list[tuple[int, dict]], bad: list[str], images: torch.Tensor) -> Batch:
+        if not good:
+            return collate([], [], self.size, bad)
+        try:
+            images = self._run(_columns([inp for _, inp in good]))
+        except RuntimeError:  # one undecodable file fails the batch: find it by decoding them one by one
+            return self._one_by_one(good, bad)
         labels = torch.tensor([int(self.samples.labels[i]) for i, _ in good], dtype=torch.int64)
         return Batch(images, labels, len(bad), tuple(bad))
-
-    def fetch(self, epoch: int, indices: Sequence[int]) -> Batch:
-        """One batch on its own (a stream overlaps the batches of an epoch)."""
-        with closing(self.stream([(epoch, tuple(indices))])) as batches:
-            return next(batches)
-
-    def stream(self, keys: Iterable[tuple[int, Sequence[int]]]) -> Iterator[Batch]:
-        """The batches of `keys` ((epoch, indices) each), in order: DALI decodes batch k while this thread
-        reads and plans batch k+1. Left early, it drops the pipeline (inputs already fed cannot be taken
-        back), so the next stream starts clean."""
-        planned: deque[tuple[list[tuple[int, dict]], list[str]]] = deque()
-        pending = iter(keys)
-
-        def plan_next() -> None:
-            key = next(pending, None)
-            if key is not None:
-                good, bad = self._gather(*key)
-                if good:
-                    self._feed(_columns([inp for _, inp in good]))
-                planned.append((good, bad))
-
-        head_running = False
-        try:
-            plan_next()
-            while planned:
-                good, bad = planned[0]
-                if good and not head_running:
-                    self._pipe.schedule_run()
-                plan_next()  # while DALI's threads decode the head
-                planned.popleft()
-                if not good:
-                    batch, head_running = collate([], [], self.size, bad), False
-                else:
-                    try:
-                        batch = self._batch(good, bad, self._outputs())
-                    except RuntimeError:  # one undecodable file fails the batch: decode them one by one
-                        batch = self._one_by_one(
-                            good, bad
-                        )  # on a fresh pipeline: the next batch is fed again
-                        for g, _ in planned:
-                            if g:
-                                self._feed(_columns([inp for _, inp in g]))
-                head_running = bool(planned) and bool(planned[0][0])
-                if head_running:
-                    self._pipe.schedule_run()  # before handing this batch over: DALI never waits on us
-                yield batch
-        finally:
-            if planned or head_running:
-                self._pipe = None
 
     def _one_by_one(self, good: list[tuple[int, dict[str, np.ndarray]]], bad: list[str]) -> Batch:
         images, labels = [], []
@@ -272,27 +210,25 @@ def _columns(rows: list[dict[str, np.ndarray]]) -> dict[str, list[np.ndarray]]:
 
 
 def _to_torch(out: Any, backend: str) -> torch.Tensor:
-    """A DALI TensorList of uniform HWC images as one channels-last N×3×H×W torch tensor, a copy (on the
+    """A DALI TensorList of uniform HWC images as one channels-last N×3×H×W torch tensor (on the
     decoder's card for dali-gpu)."""
     if backend == "dali-gpu":
         from nvidia.dali.plugin.pytorch import feed_ndarray
 
         tensor = out.as_tensor()
         dst = torch.empty(tensor.shape(), dtype=torch.uint8, device=torch.cuda.current_device())
-        stream = torch.cuda.current_stream()
-        feed_ndarray(tensor, dst, cuda_stream=stream)
-        stream.synchronize()  # copied before DALI's next iteration may reuse its buffer
+        feed_ndarray(tensor, dst, cuda_stream=torch.cuda.current_stream())
         return dst.permute(0, 3, 1, 2)
     if hasattr(out, "as_cpu"):  # a device TensorList (cambricon.dali): copied out, as DALI's API allows
         out = out.as_cpu()
-    return torch.from_numpy(np.array(out.as_tensor())).permute(0, 3, 1, 2)
+    return torch.from_numpy(out.as_array()).permute(0, 3, 1, 2)
 
 
 class DaliLoader(Loader):
     """The :class:`Loader` of a DALI backend: same plan, position and state; batches come from a thread.
 
-    One feeder thread runs the pipeline's stream (DALI's own threads decode) up to `prefetch` batches
-    ahead of the training loop, in the plan's order.
+    One feeder thread runs the pipeline (DALI's own threads decode) up to `prefetch` batches ahead of
+    the training loop, in the plan's order.
     """
 
     def __init__(self, source: DaliBatches, plan: BatchPlan, prefetch: int, pin_memory: bool = False) -> None:
@@ -328,12 +264,12 @@ class DaliLoader(Loader):
 
         def produce() -> None:
             try:
-                with closing(source.stream(keys)) as batches:
-                    for batch in batches:
-                        if pin and not batch.images.is_cuda:  # pinned here, off the training loop's thread
-                            batch = batch.pin_memory()
-                        if not put(batch):
-                            return
+                for key in keys:
+                    batch = source.fetch(*key)
+                    if pin and not batch.images.is_cuda:  # pinned here, off the training loop's thread
+                        batch = batch.pin_memory()
+                    if not put(batch):
+                        return
                 put(_END)
             except BaseException as e:  # handed to the training loop, which raises it there
                 put(_Failed(e))

@@ -92,6 +92,7 @@ def test_dali_cpu_images_are_the_own_pipelines_crops(folder: Path, train: bool) 
     own = ImageBatches(samples, transform, 32, 3).fetch(4, range(8))
     dali = source(folder, train=train).fetch(4, range(8))
     assert dali.images.dtype == torch.uint8 and dali.images.shape == own.images.shape == (8, 3, 32, 32)
+    assert dali.images.is_contiguous(memory_format=torch.channels_last)  # as the own batches are
     assert torch.equal(dali.labels, own.labels)
     # the same window and flip: only the resamplers' rounding differs (a wrong crop differs by tens)
     assert (dali.images.float() - own.images.float()).abs().mean() < 2.0
@@ -122,31 +123,6 @@ def test_undecodable_files_are_dropped_and_counted(folder: Path) -> None:
     assert {Path(p).name for p in batch.bad_files} == {Path(samples.path(1)).name, Path(samples.path(3)).name}
     assert any(issubclass(w.category, BadImageWarning) for w in caught)
     assert len(src.fetch(0, range(4, 8))) == 4  # the pipeline was rebuilt after DALI's error
-
-
-def test_a_stream_overlaps_batches_and_survives_a_bad_file_and_an_early_stop(folder: Path) -> None:
-    """DALI decodes batch k while batch k+1 is fed: a file failing batch k loses neither batch, and a
-    stream left mid-way leaves nothing behind for the next one."""
-    samples = load_split(str(folder), "train", CLASSES)
-    keys = [(0, (0, 1, 2, 3)), (0, (4, 5, 6, 7)), (0, (8, 9, 10, 11)), (0, (12, 13, 14, 15))]
-    one_at_a_time = [source(folder).fetch(*key) for key in keys]
-    src = source(folder)
-    left = src.stream(keys)
-    assert torch.equal(next(left).images, one_at_a_time[0].images)
-    left.close()  # a stop mid-epoch: batch 1 was already fed
-    streamed = list(src.stream(keys))
-    for a, b in zip(streamed, one_at_a_time, strict=True):
-        assert torch.equal(a.images, b.images) and torch.equal(a.labels, b.labels)
-        assert a.images.is_contiguous(memory_format=torch.channels_last)
-    good = Path(samples.path(2)).read_bytes()
-    Path(samples.path(5)).write_bytes(good[:200] + b"\x00" * 50)  # fails batch 1 inside DALI
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", BadImageWarning)
-        broken = list(source(folder).stream(keys))
-    assert [b.skipped for b in broken] == [0, 1, 0, 0] and [len(b) for b in broken] == [4, 3, 4, 4]
-    for i in (0, 2, 3):
-        assert torch.equal(broken[i].images, one_at_a_time[i].images)
-    assert torch.equal(broken[1].images, one_at_a_time[1].images[[0, 2, 3]])
 
 
 # --- where the package is absent --------------------------------------------------------------------
