@@ -2,9 +2,10 @@
 
 Stages as :class:`ImageBatches` runs them, timed on one thread in this process: read (the file's bytes),
 decode (header, crop plan, libjpeg-turbo or reduced-size PIL decode), crop-resize, flip, [AutoAugment],
-collate (stacking the batch), normalise (uint8 → float on the CPU, what the device does per batch), and
-hand-over: what a 1-worker DataLoader pass costs per image beyond the stages (pickling, shared memory,
-the queue between the worker and the training loop).
+collate (packing the batch into one N×H×W×3 buffer), normalise (uint8 → float on the CPU, what the device
+does per batch, in the default nchw layout: a uint8 transpose of the channels-last batch first; nhwc
+skips it), and hand-over: what a 1-worker DataLoader pass costs per image beyond the stages (shared
+memory, pickling, the queue between the worker and the training loop). One torch thread, as a worker.
 """
 
 from __future__ import annotations
