@@ -5,8 +5,9 @@ float collate — the port's pipeline. NEW: the engine's loader (header-planned 
 reduced-size decode, v2 transforms on uint8, uint8 collate; normalisation is left to the device).
 NEW+AA: the engine's loader with `--augmentation autoaugment` (ImageNet policy on the uint8 crop), for the
 training split. DALI-CPU (where NVIDIA DALI is installed): `--data-backend dali-cpu`, the same plan and
-crops, DALI's CPU decoder and operators with 1 and N threads (DALI-CPU+AA with AutoAugment). The others
-run through a DataLoader with 1 and with N workers; per-core = images/s ÷ workers (or threads).
+crops, DALI's CPU decoder and operators with 1 and N threads (DALI-CPU+AA with AutoAugment), and below
+the table NVIDIA DALI alone (engine/bench/dali_reference.py), the ceiling of DALI-CPU. The others run
+through a DataLoader with 1 and with N workers; per-core = images/s ÷ workers (or threads).
 Without DIR a set of 500×375 quality-90 JPEGs is generated in a temporary folder. The last line says how
 many cards this host's cores feed at a card's training rate (engine/bench/feed.py).
 """
@@ -167,11 +168,14 @@ def run(samples: SampleList, args: argparse.Namespace) -> list[tuple[str, int, f
     return [(path, w, best[(path, w)]) for (path, w) in loaders]
 
 
-def report(results: list[tuple[str, int, float]], decode: dict[str, float]) -> None:
+def report(
+    results: list[tuple[str, int, float]], decode: dict[str, float], plain: Optional[dict[int, float]] = None
+) -> None:
     rates = {(p, w): r for p, w, r in results}
     aa = any(p == "new+aa" for p, _, _ in results)
     dali = any(p == "dali" for p, _, _ in results)
     dali_aa = any(p == "dali+aa" for p, _, _ in results)
+    plain = plain or {}
     head = f"{'workers':>7}  {'old img/s':>10} {'per core':>9}  {'new img/s':>10} {'per core':>9}  {'speed-up':>8}"
     head += f"  {'new+AA img/s':>12} {'per core':>9}  {'AA cost':>7}" if aa else ""
     head += f"  {'dali-cpu img/s':>14} {'per core':>9}  {'vs new':>6}" if dali else ""
@@ -192,6 +196,9 @@ def report(results: list[tuple[str, int, float]], decode: dict[str, float]) -> N
         print(line)
     for name, r in decode.items():
         print(f"reference, one thread: {name} {r:.0f} img/s (decode alone)")
+    for threads, r in sorted(plain.items()):
+        print(f"reference, {threads} thread{'s' if threads > 1 else ''}: NVIDIA DALI alone {r:.0f} img/s "
+              "(file reader → random-crop decode → resize → flip, engine/bench/dali_reference.py)")  # fmt: skip
     if not dali:
         print("dali-cpu: not measured, NVIDIA DALI is not installed (pip install 'rn50tui[dali]')")
 
@@ -244,7 +251,15 @@ def main(argv: list[str]) -> int:
         )
         decode = decode_rates(samples)
         results = run(samples, args)
-        report(results, decode)
+        plain = {}
+        if args.split == "train" and dali_present():  # DALI's own ceiling on these cores
+            from engine.bench.dali_reference import dali_alone
+
+            plain = {
+                w: dali_alone(samples, args.image_size, args.batch_size, w, args.repeat)
+                for w in sorted({1, args.workers})
+            }
+        report(results, decode, plain)
         if args.split == "train":  # cards feed on the training transform
             from engine.bench.feed import estimate
 

@@ -6,12 +6,15 @@ from dataclasses import dataclass, field
 from typing import Union
 
 import torch
-from torch.utils.data import default_collate
+from torch.utils.data import get_worker_info
 
 
 @dataclass
 class Batch:
     """uint8 N×3×H×W images (CPU; pinned when the loader was asked), int64 labels, and the skip count.
+
+    The images are channels-last (an N×H×W×3 buffer, as decoders write pixels); `normalize` gives
+    whichever layout the model runs.
 
     `skipped` images failed to decode and were dropped, so N may be a few short of the batch size (even
     0); `bad_files` names them, for a log line from the main process.
@@ -47,6 +50,16 @@ def collate(images: list[torch.Tensor], labels: list[int], size: int, bad: list[
             len(bad),
             tuple(bad),
         )
-    # default_collate stacks straight into shared memory inside a worker: one copy fewer per batch
-    stacked = default_collate(images)
-    return Batch(stacked, torch.tensor(labels, dtype=torch.int64), len(bad), tuple(bad))
+    out = _nhwc_buffer(len(images), size)
+    for slot, img in zip(out, images):
+        slot.copy_(img.permute(1, 2, 0))  # a channels-last image: one contiguous copy
+    return Batch(out.permute(0, 3, 1, 2), torch.tensor(labels, dtype=torch.int64), len(bad), tuple(bad))
+
+
+def _nhwc_buffer(n: int, size: int) -> torch.Tensor:
+    """An uninitialised uint8 n×size×size×3 tensor; in shared memory inside a loader worker, so the batch
+    crosses to the training process as a handle, not a second copy of its pixels (as default_collate)."""
+    if get_worker_info() is None:
+        return torch.empty((n, size, size, 3), dtype=torch.uint8)
+    storage = torch.UntypedStorage._new_shared(n * size * size * 3)
+    return torch.empty(0, dtype=torch.uint8).set_(storage).view(n, size, size, 3)

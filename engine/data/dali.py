@@ -5,9 +5,9 @@ drop_last, the position of a resume), and the recipe's draws still come from ``s
 i)`` through the own pipeline's :class:`TrainTransform`: the crop window, the flip and AutoAugment's
 sub-policy, stage and sign draws of each sample are computed here and handed to DALI as
 ``external_source`` inputs. DALI only reads those decisions: decode (``image_slice`` decodes the crop
-window alone), resize, flip, AutoAugment's operations, HWC → CHW. So a resume gives the same crops as a
-straight run, the crops are the ones the own pipeline picks, and the output is the own pipeline's
-:class:`Batch` (uint8 N×3×H×W; normalisation and mixup stay on the device).
+window alone), resize, flip, AutoAugment's operations. So a resume gives the same crops as a straight
+run, the crops are the ones the own pipeline picks, and the output is the own pipeline's :class:`Batch`
+(uint8 N×3×H×W, channels-last as DALI writes it; normalisation and mixup stay on the device).
 
 A file DALI cannot decode fails its whole batch and invalidates the pipeline: such a batch is decoded
 again one file at a time on a fresh pipeline, and the files that fail alone are dropped and counted in
@@ -208,17 +208,18 @@ def _columns(rows: list[dict[str, np.ndarray]]) -> dict[str, list[np.ndarray]]:
 
 
 def _to_torch(out: Any, backend: str) -> torch.Tensor:
-    """A DALI TensorList of uniform CHW images as one torch tensor (on the decoder's card for dali-gpu)."""
+    """A DALI TensorList of uniform HWC images as one channels-last N×3×H×W torch tensor (on the
+    decoder's card for dali-gpu)."""
     if backend == "dali-gpu":
         from nvidia.dali.plugin.pytorch import feed_ndarray
 
         tensor = out.as_tensor()
         dst = torch.empty(tensor.shape(), dtype=torch.uint8, device=torch.cuda.current_device())
         feed_ndarray(tensor, dst, cuda_stream=torch.cuda.current_stream())
-        return dst
+        return dst.permute(0, 3, 1, 2)
     if hasattr(out, "as_cpu"):  # a device TensorList (cambricon.dali): copied out, as DALI's API allows
         out = out.as_cpu()
-    return torch.from_numpy(out.as_array())
+    return torch.from_numpy(out.as_array()).permute(0, 3, 1, 2)
 
 
 class DaliLoader(Loader):

@@ -9,6 +9,7 @@ not depend on the worker count or on which batches came before (exact mid-epoch 
 from __future__ import annotations
 
 import math
+import platform
 import random
 from dataclasses import dataclass
 from typing import Optional, Union
@@ -99,6 +100,31 @@ def dct_scale(min_side: float, target: int) -> int:
 
 INTERPOLATION = {"bilinear": v2.InterpolationMode.BILINEAR, "bicubic": v2.InterpolationMode.BICUBIC}
 
+# torch's uint8 antialiased resize (AVX2/NEON for bilinear; bicubic everywhere), as torchvision decides it
+_SIMD = torch.backends.cpu.get_cpu_capability() in ("AVX2", "AVX512")
+_NATIVE_UINT8_BILINEAR = _SIMD or platform.machine() in ("aarch64", "arm64")
+
+
+def resize_cl(img: torch.Tensor, hw: tuple[int, int], interpolation: v2.InterpolationMode) -> torch.Tensor:
+    """`img` (uint8 3×H×W, any strides) resized to `hw`, antialiased, as a channels-last 3×h×w tensor.
+
+    The same pixels as torchvision's F.resize; a decoder's H×W×C buffer is packed channels-last first, so
+    torch's uint8 kernel runs on it directly (F.resize on that 3×H×W view takes a slower path, ~1.8×)."""
+    if tuple(img.shape[-2:]) == tuple(hw):
+        return img  # as torchvision does: nothing to resample (collate packs it)
+    if img.device.type == "cpu" and (interpolation == v2.InterpolationMode.BICUBIC or _NATIVE_UINT8_BILINEAR):
+        x = img[None].contiguous(memory_format=torch.channels_last)
+        mode = interpolation.value
+        return torch.nn.functional.interpolate(x, size=hw, mode=mode, align_corners=False, antialias=True)[0]
+    return F.resize(img, list(hw), interpolation=interpolation, antialias=True)
+
+
+def resized_size(height: int, width: int, short: int) -> tuple[int, int]:
+    """(h, w) with the shorter side `short`, rounded as torchvision's Resize(int) rounds it."""
+    if height <= width:
+        return short, int(short * width / height)
+    return int(short * height / width), short
+
 
 class SeededAutoAugment(AutoAugment):
     """AutoAugment's ImageNet policy on the uint8 crop, its draws taken from the sample's ``aa_seed``.
@@ -129,15 +155,23 @@ class TrainTransform:
         """How far the decoder may shrink the image and still give the crop `size` pixels a side."""
         return dct_scale(min(plan.height, plan.width), self.size)
 
+    def crop_resize(
+        self, img: torch.Tensor, plan: Crop, full_hw: Optional[tuple[int, int]] = None
+    ) -> torch.Tensor:
+        """`plan`'s window (full-size pixels) of `img`, a decode of a `full_hw` image maybe reduced, at
+        size×size, channels-last: RandomResizedCrop's pixels."""
+        top, left, h, w = _rescale(plan, img.shape[-2:], full_hw)
+        return resize_cl(img[..., top : top + h, left : left + w], (self.size, self.size), self.interpolation)
+
+    @staticmethod
+    def flip(img: torch.Tensor, plan: Crop) -> torch.Tensor:
+        return img.flip(-1) if plan.flip else img  # keeps the channels-last layout
+
     def __call__(
         self, img: torch.Tensor, plan: Crop, full_hw: Optional[tuple[int, int]] = None
     ) -> torch.Tensor:
         """Apply `plan` (in full-size pixels) to `img`, which may be a reduced decode of a `full_hw` image."""
-        top, left, h, w = _rescale(plan, img.shape[-2:], full_hw)
-        out = F.resized_crop(
-            img, top, left, h, w, [self.size, self.size], interpolation=self.interpolation, antialias=True
-        )
-        out = F.horizontal_flip(out) if plan.flip else out
+        out = self.flip(self.crop_resize(img, plan, full_hw), plan)
         return self.autoaugment(out, plan.aa_seed) if self.autoaugment is not None else out
 
 
@@ -158,7 +192,7 @@ class ValTransform:
     def __call__(
         self, img: torch.Tensor, plan: Crop, full_hw: Optional[tuple[int, int]] = None
     ) -> torch.Tensor:
-        out = F.resize(img, [self.resize], interpolation=self.interpolation, antialias=True)
+        out = resize_cl(img, resized_size(*img.shape[-2:], self.resize), self.interpolation)
         return F.center_crop(out, [self.size, self.size])
 
 
@@ -197,7 +231,8 @@ def normalize(
 ) -> torch.Tensor:
     """uint8 N×3×H×W → float32 ``(x/255 − mean)/std`` on images' device, in `memory_format`.
 
-    `memory_format` is a torch.memory_format or the flag's name ("nchw", "nhwc").
+    `memory_format` is a torch.memory_format or the flag's name ("nchw", "nhwc"). The loaders' batches
+    are channels-last already (an N×H×W×3 buffer): "nhwc" takes them without a copy.
     """
     if isinstance(memory_format, str):
         memory_format = _FORMATS[memory_format]

@@ -92,6 +92,7 @@ def test_dali_cpu_images_are_the_own_pipelines_crops(folder: Path, train: bool) 
     own = ImageBatches(samples, transform, 32, 3).fetch(4, range(8))
     dali = source(folder, train=train).fetch(4, range(8))
     assert dali.images.dtype == torch.uint8 and dali.images.shape == own.images.shape == (8, 3, 32, 32)
+    assert dali.images.is_contiguous(memory_format=torch.channels_last)  # as the own batches are
     assert torch.equal(dali.labels, own.labels)
     # the same window and flip: only the resamplers' rounding differs (a wrong crop differs by tens)
     assert (dali.images.float() - own.images.float()).abs().mean() < 2.0

@@ -130,6 +130,44 @@ def test_val_transform_is_resize_then_center_crop() -> None:
     assert out.shape == (3, 32, 32) and out.dtype == torch.uint8
 
 
+@pytest.mark.parametrize("interpolation", ["bilinear", "bicubic"])
+def test_transforms_give_torchvision_pixels_on_a_decoders_hwc_buffer(interpolation: str) -> None:
+    """The channels-last fast path changes no pixel: RandomResizedCrop + flip and Resize + CenterCrop,
+    down- and up-sampling, on a 3×H×W view of an H×W×3 buffer (how decoders hand images over)."""
+    import torchvision.transforms.v2.functional as F
+
+    hwc = torch.from_numpy(np.array(render_image(1, 0, 120, 90)))  # 90×120×3, as a decoder writes it
+    img = hwc.permute(2, 0, 1)
+    mode = F.InterpolationMode(interpolation)
+    train = TrainTransform(40, interpolation)
+    rng = random.Random(5)
+    for _ in range(12):
+        plan = train.plan(90, 120, rng)
+        out = train(img, plan)
+        want = F.resized_crop(
+            img, plan.top, plan.left, plan.height, plan.width, [40, 40], mode, antialias=True
+        )
+        want = F.horizontal_flip(want) if plan.flip else want
+        assert torch.equal(out, want), plan
+        assert out.permute(1, 2, 0).is_contiguous() or plan.height == plan.width == 40  # H×W×C memory
+    val = ValTransform(32, 37, interpolation)(img, Crop(0, 0, 90, 120))
+    want = F.center_crop(F.resize(img, [37], mode, antialias=True), [32, 32])
+    assert val.shape == (3, 32, 32) and torch.equal(val, want)
+
+
+def test_batches_are_channels_last_and_normalise_without_a_layout_copy(folder: Path) -> None:
+    """Workers collate into one N×H×W×3 shared buffer; the batch is its channels-last N×3×H×W view."""
+    in_process = all_batches(build_train_loader(cfg_for(folder), 0, 1, False))
+    from_workers = all_batches(build_train_loader(cfg_for(folder, workers=2), 0, 1, False))
+    for a, b in zip(in_process, from_workers, strict=True):
+        assert torch.equal(a.images, b.images) and torch.equal(a.labels, b.labels)
+        assert b.images.is_contiguous(memory_format=torch.channels_last) and not b.images.is_contiguous()
+    images = from_workers[0].images
+    x = normalize(images, "nhwc")
+    assert x.is_contiguous(memory_format=torch.channels_last)
+    assert torch.equal(normalize(images, "nchw"), x)
+
+
 def test_crop_parameters_stay_in_the_recipe_ranges() -> None:
     rng = random.Random(0)
     height, width = 375, 500

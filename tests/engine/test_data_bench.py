@@ -37,6 +37,7 @@ def test_bench_data_prints_old_and_new_rates(capsys: pytest.CaptureFixture[str])
     assert "decode alone" in out
     # every DALI backend present is measured; an absent one says so
     assert ("dali-cpu img/s" in out) != ("NVIDIA DALI is not installed" in out)
+    assert ("dali-cpu img/s" in out) == ("NVIDIA DALI alone" in out)  # its ceiling beside it, 1 and 2 threads
     stages = [line.split()[0] for line in out.splitlines() if line.split()[:1] and "µs" not in line]
     for stage in (
         "read",
