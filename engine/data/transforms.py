@@ -113,7 +113,10 @@ def resize_cl(img: torch.Tensor, hw: tuple[int, int], interpolation: v2.Interpol
     if tuple(img.shape[-2:]) == tuple(hw):
         return img  # as torchvision does: nothing to resample (collate packs it)
     if img.device.type == "cpu" and (interpolation == v2.InterpolationMode.BICUBIC or _NATIVE_UINT8_BILINEAR):
-        x = img[None].contiguous(memory_format=torch.channels_last)
+        # H×W×C packed (no copy for a decoder's buffer), then a 1×3×H×W view with the batch stride torch
+        # expects: img[None].contiguous(channels_last) keeps a batch stride of 3 on such a buffer, and torch
+        # then takes its slower kernel and returns a channels-first result
+        x = img.permute(1, 2, 0).contiguous()[None].permute(0, 3, 1, 2)
         mode = interpolation.value
         return torch.nn.functional.interpolate(x, size=hw, mode=mode, align_corners=False, antialias=True)[0]
     return F.resize(img, list(hw), interpolation=interpolation, antialias=True)

@@ -79,6 +79,10 @@ def test_the_loaders_images_are_the_same_with_and_without_the_window_decoder(tmp
     assert calls["n"] > 100  # the window decoder did the work (a 900x700 at 64 px: reduced scales too)
     for a, b in zip(with_window, without):
         assert torch.equal(a, b)
+    plain = with_window[: 2 * len(paths) * 12]  # the transforms without AutoAugment
+    assert all(
+        a.permute(1, 2, 0).is_contiguous() for a in plain
+    )  # channels-last: collate copies, never transposes
 
 
 @pytest.mark.parametrize("form", ["baseline 4:2:0", "progressive", "restart markers"])
