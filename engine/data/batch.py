@@ -13,8 +13,9 @@ from torch.utils.data import get_worker_info
 class Batch:
     """uint8 N×3×H×W images (CPU; pinned when the loader was asked), int64 labels, and the skip count.
 
-    The images are channels-last (an N×H×W×3 buffer, as decoders write pixels); `normalize` gives
-    whichever layout the model runs.
+    The images are channels-last (an N×H×W×3 buffer, as decoders write pixels) or, where most of a batch's
+    images come channels-first (AutoAugment's ops), contiguous; `normalize` gives whichever layout the
+    model runs.
 
     `skipped` images failed to decode and were dropped, so N may be a few short of the batch size (even
     0); `bad_files` names them, for a log line from the main process.
@@ -50,16 +51,20 @@ def collate(images: list[torch.Tensor], labels: list[int], size: int, bad: list[
             len(bad),
             tuple(bad),
         )
-    out = _nhwc_buffer(len(images), size)
+    # the layout most images already have: each is then one contiguous copy, never a transpose (the resize
+    # gives channels-last images, AutoAugment's ops mostly channels-first ones)
+    nhwc = 2 * sum(img.permute(1, 2, 0).is_contiguous() for img in images) >= len(images)
+    out = _buffer(len(images), (size, size, 3) if nhwc else (3, size, size))
     for slot, img in zip(out, images):
-        slot.copy_(img.permute(1, 2, 0))  # a channels-last image: one contiguous copy
-    return Batch(out.permute(0, 3, 1, 2), torch.tensor(labels, dtype=torch.int64), len(bad), tuple(bad))
+        slot.copy_(img.permute(1, 2, 0) if nhwc else img)
+    batch = out.permute(0, 3, 1, 2) if nhwc else out
+    return Batch(batch, torch.tensor(labels, dtype=torch.int64), len(bad), tuple(bad))
 
 
-def _nhwc_buffer(n: int, size: int) -> torch.Tensor:
-    """An uninitialised uint8 n×size×size×3 tensor; in shared memory inside a loader worker, so the batch
+def _buffer(n: int, shape: tuple[int, int, int]) -> torch.Tensor:
+    """An uninitialised uint8 n×`shape` tensor; in shared memory inside a loader worker, so the batch
     crosses to the training process as a handle, not a second copy of its pixels (as default_collate)."""
     if get_worker_info() is None:
-        return torch.empty((n, size, size, 3), dtype=torch.uint8)
-    storage = torch.UntypedStorage._new_shared(n * size * size * 3)
-    return torch.empty(0, dtype=torch.uint8).set_(storage).view(n, size, size, 3)
+        return torch.empty((n, *shape), dtype=torch.uint8)
+    storage = torch.UntypedStorage._new_shared(n * shape[0] * shape[1] * shape[2])
+    return torch.empty(0, dtype=torch.uint8).set_(storage).view(n, *shape)

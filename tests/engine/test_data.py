@@ -168,6 +168,20 @@ def test_batches_are_channels_last_and_normalise_without_a_layout_copy(folder: P
     assert torch.equal(normalize(images, "nchw"), x)
 
 
+def test_collate_keeps_the_layout_most_images_have() -> None:
+    """A batch is packed in its images' own layout (a copy each, never a transpose): channels-last from the
+    resize, channels-first where AutoAugment's ops made most of them so; the pixels are the same."""
+    from engine.data.batch import collate
+
+    first = [torch.randint(0, 256, (3, 8, 8), dtype=torch.uint8) for _ in range(3)]
+    last = [img.permute(1, 2, 0).contiguous().permute(2, 0, 1) for img in first]
+    mostly_first = collate([first[0], first[1], last[2]], [0, 1, 2], 8, []).images
+    mostly_last = collate([last[0], first[1], last[2]], [0, 1, 2], 8, []).images
+    assert mostly_first.is_contiguous() and not mostly_last.is_contiguous()
+    assert mostly_last.is_contiguous(memory_format=torch.channels_last)
+    assert torch.equal(mostly_first, torch.stack(first)) and torch.equal(mostly_last, torch.stack(first))
+
+
 def test_crop_parameters_stay_in_the_recipe_ranges() -> None:
     rng = random.Random(0)
     height, width = 375, 500
