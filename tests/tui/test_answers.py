@@ -31,13 +31,35 @@ async def test_a_filter_typed_faster_than_the_store_answers_reads_only_the_lates
             return read(**kwargs)
 
         client.job_window = slow_window
+        screen.SHORT_FILTER_S = 5.0  # "o" and "ol" wait for the next key (which comes well within this)
         await pilot.press("slash", *"old7")
         await wait_for(pilot, lambda: queries, what="the first read")
         assert table.query == "" and table.row_count == screen.PAGE  # held rows not filtered meanwhile
         gate.set()
         await wait_for(pilot, lambda: table.query == "old7" and 7 in table.jobs, what="the store's answer")
         assert set(table.jobs) == {j for j in range(1, JOBS + 1) if f"old{j}".startswith("old7")}
-        assert queries[0] == "o" and set(queries) == {"o", "old7"}  # "ol" and "old" never read
+        assert queries == ["old", "old7"]  # "o", "ol": no read (a scan of every job); "old7" after "old"
+
+
+async def test_a_filter_of_short_words_is_read_when_no_key_follows(db_path, store):
+    fill(store)
+    app = make_app(db_path)
+    async with app.run_test(size=SIZE) as pilot:
+        screen, table = await open_jobs(app, pilot)
+        client = app.services.client
+        read, queries = client.job_window, []
+
+        def counted(**kwargs):
+            queries.append(kwargs["query"])
+            return read(**kwargs)
+
+        client.job_window = counted
+        screen.SHORT_FILTER_S = 0.05
+        await pilot.press("slash", "7")
+        await wait_for(pilot, lambda: table.query == "7", what="the store's answer to a one-letter filter")
+        assert queries == ["7"] and set(table.jobs) == {
+            j for j in range(1, JOBS + 1) if "7" in f"#{j} {j} old{j}"
+        }
 
 
 async def test_a_new_window_formats_only_the_rows_that_changed(db_path, store, monkeypatch):

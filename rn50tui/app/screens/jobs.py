@@ -9,6 +9,7 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.message import Message
+from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Header, Input, Static
 from textual.worker import Worker, get_current_worker
 
@@ -26,7 +27,7 @@ from rn50tui.app.screens.base import PollingScreen
 from rn50tui.app.widgets.jobs_table import JobsTable
 from rn50tui.app.widgets.text import set_text
 from rn50tui.jobs.core.states import Status
-from rn50tui.jobs.core.store import Job
+from rn50tui.jobs.core.store import SEARCH_MIN, Job
 
 
 class JobsScreen(PollingScreen):
@@ -79,6 +80,7 @@ class JobsScreen(PollingScreen):
         self._more: Optional[Worker] = None
         self._query = ""  # the filter as typed (the table shows the store's answer to it when it comes)
         self._repoll = False  # the window changed while a poll was reading: read it again when that ends
+        self._short_filter: Optional[Timer] = None  # a filter of short words, read when no key follows
 
     @property
     def table(self) -> JobsTable:
@@ -291,10 +293,21 @@ class JobsScreen(PollingScreen):
         box.display = True
         box.focus()
 
+    SHORT_FILTER_S = 0.15  # a filter of only short words waits this long for the next key
+
     def on_input_changed(self, event: Input.Changed) -> None:
         if event.input.id == "filter":
             self._query = event.value  # the table shows the store's answer (held rows are not filtered first)
-            self._window_changed()
+            if self._short_filter is not None:
+                self._short_filter.stop()
+                self._short_filter = None
+            words = event.value.split()
+            if words and all(len(w) < SEARCH_MIN for w in words):
+                # words the search index cannot look up (the first keys of any word) mean a scan of every
+                # job: wait for the next key, so typing "old12" reads the index, not "o" by a scan first
+                self._short_filter = self.set_timer(self.SHORT_FILTER_S, self._window_changed)
+            else:
+                self._window_changed()
             self._summarise()
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
