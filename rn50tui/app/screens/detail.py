@@ -116,9 +116,10 @@ INPUT_BOUND = "input-bound:"  # the engine's note when the cards waited for data
 
 
 class JobDetailScreen(PollingScreen):
-    """Everything about one job, refreshed a few times a second while it is on top."""
+    """Everything about one job, refreshed every second while it is on top."""
 
     HELP_TITLE = "job detail"
+    POLL_S = 1.0  # the supervisor stores a job's progress once a second: a faster poll finds nothing new
     BINDINGS = [
         Binding("escape,backspace", "app.pop_screen", "Back"),
         Binding("w", "cycle_window", "Window"),
