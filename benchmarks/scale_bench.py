@@ -211,7 +211,7 @@ def _more_than(held: int, timeout: float = 30.0) -> Callable[[int], Optional[Any
 
 def _held() -> int:
     """How many jobs the summary line said the window holds, last."""
-    found = list(LOADED.finditer(tui_idle_bench.SEEN))
+    found = list(LOADED.finditer(tui_idle_bench.seen()))
     return int(found[-1].group(1)) if found else 0
 
 

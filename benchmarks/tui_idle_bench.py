@@ -119,6 +119,12 @@ def _drain(fd: int) -> None:
         pass
 
 
+def seen() -> bytes:
+    """A copy of SEEN (the reader thread keeps changing it)."""
+    with _arrived:
+        return bytes(SEEN)
+
+
 def received() -> int:
     """How many bytes the app has drawn so far (an offset for wait_drawn)."""
     with _arrived:
@@ -133,8 +139,8 @@ def wait_drawn(pattern: re.Pattern[bytes], since: int, timeout: float) -> Option
         while True:
             start = max(0, len(SEEN) - (_received[0] - since))
             found = pattern.search(SEEN, start)
-            if found is not None:
-                return found
+            if found is not None:  # matched again on a copy: the reader thread changes SEEN after the lock
+                return pattern.search(bytes(SEEN), start)
             left = deadline - time.monotonic()
             if left <= 0:
                 return None
