@@ -249,16 +249,8 @@ def pty_answers(db: Path, ids: list[int], profile: Optional[Path] = None) -> dic
         out["pty: click 'loss' header (store's first row)"] = _answer(master, [click], _text(rb"old0[^0-9]"))
         _settle()
         out["pty: ctrl+end sorted, next page (summary)"] = _answer(master, [CTRL_END], _more_than(_held()))
-    finally:
-        for key in (b"\x1b", b"q"):  # Esc (the filter, if any), then quit
-            os.write(master, key)
-            time.sleep(0.3)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        stop.set()
-        writer.join()
+    finally:  # Esc (the filter, if any), then quit
+        tui_idle_bench.close_app(master, proc, [b"\x1b", b"q"], stop, writer, pause=0.3)
     return out
 
 
@@ -312,11 +304,19 @@ def main() -> int:
                    help="time the CLI without byte-compiling rn50tui and engine first (each run compiles "
                    "every module it imports where PYTHONDONTWRITEBYTECODE is set)")  # fmt: skip
     p.add_argument("--no-app", action="store_true", help="skip the app's answers to keys on a pty")
-    p.add_argument("--profile", type=Path, help="a folder for cProfile stats of the app's main thread "
-                   "while it answers keys on the pty (answers-<size>.prof)")
+    p.add_argument(
+        "--profile",
+        type=Path,
+        help="a folder for cProfile stats of the app's main thread "
+        "while it answers keys on the pty (answers-<size>.prof)",
+    )
     p.add_argument("--app-rounds", type=int, default=3, help="sessions of the app answering keys (median)")
-    p.add_argument("--app-root", type=Path, help="run the app on the pty from this checkout instead "
-                   "(e.g. `git worktree add /tmp/base main`: before and after on the same machine)")
+    p.add_argument(
+        "--app-root",
+        type=Path,
+        help="run the app on the pty from this checkout instead "
+        "(e.g. `git worktree add /tmp/base main`: before and after on the same machine)",
+    )
     p.add_argument("--pilot", action="store_true",
                    help="also time the answers in-process with Textual's test pilot (its own floor is 65-90 ms)")  # fmt: skip
     p.add_argument("--no-idle", action="store_true", help="skip the pty idle measurements")

@@ -190,14 +190,22 @@ def measure(db: Path, ids: list[int], seconds: float, warmup: float) -> dict[str
         out["detail_rss"] = ps.memory_info().rss / 2**20
         out["opened"] = b"training loss" in SEEN
     finally:
-        os.write(master, b"\x1bq")  # Esc, then q: quit (jobs keep running; here they are only rows)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        stop.set()
-        writer.join()
+        close_app(master, proc, [b"\x1bq"], stop, writer)  # Esc, then q: quit (jobs keep running)
     return out
+
+
+def close_app(master: int, proc: subprocess.Popen, keys: list[bytes], stop: threading.Event,
+              writer: threading.Thread, pause: float = 0.0) -> None:  # fmt: skip
+    """Quit the app on the pty with `keys` (killed after 10 s), then stop the jobs' writer thread."""
+    for key in keys:
+        os.write(master, key)
+        time.sleep(pause)
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    stop.set()
+    writer.join()
 
 
 def add_finished(path: Path, n: int, metrics_per_job: int = 0) -> None:

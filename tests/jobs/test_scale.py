@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import Any, Callable
 
 import pytest
 
@@ -21,6 +22,23 @@ def finished(n: int, *, status: str = "completed", ended: float = NOW, name: str
     return [dict(name=f"{name}{i}", kind="train", argv=[], device="cpu", cards_requested=1, workspace=f"runs/{name}{i}",
                  status=status, attempt=1, created_at=ended - 60, updated_at=ended, finished_at=ended, started_at=ended - 50)
             for i in range(n)]  # fmt: skip
+
+
+def sqlite_steps(store: JobStore, read: Callable[[], Any]) -> tuple[int, Any]:
+    """How much SQLite work `read` did (progress-handler calls, one per 50 VM instructions), and its result."""
+    calls = 0
+
+    def count() -> int:
+        nonlocal calls
+        calls += 1
+        return 0
+
+    store._db.set_progress_handler(count, 50)
+    try:
+        result = read()
+    finally:
+        store._db.set_progress_handler(None, 50)
+    return calls, result
 
 
 @pytest.fixture
@@ -60,18 +78,8 @@ def test_a_poll_reads_the_change_index_not_every_job(db_path):
         token = store.change_token()
         with store.transaction():
             store.update_job(5, note="changed")
-        calls = 0
-
-        def count() -> int:
-            nonlocal calls
-            calls += 1
-            return 0
-
-        store._db.set_progress_handler(count, 50)  # called every 50 SQLite VM instructions
-        _, changed, _ = store.changed_since(token)
-        store._db.set_progress_handler(None, 50)
+        steps[n], (_, changed, _) = sqlite_steps(store, lambda t=token: store.changed_since(t))
         assert [j.id for j in changed] == [5]
-        steps[n] = calls
     assert steps[6000] <= steps[300] + 5, steps  # 20 times the jobs, the same work
     store.close()
 
@@ -356,18 +364,10 @@ def test_a_filter_reads_the_search_index_not_every_job(db_path):
         store.insert_jobs(finished(n - store.count_jobs(), name="job"))
         with store.transaction():
             store.update_job(5, name="needle")
-        calls = 0
-
-        def count() -> int:
-            nonlocal calls
-            calls += 1
-            return 0
-
-        store._db.set_progress_handler(count, 50)
-        page, total = store.job_window(query="needle", limit=10, active=False)
-        store._db.set_progress_handler(None, 50)
+        steps[n], (page, total) = sqlite_steps(
+            store, lambda: store.job_window(query="needle", limit=10, active=False)
+        )
         assert total == 1 and [j.id for j in page] == [5]
-        steps[n] = calls
     assert steps[6000] <= steps[300] + 5, steps
     store.close()
 

@@ -17,20 +17,27 @@ from .conftest import SIZE, add_job, make_app, wait_for
 from .test_jobs_window import JOBS, fill, open_jobs
 
 
+def spy_windows(client, gate: threading.Event | None = None) -> list[str]:
+    """The queries of the store reads for the table's window, as they start (each held until `gate`)."""
+    read, queries = client.job_window, []
+
+    def spied(**kwargs):
+        queries.append(kwargs["query"])
+        if gate is not None:
+            gate.wait(10)
+        return read(**kwargs)
+
+    client.job_window = spied
+    return queries
+
+
 async def test_a_filter_typed_faster_than_the_store_answers_reads_only_the_latest(db_path, store):
     fill(store)
     app = make_app(db_path)
     async with app.run_test(size=SIZE) as pilot:
         screen, table = await open_jobs(app, pilot)
-        client = app.services.client
-        read, gate, queries = client.job_window, threading.Event(), []
-
-        def slow_window(**kwargs):  # the first read is held until the typing is done
-            queries.append(kwargs["query"])
-            gate.wait(10)
-            return read(**kwargs)
-
-        client.job_window = slow_window
+        gate = threading.Event()  # the first read is held until the typing is done
+        queries = spy_windows(app.services.client, gate)
         screen.SHORT_FILTER_S = 5.0  # "o" and "ol" wait for the next key (which comes well within this)
         await pilot.press("slash", *"old7")
         await wait_for(pilot, lambda: queries, what="the first read")
@@ -46,14 +53,7 @@ async def test_a_filter_of_short_words_is_read_when_no_key_follows(db_path, stor
     app = make_app(db_path)
     async with app.run_test(size=SIZE) as pilot:
         screen, table = await open_jobs(app, pilot)
-        client = app.services.client
-        read, queries = client.job_window, []
-
-        def counted(**kwargs):
-            queries.append(kwargs["query"])
-            return read(**kwargs)
-
-        client.job_window = counted
+        queries = spy_windows(app.services.client)
         screen.SHORT_FILTER_S = 0.05
         await pilot.press("slash", "7")
         await wait_for(pilot, lambda: table.query == "7", what="the store's answer to a one-letter filter")
