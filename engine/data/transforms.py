@@ -235,7 +235,8 @@ def normalize(
     """uint8 N×3×H×W → float32 ``(x/255 − mean)/std`` on images' device, in `memory_format`.
 
     `memory_format` is a torch.memory_format or the flag's name ("nchw", "nhwc"). The loaders' batches
-    are channels-last already (an N×H×W×3 buffer): "nhwc" takes them without a copy.
+    are mostly channels-last already (an N×H×W×3 buffer; with AutoAugment, often contiguous): "nhwc"
+    takes those without a copy.
     """
     if isinstance(memory_format, str):
         memory_format = _FORMATS[memory_format]

@@ -107,8 +107,7 @@ class JobsScreen(PollingScreen):
 
     def _window_changed(self) -> None:
         """Filter or sort changed: the table shows the store's page for it when it comes. One
-        read at a time: a read under way (a thread SQLite runs on cannot be stopped) is let finish, its
-        answer dropped, and only the latest window read after it — keys typed faster than the store answers
+        read at a time: a read under way is let finish (not interrupted), its answer dropped, and only the latest window read after it — keys typed faster than the store answers
         start no pile of reads that slow each other down."""
         self._token, self._loaded = None, self.PAGE
         if self._more is not None:  # a page of the old window: the new window's pages start afresh

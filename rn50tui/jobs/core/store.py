@@ -487,9 +487,13 @@ class JobStore:
 
     def _filter_sql(self, query: str) -> tuple[str, list[Any]]:
         """` WHERE …` keeping the jobs whose id, name, kind, status, device or preset hold every word."""
+        return _search_sql(query.lower().split(), self._has_search_index())
+
+    def _has_search_index(self) -> bool:
+        """Whether the filter's search index (0014) exists: asked once (no SQLite without FTS5 gains it)."""
         if self._indexed is None:
             self._indexed = "job_search" in table_names(self._db)
-        return _search_sql(query.lower().split(), self._indexed)
+        return self._indexed
 
     def count_matching(self, query: str = "") -> int:
         """How many jobs hold every word of `query` (see job_window); all of them for ""."""
@@ -553,7 +557,7 @@ class JobStore:
         (bytes before, bytes after). Other clients wait on the lock while it runs."""
         self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # the file's size with every commit in it
         before = self.path.stat().st_size
-        if "job_search" in table_names(self._db):  # removed jobs' index entries are merged away, not kept
+        if self._has_search_index():  # removed jobs' index entries are merged away, not kept
             self._db.execute("INSERT INTO job_search (job_search) VALUES ('optimize')")
         self._db.execute("VACUUM")
         self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
