@@ -33,7 +33,7 @@ import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from rn50tui.jobs import reconcile as _reconcile
 from rn50tui.jobs import scheduler
@@ -112,6 +112,11 @@ class JobManager:
     def iter_summaries(self, statuses: Optional[Iterable[Status | str]] = None) -> Iterator[JobSummary]:
         """Every job (or those with `statuses`) in id order, read in batches as it is consumed."""
         return self._store.iter_summaries([Status(s) for s in statuses] if statuses is not None else None)
+
+    def read_interrupter(self) -> Callable[[], None]:
+        """What stops this thread's store read from another thread (JobStore.interrupt): a poll whose
+        answer is no longer wanted (a newer filter) ends with ReadInterrupted rather than finishing."""
+        return self._store.interrupt
 
     def change_token(self) -> int:
         """The store's change counter: changed_since(token) later reads only what changed after it."""

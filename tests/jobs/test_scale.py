@@ -9,6 +9,7 @@ from typing import Any, Callable
 
 import pytest
 
+from rn50tui.jobs.core.errors import ReadInterrupted
 from rn50tui.jobs.core.states import Status
 from rn50tui.jobs.core.store import JobStore
 from tests.conftest import run_main as run
@@ -99,6 +100,30 @@ def test_window_filters_and_sorts_in_the_store_and_reaches_every_job_by_pages(bi
     assert sorted(seen) == list(range(1, 301))
     by_loss, _ = big.job_window(sort="loss", limit=1)
     assert by_loss[0].id == 42  # the only loss; unknown ones sort last
+    with big.transaction():  # a sort on the current attempt's columns (the order joins the attempts)
+        big.update_job(7, started_at=NOW - 10_000)
+    by_start, total = big.job_window(sort="started", limit=3, active=False)
+    assert total == 300 and by_start[0].id == 7 and [j.id for j in by_start[1:]] == [1, 2]
+
+
+def test_a_read_interrupted_from_another_thread_raises_read_interrupted_and_the_next_read_runs(big):
+    stops = []
+
+    def interrupt() -> int:  # SQLite calls this inside the read: as another thread's interrupt() lands
+        if not stops:
+            stops.append(1)
+            big.interrupt()
+        return 0
+
+    big._db.set_progress_handler(interrupt, 100)
+    try:
+        with pytest.raises(ReadInterrupted, match="job_window interrupted"):
+            big.job_window(query="old", limit=50)
+    finally:
+        big._db.set_progress_handler(None, 100)
+    big.interrupt()  # no read runs: forgotten, not held for the next read
+    page, total = big.job_window(query="old", limit=50)
+    assert stops == [1] and total == 300 and len(page) == 50
 
 
 def test_window_always_holds_the_active_jobs(big):

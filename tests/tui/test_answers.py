@@ -10,7 +10,9 @@ from textual.widgets import Static
 
 from rn50tui.app.widgets import jobs_table
 from rn50tui.app.widgets.chart import MetricChart
+from rn50tui.app.widgets.footer import KeysFooter, shown_keys
 from rn50tui.app.widgets.text import set_text
+from rn50tui.jobs.core.errors import ReadInterrupted
 from rn50tui.jobs.core.states import Status
 
 from .conftest import SIZE, add_job, make_app, wait_for
@@ -48,6 +50,33 @@ async def test_a_filter_typed_faster_than_the_store_answers_reads_only_the_lates
         assert queries == ["old", "old7"]  # "o", "ol": no read (a scan of every job); "old7" after "old"
 
 
+async def test_a_read_for_a_superseded_filter_is_interrupted(db_path, store):
+    fill(store)
+    app = make_app(db_path)
+    async with app.run_test(size=SIZE) as pilot:
+        screen, table = await open_jobs(app, pilot)
+        client = app.services.client
+        interrupted = threading.Event()
+        client.read_interrupter = lambda: interrupted.set  # what the poll's thread would stop its read with
+        read, queries = client.job_window, []
+
+        def slow(**kwargs):  # "old" reads until interrupted, as a scan of 100,000 jobs would
+            queries.append(kwargs["query"])
+            if kwargs["query"] == "old":
+                assert interrupted.wait(10)
+                raise ReadInterrupted("job_window interrupted")
+            return read(**kwargs)
+
+        client.job_window = slow
+        screen.SHORT_FILTER_S = 5.0
+        await pilot.press("slash", *"old7")
+        await wait_for(
+            pilot, lambda: table.query == "old7" and 7 in table.jobs, what="the latest filter's answer"
+        )
+        assert queries == ["old", "old7"] and interrupted.is_set()
+        assert set(table.jobs) == {j for j in range(1, JOBS + 1) if f"old{j}".startswith("old7")}
+
+
 async def test_a_filter_of_short_words_is_read_when_no_key_follows(db_path, store):
     fill(store)
     app = make_app(db_path)
@@ -60,6 +89,35 @@ async def test_a_filter_of_short_words_is_read_when_no_key_follows(db_path, stor
         assert queries == ["7"] and set(table.jobs) == {
             j for j in range(1, JOBS + 1) if "7" in f"#{j} {j} old{j}"
         }
+
+
+async def test_the_footer_is_rebuilt_once_per_change_of_its_keys_and_s_sorts_only_from_the_table(
+    db_path, store
+):
+    fill(store)
+    app = make_app(db_path)
+    async with app.run_test(size=SIZE) as pilot:
+        screen, table = await open_jobs(app, pilot)
+        footer = screen.query_one(KeysFooter)
+        await pilot.pause(0.2)
+        rebuilt = []
+        recompose = footer.recompose
+        footer.recompose = lambda: rebuilt.append(1) or recompose()
+        on_table = shown_keys(screen)
+        assert ("s", "sort", "Sort", True, "") in on_table
+        await pilot.press("slash", *"old12s")  # "s" goes into the filter box, it does not sort
+        await wait_for(pilot, lambda: table.query == "old12s", what="the filter with an s")
+        assert table.sort_column == "id" and ("s", "sort", "Sort", True, "") not in shown_keys(screen)
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: table.query == "" and table.has_focus, what="the filter cleared")
+        await pilot.press("s")  # from the table: the next column
+        await wait_for(pilot, lambda: table.sort_column == "name", what="sorted by name")
+        await pilot.pause(0.2)
+        # Textual asks twice per focus move (Footer rebuilt 4 times): once per change of the keys shown
+        assert len(rebuilt) == 2 and shown_keys(screen) == on_table
+        footer.bindings_changed(screen)  # asked again with nothing changed: not rebuilt
+        await pilot.pause(0.1)
+        assert len(rebuilt) == 2
 
 
 async def test_a_new_window_formats_only_the_rows_that_changed(db_path, store, monkeypatch):

@@ -10,7 +10,7 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.message import Message
-from textual.widgets import Footer, Header, Static
+from textual.widgets import Header, Static
 from textual.worker import Worker, get_current_worker
 
 from rn50tui import time_to_accuracy
@@ -18,6 +18,7 @@ from rn50tui.app.jobdata import ChartData, JobHistory
 from rn50tui.app.screens.base import PollingScreen
 from rn50tui.app.services import Services
 from rn50tui.app.widgets.chart import MetricChart
+from rn50tui.app.widgets.footer import KeysFooter
 from rn50tui.jobs.core.errors import JobNotFound
 
 
@@ -52,7 +53,7 @@ class CompareScreen(PollingScreen):
         yield MetricChart("training loss (smoothed)", "epoch", id="compare-loss")
         yield MetricChart("validation top-1 (%)", "epoch", mark_points=True, id="compare-top1")
         yield Static("", id="compare-time")
-        yield Footer()
+        yield KeysFooter()
 
     def on_mount(self) -> None:
         self.sub_title = "compare"

@@ -16,7 +16,6 @@ from textual.message import Message
 from textual.reactive import reactive
 from textual.widgets import (
     DataTable,
-    Footer,
     Header,
     Label,
     Log,
@@ -37,6 +36,7 @@ from rn50tui.app.series import WINDOWS, Points
 from rn50tui.app.services import Services
 from rn50tui.app.widgets.card_panel import CardPanel
 from rn50tui.app.widgets.chart import MetricChart
+from rn50tui.app.widgets.footer import KeysFooter
 from rn50tui.app.widgets.text import set_text
 from rn50tui.jobs.core.errors import JobNotFound
 from rn50tui.jobs.core.states import Status
@@ -190,7 +190,7 @@ class JobDetailScreen(PollingScreen):
                 yield DataTable(id="config-table", cursor_type="row", zebra_stripes=True)
             with TabPane("Checkpoints", id="checkpoints"):
                 yield DataTable(id="ckpt-table", cursor_type="row", zebra_stripes=True)
-        yield Footer()
+        yield KeysFooter()
 
     def on_mount(self) -> None:
         self.query_one("#config-table", DataTable).add_columns("setting", "value")

@@ -11,12 +11,13 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.message import Message
-from textual.widgets import DataTable, Footer, Header, Static
+from textual.widgets import DataTable, Header, Static
 from textual.worker import Worker, get_current_worker
 
 from rn50tui.app.data import ClusterView
 from rn50tui.app.screens.base import PollingScreen
 from rn50tui.app.services import Services
+from rn50tui.app.widgets.footer import KeysFooter
 from rn50tui.cards import card_row
 from rn50tui.commands.devices import absence_lines
 
@@ -64,7 +65,7 @@ class DevicesScreen(PollingScreen):
         yield Static("", id="devices-notes")
         yield Static("", id="cluster-title")
         yield DataTable(id="cluster", cursor_type="row", zebra_stripes=True)
-        yield Footer()
+        yield KeysFooter()
 
     def on_mount(self) -> None:
         self.sub_title = "devices"

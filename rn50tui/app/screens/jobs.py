@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.message import Message
 from textual.timer import Timer
-from textual.widgets import DataTable, Footer, Header, Input, Static
+from textual.widgets import DataTable, Header, Input, Static
 from textual.worker import Worker, get_current_worker
 
 from rn50tui.app.messages import (
@@ -24,8 +24,10 @@ from rn50tui.app.messages import (
     ShowDevices,
 )
 from rn50tui.app.screens.base import PollingScreen
+from rn50tui.app.widgets.footer import KeysFooter
 from rn50tui.app.widgets.jobs_table import JobsTable
 from rn50tui.app.widgets.text import set_text
+from rn50tui.jobs.core.errors import ReadInterrupted
 from rn50tui.jobs.core.states import Status
 from rn50tui.jobs.core.store import SEARCH_MIN, Job
 
@@ -46,6 +48,10 @@ class JobsScreen(PollingScreen):
         Binding("C", "compare", "Compare"),
         Binding("D", "devices", "Devices"),
         Binding("slash", "filter", "Filter"),
+        # the screen's, not the table's: the footer then shows the same keys whether the table or the
+        # filter box has focus, and is not rebuilt as focus moves (KeysFooter)
+        Binding("s", "sort", "Sort"),
+        Binding("S", "reverse_sort", "Reverse", show=False),
         Binding("escape", "clear_filter", "Clear filter", show=False),
     ]
 
@@ -81,6 +87,9 @@ class JobsScreen(PollingScreen):
         self._query = ""  # the filter as typed (the table shows the store's answer to it when it comes)
         self._repoll = False  # the window changed while a poll was reading: read it again when that ends
         self._short_filter: Optional[Timer] = None  # a filter of short words, read when no key follows
+        self._interrupt: Optional[Callable[[], None]] = (
+            None  # stops the poll's store read (set while it reads)
+        )
 
     @property
     def table(self) -> JobsTable:
@@ -92,7 +101,7 @@ class JobsScreen(PollingScreen):
         yield Input(placeholder="filter: words in id, name, kind, status, device (Enter keeps, Esc clears)",
                     id="filter")  # fmt: skip
         yield Static("opening the job store…", id="summary")
-        yield Footer()
+        yield KeysFooter()
 
     def on_mount(self) -> None:
         self.query_one("#filter").display = False
@@ -106,9 +115,10 @@ class JobsScreen(PollingScreen):
         return self._query, t.sort_column, t.sort_reverse
 
     def _window_changed(self) -> None:
-        """Filter or sort changed: the table shows the store's page for it when it comes. One
-        read at a time: a read under way is let finish (not interrupted), its answer dropped, and only the latest window read after it — keys typed faster than the store answers
-        start no pile of reads that slow each other down."""
+        """Filter or sort changed: the table shows the store's page for it when it comes. One read at a
+        time: a read under way is interrupted (its answer is no longer wanted; a scan of every job for a
+        filter's first letters would hold the next filter's answer up), and the latest window is read
+        after it — keys typed faster than the store answers start no pile of reads."""
         self._token, self._loaded = None, self.PAGE
         if self._more is not None:  # a page of the old window: the new window's pages start afresh
             self._more.cancel()
@@ -117,6 +127,8 @@ class JobsScreen(PollingScreen):
             return
         if self._worker is not None and self._worker.is_running:
             self._repoll = True
+            if (interrupt := self._interrupt) is not None:
+                interrupt()
         else:
             self._worker = self.start_poll()
 
@@ -134,22 +146,30 @@ class JobsScreen(PollingScreen):
     def _load_jobs(self, token: Optional[int], window: tuple[str, str, bool], depth: int,
                    held: dict[int, Status]) -> None:  # fmt: skip
         client, now = self.client, self.services.clock.now()
-        # token None: the whole window (active jobs and the first pages), filtered and sorted by the store
-        if token is None:
-            new_token = client.change_token()  # before the read: a change in between is read again next time
-            query, sort, reverse = window
-            jobs, total = client.job_window(query=query, sort=sort, reverse=reverse, limit=depth)
-            msg = self.Loaded(jobs, now, token=new_token, window=window, full=True, total=total,
-                              counts=client.status_counts())  # fmt: skip
-        else:  # only what changed since the last poll (two index reads when nothing did)
-            new_token, changed, removed = client.changed_since(token)
-            counts = total = None
-            # the summary's figures, only when a job came, went or changed status (not on every
-            # progress write of a running job)
-            if removed or any(held.get(j.id) is not j.status for j in changed):
-                counts, total = client.status_counts(), client.count_matching(window[0])
-            msg = self.Loaded(changed, now, token=new_token, window=window, full=False, removed=removed,
-                              total=total, counts=counts)  # fmt: skip
+        self._interrupt = client.read_interrupter()
+        try:
+            # token None: the whole window (active jobs and the first pages), filtered and sorted by the store
+            if token is None:
+                new_token = (
+                    client.change_token()
+                )  # before the read: a change in between is read again next time
+                query, sort, reverse = window
+                jobs, total = client.job_window(query=query, sort=sort, reverse=reverse, limit=depth)
+                msg = self.Loaded(jobs, now, token=new_token, window=window, full=True, total=total,
+                                  counts=client.status_counts())  # fmt: skip
+            else:  # only what changed since the last poll (two index reads when nothing did)
+                new_token, changed, removed = client.changed_since(token)
+                counts = total = None
+                # the summary's figures, only when a job came, went or changed status (not on every
+                # progress write of a running job)
+                if removed or any(held.get(j.id) is not j.status for j in changed):
+                    counts, total = client.status_counts(), client.count_matching(window[0])
+                msg = self.Loaded(changed, now, token=new_token, window=window, full=False, removed=removed,
+                                  total=total, counts=counts)  # fmt: skip
+        except ReadInterrupted:
+            return  # a newer window's read follows (_repoll)
+        finally:
+            self._interrupt = None
         if not get_current_worker().is_cancelled:
             self.post_message(msg)
 
@@ -277,6 +297,12 @@ class JobsScreen(PollingScreen):
     def action_mark(self) -> None:
         self.table.toggle_mark()
         self._summarise()
+
+    def action_sort(self) -> None:
+        self.table.action_cycle_sort()
+
+    def action_reverse_sort(self) -> None:
+        self.table.action_reverse_sort()
 
     def action_compare(self) -> None:
         marked = sorted(self.table.marked)

@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 from rich.text import Text
-from textual.binding import Binding
 from textual.coordinate import Coordinate
 from textual.message import Message
 from textual.reactive import reactive
@@ -104,11 +103,6 @@ class JobsTable(FastTable):
     DEFAULT_CSS = """
     JobsTable { height: 1fr; }
     """
-
-    BINDINGS = [
-        Binding("s", "cycle_sort", "Sort"),
-        Binding("S", "reverse_sort", "Reverse", show=False),
-    ]
 
     sort_column: reactive[str] = reactive("id", init=False)
     """The column rows are ordered by."""

@@ -13,6 +13,10 @@ class StoreError(JobsError):
     """The job store cannot be opened or used (missing file, newer schema, corrupt database)."""
 
 
+class ReadInterrupted(StoreError):
+    """A read stopped by `JobStore.interrupt()` from another thread (its answer was no longer wanted)."""
+
+
 class StoreMissing(StoreError):
     """A read-only command was pointed at a job store that does not exist yet."""
 

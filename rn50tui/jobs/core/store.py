@@ -7,6 +7,7 @@ is started or signalled inside one.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sqlite3
@@ -17,7 +18,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from rn50tui.jobs.core.errors import JobNotFound, SubmitError, TransitionError
+from rn50tui.jobs.core.errors import JobNotFound, ReadInterrupted, SubmitError, TransitionError
 from rn50tui.jobs.core.records import (
     ATTEMPT_COLUMNS,
     CHART_METRICS,
@@ -66,6 +67,22 @@ def default_db_path(explicit: str | os.PathLike[str] | None = None) -> Path:
 # ------------------------------------------------------------------------------------------------- store
 
 
+def _interruptible(read: Callable[..., Any]) -> Callable[..., Any]:
+    """A read that `JobStore.interrupt()` stops with ReadInterrupted (SQLite's own error says only
+    "interrupted", which a caller could not tell from a broken store)."""
+
+    @functools.wraps(read)
+    def wrapper(self: JobStore, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return read(self, *args, **kwargs)
+        except sqlite3.OperationalError as e:
+            if str(e) == "interrupted":
+                raise ReadInterrupted(f"{read.__name__} interrupted") from e
+            raise
+
+    return wrapper
+
+
 class JobStore:
     """Typed access to the tables; every multi-step write in one short IMMEDIATE transaction.
 
@@ -82,6 +99,11 @@ class JobStore:
 
     def close(self) -> None:
         self._db.close()
+
+    def interrupt(self) -> None:
+        """Stop the read this store's connection runs now (from any thread): it raises ReadInterrupted. A
+        no-op when none runs (SQLite forgets it), so a late call stops nothing after it."""
+        self._db.interrupt()
 
     def settings(self) -> dict[str, Any]:
         """The connection's journal mode and busy timeout (ms), as opened."""
@@ -421,10 +443,12 @@ class JobStore:
 
     # ----- windows and changes (issue 29: a list reads only what it shows, a poll only what changed)
 
+    @_interruptible
     def change_token(self) -> int:
         """The store's change counter now (0011_change_seq): pass it to changed_since() later."""
         return int(self._db.execute("SELECT seq FROM job_changes WHERE name = 'jobs'").fetchone()[0])
 
+    @_interruptible
     def changed_since(self, token: int) -> tuple[int, list[Job], list[int]]:
         """(the token now, the jobs changed after `token`, the ids removed after it): two index range reads
         (jobs_change_seq, tombstones_seq), however many jobs the store holds."""
@@ -442,6 +466,7 @@ class JobStore:
         ]
         return now, jobs, [jid for jid in gone if all(j.id != jid for j in jobs)]
 
+    @_interruptible
     def job_window(self, *, query: str = "", sort: str = "id", reverse: bool = False, offset: int = 0,
                    limit: int = 200, active: bool = True) -> tuple[list[Job], int]:  # fmt: skip
         """One page of the jobs a table shows, filtered and ordered here, and how many match in all.
@@ -460,23 +485,20 @@ class JobStore:
             if key == "j.id"
             else f"({key}) IS NULL, ({key}) {direction}, j.id {direction}"
         )
-        if where:  # a filter: one scan for the matches' ids in order (their count too), then the page by id
+        # the order is found over ids alone (a narrow sort, 2-3x faster than over whole rows), joined to
+        # the attempts only when the sort reads them; then the page's rows are read by id
+        source = SUMMARY_FROM if "a." in key else "jobs j"
+        if where:  # a filter: its matches' ids in order, so their count comes too
             ids = [
-                r[0]
-                for r in self._db.execute(f"SELECT j.id FROM {SUMMARY_FROM}{where} ORDER BY {order}", params)
+                r[0] for r in self._db.execute(f"SELECT j.id FROM {source}{where} ORDER BY {order}", params)
             ]
             total: Optional[int] = len(ids)
             chosen = ids[int(offset) : int(offset) + int(limit)]
-            rank = {jid: i for i, jid in enumerate(chosen)}
-            page = sorted(self._jobs(f"SELECT j.*, a.* FROM {SUMMARY_FROM} WHERE j.id IN"
-                                     f" ({', '.join('?' * len(chosen))})", chosen) if chosen else [],
-                          key=lambda j: rank[j.id])  # fmt: skip
         else:
             total = None
-            page = self._jobs(
-                f"SELECT j.*, a.* FROM {SUMMARY_FROM} ORDER BY {order} LIMIT ? OFFSET ?",
-                [int(limit), int(offset)],
-            )
+            chosen = [r[0] for r in self._db.execute(f"SELECT j.id FROM {source} ORDER BY {order} LIMIT ? OFFSET ?",
+                                                     [int(limit), int(offset)])]  # fmt: skip
+        page = self._jobs_by_id(chosen)
         if active:
             seen = {j.id for j in page}
             statuses = ", ".join(f"'{s.value}'" for s in ACTIVE_STATUSES)
@@ -484,6 +506,16 @@ class JobStore:
             page += [j for j in self._jobs(f"SELECT j.*, a.* FROM {SUMMARY_FROM}{where}{glue} j.status IN"
                                            f" ({statuses}) ORDER BY j.id", params) if j.id not in seen]  # fmt: skip
         return page, self.count_matching(query) if total is None else total
+
+    def _jobs_by_id(self, ids: Sequence[int]) -> list[Job]:
+        """The jobs of these ids, in this order."""
+        if not ids:
+            return []
+        rank = {jid: i for i, jid in enumerate(ids)}
+        jobs = self._jobs(
+            f"SELECT j.*, a.* FROM {SUMMARY_FROM} WHERE j.id IN ({', '.join('?' * len(ids))})", ids
+        )
+        return sorted(jobs, key=lambda j: rank[j.id])
 
     def _filter_sql(self, query: str) -> tuple[str, list[Any]]:
         """` WHERE …` keeping the jobs whose id, name, kind, status, device or preset hold every word."""
@@ -495,6 +527,7 @@ class JobStore:
             self._indexed = "job_search" in table_names(self._db)
         return self._indexed
 
+    @_interruptible
     def count_matching(self, query: str = "") -> int:
         """How many jobs hold every word of `query` (see job_window); all of them for ""."""
         where, params = self._filter_sql(query)
@@ -853,6 +886,7 @@ class JobStore:
 
     # ----- the Prometheus endpoint (rn50tui/metrics_server.py): three indexed reads per scrape, no cache
 
+    @_interruptible
     def status_counts(self) -> dict[str, int]:
         """Jobs per status, from the jobs_status index alone (10,000 finished jobs cost one index scan)."""
         return dict(self._db.execute("SELECT status, count(*) FROM jobs GROUP BY status").fetchall())
