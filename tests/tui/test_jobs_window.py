@@ -105,6 +105,33 @@ async def test_a_poll_picks_up_a_change_to_an_old_job(db_path, store):
         await wait_for(pilot, lambda: 3 not in table.jobs, what="the removed job gone")
 
 
+async def test_the_next_page_is_read_ahead_and_kept_up_to_date_until_the_cursor_takes_it(db_path, store):
+    fill(store)
+    app = make_app(db_path, poll_scale=0.2)
+    async with app.run_test(size=SIZE) as pilot:
+        screen, table = await open_jobs(app, pilot)
+        # the page after the first, read while nobody scrolls (jobs 400..301), not yet in the table
+        await wait_for(pilot, lambda: screen._ahead is not None, what="the page read ahead")
+        assert table.row_count == screen.PAGE and {j.id for j in screen._ahead.jobs} == set(range(301, 401))
+        with store.transaction():
+            store.update_job(350, name="renamed")  # in the page held ahead
+        store.delete_job(360)
+        await wait_for(pilot, lambda: any(j.name == "renamed" for j in screen._ahead.jobs), what="the news")
+        assert 360 not in {j.id for j in screen._ahead.jobs}
+        reads = []
+        window = app.services.client.job_window
+        app.services.client.job_window = lambda **kw: (
+            reads.append((kw["offset"], 301 in table.jobs)) or window(**kw)
+        )
+        await pilot.press("ctrl+home")  # newest at the bottom: the older page comes above, at once
+        assert (
+            301 in table.jobs and table.get_cell("350", "name").plain == "renamed" and 360 not in table.jobs
+        )
+        await wait_for(pilot, lambda: screen._ahead is not None and screen._ahead.offset == 2 * screen.PAGE,
+                       what="the page after it, read ahead")  # fmt: skip
+        assert reads == [(2 * screen.PAGE, True)]  # the only read: the next page's, once this one was in
+
+
 def _chars(lines):
     """(character, style) of every cell of a rendered cell's lines: segment boundaries do not matter."""
     return [(ch, seg.style) for line in lines for seg in line for ch in seg.text]

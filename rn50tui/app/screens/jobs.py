@@ -67,11 +67,17 @@ class JobsScreen(PollingScreen):
             self.removed, self.total, self.counts = removed, total, counts
 
     class More(Message):
-        """The next page of the window (the cursor neared its end)."""
+        """The window's next page (read ahead of the cursor)."""
 
         def __init__(self, jobs: list[Job], window: tuple[str, str, bool], offset: int) -> None:
             super().__init__()
             self.jobs, self.window, self.offset = jobs, window, offset
+
+        def update(self, changed: Sequence[Job], removed: Sequence[int]) -> None:
+            """A poll's news for a page held ahead: its jobs as they are now, not as they were read."""
+            now = {j.id: j for j in changed}
+            gone = set(removed)
+            self.jobs = [now.get(j.id, j) for j in self.jobs if j.id not in gone]
 
     PAGE = 100  # jobs per page of the window: active jobs and the newest PAGE at first, more on scroll
     NEAR_END = 20  # rows from the window's far end at which the next page is read
@@ -84,6 +90,8 @@ class JobsScreen(PollingScreen):
         self._total = 0  # how many jobs match the filter, in the store
         self._counts: dict[str, int] = {}  # jobs per status, in the store
         self._more: Optional[Worker] = None
+        self._ahead: Optional[JobsScreen.More] = None  # the next page, read before it is wanted
+        self._wanted = False  # the cursor reached the window's end before the next page was read
         self._query = ""  # the filter as typed (the table shows the store's answer to it when it comes)
         self._repoll = False  # the window changed while a poll was reading: read it again when that ends
         self._short_filter: Optional[Timer] = None  # a filter of short words, read when no key follows
@@ -119,7 +127,7 @@ class JobsScreen(PollingScreen):
         time: a read under way is interrupted (its answer is no longer wanted; a scan of every job for a
         filter's first letters would hold the next filter's answer up), and the latest window is read
         after it — keys typed faster than the store answers start no pile of reads."""
-        self._token, self._loaded = None, self.PAGE
+        self._token, self._loaded, self._ahead, self._wanted = None, self.PAGE, None, False
         if self._more is not None:  # a page of the old window: the new window's pages start afresh
             self._more.cancel()
             self._more = None
@@ -185,6 +193,8 @@ class JobsScreen(PollingScreen):
             if msg.total is not None:
                 self._total = msg.total
             table.merge(msg.jobs, msg.removed, msg.now)
+            if self._ahead is not None:
+                self._ahead.update(msg.jobs, msg.removed)
         self._token = msg.token
         if msg.counts is not None:
             self._counts = msg.counts
@@ -192,25 +202,43 @@ class JobsScreen(PollingScreen):
         if self._select_after_load in table.jobs:
             table.select_job(self._select_after_load)
             self._select_after_load = None
+        if msg.full:
+            self.load_more()  # the next page, ahead of the cursor
 
     # -- the window's next page
 
     def on_jobs_table_moved(self, _msg: JobsTable.Moved) -> None:
         """The cursor moved or the view scrolled (keys, mouse wheel): near the window's far end, the next page."""
+        if self._near_end():
+            self._take_page()
+
+    def _near_end(self) -> bool:
+        """Whether the cursor or the view is within NEAR_END rows of the window's far end."""
         table = self.table
         row = table.cursor_row
         top, bottom = table.visible_rows
-        newest_last = table.sort_column == "id" and not table.sort_reverse  # older pages come above
-        if newest_last:
-            near = min(row, top) < self.NEAR_END
-        else:
-            near = max(row, bottom) >= table.row_count - self.NEAR_END
-        if near:
+        if table.sort_column == "id" and not table.sort_reverse:  # newest last: older pages come above
+            return min(row, top) < self.NEAR_END
+        return max(row, bottom) >= table.row_count - self.NEAR_END
+
+    def _take_page(self) -> None:
+        """The window's next page into the table: the one read ahead when it is here (no wait on the
+        store), else the one on its way or read now; then the page after it is read ahead."""
+        ahead = self._ahead
+        if ahead is None or ahead.window != self._window() or ahead.offset != self._loaded:
+            self._wanted = True
             self.load_more()
+            return
+        self._ahead, self._wanted = None, False
+        self._loaded += self.PAGE
+        self.table.add_page(ahead.jobs)
+        self._summarise()
+        self.load_more()
 
     def load_more(self) -> None:
-        """Read the window's next page, unless every matching job is held or a page is on its way."""
-        if self.services.client is None or len(self.table.jobs) >= self._total:
+        """Read the window's next page, unless every matching job is held, it is read already or a page
+        is on its way."""
+        if self.services.client is None or len(self.table.jobs) >= self._total or self._ahead is not None:
             return
         if self._more is not None and not self._more.is_finished:  # pending counts: wheel turns come fast
             return
@@ -227,9 +255,9 @@ class JobsScreen(PollingScreen):
     def on_jobs_screen_more(self, msg: More) -> None:
         if msg.window != self._window() or msg.offset != self._loaded:
             return  # an earlier window's page, or one read twice: a page is never skipped
-        self._loaded += self.PAGE
-        self.table.add_page(msg.jobs)
-        self._summarise()
+        self._ahead = msg  # held until the cursor nears the end (at once if it got there first)
+        if self._wanted:
+            self._take_page()
 
     def on_job_submitted(self, msg: JobSubmitted) -> None:
         self._select_after_load = msg.job_id
