@@ -203,7 +203,7 @@ class JobsScreen(PollingScreen):
             table.select_job(self._select_after_load)
             self._select_after_load = None
         if msg.full:
-            self.load_more()  # the next page, ahead of the cursor
+            self._read_ahead()
 
     # -- the window's next page
 
@@ -233,7 +233,12 @@ class JobsScreen(PollingScreen):
         self._loaded += self.PAGE
         self.table.add_page(ahead.jobs)
         self._summarise()
-        self.load_more()
+        self._read_ahead()
+
+    READ_AHEAD_S = 0.25  # the next page is read this long after a page lands: not while the screen redraws
+
+    def _read_ahead(self) -> None:
+        self.set_timer(self.READ_AHEAD_S, self.load_more)
 
     def load_more(self) -> None:
         """Read the window's next page, unless every matching job is held, it is read already or a page

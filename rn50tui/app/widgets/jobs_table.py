@@ -176,8 +176,9 @@ class JobsTable(FastTable):
             if not job.status.terminal:
                 self._active.add(job.id)
         self._sync({j.id for j in new})
-        if top is not None and top in self._cells:  # after the cursor's own scroll into view
-            self.call_after_refresh(self.scroll_to, y=self.get_row_index(str(top)), animate=False)
+        if top is not None and top in self._cells:  # in this frame: one redraw, not a jump and a second
+            self._update_dimensions(())  # the scrollable height with the new rows (cheap: fixed sizes)
+            self.scroll_to(y=self.get_row_index(str(top)), animate=False, immediate=True)
 
     def _job_at(self, row: int) -> Optional[int]:
         if not 0 <= row < self.row_count:
