@@ -20,10 +20,13 @@ from .test_jobs_window import JOBS, fill, open_jobs
 
 
 def spy_windows(client, gate: threading.Event | None = None) -> list[str]:
-    """The queries of the store reads for the table's window, as they start (each held until `gate`)."""
+    """The queries of the store reads of the table's window, as they start (each held until `gate`); the
+    next pages' reads (read ahead) are not counted."""
     read, queries = client.job_window, []
 
     def spied(**kwargs):
+        if kwargs.get("offset"):
+            return read(**kwargs)
         queries.append(kwargs["query"])
         if gate is not None:
             gate.wait(10)
@@ -61,6 +64,8 @@ async def test_a_read_for_a_superseded_filter_is_interrupted(db_path, store):
         read, queries = client.job_window, []
 
         def slow(**kwargs):  # "old" reads until interrupted, as a scan of 100,000 jobs would
+            if kwargs.get("offset"):  # a next page, read ahead
+                return read(**kwargs)
             queries.append(kwargs["query"])
             if kwargs["query"] == "old":
                 assert interrupted.wait(10)
@@ -86,7 +91,7 @@ async def test_a_filter_of_short_words_is_read_when_no_key_follows(db_path, stor
         screen.SHORT_FILTER_S = 0.05
         await pilot.press("slash", "7")
         await wait_for(pilot, lambda: table.query == "7", what="the store's answer to a one-letter filter")
-        assert queries == ["7"] and set(table.jobs) == {
+        assert set(queries) == {"7"} and set(table.jobs) >= {  # (and the next page, read ahead)
             j for j in range(1, JOBS + 1) if "7" in f"#{j} {j} old{j}"
         }
 

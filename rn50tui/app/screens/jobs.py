@@ -92,6 +92,8 @@ class JobsScreen(PollingScreen):
         self._more: Optional[Worker] = None
         self._ahead: Optional[JobsScreen.More] = None  # the next page, read before it is wanted
         self._wanted = False  # the cursor reached the window's end before the next page was read
+        self._ahead_timer: Optional[Timer] = None
+        self._shown: Optional[tuple[str, str, bool]] = None  # the window (filter, sort) the table shows
         self._query = ""  # the filter as typed (the table shows the store's answer to it when it comes)
         self._repoll = False  # the window changed while a poll was reading: read it again when that ends
         self._short_filter: Optional[Timer] = None  # a filter of short words, read when no key follows
@@ -128,6 +130,9 @@ class JobsScreen(PollingScreen):
         filter's first letters would hold the next filter's answer up), and the latest window is read
         after it — keys typed faster than the store answers start no pile of reads."""
         self._token, self._loaded, self._ahead, self._wanted = None, self.PAGE, None, False
+        if self._ahead_timer is not None:  # the old window's next page: not read
+            self._ahead_timer.stop()
+            self._ahead_timer = None
         if self._more is not None:  # a page of the old window: the new window's pages start afresh
             self._more.cancel()
             self._more = None
@@ -188,6 +193,7 @@ class JobsScreen(PollingScreen):
         table = self.table
         if msg.full:
             table.show(msg.jobs, msg.now, query=msg.window[0])
+            self._shown = msg.window
             self._total = msg.total or 0
         else:  # changed jobs are updated in place (an older one that now matches joins the window)
             if msg.total is not None:
@@ -238,12 +244,16 @@ class JobsScreen(PollingScreen):
     READ_AHEAD_S = 0.25  # the next page is read this long after a page lands: not while the screen redraws
 
     def _read_ahead(self) -> None:
-        self.set_timer(self.READ_AHEAD_S, self.load_more)
+        if self._ahead_timer is not None:
+            self._ahead_timer.stop()
+        self._ahead_timer = self.set_timer(self.READ_AHEAD_S, self.load_more)
 
     def load_more(self) -> None:
         """Read the window's next page, unless every matching job is held, it is read already or a page
         is on its way."""
         if self.services.client is None or len(self.table.jobs) >= self._total or self._ahead is not None:
+            return
+        if self._window() != self._shown:  # the filter or sort changed: its first page is not in yet
             return
         if self._more is not None and not self._more.is_finished:  # pending counts: wheel turns come fast
             return

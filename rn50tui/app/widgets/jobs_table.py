@@ -11,6 +11,7 @@ from typing import Any, Optional
 
 from rich.text import Text
 from textual.coordinate import Coordinate
+from textual.geometry import Region
 from textual.message import Message
 from textual.reactive import reactive
 from textual.widgets import DataTable
@@ -176,9 +177,21 @@ class JobsTable(FastTable):
             if not job.status.terminal:
                 self._active.add(job.id)
         self._sync({j.id for j in new})
-        if top is not None and top in self._cells:  # in this frame: one redraw, not a jump and a second
-            self._update_dimensions(())  # the scrollable height with the new rows (cheap: fixed sizes)
+        # all in this frame, one redraw: the scrollable height with the new rows (cheap, fixed sizes), not
+        # left to the next idle (a second redraw), and the view on the rows it showed, not a jump first
+        self._update_dimensions(())
+        if top is not None and top in self._cells:
             self.scroll_to(y=self.get_row_index(str(top)), animate=False, immediate=True)
+        self._cursor_into_view()  # what the cursor's kept place asks for after the frame: now, in it
+
+    def _cursor_into_view(self) -> None:
+        """DataTable's scroll of the cursor row into view, at once rather than after the next refresh."""
+        if not self.row_count:
+            return
+        spacing = self._get_fixed_offset()
+        _, y, width, height = self._get_row_region(self.cursor_row)
+        region = Region(int(self.scroll_x) + spacing.left, y, width - spacing.left, height)
+        self.scroll_to_region(region, animate=False, spacing=spacing, force=True, immediate=True)
 
     def _job_at(self, row: int) -> Optional[int]:
         if not 0 <= row < self.row_count:
