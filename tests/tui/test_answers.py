@@ -82,6 +82,26 @@ async def test_a_read_for_a_superseded_filter_is_interrupted(db_path, store):
         assert set(table.jobs) == {j for j in range(1, JOBS + 1) if f"old{j}".startswith("old7")}
 
 
+async def test_a_window_read_but_not_yet_shown_is_not_read_again_by_the_poll_timer(db_path, store):
+    fill(store)
+    app = make_app(db_path)
+    async with app.run_test(size=SIZE) as pilot:
+        screen, table = await open_jobs(app, pilot)
+        await pilot.pause(0.3)
+        started = []
+        start = screen.start_poll
+        screen.start_poll = lambda: started.append(screen._window()) or start()
+        answer = screen.Loaded([], 0.0, token=0, window=screen._window(), full=True)
+        screen._unshown = answer  # as a poll leaves it: its answer posted, not yet handled
+        screen.poll()  # the timer, meanwhile: the same window is not read a second time
+        assert started == []
+        screen._unshown = screen.Loaded([], 0.0, token=0, window=("old", "id", False), full=True)
+        screen._token = None
+        screen.poll()  # the answer on its way is an earlier window's: this one is read
+        await wait_for(pilot, lambda: started == [screen._window()], what="the read")
+        await wait_for(pilot, lambda: screen._unshown is None, what="its answer handled")
+
+
 async def test_a_filter_of_short_words_is_read_when_no_key_follows(db_path, store):
     fill(store)
     app = make_app(db_path)

@@ -94,6 +94,7 @@ class JobsScreen(PollingScreen):
         self._wanted = False  # the cursor reached the window's end before the next page was read
         self._ahead_timer: Optional[Timer] = None
         self._shown: Optional[tuple[str, str, bool]] = None  # the window (filter, sort) the table shows
+        self._unshown: Optional[JobsScreen.Loaded] = None  # a whole window's answer posted, not yet handled
         self._query = ""  # the filter as typed (the table shows the store's answer to it when it comes)
         self._repoll = False  # the window changed while a poll was reading: read it again when that ends
         self._short_filter: Optional[Timer] = None  # a filter of short words, read when no key follows
@@ -150,6 +151,12 @@ class JobsScreen(PollingScreen):
             self._repoll = False
             self._worker = self.start_poll()
 
+    def poll(self) -> None:
+        unshown = self._unshown
+        if unshown is not None and unshown.window == self._window():
+            return  # this window's answer is read and on its way to the screen: not read a second time
+        super().poll()
+
     def start_poll(self) -> Worker:
         table = self.table
         held = {jid: table.jobs[jid].status for jid in table.active_ids}  # a few: the active jobs
@@ -184,10 +191,14 @@ class JobsScreen(PollingScreen):
         finally:
             self._interrupt = None
         if not get_current_worker().is_cancelled:
+            if msg.full:
+                self._unshown = msg
             self.post_message(msg)
 
     def on_jobs_screen_loaded(self, msg: Loaded) -> None:
         """A poll read the jobs: update rows in place and the summary."""
+        if msg is self._unshown:
+            self._unshown = None
         if msg.window != self._window() or (not msg.full and self._token is None):
             return  # read for an earlier filter or sort: the poll for this one follows
         table = self.table
