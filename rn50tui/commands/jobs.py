@@ -13,7 +13,7 @@ from rn50tui.commands import show
 from rn50tui.commands.common import CliError, Parser, manager
 from rn50tui.jobs.core.errors import StoreMissing
 from rn50tui.jobs.core.states import Status
-from rn50tui.jobs.core.store import JobSummary
+from rn50tui.jobs.core.store import THIN_POINTS, JobSummary
 from rn50tui.jobs.policy import stall
 from rn50tui.jobs.view import view
 from rn50tui.timefmt import short_duration, status_since
@@ -63,7 +63,7 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
                           "the file keeps its size until vacuumed. First thins finished jobs' per-iteration metrics "
                           "(--keep-points). Other clients wait while it runs.")  # fmt: skip
     vac.add_argument("-y", "--yes", action="store_true", help="do not ask (for scripts)")
-    vac.add_argument("--keep-points", type=int, default=2000, metavar="N",
+    vac.add_argument("--keep-points", type=int, default=THIN_POINTS, metavar="N",
                      help="first thin each finished job's per-iteration metrics to about N per series (the charts "
                      "draw no more; the first, last and lowest-loss records stay) where its raport.json keeps the "
                      "full resolution for `rn50tui export`; 0: thin nothing (default 2000)")  # fmt: skip

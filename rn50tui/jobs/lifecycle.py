@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import IO, Any, Optional
 
 from rn50tui.jobs.core.states import Status
-from rn50tui.jobs.core.store import DeviceSample, Job, JobStore
+from rn50tui.jobs.core.store import THIN_POINTS, DeviceSample, Job, JobStore
 from rn50tui.jobs.core.workspace import LogTail
 from rn50tui.jobs.policy import notify
 from rn50tui.jobs.policy.eta import EtaModel
@@ -157,3 +157,12 @@ def auto_resume(store: JobStore, job_id: int, log: AttemptLog, resumes_left: int
         log(f"job {job_id}: auto-resumed ({resumes_left} more allowed)")
     except Exception as exc:  # noqa: BLE001 - the job stays interrupted; `rn50tui resume` continues it
         log(f"job {job_id}: auto-resume failed: {exc}")
+
+
+def thin_finished_job(store: JobStore, job: Job, points: int = THIN_POINTS) -> int:
+    """Thin a finished job's per-iteration metric records to about `points` per series for the charts
+    (JobStore.thin_metrics), where its raport.json keeps every record for `export` and it has more than
+    2 × `points`: the store then grows with jobs, not iterations (issue 29). Returns the rows removed."""
+    if not job.status.terminal or not job.files.raport.is_file() or store.metric_count(job.id) <= 2 * points:
+        return 0
+    return store.thin_metrics(job.id, points)

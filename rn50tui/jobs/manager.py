@@ -41,6 +41,7 @@ from rn50tui.jobs.core.capacity import host_capacity
 from rn50tui.jobs.core.errors import JobsError, SubmitError, TransitionError
 from rn50tui.jobs.core.states import ACTIVE, RESUMABLE, TERMINAL, Status, check_resume, check_transition
 from rn50tui.jobs.core.store import (
+    THIN_POINTS,
     Attempt,
     ChartPoint,
     Claim,
@@ -154,16 +155,16 @@ class JobManager:
         """Compact the store file; (bytes before, bytes after)."""
         return self._store.vacuum()
 
-    def thin_finished(self, points: int = 2000) -> tuple[int, int]:
+    def thin_finished(self, points: int = THIN_POINTS) -> tuple[int, int]:
         """Thin the per-iteration metrics of finished jobs to about `points` per series for the charts
         (JobStore.thin_metrics), only where the run's raport.json keeps the full resolution for `export`;
         (jobs thinned, rows removed)."""
+        from rn50tui.jobs.lifecycle import thin_finished_job  # (not on `jobs list`'s path: it reads configs)
+
         jobs = removed = 0
         for job_id in self._store.thinnable_jobs(points):
             job = self._store.find_job(job_id)
-            if job is None or not job.files.raport.is_file():
-                continue  # the store's rows are the only full copy: left whole
-            n = self._store.thin_metrics(job_id, points)
+            n = 0 if job is None else thin_finished_job(self._store, job, points)
             jobs, removed = jobs + bool(n), removed + n
         return jobs, removed
 

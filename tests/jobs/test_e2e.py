@@ -56,6 +56,19 @@ def test_demo_goes_queued_running_completed_with_metrics_in_the_store(jm):
     assert jm.claims() == [] and not procs.tagged_processes(done.run_token)
 
 
+def test_a_finished_jobs_records_are_thinned_for_its_charts_and_export_still_reads_them_all(jm, monkeypatch):
+    monkeypatch.setenv("RN50TUI_THIN_POINTS", "3")  # 16 training records are then more than 2 × 3
+    job = jm.submit(preset="demo", engine_flags=SHORT)
+    assert _final(jm, job.id) is Status.COMPLETED
+    thinned = wait_for(lambda: jm._store.thinned(job.id), 30, message="the supervisor to thin the records")
+    phases = [m.phase for m in jm.metrics(job.id)]
+    assert 3 <= phases.count("train") < 16 and phases.count("epoch") == 2 and phases[-1] == "summary"
+    assert thinned["kept"] == len(phases)
+    full, note = jm.full_metrics(job.id)  # from raport.json: every record
+    assert [m.phase for m in full].count("train") == 16 and "raport.json" in (note or "")
+    assert "thinned" in jm.get_job(job.id).files.log("supervisor").read_text()
+
+
 def test_a_killed_supervisor_is_interrupted_then_resumed_from_its_checkpoint(jm, db_path):
     job = jm.submit(preset="demo", engine_flags=SHORT)
     running = wait_for(lambda: (j := jm.get_job(job.id)).status is Status.RUNNING and (j.iteration or 0) >= 2 and j,

@@ -67,6 +67,9 @@ def default_db_path(explicit: str | os.PathLike[str] | None = None) -> Path:
 # ------------------------------------------------------------------------------------------------- store
 
 
+THIN_POINTS = 2000  # records per series a thinned finished job keeps in the store, for its charts
+
+
 def _interruptible(read: Callable[..., Any]) -> Callable[..., Any]:
     """A read that `JobStore.interrupt()` stops with ReadInterrupted (SQLite's own error says only
     "interrupted", which a caller could not tell from a broken store)."""
@@ -778,7 +781,7 @@ class JobStore:
 
     THIN_PHASES = ("train", "val")  # the per-iteration records (-p): epoch and run records always stay
 
-    def thin_metrics(self, job_id: int, points: int = 2000) -> int:
+    def thin_metrics(self, job_id: int, points: int = THIN_POINTS) -> int:
         """Thin a finished job's per-iteration records in place to about `points` per phase (train, val):
         each attempt's first and last, the lowest training loss and an even spread stay; epoch and summary
         records all stay. Recorded in `metric_thinning` (export reads the full resolution from the run's
@@ -822,7 +825,7 @@ class JobStore:
         ).fetchone()
         return None if row is None else {"thinned_at": row[0], "kept": row[1], "removed": row[2]}
 
-    def thinnable_jobs(self, points: int = 2000) -> list[int]:
+    def thinnable_jobs(self, points: int = THIN_POINTS) -> list[int]:
         """Finished jobs with more than 2 × `points` metric records, not thinned yet: one count per job through
         the metrics_job index (never a scan of every metric row)."""
         finished = [s.value for s in Status if s.terminal]

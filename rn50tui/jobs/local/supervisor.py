@@ -27,7 +27,7 @@ from rn50tui.jobs import kinds, lifecycle
 from rn50tui.jobs.core.errors import JobsError, LaunchError
 from rn50tui.jobs.core.schema import full_disk_hint
 from rn50tui.jobs.core.states import Status
-from rn50tui.jobs.core.store import DeviceSample, Job, JobStore
+from rn50tui.jobs.core.store import THIN_POINTS, DeviceSample, Job, JobStore
 from rn50tui.jobs.lifecycle import AttemptLog, AttemptReport
 from rn50tui.jobs.local import launcher, procs
 from rn50tui.jobs.policy.verdict import Evidence, verdict
@@ -90,6 +90,7 @@ class Supervisor:
         self.killed = False
         self.log = AttemptLog("supervisor", sys.stderr)
         self.stall_cancelled: Optional[float] = None  # seconds without progress when --on-stall cancel acted
+        self.thin_points = int(os.environ.get("RN50TUI_THIN_POINTS", THIN_POINTS))
 
     # -- start-up
 
@@ -121,6 +122,7 @@ class Supervisor:
             raise
         finally:
             self._schedule_next()
+            self._thin()
         return 0
 
     def _on_signal(self, signum: int, _frame: Any) -> None:
@@ -272,6 +274,21 @@ class Supervisor:
                 self._finish(status, rc, error)
         except Exception as exc:  # noqa: BLE001 - already failing; reconcile will catch up
             self._log(f"could not record the failure: {exc!r}")
+
+    def _thin(self) -> None:
+        """The finished job's per-iteration records thinned for its charts (raport.json keeps them all):
+        after the next job is scheduled, which need not wait for it."""
+        try:
+            removed = lifecycle.thin_finished_job(
+                self.store, self.store.get_job(self.job_id), self.thin_points
+            )
+        except Exception as exc:  # noqa: BLE001 - `rn50tui jobs vacuum` thins it later
+            self._log(f"could not thin the metric records: {exc!r}")
+            return
+        if removed:
+            self._log(
+                f"thinned {removed} per-iteration metric records for the charts (raport.json keeps all)"
+            )
 
     def _schedule_next(self) -> None:
         try:
