@@ -241,6 +241,8 @@ class Loader:
     def _counted(self, batches: Iterator[Batch]) -> Iterator[Batch]:
         for batch in batches:
             self.position += 1
+            if self.pool is not None:  # what the pinning thread or the caller has dropped since
+                self.pool.sweep()
             yield batch
         if self.pool is not None:  # the epoch's last batches, dropped since they arrived
             self.pool.sweep()
