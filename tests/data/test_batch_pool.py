@@ -116,6 +116,17 @@ def test_a_broken_off_epoch_frees_what_it_dropped(folder: Path) -> None:
     assert ld.pool is not None and ld.pool.allocations() < 6 * 2 + 7
 
 
+@pytest.mark.slow
+def test_batches_of_only_bad_images_are_empty_and_take_no_buffer(tmp_path: Path) -> None:
+    bad = make_image_folder(tmp_path / "bad", {"train": 4}, num_classes=2, size=(40, 32))
+    for f in (bad / "train").rglob("*.JPEG"):
+        f.write_bytes(b"\xff\xd8\xff\xe0 this is not a jpeg" * 10)
+    ld = loader(bad, 1)
+    batches = list(ld)  # the worker warns, in its own process
+    assert [(len(b), b.skipped, b.images.shape) for b in batches] == [(0, 4, (0, 3, SIZE, SIZE))] * 2
+    assert ld.pool is not None and ld.pool.allocations() == 0
+
+
 def test_the_pool_hands_out_free_storages_only() -> None:
     pool = ShmPool(workers=1, cap=2)
     a, sa = pool.take(0, 100)
