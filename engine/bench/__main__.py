@@ -10,6 +10,7 @@ from engine.console import plain_warnings
 
 MODES = {
     "data": ("engine.bench.data", "input-pipeline images/s, the port's PIL path beside ours"),
+    "handover": ("engine.bench.handover", "1-worker loader passes with and without the shared-storage pool"),
     "train": ("engine.bench.train", "training images/s per card, data time against compute time"),
     "infer": (
         "engine.bench.infer",

@@ -7,6 +7,8 @@ collate (packing the batch into one N×H×W×3 buffer), normalise (uint8 → flo
 does per batch, in the default nchw layout: a uint8 transpose of the channels-last batch first; nhwc
 skips it), and hand-over: what a 1-worker DataLoader pass costs per image beyond the stages (shared
 memory, pickling, the queue between the worker and the training loop). One torch thread, as a worker.
+Below the table, the same 1-worker pass without the pool of reused shared storages (engine/data/shm_pool.py,
+a new storage per batch), timed alternately with the pooled one: the pool's gain, on the same run.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from engine.data.decode import _decode_other, decode_planned, jpeg_size, read_by
 from engine.data.transforms import TrainTransform, sample_rng
 
 STAGES = ("read", "decode", "crop-resize", "flip", "autoaugment", "collate", "hand-over", "normalise")
+# seconds per image of whole 1-worker passes, with and without the pool, and hand-over without it
+PASSES = ("1-worker pass", "1-worker pass, unpooled", "hand-over, unpooled")
 
 
 def _in_process(samples: SampleList, transform: TrainTransform, batch: int) -> dict[str, float]:
@@ -77,29 +81,32 @@ def profile(
     collate into shared memory, pickle, queue). The two kinds of pass alternate, so load hits both."""
     transform = TrainTransform(size, augmentation=augmentation)
     n = len(samples)
-    loader = Loader(
-        ImageBatches(samples, transform, size, 0), BatchPlan(n, batch, 0, 1, False, 0), 1, 2, False
-    )
+    source = ImageBatches(samples, transform, size, 0)
+    loaders = {cap: Loader(source, BatchPlan(n, batch, 0, 1, False, 0), 1, 2, False, cap) for cap in (8, 0)}
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # a worker's one thread: no stage borrows the other cores here
     try:
-        for _ in loader:  # warm-up: the worker's start and the page cache are not hand-over
-            pass
+        for loader in loaders.values():  # warm-up: the worker's start and the page cache are not hand-over
+            for _ in loader:
+                pass
         best: Optional[dict[str, float]] = None
-        best_loader = float("inf")
+        best_loader = {cap: float("inf") for cap in loaders}
         for _ in range(max(1, passes)):
             spent = _in_process(samples, transform, batch)
             if best is None or _work(spent) < _work(best):
                 best = spent
-            t0 = time.perf_counter()
-            for _ in loader:
-                pass
-            best_loader = min(best_loader, time.perf_counter() - t0)
+            for cap, loader in loaders.items():
+                t0 = time.perf_counter()
+                for _ in loader:
+                    pass
+                best_loader[cap] = min(best_loader[cap], time.perf_counter() - t0)
     finally:
         torch.set_num_threads(threads)
     assert best is not None
-    best["hand-over"] = max(0.0, best_loader - _work(best))
-    return {stage: best[stage] / n for stage in STAGES if stage in best}
+    best["hand-over"] = max(0.0, best_loader[8] - _work(best))
+    out = {stage: best[stage] / n for stage in STAGES if stage in best}
+    extra = (best_loader[8], best_loader[0], max(0.0, best_loader[0] - _work(best)))
+    return {**out, **{k: v / n for k, v in zip(PASSES, extra)}}
 
 
 def _work(spent: dict[str, float]) -> float:
@@ -108,11 +115,16 @@ def _work(spent: dict[str, float]) -> float:
 
 
 def report_profile(per_image: dict[str, float], decode_alone: Optional[float]) -> None:
-    total = sum(per_image.values())
+    stages = {k: v for k, v in per_image.items() if k not in PASSES}
+    total = sum(stages.values())
     print(f"{'stage':<12} {'µs/image':>9} {'share':>6}")
-    for stage, s in per_image.items():
+    for stage, s in stages.items():
         print(f"{stage:<12} {1e6 * s:>9.0f} {100 * s / total:>5.0f}%")
     print(f"{'total':<12} {1e6 * total:>9.0f}   → {1 / total:.0f} img/s on one core")
+    if all(k in per_image for k in PASSES):
+        pooled, unpooled, handover = (per_image[k] for k in PASSES)
+        print(f"1-worker pass: {1 / pooled:.0f} img/s with the shared-storage pool, {1 / unpooled:.0f} without "
+              f"(hand-over {1e6 * handover:.0f} µs/image without it)")  # fmt: skip
     if decode_alone:
         print(f"decode alone (torchvision decode_jpeg, full size): {1e6 / decode_alone:.0f} µs/image")
     print("decode: the crop's window alone (engine/data/_jpegcrop)" if jpegcrop.available()

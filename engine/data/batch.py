@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Union
+from typing import Any, Optional, Union
 
 import torch
 from torch.utils.data import get_worker_info
+
+from engine.data import shm_pool
 
 
 @dataclass
@@ -19,15 +21,24 @@ class Batch:
 
     `skipped` images failed to decode and were dropped, so N may be a few short of the batch size (even
     0); `bad_files` names them, for a log line from the main process.
+
+    `slot`: the loader worker's pooled shared storage the images are in (engine/data/shm_pool.py); it
+    travels with the batch to the training process, which frees the slot once the batch has died.
     """
 
     images: torch.Tensor
     labels: torch.Tensor
     skipped: int = 0
     bad_files: tuple[str, ...] = field(default_factory=tuple)
+    slot: Optional[shm_pool.Slot] = field(default=None, repr=False, compare=False)
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        """A pooled batch is unpickled by `_arrived`, which has the pool watch its storage there."""
+        fields = (self.images, self.labels, self.skipped, self.bad_files)
+        return (Batch, fields) if self.slot is None else (_arrived, (*fields, self.slot))
 
     def pin_memory(self) -> Batch:
         """Called by DataLoader's pinning thread (it pins any object that has this method)."""
@@ -54,17 +65,25 @@ def collate(images: list[torch.Tensor], labels: list[int], size: int, bad: list[
     # the layout most images already have: each is then one contiguous copy, never a transpose (the resize
     # gives channels-last images, AutoAugment's ops mostly channels-first ones)
     nhwc = 2 * sum(img.permute(1, 2, 0).is_contiguous() for img in images) >= len(images)
-    out = _buffer(len(images), (size, size, 3) if nhwc else (3, size, size))
-    for slot, img in zip(out, images):
-        slot.copy_(img.permute(1, 2, 0) if nhwc else img)
+    out, pooled = _buffer(len(images), (size, size, 3) if nhwc else (3, size, size))
+    for dst, img in zip(out, images):
+        dst.copy_(img.permute(1, 2, 0) if nhwc else img)
     batch = out.permute(0, 3, 1, 2) if nhwc else out
-    return Batch(batch, torch.tensor(labels, dtype=torch.int64), len(bad), tuple(bad))
+    return Batch(batch, torch.tensor(labels, dtype=torch.int64), len(bad), tuple(bad), pooled)
 
 
-def _buffer(n: int, shape: tuple[int, int, int]) -> torch.Tensor:
-    """An uninitialised uint8 n×`shape` tensor; in shared memory inside a loader worker, so the batch
-    crosses to the training process as a handle, not a second copy of its pixels (as default_collate)."""
+def _buffer(n: int, shape: tuple[int, int, int]) -> tuple[torch.Tensor, Optional[shm_pool.Slot]]:
+    """An uninitialised uint8 n×`shape` tensor; in shared memory inside a loader worker (a pooled
+    storage where one is free), so the batch crosses to the training process as a handle, not a second
+    copy of its pixels (as default_collate)."""
     if get_worker_info() is None:
-        return torch.empty((n, *shape), dtype=torch.uint8)
-    storage = torch.UntypedStorage._new_shared(n * shape[0] * shape[1] * shape[2])
-    return torch.empty(0, dtype=torch.uint8).set_(storage).view(n, *shape)
+        return torch.empty((n, *shape), dtype=torch.uint8), None
+    return shm_pool.shared_buffer((n, *shape))
+
+
+def _arrived(
+    images: torch.Tensor, labels: torch.Tensor, skipped: int, bad_files: tuple[str, ...], slot: shm_pool.Slot
+) -> Batch:
+    """A pooled batch unpickled in the training process: its slot is freed once these pixels die."""
+    shm_pool.arrived(slot, images)
+    return Batch(images, labels, skipped, bad_files)

@@ -7,17 +7,20 @@ with the right epoch's seeds, and a resume can skip batches by not planning them
 
 from __future__ import annotations
 
+import atexit
 import copy
 import math
 import signal
 import time
 import warnings
+import weakref
 from collections.abc import Iterator, Sequence
 from typing import Any, Callable, Optional, Protocol
 
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, get_worker_info
 
+from engine.data import shm_pool
 from engine.data.batch import Batch, collate
 from engine.data.datasets import SampleList
 from engine.data.decode import BadImage, load_image
@@ -144,10 +147,10 @@ class BatchPlan:
 
 
 class _Fetch(Dataset):
-    """DataLoader's view of a batch source: key (epoch, indices) → Batch."""
+    """DataLoader's view of a batch source: key (epoch, indices) → Batch; `pool` reaches the workers with it."""
 
-    def __init__(self, source: BatchSource) -> None:
-        self.source = source
+    def __init__(self, source: BatchSource, pool: Optional[shm_pool.ShmPool] = None) -> None:
+        self.source, self.pool = source, pool
 
     def __getitem__(self, key: tuple[int, Sequence[int]]) -> Batch:
         return self.source.fetch(*key)
@@ -159,29 +162,50 @@ def _as_is(batch: Batch) -> Batch:  # module level: workers may need to pickle i
 
 def _shield_worker(_worker_id: int) -> None:
     """Workers ignore SIGTERM, Ctrl-C and a hang-up: a signal to the whole process group must reach the
-    training loop, which checkpoints and then shuts its workers down, not kill a worker mid-step first."""
+    training loop, which checkpoints and then shuts its workers down, not kill a worker mid-step first.
+    They pack their batches into their loader's pool of shared storages."""
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, signal.SIG_IGN)
+    info = get_worker_info()
+    shm_pool.install(getattr(info.dataset, "pool", None) if info is not None else None)
+
+
+def _stop_workers(ref: weakref.ref) -> None:
+    """At exit, before multiprocessing joins the workers it cannot terminate (they ignore SIGTERM): ask
+    them to stop, as dropping the loader would; else a script that still holds a Loader hangs there."""
+    loader = ref()
+    it = getattr(loader, "_iterator", None)
+    if it is not None and hasattr(it, "_shutdown_workers"):
+        it._shutdown_workers()
 
 
 class Loader:
     """Iterable of :class:`Batch` over this rank's share of one split, epoch by epoch."""
 
+    pool: Optional[shm_pool.ShmPool] = None  # the workers' reused shared storages (none in-process)
+
     def __init__(
-        self, source: BatchSource, plan: BatchPlan, workers: int, prefetch: int, pin_memory: bool
-    ) -> None:
+        self, source: BatchSource, plan: BatchPlan, workers: int, prefetch: int, pin_memory: bool,
+        pool_cap: int = 8,
+    ) -> None:  # fmt: skip
+        """`pool_cap`: reused shared storages per worker (engine/data/shm_pool.py); 0, a new one per batch."""
         self.source, self.plan = source, plan
         self.batch_size = plan.batch_size
         self.classes = source.classes
         self.epoch = 0
         self.position = 0  # batches of the current epoch handed out so far (skipped ones included)
         self._start = 0
+        self.pool = shm_pool.ShmPool(workers, pool_cap) if workers > 0 else None
         kwargs: dict[str, Any] = {"num_workers": workers, "pin_memory": pin_memory}
         if workers > 0:
             kwargs.update(
                 persistent_workers=True, prefetch_factor=max(1, prefetch), worker_init_fn=_shield_worker
             )
-        self._loader = DataLoader(_Fetch(source), batch_size=None, sampler=plan, collate_fn=_as_is, **kwargs)
+        self._loader = DataLoader(
+            _Fetch(source, self.pool), batch_size=None, sampler=plan, collate_fn=_as_is, **kwargs
+        )
+        if workers > 0:  # registered after multiprocessing's own exit hook (imported with torch): runs first
+            atexit.register(_stop_workers, weakref.ref(self._loader))
 
     @property
     def num_samples(self) -> int:
@@ -217,7 +241,11 @@ class Loader:
     def _counted(self, batches: Iterator[Batch]) -> Iterator[Batch]:
         for batch in batches:
             self.position += 1
+            if self.pool is not None:  # what the pinning thread or the caller has dropped since
+                self.pool.sweep()
             yield batch
+        if self.pool is not None:  # the epoch's last batches, dropped since they arrived
+            self.pool.sweep()
 
     def state_dict(self) -> dict[str, int]:
         """Where the loader is: a checkpoint taken after the trainer used the last batch resumes after it."""
