@@ -98,9 +98,7 @@ class JobsScreen(PollingScreen):
         self._query = ""  # the filter as typed (the table shows the store's answer to it when it comes)
         self._repoll = False  # the window changed while a poll was reading: read it again when that ends
         self._short_filter: Optional[Timer] = None  # a filter of short words, read when no key follows
-        self._interrupt: Optional[Callable[[], None]] = (
-            None  # stops the poll's store read (set while it reads)
-        )
+        self._interrupt: Optional[Callable[[], None]] = None  # stops the poll's store read, while it reads
 
     @property
     def table(self) -> JobsTable:
@@ -170,9 +168,7 @@ class JobsScreen(PollingScreen):
         try:
             # token None: the whole window (active jobs and the first pages), filtered and sorted by the store
             if token is None:
-                new_token = (
-                    client.change_token()
-                )  # before the read: a change in between is read again next time
+                new_token = client.change_token()  # before the read: a change meanwhile is read next time
                 query, sort, reverse = window
                 jobs, total = client.job_window(query=query, sort=sort, reverse=reverse, limit=depth)
                 msg = self.Loaded(jobs, now, token=new_token, window=window, full=True, total=total,
