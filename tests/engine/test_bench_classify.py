@@ -101,7 +101,7 @@ def test_bench_infer_prints_latency_percentiles_per_batch_and_precision(tmp_path
 
 def test_bench_without_a_mode_says_which_exist(tmp_path):
     out = run_module("engine.bench", [], tmp_path)
-    assert out.returncode == 2 and "data,train,infer" in out.stdout
+    assert out.returncode == 2 and "{data,handover,train,infer,report}" in out.stdout
 
 
 def test_classify_prints_top_k_with_class_names(tmp_path):
